@@ -1,0 +1,98 @@
+// Command hutch-agent is the in-sandbox agent of Hutch. It runs as PID 1 of
+// every sandbox and serves an envd-compatible API (Connect JSON over
+// HTTP/1.1) on a unix socket shared with the host.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"hutch/agent/internal/process"
+	"hutch/agent/internal/reaper"
+	"hutch/agent/internal/server"
+	"hutch/agent/internal/shim"
+	"hutch/agent/internal/users"
+)
+
+// version is reported by --version.
+const version = "0.1.0"
+
+// listenFlags collects repeated --listen values.
+type listenFlags []string
+
+func (l *listenFlags) String() string     { return strings.Join(*l, ",") }
+func (l *listenFlags) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	// The same binary is the exec shim for user processes: that mode must
+	// take over before anything else (no flags, no goroutines, no logging).
+	shim.MaybeRun()
+
+	var listens listenFlags
+	flag.Var(&listens, "listen", "address to serve on: unix:PATH or tcp:HOST:PORT (repeatable)")
+	defaultUser := flag.String("default-user", "user", "user for requests that name none (root if absent from /etc/passwd)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println("hutch-agent", version)
+		return
+	}
+	if len(listens) == 0 {
+		listens = listenFlags{"unix:/run/hutch/agent.sock"}
+	}
+	logger := log.New(os.Stderr, "hutch-agent: ", log.LstdFlags|log.Lmsgprefix)
+
+	// The reaper must be in place before the first child exists.
+	rp := reaper.New()
+	if os.Getpid() != 1 {
+		// Outside a sandbox (development, tests) become a child subreaper so
+		// orphans of our processes are still reparented to us and reaped.
+		const prSetChildSubreaper = 36
+		syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
+	}
+	mgr := process.NewManager(rp, "/proc/self/exe", os.Environ(), logger)
+	resolver := users.Resolver{DB: users.System, Default: *defaultUser}
+	handler := server.Handler(server.Config{Processes: mgr, Users: resolver})
+
+	var listeners []net.Listener
+	for _, addr := range listens {
+		l, err := server.Listen(addr)
+		if err != nil {
+			logger.Fatalf("listen: %v", err)
+		}
+		listeners = append(listeners, l)
+		go func(addr string, l net.Listener) {
+			if err := server.Serve(l, handler, logger); err != nil {
+				logger.Printf("serve %s: %v", addr, err)
+			}
+		}(addr, l)
+	}
+	if u, err := resolver.DefaultUser(); err == nil {
+		logger.Printf("version %s, pid %d, listening on %s, default user %s (uid %d)", version, os.Getpid(), listens.String(), u.Name, u.UID)
+	} else {
+		logger.Printf("version %s, pid %d, listening on %s; default user: %v", version, os.Getpid(), listens.String(), err)
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-sigs
+	logger.Printf("received %v: killing all processes and exiting", sig)
+	if os.Getpid() == 1 {
+		// PID 1 of the sandbox: every process in the namespace is ours.
+		syscall.Kill(-1, syscall.SIGKILL)
+	} else {
+		// Outside a sandbox kill(-1) would hit the whole host: only kill
+		// what we started.
+		mgr.KillAll()
+	}
+	for _, l := range listeners {
+		l.Close() // also unlinks unix socket files
+	}
+	os.Exit(0)
+}

@@ -1,0 +1,79 @@
+import { constants } from 'node:os';
+import type { Command, ProcessExit, SandboxState } from '@hutch/sdk';
+import type { CopyTarget } from './invocation.js';
+
+/**
+ * Pure helpers that turn argument strings into typed values. Each throws `ArgumentError` with a
+ * message fit for `hutch: <message>` when the input is malformed.
+ */
+
+export class ArgumentError extends Error {}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const STATES: readonly SandboxState[] = ['creating', 'running', 'paused', 'stopped', 'error', 'deleted'];
+
+/** `K=V` → [K, V]; the value may contain `=`; env names must be valid identifiers. */
+export function parseKeyValue(text: string, what: 'env' | 'metadata'): [string, string] {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new ArgumentError(`--${what} expects KEY=VALUE, got '${text}'`);
+  const key = text.slice(0, eq);
+  if (what === 'env' && !ENV_NAME.test(key)) {
+    throw new ArgumentError(`--env: '${key}' is not a valid variable name (letters, digits, _; not starting with a digit)`);
+  }
+  return [key, text.slice(eq + 1)];
+}
+
+/** A number within [min, max]; `integer` rejects fractions. */
+export function parseNumber(text: string, flag: string, min: number, max: number, integer: boolean): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    throw new ArgumentError(`${flag} expects ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got '${text}'`);
+  }
+  return n;
+}
+
+/** `running,stopped` → ['running', 'stopped']. */
+export function parseStates(text: string): SandboxState[] {
+  return text.split(',').map((s) => {
+    const state = s.trim() as SandboxState;
+    if (!STATES.includes(state)) throw new ArgumentError(`--state: unknown state '${s}' (one of ${STATES.join(', ')})`);
+    return state;
+  });
+}
+
+/** The words after `--`: one word is a shell command line, several are argv. */
+export function commandFromWords(words: string[]): Command {
+  if (words.length === 0) throw new ArgumentError('no command given; put it after --, e.g. `-- ls -la`');
+  return words.length === 1 ? words[0]! : words;
+}
+
+/**
+ * One side of `hutch cp`: `-` is stdin/stdout, `<id>:<path>` is inside a sandbox (the part before
+ * the first `:` has no `/`, like `docker cp`), anything else is a local path (write `./a:b` for a
+ * local name containing a colon).
+ */
+export function parseCopyTarget(text: string): CopyTarget {
+  if (text === '-') return { kind: 'stdio' };
+  const colon = text.indexOf(':');
+  if (colon > 0) {
+    const id = text.slice(0, colon);
+    if (/^[A-Za-z0-9_-]+$/.test(id)) {
+      const path = text.slice(colon + 1);
+      if (path === '') throw new ArgumentError(`'${text}': missing path after '${id}:'`);
+      return { kind: 'sandbox', id, path };
+    }
+  }
+  if (text === '') throw new ArgumentError('empty path');
+  return { kind: 'local', path: text };
+}
+
+/** The exit status the CLI reports for a process: its code, 128+n for a signal, 124 on timeout. */
+export function exitStatus(exit: ProcessExit): number {
+  if (exit.timedOut) return 124;
+  if (exit.signal) {
+    const n = (constants.signals as Record<string, number>)[exit.signal];
+    return 128 + (n ?? 15);
+  }
+  if (exit.exitCode < 0) return 1;
+  return exit.exitCode > 255 ? 255 : exit.exitCode;
+}

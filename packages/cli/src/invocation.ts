@@ -1,0 +1,48 @@
+import type { Command, SandboxCreateParams, SandboxState } from '@hutch/sdk';
+
+/**
+ * A parsed command line: what to do, fully typed and validated. `parse.ts` produces it from argv;
+ * the `commands/` modules act on it. Nothing here touches the network.
+ */
+
+/** Where the server is; unset fields fall back to HUTCH_URL / HUTCH_API_KEY / defaults. */
+export interface Connection {
+  url?: string;
+  apiKey?: string;
+}
+
+/** How to run one command inside a sandbox (exec and run). */
+export interface CommandSpec {
+  /** A single word after `--` is a shell string (`/bin/sh -c`); several are argv. */
+  cmd: Command;
+  cwd?: string;
+  user?: string;
+  env?: Record<string, string>;
+  /** The command's time limit; undefined means no limit (the sandbox's own timeout still applies). */
+  timeoutMs?: number;
+  /** Forward local stdin: true/false when forced, undefined to decide by whether stdin is a TTY. */
+  stdin?: boolean;
+}
+
+/** One side of `hutch cp`. */
+export type CopyTarget =
+  | { kind: 'local'; path: string }
+  | { kind: 'stdio' }
+  | { kind: 'sandbox'; id: string; path: string };
+
+export type Invocation =
+  | { kind: 'server'; host: string; port: number; dataDir: string; logLevel: string }
+  | { kind: 'info'; json: boolean }
+  | { kind: 'create'; params: SandboxCreateParams; json: boolean }
+  | { kind: 'ls'; state?: SandboxState[]; metadata: Record<string, string>; json: boolean }
+  | { kind: 'get'; id: string; json: boolean }
+  | { kind: 'exec'; id: string; spec: CommandSpec }
+  | { kind: 'run'; params: SandboxCreateParams; spec: CommandSpec }
+  | { kind: 'shell'; id: string; user?: string; cwd?: string }
+  | { kind: 'cp'; src: CopyTarget; dst: CopyTarget }
+  | { kind: 'rm'; ids: string[] }
+  | { kind: 'template-ls'; json: boolean }
+  | { kind: 'timeout'; id: string; seconds: number; json: boolean };
+
+/** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
+export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { client } from './connect.js';
+import { report } from './fail.js';
+import type { Connection, Invocation } from './invocation.js';
+import { parse } from './parse.js';
+
+/**
+ * The `hutch` command. Parses argv into a typed invocation, runs it, and exits with its status:
+ * the command's own for exec/run, 1 for errors (printed as `hutch: <message>`), 2 for usage errors.
+ * Machine output (ids, JSON) goes to stdout; progress and errors to stderr.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(argv, { version: version() });
+  } catch (err) {
+    return report(err);
+  }
+  if (parsed.kind === 'help') return 0;
+  try {
+    return await dispatch(parsed.invocation, parsed.connection);
+  } catch (err) {
+    return report(err);
+  }
+}
+
+async function dispatch(inv: Invocation, connection: Connection): Promise<number> {
+  switch (inv.kind) {
+    case 'server':
+      return (await import('./commands/server.js')).server(inv);
+    case 'info':
+      return (await import('./commands/info.js')).info(client(connection), inv);
+    case 'template-ls':
+      return (await import('./commands/templates.js')).templateList(client(connection), inv);
+    case 'create':
+      return (await import('./commands/sandboxes.js')).create(client(connection), inv);
+    case 'ls':
+      return (await import('./commands/sandboxes.js')).list(client(connection), inv);
+    case 'get':
+      return (await import('./commands/sandboxes.js')).get(client(connection), inv);
+    case 'rm':
+      return (await import('./commands/sandboxes.js')).remove(client(connection), inv);
+    case 'timeout':
+      return (await import('./commands/sandboxes.js')).setTimeout(client(connection), inv);
+    case 'exec':
+      return (await import('./commands/exec.js')).exec(client(connection), inv);
+    case 'run':
+      return (await import('./commands/exec.js')).run(client(connection), inv);
+    case 'shell':
+      return (await import('./commands/shell.js')).shell(client(connection), inv);
+    case 'cp':
+      return (await import('./commands/cp.js')).copy(client(connection), inv);
+  }
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** Exits once stdout and stderr have flushed what was written to them. */
+async function exit(code: number): Promise<never> {
+  const flushed = Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+  process.exit(code);
+}
+
+void main(process.argv.slice(2)).then(exit, (err: unknown) => exit(report(err)));

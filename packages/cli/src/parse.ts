@@ -1,0 +1,278 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { SandboxCreateParams, SandboxState } from '@hutch/sdk';
+import {
+  ArgumentError,
+  commandFromWords,
+  parseCopyTarget,
+  parseKeyValue,
+  parseNumber,
+  parseStates,
+} from './args.js';
+import type { CommandSpec, Connection, Invocation, Parsed } from './invocation.js';
+
+/** A command line that cannot be understood; the CLI exits with status 2. */
+export class UsageError extends Error {}
+
+export interface ParseIo {
+  writeOut(text: string): void;
+  writeErr(text: string): void;
+}
+
+const defaultIo: ParseIo = {
+  writeOut: (s) => process.stdout.write(s),
+  writeErr: (s) => process.stderr.write(s),
+};
+
+/**
+ * Parses argv (without `node` and the script) into an {@link Invocation}. Help requested with
+ * `--help` is printed to `io.writeOut` and returns `{kind: 'help'}`; any malformed input throws
+ * {@link UsageError}. Nothing is executed.
+ */
+export function parse(
+  argv: string[],
+  opts: { env?: Record<string, string | undefined>; io?: ParseIo; version?: string } = {},
+): Parsed {
+  const env = opts.env ?? process.env;
+  let result: Invocation | undefined;
+  const set = (inv: Invocation): void => {
+    result = inv;
+  };
+  const program = buildProgram(set, env, opts.io ?? defaultIo, opts.version ?? '0.0.0');
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return { kind: 'help' };
+      if (err.code === 'commander.help') throw new UsageError('a command is required (see the list above)');
+      let message = err.message.replace(/^error: /, '');
+      if (err.code === 'commander.unknownOption' && /^(exec|run)$/.test(argv.find((a) => !a.startsWith('-')) ?? '')) {
+        message += ' (options meant for the command go after --, e.g. `hutch exec <id> -- ls -la`)';
+      }
+      throw new UsageError(message);
+    }
+    if (err instanceof ArgumentError) throw new UsageError(err.message);
+    throw err;
+  }
+  if (!result) throw new UsageError('a command is required; see `hutch --help`');
+  const g = program.opts<{ url?: string; apiKey?: string }>();
+  const connection: Connection = { url: g.url, apiKey: g.apiKey };
+  return { kind: 'invocation', connection, invocation: result };
+}
+
+function buildProgram(set: (inv: Invocation) => void, env: Record<string, string | undefined>, io: ParseIo, version: string): Command {
+  const program = new Command('hutch')
+    .description('Hutch: self-hosted sandboxes for untrusted code.')
+    .version(version, '-V, --version', 'print the CLI version')
+    .option('--url <url>', 'server URL (default: $HUTCH_URL or http://127.0.0.1:7171)')
+    .option('--api-key <key>', 'API key (default: $HUTCH_API_KEY or the local admin key file)')
+    .addHelpText(
+      'after',
+      example(
+        'hutch server &',
+        'id=$(hutch create --template minimal)',
+        'hutch exec $id -- uname -a',
+        'hutch rm $id',
+      ),
+    );
+  // Subcommands inherit both: errors are thrown (not printed and exited), help goes to `io`.
+  program.configureOutput({ writeOut: io.writeOut, writeErr: io.writeErr, outputError: () => {} });
+  program.exitOverride();
+
+  program
+    .command('server')
+    .description('run the Hutch server in the foreground')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', (v) => parseNumber(v, '--port', 0, 65535, true), 7171)
+    .option('--data-dir <dir>', 'state directory (env HUTCH_DATA_DIR)', env.HUTCH_DATA_DIR || '/var/lib/hutch')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .addHelpText('after', example('sudo hutch server --port 7171 --data-dir /var/lib/hutch'))
+    .action((o: { host: string; port: number; dataDir: string; logLevel: string }) =>
+      set({ kind: 'server', host: o.host, port: o.port, dataDir: o.dataDir, logLevel: o.logLevel }),
+    );
+
+  program
+    .command('info')
+    .description('show the server version, isolation tiers and templates')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch info --json'))
+    .action((o: { json?: boolean }) => set({ kind: 'info', json: !!o.json }));
+
+  addCreateOptions(
+    program
+      .command('create')
+      .description('create a sandbox and print its id')
+      .option('--json', 'print the sandbox as JSON instead of its id'),
+  )
+    .addHelpText('after', example('hutch create --template minimal --cpu 0.5 --memory 256 --env DEBUG=1'))
+    .action((o: CreateFlags & { json?: boolean }) => set({ kind: 'create', params: createParams(o), json: !!o.json }));
+
+  program
+    .command('ls')
+    .alias('list')
+    .description('list sandboxes')
+    .option('--state <states>', 'only these states (comma-separated)', parseStates)
+    .option('--metadata <K=V>', 'only sandboxes with this metadata (repeatable)', collectKv('metadata'), {})
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch ls --state running --metadata owner=me'))
+    .action((o: { state?: SandboxState[]; metadata: Record<string, string>; json?: boolean }) =>
+      set({ kind: 'ls', state: o.state, metadata: o.metadata, json: !!o.json }),
+    );
+
+  program
+    .command('get')
+    .description("show one sandbox's details")
+    .argument('<id>', 'sandbox id')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch get k3j5h2l9q8w7e6r5t4y3 --json'))
+    .action((id: string, o: { json?: boolean }) => set({ kind: 'get', id, json: !!o.json }));
+
+  addExecOptions(
+    program
+      .command('exec')
+      .description("run a command in a sandbox, streaming its output; exits with the command's status")
+      .argument('<id>', 'sandbox id')
+      .argument('<cmd...>', 'the command, after -- (one word: run by /bin/sh -c; several: argv)'),
+  )
+    .option('--env <K=V>', 'environment variable for the command (repeatable)', collectKv('env'))
+    .addHelpText('after', example("hutch exec $id -- ls -la /", "hutch exec $id -- 'echo $HOME && id'", 'echo hi | hutch exec $id -- cat'))
+    .action((id: string, words: string[], o: ExecFlags & { env?: Record<string, string> }) =>
+      set({ kind: 'exec', id, spec: commandSpec(words, o, o.env) }),
+    );
+
+  addExecOptions(
+    addCreateOptions(
+      program
+        .command('run')
+        .description('create a sandbox, run one command in it, then delete it; exits with the command\'s status')
+        .argument('<cmd...>', 'the command, after -- (one word: run by /bin/sh -c; several: argv)'),
+    ),
+  )
+    .addHelpText('after', example("hutch run --template minimal -- sh -c 'echo hello; exit 3'"))
+    .action((words: string[], o: CreateFlags & ExecFlags) => set({ kind: 'run', params: createParams(o), spec: commandSpec(words, o) }));
+
+  program
+    .command('shell')
+    .description('open an interactive terminal in a sandbox')
+    .argument('<id>', 'sandbox id')
+    .option('--user <user>', 'user to log in as (default: the template default user)')
+    .option('--cwd <dir>', 'starting directory')
+    .addHelpText('after', example('hutch shell $id --user root'))
+    .action((id: string, o: { user?: string; cwd?: string }) => set({ kind: 'shell', id, user: o.user, cwd: o.cwd }));
+
+  program
+    .command('cp')
+    .description('copy a file into or out of a sandbox (<id>:<path> names a sandbox side; - is stdin/stdout)')
+    .argument('<src>', 'source: a local path, <id>:<path>, or -')
+    .argument('<dst>', 'destination: a local path, <id>:<path>, or -')
+    .addHelpText('after', example('hutch cp ./data.csv $id:/tmp/data.csv', 'hutch cp $id:/tmp/out.png .', 'hutch cp $id:/etc/os-release -'))
+    .action((src: string, dst: string) => {
+      const s = parseCopyTarget(src);
+      const d = parseCopyTarget(dst);
+      if (s.kind !== 'sandbox' && d.kind !== 'sandbox') throw new ArgumentError('one side of cp must be <id>:<path>');
+      set({ kind: 'cp', src: s, dst: d });
+    });
+
+  program
+    .command('rm')
+    .description('delete sandboxes (kills their processes, removes their files)')
+    .argument('<id...>', 'sandbox ids')
+    .addHelpText('after', example('hutch rm $id', 'hutch ls --json | jq -r ".[].id" | xargs hutch rm'))
+    .action((ids: string[]) => set({ kind: 'rm', ids }));
+
+  const template = program.command('template').description('manage templates');
+  template
+    .command('ls')
+    .alias('list')
+    .description('list templates')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch template ls'))
+    .action((o: { json?: boolean }) => set({ kind: 'template-ls', json: !!o.json }));
+
+  program
+    .command('timeout')
+    .description('make a sandbox expire <seconds> from now')
+    .argument('<id>', 'sandbox id')
+    .argument('<seconds>', 'new lifetime in seconds, from now', (v) => parseNumber(v, 'seconds', 1, 86_400, true))
+    .option('--json', 'print the sandbox as JSON')
+    .addHelpText('after', example('hutch timeout $id 3600'))
+    .action((id: string, seconds: number, o: { json?: boolean }) => set({ kind: 'timeout', id, seconds, json: !!o.json }));
+
+  return program;
+}
+
+function example(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+function collectKv(what: 'env' | 'metadata') {
+  return (value: string, previous: Record<string, string> | undefined): Record<string, string> => {
+    const [k, v] = parseKeyValue(value, what);
+    return { ...(previous ?? {}), [k]: v };
+  };
+}
+
+interface CreateFlags {
+  template?: string;
+  isolation?: string;
+  cpu?: number;
+  memory?: number;
+  pids?: number;
+  timeout?: number;
+  env?: Record<string, string>;
+  metadata?: Record<string, string>;
+}
+
+function addCreateOptions(cmd: Command): Command {
+  return cmd
+    .option('--template <name>', 'template (server default: base)')
+    .option('--isolation <tier>', 'isolation tier: container, gvisor (server default: container)')
+    .option('--cpu <cores>', 'CPU cores, fractional allowed', (v) => parseNumber(v, '--cpu', 0.1, 64, false))
+    .option('--memory <MiB>', 'memory limit in MiB', (v) => parseNumber(v, '--memory', 16, 65_536, true))
+    .option('--pids <n>', 'process limit', (v) => parseNumber(v, '--pids', 16, 32_768, true))
+    .option('--timeout <seconds>', 'sandbox lifetime in seconds (server default: 300)', (v) =>
+      parseNumber(v, '--timeout', 1, 86_400, true),
+    )
+    .addOption(new Option('--env <K=V>', 'environment variable of the sandbox (repeatable)').argParser(collectKv('env')))
+    .option('--metadata <K=V>', 'metadata label (repeatable)', collectKv('metadata'));
+}
+
+function createParams(o: CreateFlags): SandboxCreateParams {
+  const params: SandboxCreateParams = {};
+  if (o.template !== undefined) params.template = o.template;
+  if (o.isolation !== undefined) params.isolation = o.isolation;
+  if (o.cpu !== undefined) params.cpu = o.cpu;
+  if (o.memory !== undefined) params.memoryMiB = o.memory;
+  if (o.pids !== undefined) params.pids = o.pids;
+  if (o.timeout !== undefined) params.timeoutSeconds = o.timeout;
+  if (o.env !== undefined) params.env = o.env;
+  if (o.metadata !== undefined) params.metadata = o.metadata;
+  return params;
+}
+
+interface ExecFlags {
+  cwd?: string;
+  user?: string;
+  timeoutMs?: number;
+  stdin?: boolean;
+}
+
+function addExecOptions(cmd: Command): Command {
+  return cmd
+    .option('--cwd <dir>', 'working directory (default: the user\'s home)')
+    .option('--user <user>', 'user to run as (default: the template default user)')
+    .option('--timeout-ms <ms>', 'kill the command after this many ms (default: no limit)', (v) =>
+      parseNumber(v, '--timeout-ms', 1, 86_400_000, true),
+    )
+    .option('--stdin', 'forward local stdin (default: when stdin is not a terminal)')
+    .option('--no-stdin', 'do not forward local stdin');
+}
+
+function commandSpec(words: string[], o: ExecFlags, env?: Record<string, string>): CommandSpec {
+  const spec: CommandSpec = { cmd: commandFromWords(words) };
+  if (o.cwd !== undefined) spec.cwd = o.cwd;
+  if (o.user !== undefined) spec.user = o.user;
+  if (env !== undefined) spec.env = env;
+  if (o.timeoutMs !== undefined) spec.timeoutMs = o.timeoutMs;
+  if (o.stdin !== undefined) spec.stdin = o.stdin;
+  return spec;
+}

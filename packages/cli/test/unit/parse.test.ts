@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Invocation, Parsed } from '../../src/invocation.js';
+import { UsageError, parse } from '../../src/parse.js';
+
+const quiet = { writeOut: () => {}, writeErr: () => {} };
+
+function inv(argv: string[], env: Record<string, string | undefined> = {}): Invocation {
+  const p = parse(argv, { env, io: quiet });
+  assert.equal(p.kind, 'invocation');
+  return (p as Extract<Parsed, { kind: 'invocation' }>).invocation;
+}
+
+function usage(argv: string[], re: RegExp): void {
+  assert.throws(() => parse(argv, { env: {}, io: quiet }), (err: unknown) => {
+    assert.ok(err instanceof UsageError, `expected UsageError, got ${String(err)}`);
+    assert.match(err.message, re);
+    return true;
+  });
+}
+
+test('exec: one word after -- is a shell string, several are argv, options after -- are the command\'s', () => {
+  assert.deepEqual(inv(['exec', 'abc', '--', 'echo $HOME']), { kind: 'exec', id: 'abc', spec: { cmd: 'echo $HOME' } });
+  assert.deepEqual(inv(['exec', 'abc', '--', 'ls', '-la', '--env', 'x']), {
+    kind: 'exec',
+    id: 'abc',
+    spec: { cmd: ['ls', '-la', '--env', 'x'] },
+  });
+});
+
+test('exec options: cwd, user, repeated env, timeout, stdin forcing', () => {
+  const i = inv(['exec', '--cwd', '/tmp', 'abc', '--user', 'root', '--env', 'A=1', '--env', 'B=x=y', '--timeout-ms', '500', '--stdin', '--', 'env']);
+  assert.deepEqual(i, {
+    kind: 'exec',
+    id: 'abc',
+    spec: { cmd: 'env', cwd: '/tmp', user: 'root', env: { A: '1', B: 'x=y' }, timeoutMs: 500, stdin: true },
+  });
+  assert.equal((inv(['exec', 'abc', '--no-stdin', '--', 'true']) as { spec: { stdin?: boolean } }).spec.stdin, false);
+});
+
+test('exec usage errors', () => {
+  usage(['exec'], /missing required argument 'id'/);
+  usage(['exec', 'abc'], /missing required argument 'cmd'/);
+  usage(['exec', 'abc', 'ls', '-la'], /unknown option '-la'.*after --/);
+  usage(['exec', 'abc', '--env', 'NOEQUALS', '--', 'x'], /KEY=VALUE/);
+  usage(['exec', 'abc', '--env', '9X=1', '--', 'x'], /not a valid variable name/);
+  usage(['exec', 'abc', '--timeout-ms', '1.5', '--', 'x'], /--timeout-ms expects an integer/);
+});
+
+test('create maps flags to API fields', () => {
+  assert.deepEqual(
+    inv([
+      'create', '--template', 'minimal', '--isolation', 'gvisor', '--cpu', '0.5', '--memory', '256', '--pids', '64',
+      '--timeout', '600', '--env', 'A=1', '--metadata', 'owner=me', '--metadata', 'pr=12', '--json',
+    ]),
+    {
+      kind: 'create',
+      json: true,
+      params: {
+        template: 'minimal',
+        isolation: 'gvisor',
+        cpu: 0.5,
+        memoryMiB: 256,
+        pids: 64,
+        timeoutSeconds: 600,
+        env: { A: '1' },
+        metadata: { owner: 'me', pr: '12' },
+      },
+    },
+  );
+  assert.deepEqual(inv(['create']), { kind: 'create', json: false, params: {} });
+  usage(['create', '--cpu', 'lots'], /--cpu expects a number/);
+  usage(['create', '--memory', '8'], /--memory expects an integer from 16/);
+});
+
+test('run = create flags + exec flags + command', () => {
+  assert.deepEqual(inv(['run', '--template', 'minimal', '--cwd', '/tmp', '--', 'sh', '-c', 'exit 3']), {
+    kind: 'run',
+    params: { template: 'minimal' },
+    spec: { cmd: ['sh', '-c', 'exit 3'], cwd: '/tmp' },
+  });
+  usage(['run', '--template', 'minimal'], /missing required argument 'cmd'/);
+});
+
+test('ls filters, get, rm, timeout, template ls, info', () => {
+  assert.deepEqual(inv(['ls', '--state', 'running,stopped', '--metadata', 'a=b', '--json']), {
+    kind: 'ls',
+    state: ['running', 'stopped'],
+    metadata: { a: 'b' },
+    json: true,
+  });
+  assert.deepEqual(inv(['list']), { kind: 'ls', state: undefined, metadata: {}, json: false });
+  usage(['ls', '--state', 'sleeping'], /unknown state 'sleeping'/);
+  assert.deepEqual(inv(['get', 'abc', '--json']), { kind: 'get', id: 'abc', json: true });
+  assert.deepEqual(inv(['rm', 'a', 'b']), { kind: 'rm', ids: ['a', 'b'] });
+  usage(['rm'], /missing required argument/);
+  assert.deepEqual(inv(['timeout', 'abc', '3600']), { kind: 'timeout', id: 'abc', seconds: 3600, json: false });
+  usage(['timeout', 'abc', 'soon'], /seconds expects an integer/);
+  assert.deepEqual(inv(['template', 'ls', '--json']), { kind: 'template-ls', json: true });
+  assert.deepEqual(inv(['info']), { kind: 'info', json: false });
+  usage(['template'], /command is required/);
+  usage(['frobnicate'], /unknown command 'frobnicate'/);
+  usage([], /command is required/);
+});
+
+test('shell and cp', () => {
+  assert.deepEqual(inv(['shell', 'abc', '--user', 'root']), { kind: 'shell', id: 'abc', user: 'root', cwd: undefined });
+  assert.deepEqual(inv(['cp', './a.txt', 'abc:/tmp/a.txt']), {
+    kind: 'cp',
+    src: { kind: 'local', path: './a.txt' },
+    dst: { kind: 'sandbox', id: 'abc', path: '/tmp/a.txt' },
+  });
+  assert.deepEqual(inv(['cp', 'abc:/etc/hosts', '-']), {
+    kind: 'cp',
+    src: { kind: 'sandbox', id: 'abc', path: '/etc/hosts' },
+    dst: { kind: 'stdio' },
+  });
+  usage(['cp', 'a', 'b'], /one side of cp must be <id>:<path>/);
+  usage(['cp', 'abc:', 'b'], /missing path/);
+});
+
+test('server: defaults, HUTCH_DATA_DIR, flags', () => {
+  assert.deepEqual(inv(['server']), { kind: 'server', host: '127.0.0.1', port: 7171, dataDir: '/var/lib/hutch', logLevel: 'info' });
+  assert.equal((inv(['server'], { HUTCH_DATA_DIR: '/srv/h' }) as { dataDir: string }).dataDir, '/srv/h');
+  assert.deepEqual(inv(['server', '--host', '0.0.0.0', '--port', '9000', '--data-dir', '/d', '--log-level', 'debug']), {
+    kind: 'server',
+    host: '0.0.0.0',
+    port: 9000,
+    dataDir: '/d',
+    logLevel: 'debug',
+  });
+  usage(['server', '--port', '70000'], /--port expects an integer from 0 to 65535/);
+});
+
+test('global --url and --api-key, before or after the command', () => {
+  const a = parse(['--url', 'http://h:1', 'ls', '--api-key', 'k'], { env: {}, io: quiet });
+  assert.deepEqual(a.kind === 'invocation' && a.connection, { url: 'http://h:1', apiKey: 'k' });
+  const b = parse(['ls'], { env: {}, io: quiet });
+  assert.deepEqual(b.kind === 'invocation' && b.connection, { url: undefined, apiKey: undefined });
+});
+
+test('--help prints to stdout with an example and returns help', () => {
+  for (const argv of [['--help'], ['exec', '--help'], ['template', 'ls', '--help'], ['cp', '-h']]) {
+    let out = '';
+    const p = parse(argv, { env: {}, io: { writeOut: (s) => (out += s), writeErr: () => {} } });
+    assert.deepEqual(p, { kind: 'help' }, argv.join(' '));
+    assert.match(out, /Usage: hutch/);
+    assert.match(out, /Example/);
+  }
+});

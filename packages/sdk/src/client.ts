@@ -1,0 +1,39 @@
+import { resolveConfig, type CallOptions, type ConnectionOptions, type ResolvedConfig } from './config.js';
+import { Transport } from './http.js';
+import { Sandboxes } from './sandboxes.js';
+import { Templates } from './templates.js';
+import type { ServerInfo } from './types.js';
+
+/**
+ * The client of one Hutch server.
+ *
+ * ```ts
+ * const hutch = new Hutch();                       // HUTCH_URL / HUTCH_API_KEY / admin.key
+ * await using sb = await hutch.sandboxes.create({ template: 'minimal' });
+ * const { stdout } = await sb.exec('echo hello');
+ * ```
+ *
+ * Connection settings resolve per call > client options > environment > defaults (see
+ * {@link resolveConfig}); the environment is read once, when the client is constructed.
+ */
+export class Hutch {
+  readonly sandboxes: Sandboxes;
+  readonly templates: Templates;
+  private readonly transport: Transport;
+
+  constructor(options: ConnectionOptions = {}) {
+    this.transport = new Transport(resolveConfig(options));
+    this.sandboxes = new Sandboxes(this.transport);
+    this.templates = new Templates(this.transport);
+  }
+
+  /** The resolved connection (URL, whether a key is set, default timeout). */
+  get config(): Readonly<ResolvedConfig> {
+    return this.transport.config;
+  }
+
+  /** Server version, available isolation tiers, templates and security posture. */
+  info(opts?: CallOptions): Promise<ServerInfo> {
+    return this.transport.json<ServerInfo>({ method: 'GET', path: '/v1/info', ...opts });
+  }
+}

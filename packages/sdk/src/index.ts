@@ -1,0 +1,46 @@
+/**
+ * @hutch/sdk — the TypeScript client of a Hutch server.
+ * Start with {@link Hutch}; every failure is a {@link HutchError} subclass.
+ */
+export { Hutch } from './client.js';
+export {
+  resolveConfig,
+  DEFAULT_URL,
+  DEFAULT_DATA_DIR,
+  DEFAULT_TIMEOUT_MS,
+  type CallOptions,
+  type ConnectionOptions,
+  type ResolvedConfig,
+} from './config.js';
+export {
+  HutchError,
+  InvalidArgumentError,
+  AuthenticationError,
+  NotFoundError,
+  ConflictError,
+  PayloadTooLargeError,
+  TierUnavailableError,
+  RateLimitError,
+  ServerError,
+  ConnectionError,
+  TimeoutError,
+  ERROR_TABLE,
+  errorFromResponse,
+} from './errors.js';
+export { Sandboxes, type SandboxCreateOptions, type SandboxListOptions } from './sandboxes.js';
+export { Sandbox, type ExecOptions } from './sandbox.js';
+export {
+  Processes,
+  ProcessHandle,
+  type ProcessCallbacks,
+  type ProcessConnectOptions,
+  type ProcessResult,
+  type ProcessSelector,
+  type ProcessStartOptions,
+  type Signal,
+} from './processes.js';
+export { Pty, PtyHandle, type PtyCreateOptions, type PtyExit } from './pty.js';
+export { Files, type FileOptions, type ListOptions } from './files.js';
+export { Templates } from './templates.js';
+export { NdjsonSplitter, readNdjson } from './ndjson.js';
+export type * from './types.js';

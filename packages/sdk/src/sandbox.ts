@@ -1,0 +1,110 @@
+import type { CallOptions } from './config.js';
+import { NotFoundError } from './errors.js';
+import { Files } from './files.js';
+import type { Transport } from './http.js';
+import { Processes } from './processes.js';
+import { Pty } from './pty.js';
+import { sandboxScope, type SandboxScope } from './scope.js';
+import type { Command, ExecResult, RunOptions, SandboxInfo } from './types.js';
+
+export interface ExecOptions extends RunOptions {
+  /** Text fed to the command's stdin (then closed). */
+  stdin?: string;
+  /**
+   * The command's time limit in ms (server default 60 000). At the deadline the server kills the
+   * process group and the result has `timedOut: true`; the call itself gives up a little later.
+   */
+  timeoutMs?: number;
+  /** How much of stdout and of stderr to keep (server default 1 MiB, max 16 MiB). */
+  maxOutputBytes?: number;
+  signal?: AbortSignal;
+}
+
+/** Time the server gets beyond the command's own limit to answer an exec. */
+const EXEC_GRACE_MS = 15_000;
+const SERVER_EXEC_DEFAULT_MS = 60_000;
+
+/**
+ * One sandbox. `info` is the last state the server reported (see `refresh()`); the namespaces
+ * `files`, `processes` and `pty` act on this sandbox. `await using` kills it at scope exit.
+ */
+export class Sandbox implements AsyncDisposable {
+  readonly files: Files;
+  readonly processes: Processes;
+  readonly pty: Pty;
+  private readonly scope: SandboxScope;
+
+  /** @internal Use `hutch.sandboxes.create()` or `.get()`. */
+  constructor(
+    private readonly transport: Transport,
+    /** The last sandbox object the server returned. */
+    public info: SandboxInfo,
+  ) {
+    this.scope = sandboxScope(transport, info.id);
+    this.files = new Files(this.scope);
+    this.processes = new Processes(this.scope);
+    this.pty = new Pty(this.scope);
+  }
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  /** Fetches the current state into `info` and returns it. */
+  async refresh(opts?: CallOptions): Promise<SandboxInfo> {
+    this.info = await this.transport.json<SandboxInfo>({ method: 'GET', path: this.scope.path, ...opts });
+    return this.info;
+  }
+
+  /**
+   * Runs a command to completion and returns its output. A string runs under `/bin/sh -c`, an
+   * array runs as argv. A non-zero exit code is a result, not an error.
+   */
+  exec(cmd: Command, opts: ExecOptions = {}): Promise<ExecResult> {
+    const { signal, ...rest } = opts;
+    return this.transport.json<ExecResult>({
+      method: 'POST',
+      path: `${this.scope.path}/exec`,
+      json: { cmd, ...rest },
+      signal,
+      timeoutMs: (opts.timeoutMs ?? SERVER_EXEC_DEFAULT_MS) + EXEC_GRACE_MS,
+    });
+  }
+
+  /** Makes the sandbox expire `seconds` from now (replacing its previous deadline). */
+  async setTimeout(seconds: number, opts?: CallOptions): Promise<SandboxInfo> {
+    this.info = await this.transport.json<SandboxInfo>({
+      method: 'POST',
+      path: `${this.scope.path}/timeout`,
+      json: { timeoutSeconds: seconds },
+      ...opts,
+    });
+    return this.info;
+  }
+
+  /**
+   * Deletes the sandbox: kills its processes and removes everything it used. Idempotent: resolves
+   * `true` when this call deleted it, `false` when it was already gone.
+   */
+  async kill(opts?: CallOptions): Promise<boolean> {
+    const deleted = await deleteSandbox(this.transport, this.id, opts);
+    this.info = { ...this.info, state: 'deleted' };
+    return deleted;
+  }
+
+  /** Kills the sandbox (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill();
+  }
+}
+
+/** DELETE a sandbox; `true` when this call deleted it, `false` when it did not exist (404). */
+export async function deleteSandbox(transport: Transport, id: string, opts?: CallOptions): Promise<boolean> {
+  try {
+    await transport.bytes({ method: 'DELETE', path: sandboxScope(transport, id).path, ...opts });
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Wire types of the REST API `/v1` (docs/api.md). They describe what the server sends; the SDK
+ * does not reshape them.
+ */
+
+/** Lifecycle state of a sandbox (`paused` arrives with the persistence work). */
+export type SandboxState = 'creating' | 'running' | 'paused' | 'stopped' | 'error' | 'deleted';
+
+/** An isolation tier; the server says which ones this host supports in {@link ServerInfo.tiers}. */
+export type Isolation = 'container' | 'gvisor' | 'microvm' | (string & {});
+
+/** A sandbox as the server reports it. */
+export interface SandboxInfo {
+  id: string;
+  state: SandboxState;
+  template: string;
+  isolation: Isolation;
+  cpu: number;
+  memoryMiB: number;
+  pids: number;
+  timeoutSeconds: number;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  createdAt: string;
+  expiresAt: string | null;
+  /** The reason when `state` is `error`, else null. */
+  error: string | null;
+  [extra: string]: unknown;
+}
+
+/** Body of `POST /v1/sandboxes`; every field optional, defaults are the server's. */
+export interface SandboxCreateParams {
+  /** Template name (server default: `base`). */
+  template?: string;
+  /** Isolation tier (server default: `container`). Unsupported tiers fail with `TierUnavailableError`. */
+  isolation?: Isolation;
+  /** CPU cores, fractional (0.1–64). */
+  cpu?: number;
+  memoryMiB?: number;
+  pids?: number;
+  /** Lifetime in seconds from creation (1–86 400; server default 300). */
+  timeoutSeconds?: number;
+  env?: Record<string, string>;
+  metadata?: Record<string, string>;
+  /** A repeated create with the same key returns the first sandbox. */
+  idempotencyKey?: string;
+}
+
+export interface TierInfo {
+  available: boolean;
+  runtime?: string;
+  version?: string;
+  /** Why the tier is unavailable. */
+  reason?: string;
+  [extra: string]: unknown;
+}
+
+/** `GET /v1/info`. */
+export interface ServerInfo {
+  version: string;
+  serverId: string;
+  dataDir: string;
+  tiers: Record<string, TierInfo>;
+  defaultIsolation: Isolation;
+  templates: unknown[];
+  posture: Record<string, unknown>;
+  [extra: string]: unknown;
+}
+
+export interface TemplateInfo {
+  name: string;
+  digest: string;
+  sizeBytes: number;
+  defaultUser: string;
+  builtAt: string | null;
+  state: string;
+  [extra: string]: unknown;
+}
+
+/** The result of a buffered exec. A non-zero `exitCode` is a normal result, not an error. */
+export interface ExecResult {
+  /** The exit code, or -1 when the process was killed by a signal (see `signal`). */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  /** True when the process group was killed at `timeoutMs`. */
+  timedOut: boolean;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  /** The signal that killed the process (`"SIGKILL"`), or null/absent. */
+  signal?: string | null;
+  pid?: number;
+  [extra: string]: unknown;
+}
+
+/** A file, directory or symlink inside a sandbox. */
+export interface FileEntry {
+  name: string;
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | (string & {});
+  size: number;
+  mode: number;
+  permissions: string;
+  owner: string;
+  group: string;
+  modifiedTime: string;
+  symlinkTarget: string | null;
+  [extra: string]: unknown;
+}
+
+/** A running process as listed by `GET …/processes`. */
+export interface ProcessInfo {
+  pid: number;
+  tag: string | null;
+  cmd: string;
+  args: string[];
+  cwd: string;
+  pty: boolean | { cols: number; rows: number } | null;
+  [extra: string]: unknown;
+}
+
+/** How a process ended. */
+export interface ProcessExit {
+  /** The exit code, or -1 when killed by a signal. */
+  exitCode: number;
+  signal: string | null;
+  timedOut: boolean;
+}
+
+/** One event of an NDJSON process stream. */
+export type ProcessEvent =
+  | { type: 'start'; pid: number }
+  | { type: 'stdout'; data: string }
+  | { type: 'stderr'; data: string }
+  | { type: 'pty'; data: string }
+  | ({ type: 'exit' } & ProcessExit)
+  | { type: 'error'; code: string; message: string };
+
+/** What to run: a string runs under `/bin/sh -c`, an array runs as argv (no shell). */
+export type Command = string | string[];
+
+/** Options shared by buffered exec and streaming processes. */
+export interface RunOptions {
+  /** Working directory (default: the user's home). */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** A user name of the sandbox (default: the template's default user). */
+  user?: string;
+}

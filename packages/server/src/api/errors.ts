@@ -1,0 +1,51 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { type ErrorKind, HutchError } from '../core/errors.js';
+
+/** The one table from error kind to HTTP status, and the one place errors are rendered. */
+export const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  invalid_argument: 400,
+  unauthenticated: 401,
+  permission_denied: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  tier_unavailable: 422,
+  resource_exhausted: 429,
+  internal: 500,
+  unavailable: 503,
+};
+
+export function errorBody(kind: ErrorKind, message: string): { error: { code: ErrorKind; message: string } } {
+  return { error: { code: kind, message } };
+}
+
+/** Classifies anything thrown in a handler as a HutchError. */
+export function toHutchError(err: unknown): HutchError {
+  if (err instanceof HutchError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const first = err.validation[0];
+    const where = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
+    const field = where || (first?.params as { issue?: { path?: unknown[] } } | undefined)?.issue?.path?.join('.') || '';
+    const scope = (err as unknown as { validationContext?: string }).validationContext;
+    const name = [scope === 'body' ? '' : scope ? `${scope}.` : '', field].join('') || scope || 'request';
+    return new HutchError('invalid_argument', `${name}: ${first?.message ?? 'invalid'}`);
+  }
+  const fe = err as FastifyError;
+  if (fe.statusCode === 413 || fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HutchError('payload_too_large', 'request body is too large');
+  if (fe.statusCode === 415) return new HutchError('invalid_argument', fe.message);
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) return new HutchError('invalid_argument', fe.message);
+  return new HutchError('internal', fe.message || 'internal error', { cause: err });
+}
+
+export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const e = toHutchError(err);
+  const status = STATUS_BY_KIND[e.kind];
+  if (status >= 500) request.log.error({ err }, e.message);
+  if (e.retryAfterSeconds !== undefined) void reply.header('retry-after', String(e.retryAfterSeconds));
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy();
+    return;
+  }
+  void reply.status(status).send(errorBody(e.kind, e.message));
+}

@@ -1,0 +1,160 @@
+import { z } from 'zod';
+import { ISOLATION_TIERS, SANDBOX_STATES } from '../core/sandbox.js';
+import { SIGNALS } from '../core/process-service.js';
+
+/**
+ * Request and response schemas. They validate requests at the edge and generate the OpenAPI
+ * document (GET /openapi.json), so the contract and the checks cannot drift apart.
+ */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export const EnvMap = z
+  .record(z.string().regex(ENV_NAME, 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*').max(256), z.string().max(128 * 1024).refine((v) => !v.includes('\0'), 'must not contain NUL'))
+  .refine((m) => Object.keys(m).length <= 256, 'at most 256 variables');
+
+export const Metadata = z
+  .record(z.string().min(1).max(128), z.string().max(1024))
+  .refine((m) => Object.keys(m).length <= 64, 'at most 64 keys');
+
+export const CreateSandboxBody = z
+  .object({
+    template: z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9._-]*$/, 'template names are lowercase letters, digits, ".", "_" and "-"').optional(),
+    isolation: z.enum(ISOLATION_TIERS).optional(),
+    cpu: z.number().min(0.1).max(64).optional(),
+    memoryMiB: z.number().int().min(16).max(65536).optional(),
+    pids: z.number().int().min(16).max(32768).optional(),
+    timeoutSeconds: z.number().int().min(1).max(86400).optional(),
+    env: EnvMap.optional(),
+    metadata: Metadata.optional(),
+    idempotencyKey: z.string().min(1).max(256).optional(),
+  })
+  .strict();
+
+export const Sandbox = z.object({
+  id: z.string(),
+  state: z.enum(SANDBOX_STATES),
+  template: z.string(),
+  isolation: z.enum(ISOLATION_TIERS),
+  cpu: z.number(),
+  memoryMiB: z.number(),
+  pids: z.number(),
+  timeoutSeconds: z.number(),
+  env: z.record(z.string(), z.string()),
+  metadata: z.record(z.string(), z.string()),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  error: z.string().nullable(),
+});
+
+export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
+
+export const IdParams = z.object({ id: z.string().max(64) });
+
+export const ListSandboxesQuery = z
+  .object({ state: z.string().max(200).optional() })
+  .catchall(z.string().max(1024));
+
+export const TimeoutBody = z.object({ timeoutSeconds: z.number().int().min(1).max(86400) }).strict();
+
+const Command = z.union([
+  z.string().min(1).max(128 * 1024).refine((v) => !v.includes('\0'), 'must not contain NUL'),
+  z.array(z.string().max(128 * 1024).refine((v) => !v.includes('\0'), 'must not contain NUL')).min(1).max(4096),
+]);
+const Cwd = z.string().min(1).max(4096).refine((v) => !v.includes('\0'), 'must not contain NUL');
+const User = z.string().min(1).max(32).regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'not a valid user name');
+
+export const ExecBody = z
+  .object({
+    cmd: Command,
+    cwd: Cwd.optional(),
+    env: EnvMap.optional(),
+    user: User.optional(),
+    stdin: z.string().max(16 * 1024 * 1024).optional(),
+    timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
+    maxOutputBytes: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
+  })
+  .strict();
+
+export const ExecResult = z.object({
+  pid: z.number(),
+  exitCode: z.number(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  stdoutTruncated: z.boolean(),
+  stderrTruncated: z.boolean(),
+  timedOut: z.boolean(),
+  oomKilled: z.boolean(),
+  durationMs: z.number(),
+});
+
+export const PtySize = z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict();
+
+export const StartProcessBody = z
+  .object({
+    cmd: Command,
+    cwd: Cwd.optional(),
+    env: EnvMap.optional(),
+    user: User.optional(),
+    timeoutMs: z.number().int().min(0).max(86_400_000).optional(),
+    tag: z.string().min(1).max(128).optional(),
+    stdin: z.boolean().optional(),
+    pty: PtySize.optional(),
+  })
+  .strict();
+
+export const ProcessParams = z.object({ id: z.string().max(64), pid: z.string().max(140) });
+
+export const SignalBody = z.object({ signal: z.enum(SIGNALS).default('SIGKILL') }).strict();
+
+export const ProcessList = z.object({
+  processes: z.array(
+    z.object({ pid: z.number(), tag: z.string().nullable(), cmd: z.string(), args: z.array(z.string()), cwd: z.string().nullable(), pty: z.boolean() }),
+  ),
+});
+
+export const WaitResult = z.object({ exitCode: z.number(), signal: z.string().nullable(), timedOut: z.boolean() });
+
+export const PathQuery = z.object({ path: z.string().min(1).max(4096), user: User.optional() });
+export const ListQuery = PathQuery.extend({ depth: z.coerce.number().int().min(1).max(32).default(1) });
+export const MkdirBody = z.object({ path: z.string().min(1).max(4096), user: User.optional() }).strict();
+export const RenameBody = z.object({ from: z.string().min(1).max(4096), to: z.string().min(1).max(4096), user: User.optional() }).strict();
+
+export const FileEntry = z.object({
+  name: z.string(),
+  path: z.string(),
+  type: z.enum(['file', 'dir', 'symlink']),
+  size: z.number(),
+  mode: z.number(),
+  permissions: z.string(),
+  owner: z.string(),
+  group: z.string(),
+  modifiedTime: z.string().nullable(),
+  symlinkTarget: z.string().nullable(),
+});
+
+export const PtyQuery = z.object({
+  cols: z.coerce.number().int().min(1).max(1000).default(80),
+  rows: z.coerce.number().int().min(1).max(1000).default(24),
+  cmd: z.string().max(8192).optional(),
+  user: User.optional(),
+  cwd: Cwd.optional(),
+  token: z.string().max(256).optional(),
+});
+
+export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+export const TemplateList = z.object({
+  templates: z.array(
+    z.object({
+      name: z.string(),
+      description: z.string(),
+      digest: z.string(),
+      state: z.enum(['ready', 'building', 'missing', 'error']),
+      defaultUser: z.string(),
+      sizeBytes: z.number().nullable(),
+      builtAt: z.string().nullable(),
+      error: z.string().optional(),
+    }),
+  ),
+});

@@ -1,0 +1,20 @@
+import type { SandboxRecord } from '../core/sandbox.js';
+
+/** The API's view of a sandbox record (no internal fields such as the idempotency key). */
+export function sandboxJson(r: SandboxRecord) {
+  return {
+    id: r.id,
+    state: r.state,
+    template: r.template,
+    isolation: r.isolation,
+    cpu: r.cpu,
+    memoryMiB: r.memoryMiB,
+    pids: r.pids,
+    timeoutSeconds: r.timeoutSeconds,
+    env: r.env,
+    metadata: r.metadata,
+    createdAt: r.createdAt.toISOString(),
+    expiresAt: r.expiresAt?.toISOString() ?? null,
+    error: r.error,
+  };
+}

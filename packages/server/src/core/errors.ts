@@ -1,0 +1,37 @@
+/**
+ * One error type for the whole server, classified by kind (as containerd's errdefs do).
+ * Services throw HutchError; the HTTP adapter maps a kind to a status in exactly one table.
+ */
+export type ErrorKind =
+  | 'invalid_argument'
+  | 'unauthenticated'
+  | 'permission_denied'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'tier_unavailable'
+  | 'resource_exhausted'
+  | 'internal'
+  | 'unavailable';
+
+export class HutchError extends Error {
+  readonly kind: ErrorKind;
+  /** Seconds a client should wait before retrying (resource_exhausted, unavailable). */
+  readonly retryAfterSeconds?: number;
+
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HutchError';
+    this.kind = kind;
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export const invalidArgument = (message: string): HutchError => new HutchError('invalid_argument', message);
+export const notFound = (message: string): HutchError => new HutchError('not_found', message);
+export const conflict = (message: string): HutchError => new HutchError('conflict', message);
+export const internal = (message: string, cause?: unknown): HutchError => new HutchError('internal', message, { cause });
+
+export function isHutchError(err: unknown): err is HutchError {
+  return err instanceof HutchError;
+}

@@ -1,0 +1,228 @@
+import { invalidArgument } from './errors.js';
+import { type AgentProcessMessage, type ProcessEvent, toProcessEvent } from './process-events.js';
+import type { SandboxService } from './sandbox-service.js';
+
+/**
+ * Processes inside sandboxes: buffered exec, streamed processes, stdin, signals, PTY. The agent
+ * runs them; this service shapes requests, bounds what it keeps in memory, and translates events.
+ */
+export interface ProcessRequest {
+  cmd: string | string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  user?: string;
+  timeoutMs?: number;
+  tag?: string;
+  /** Keep stdin open for later writes. */
+  stdin?: boolean;
+  pty?: { cols: number; rows: number };
+}
+
+export interface ExecRequest extends Omit<ProcessRequest, 'stdin' | 'tag' | 'pty'> {
+  stdin?: string;
+  maxOutputBytes?: number;
+}
+
+export interface ExecResult {
+  pid: number;
+  exitCode: number;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  timedOut: boolean;
+  oomKilled: boolean;
+  durationMs: number;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  tag: string | null;
+  cmd: string;
+  args: string[];
+  cwd: string | null;
+  pty: boolean;
+}
+
+export type ProcessSelector = { pid: number } | { tag: string };
+
+export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+/** Extra time the server waits past a process deadline before giving up on the agent. */
+const AGENT_GRACE_MS = 5000;
+
+export const SIGNALS = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP'] as const;
+export type SignalName = (typeof SIGNALS)[number];
+
+function argv(cmd: string | string[]): { cmd: string; args: string[] } {
+  if (typeof cmd === 'string') return { cmd: '/bin/sh', args: ['-c', cmd] };
+  if (cmd.length === 0) throw invalidArgument('cmd: must not be empty');
+  return { cmd: cmd[0]!, args: cmd.slice(1) };
+}
+
+/** Accumulates at most `limit` bytes, counting what it drops. */
+class CappedBuffer {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    const room = this.limit - this.size;
+    if (room <= 0) {
+      this.truncated = this.truncated || chunk.length > 0;
+      return;
+    }
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (kept.length < chunk.length) this.truncated = true;
+    this.chunks.push(kept);
+    this.size += kept.length;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+export class ProcessService {
+  constructor(private readonly sandboxes: SandboxService) {}
+
+  private startBody(req: ProcessRequest): Record<string, unknown> {
+    if (req.cwd !== undefined && /^\/proc(\/|$)/.test(req.cwd)) throw invalidArgument('cwd: must not be under /proc');
+    const process: Record<string, unknown> = { ...argv(req.cmd), envs: req.env ?? {} };
+    if (req.cwd !== undefined) process.cwd = req.cwd;
+    const body: Record<string, unknown> = { process, stdin: req.stdin === true };
+    if (req.tag !== undefined) body.tag = req.tag;
+    if (req.pty) body.pty = { size: { cols: req.pty.cols, rows: req.pty.rows } };
+    return body;
+  }
+
+  /** Runs a command to completion, keeping at most maxOutputBytes of each stream. */
+  async exec(id: string, req: ExecRequest): Promise<ExecResult> {
+    await this.sandboxes.requireRunning(id);
+    const agent = this.sandboxes.agent(id);
+    const timeoutMs = req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    const limit = req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    const stdout = new CappedBuffer(limit);
+    const stderr = new CappedBuffer(limit);
+    const oomBefore = await this.sandboxes.oomKills(id);
+    const started = performance.now();
+    const elapsed = (): number => performance.now() - started;
+    const abort = AbortSignal.timeout(timeoutMs + AGENT_GRACE_MS);
+    const stream = agent.stream<AgentProcessMessage>('process.Process/Start', this.startBody({ ...req, stdin: req.stdin !== undefined }), {
+      ...(req.user !== undefined ? { user: req.user } : {}),
+      connectTimeoutMs: timeoutMs,
+      signal: abort,
+    });
+    let pid = 0;
+    for await (const message of stream) {
+      const event = toProcessEvent(message, () => elapsed() >= timeoutMs - 50);
+      if (!event) continue;
+      if (event.type === 'start') {
+        pid = event.pid;
+        if (req.stdin !== undefined) {
+          if (req.stdin.length > 0) await this.sendStdin(id, { pid }, Buffer.from(req.stdin));
+          await this.closeStdin(id, { pid });
+        }
+      } else if (event.type === 'stdout') stdout.push(Buffer.from(event.data, 'base64'));
+      else if (event.type === 'stderr') stderr.push(Buffer.from(event.data, 'base64'));
+      else if (event.type === 'exit') {
+        const oomAfter = await this.sandboxes.oomKills(id);
+        return {
+          pid,
+          exitCode: event.exitCode,
+          signal: event.signal,
+          stdout: stdout.text(),
+          stderr: stderr.text(),
+          stdoutTruncated: stdout.truncated,
+          stderrTruncated: stderr.truncated,
+          timedOut: event.timedOut,
+          oomKilled: oomBefore !== null && oomAfter !== null && oomAfter > oomBefore && event.signal === 'SIGKILL',
+          durationMs: Math.round(elapsed()),
+        };
+      }
+    }
+    throw invalidArgument('the process stream ended without an exit event');
+  }
+
+  /**
+   * Starts a process and yields its events until it exits. Stopping the iteration only detaches:
+   * the process keeps running.
+   */
+  async *start(id: string, req: ProcessRequest, signal?: AbortSignal): AsyncGenerator<ProcessEvent> {
+    await this.sandboxes.requireRunning(id);
+    const timeoutMs = req.timeoutMs ?? 0;
+    const started = performance.now();
+    const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Start', this.startBody(req), {
+      ...(req.user !== undefined ? { user: req.user } : {}),
+      connectTimeoutMs: timeoutMs,
+      ...(signal ? { signal } : {}),
+    });
+    for await (const message of stream) {
+      const event = toProcessEvent(message, () => timeoutMs > 0 && performance.now() - started >= timeoutMs - 50);
+      if (event) yield event;
+    }
+  }
+
+  /** Starts a process in the background; resolves with its pid once it started. */
+  async startDetached(id: string, req: ProcessRequest): Promise<{ pid: number }> {
+    const events = this.start(id, req);
+    for await (const event of events) {
+      if (event.type === 'start') {
+        // Closing our stream detaches; the agent keeps the process and discards its output.
+        await events.return(undefined);
+        return { pid: event.pid };
+      }
+    }
+    throw invalidArgument('the process ended before it started');
+  }
+
+  /** Attaches to a running (or recently exited) process's output from now on. */
+  async *connect(id: string, selector: ProcessSelector, signal?: AbortSignal): AsyncGenerator<ProcessEvent> {
+    await this.sandboxes.requireRunning(id);
+    const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Connect', { process: selector }, signal ? { signal } : {});
+    for await (const message of stream) {
+      const event = toProcessEvent(message, () => false);
+      if (event && event.type !== 'start') yield event;
+    }
+  }
+
+  async wait(id: string, selector: ProcessSelector, signal?: AbortSignal): Promise<{ exitCode: number; signal: string | null; timedOut: boolean }> {
+    for await (const event of this.connect(id, selector, signal)) {
+      if (event.type === 'exit') return { exitCode: event.exitCode, signal: event.signal, timedOut: event.timedOut };
+    }
+    throw invalidArgument('the process stream ended without an exit event');
+  }
+
+  async list(id: string): Promise<ProcessInfo[]> {
+    await this.sandboxes.requireRunning(id);
+    const reply = await this.sandboxes.agent(id).unary<{
+      processes?: Array<{ pid?: number; tag?: string; config?: { cmd?: string; args?: string[]; cwd?: string }; pty?: boolean }>;
+    }>('process.Process/List', {});
+    return (reply.processes ?? []).map((p) => ({
+      pid: Number(p.pid ?? 0),
+      tag: p.tag ?? null,
+      cmd: p.config?.cmd ?? '',
+      args: p.config?.args ?? [],
+      cwd: p.config?.cwd ?? null,
+      pty: p.pty === true,
+    }));
+  }
+
+  async sendStdin(id: string, selector: ProcessSelector, data: Buffer, pty = false): Promise<void> {
+    const input = pty ? { pty: data.toString('base64') } : { stdin: data.toString('base64') };
+    await this.sandboxes.agent(id).unary('process.Process/SendInput', { process: selector, input });
+  }
+
+  async closeStdin(id: string, selector: ProcessSelector): Promise<void> {
+    await this.sandboxes.agent(id).unary('process.Process/CloseStdin', { process: selector });
+  }
+
+  async signal(id: string, selector: ProcessSelector, signal: SignalName): Promise<void> {
+    await this.sandboxes.requireRunning(id);
+    await this.sandboxes.agent(id).unary('process.Process/SendSignal', { process: selector, signal: `SIGNAL_${signal}` });
+  }
+
+  async resize(id: string, selector: ProcessSelector, cols: number, rows: number): Promise<void> {
+    await this.sandboxes.agent(id).unary('process.Process/Update', { process: selector, pty: { size: { cols, rows } } });
+  }
+}

@@ -1,0 +1,259 @@
+import { AgentClient } from '../runtime/agent/agent-client.js';
+import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
+import { isSandboxId, newSandboxId } from './ids.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type { Logger } from './logger.js';
+import type { Provider } from './provider.js';
+import { type CreateSandboxInput, SANDBOX_DEFAULTS, type SandboxRecord, type SandboxState } from './sandbox.js';
+import type { SandboxStore } from './stores.js';
+import type { TemplateCatalog } from './templates.js';
+
+/**
+ * Sandbox lifecycle: create, get, list, delete, TTL, and reconciliation with the runtime after a
+ * restart. Intent is recorded in the store before any side effect, so a crash at any point leaves
+ * a record that reconciliation can finish or clean.
+ */
+const AGENT_READY_TIMEOUT_MS = 15_000;
+const REAPER_INTERVAL_MS = 1000;
+
+export class SandboxService {
+  private readonly locks = new KeyedMutex();
+  private readonly agents = new Map<string, AgentClient>();
+  private reaper: NodeJS.Timeout | null = null;
+  private readonly defaultUsers = new Map<string, string>();
+
+  constructor(
+    private readonly store: SandboxStore,
+    private readonly provider: Provider,
+    private readonly templates: TemplateCatalog,
+    private readonly log: Logger,
+  ) {}
+
+  async create(input: CreateSandboxInput): Promise<SandboxRecord> {
+    if (input.idempotencyKey) {
+      const existing = await this.store.getByIdempotencyKey(input.idempotencyKey);
+      if (existing) return existing;
+    }
+    const isolation = input.isolation ?? SANDBOX_DEFAULTS.isolation;
+    const tier = this.provider.tiers()[isolation];
+    if (!tier.available) {
+      throw new HutchError('tier_unavailable', `isolation "${isolation}" is not available on this host: ${tier.reason ?? 'unknown reason'}`);
+    }
+    const templateName = input.template ?? SANDBOX_DEFAULTS.template;
+    if (!this.templates.names().includes(templateName)) {
+      throw invalidArgument(`template: unknown template "${templateName}" (available: ${this.templates.names().join(', ')})`);
+    }
+    const template = await this.templates.resolve(templateName);
+    if (!template) throw invalidArgument(`template: unknown template "${templateName}"`);
+
+    const now = new Date();
+    const timeoutSeconds = input.timeoutSeconds ?? SANDBOX_DEFAULTS.timeoutSeconds;
+    const record: SandboxRecord = {
+      id: newSandboxId(),
+      state: 'creating',
+      template: templateName,
+      templateDigest: template.digest,
+      isolation,
+      cpu: input.cpu ?? SANDBOX_DEFAULTS.cpu,
+      memoryMiB: input.memoryMiB ?? SANDBOX_DEFAULTS.memoryMiB,
+      pids: input.pids ?? SANDBOX_DEFAULTS.pids,
+      timeoutSeconds,
+      env: input.env ?? {},
+      metadata: input.metadata ?? {},
+      idempotencyKey: input.idempotencyKey ?? null,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + timeoutSeconds * 1000),
+      deletedAt: null,
+      error: null,
+    };
+    try {
+      await this.store.insert(record);
+    } catch (err) {
+      // Lost a race with a concurrent create carrying the same idempotency key.
+      const winner = input.idempotencyKey ? await this.store.getByIdempotencyKey(input.idempotencyKey) : null;
+      if (winner) return winner;
+      throw err;
+    }
+    this.defaultUsers.set(record.id, template.defaultUser);
+
+    return this.locks.run(record.id, async () => {
+      try {
+        await this.provider.create({
+          id: record.id,
+          isolation,
+          templateLayer: template.rootfs,
+          env: record.env,
+          defaultUser: template.defaultUser,
+          cpu: record.cpu,
+          memoryMiB: record.memoryMiB,
+          pids: record.pids,
+        });
+        await this.waitForAgent(record.id);
+        const expiresAt = new Date(Date.now() + timeoutSeconds * 1000);
+        await this.store.update(record.id, { state: 'running', expiresAt });
+        this.log.info({ sandbox: record.id, isolation, template: templateName }, 'sandbox created');
+        return { ...record, state: 'running' as const, expiresAt };
+      } catch (err) {
+        const message = (err as Error).message;
+        this.log.error({ sandbox: record.id, err: message }, 'sandbox create failed');
+        await this.provider.destroy(record.id).catch((e: unknown) => this.log.error({ sandbox: record.id, err: (e as Error).message }, 'cleanup after failed create'));
+        this.dropAgent(record.id);
+        await this.store.update(record.id, { state: 'error', error: `create failed: ${message}`, expiresAt: null });
+        if (err instanceof HutchError) throw err;
+        throw new HutchError('internal', `sandbox create failed: ${message}`, { cause: err });
+      }
+    });
+  }
+
+  private async waitForAgent(id: string): Promise<void> {
+    const agent = this.agent(id);
+    const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
+    let delay = 1;
+    while (Date.now() < deadline) {
+      if (await agent.health()) return;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 25);
+    }
+    throw new HutchError('internal', `the sandbox agent did not become ready within ${AGENT_READY_TIMEOUT_MS / 1000} s`);
+  }
+
+  /** The agent client for a sandbox (one keep-alive pool per sandbox). */
+  agent(id: string): AgentClient {
+    let client = this.agents.get(id);
+    if (!client) {
+      client = new AgentClient(this.provider.agentEndpoint(id));
+      this.agents.set(id, client);
+    }
+    return client;
+  }
+
+  private dropAgent(id: string): void {
+    this.agents.get(id)?.close();
+    this.agents.delete(id);
+  }
+
+  /** A sandbox that exists (not deleted); 400 for a malformed id, 404 for an unknown one. */
+  async get(id: string): Promise<SandboxRecord> {
+    if (!isSandboxId(id)) throw invalidArgument(`id: "${id.slice(0, 40)}" is not a sandbox id (20 characters a-z, 0-9)`);
+    const record = await this.store.get(id);
+    if (!record || record.state === 'deleted') throw notFound(`sandbox ${id} not found`);
+    return record;
+  }
+
+  /** A sandbox that can run processes right now. */
+  async requireRunning(id: string): Promise<SandboxRecord> {
+    const record = await this.get(id);
+    if (record.state !== 'running') {
+      throw conflict(`sandbox ${id} is ${record.state}${record.error ? ` (${record.error})` : ''}; it must be running`);
+    }
+    return record;
+  }
+
+  async list(filter: { states?: SandboxState[]; metadata?: Record<string, string> } = {}): Promise<SandboxRecord[]> {
+    const states = filter.states && filter.states.length > 0 ? filter.states : (['creating', 'running', 'stopped', 'error'] as SandboxState[]);
+    return this.store.list({ states, ...(filter.metadata ? { metadata: filter.metadata } : {}) });
+  }
+
+  async setTimeout(id: string, timeoutSeconds: number): Promise<SandboxRecord> {
+    const record = await this.requireRunning(id);
+    const expiresAt = new Date(Date.now() + timeoutSeconds * 1000);
+    await this.store.update(id, { expiresAt, timeoutSeconds });
+    return { ...record, expiresAt, timeoutSeconds };
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.get(id);
+    await this.locks.run(id, async () => {
+      const record = await this.store.get(id);
+      if (!record || record.state === 'deleted') return;
+      await this.provider.destroy(id);
+      this.dropAgent(id);
+      this.defaultUsers.delete(id);
+      await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
+      this.log.info({ sandbox: id }, 'sandbox deleted');
+    });
+  }
+
+  async oomKills(id: string): Promise<number | null> {
+    return this.provider.oomKills(id);
+  }
+
+  /** Deletes running sandboxes whose TTL has passed; runs every second. */
+  startReaper(): void {
+    if (this.reaper) return;
+    this.reaper = setInterval(() => {
+      void this.reapExpired();
+    }, REAPER_INTERVAL_MS);
+    this.reaper.unref();
+  }
+
+  private reaping = false;
+  private async reapExpired(): Promise<void> {
+    if (this.reaping) return;
+    this.reaping = true;
+    try {
+      const expired = await this.store.list({ states: ['running'], expiredBefore: new Date() });
+      for (const record of expired) {
+        this.log.info({ sandbox: record.id }, 'sandbox timed out');
+        await this.delete(record.id).catch((err: unknown) => this.log.error({ sandbox: record.id, err: (err as Error).message }, 'timeout delete failed'));
+      }
+    } finally {
+      this.reaping = false;
+    }
+  }
+
+  stop(): void {
+    if (this.reaper) clearInterval(this.reaper);
+    this.reaper = null;
+    for (const id of [...this.agents.keys()]) this.dropAgent(id);
+  }
+
+  /**
+   * Reconciles the store with the runtime after a (re)start: reattach what both know, reap what
+   * only the runtime knows, mark lost what only the store knows, clean half-created ones.
+   */
+  async reconcile(): Promise<{ reattached: string[]; reaped: string[]; lost: string[]; cleaned: string[] }> {
+    const runtime = await this.provider.list();
+    const active = await this.store.list({ states: ['creating', 'running'] });
+    const result = { reattached: [] as string[], reaped: [] as string[], lost: [] as string[], cleaned: [] as string[] };
+    const runtimeIds = new Map(runtime.map((r) => [r.id, r]));
+    const known = new Set((await this.store.list({ states: ['creating', 'running', 'stopped', 'error'] })).map((r) => r.id));
+
+    if ((await this.store.count()) === 0 && runtime.length > 0) {
+      this.log.warn({ count: runtime.length }, 'the store is empty but the runtime has sandboxes: not reaping them (was the database replaced?)');
+      return result;
+    }
+    for (const record of active) {
+      const live = runtimeIds.get(record.id);
+      if (record.state === 'creating') {
+        await this.provider.destroy(record.id).catch(() => undefined);
+        await this.store.update(record.id, { state: 'error', error: 'create interrupted by a server restart', expiresAt: null });
+        result.cleaned.push(record.id);
+      } else if (live && live.status === 'running' && (await this.agentAnswers(record.id))) {
+        result.reattached.push(record.id);
+      } else {
+        await this.provider.destroy(record.id).catch(() => undefined);
+        this.dropAgent(record.id);
+        const why = live ? `agent unreachable after restart (runtime status ${live.status})` : 'lost: the runtime no longer has this sandbox (host reboot?)';
+        await this.store.update(record.id, { state: 'error', error: why, expiresAt: null });
+        result.lost.push(record.id);
+      }
+    }
+    const keep = new Set(result.reattached);
+    for (const r of runtime) {
+      if (!keep.has(r.id) && !known.has(r.id)) {
+        await this.provider.destroy(r.id).catch((err: unknown) => this.log.error({ sandbox: r.id, err: (err as Error).message }, 'orphan reap failed'));
+        result.reaped.push(r.id);
+      }
+    }
+    // Errored sandboxes keep their record but no resources.
+    result.cleaned.push(...(await this.provider.sweep(keep)));
+    this.log.info(result, 'reconciled with the runtime');
+    return result;
+  }
+
+  private async agentAnswers(id: string): Promise<boolean> {
+    const signal = AbortSignal.timeout(3000);
+    return this.agent(id).health(signal);
+  }
+}

@@ -1,0 +1,4 @@
+export { runServer, type ServerOptions, type RunningServer } from './server.js';
+export { LocalTemplateCatalog } from './templates/catalog.js';
+export { VERSION } from './version.js';
+export { buildTemplates } from './templates/build-all.js';

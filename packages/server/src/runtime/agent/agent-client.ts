@@ -1,0 +1,171 @@
+import http from 'node:http';
+import type { Readable } from 'node:stream';
+import type { AgentEndpoint } from '../../core/agent.js';
+import { HutchError, type ErrorKind } from '../../core/errors.js';
+import { EnvelopeDecoder, END_STREAM_FLAG, encodeEnvelope } from './envelope.js';
+
+/**
+ * Client for hutch-agent's envd-compatible Connect API (JSON codec over HTTP/1.1).
+ * Everything the agent sends is untrusted: unary replies and stream messages are size-bounded,
+ * and errors are mapped to HutchError kinds here and nowhere else.
+ */
+const MAX_UNARY_REPLY_BYTES = 16 * 1024 * 1024;
+
+export interface CallOptions {
+  /** Run-as user (sent as `Authorization: Basic base64(user:)`, as envd expects). */
+  user?: string;
+  /** Connect-Timeout-Ms: for process Start this is the process's lifetime. */
+  connectTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+const CONNECT_CODE_TO_KIND: Record<string, ErrorKind> = {
+  invalid_argument: 'invalid_argument',
+  not_found: 'not_found',
+  already_exists: 'conflict',
+  failed_precondition: 'conflict',
+  permission_denied: 'permission_denied',
+  unauthenticated: 'invalid_argument',
+  resource_exhausted: 'resource_exhausted',
+  unavailable: 'unavailable',
+  payload_too_large: 'payload_too_large',
+};
+
+export function agentError(code: unknown, message: unknown): HutchError {
+  const kind = (typeof code === 'string' && CONNECT_CODE_TO_KIND[code]) || 'internal';
+  const text = typeof message === 'string' && message.length > 0 ? message.slice(0, 2000) : `agent error ${String(code)}`;
+  return new HutchError(kind, text);
+}
+
+function unreachable(err: unknown): HutchError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new HutchError('unavailable', `sandbox agent is unreachable (${code ?? (err as Error).message})`, { cause: err });
+}
+
+export class AgentClient {
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 4 });
+
+  constructor(readonly endpoint: AgentEndpoint) {}
+
+  close(): void {
+    this.httpAgent.destroy();
+  }
+
+  /** Opens a raw HTTP request to the agent; the caller writes the body and reads the response. */
+  request(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    options: CallOptions = {},
+  ): { req: http.ClientRequest; response: Promise<http.IncomingMessage> } {
+    const allHeaders: Record<string, string> = { ...headers };
+    if (options.user !== undefined) allHeaders.authorization = `Basic ${Buffer.from(`${options.user}:`).toString('base64')}`;
+    if (options.connectTimeoutMs !== undefined) allHeaders['connect-timeout-ms'] = String(options.connectTimeoutMs);
+    const target =
+      'socketPath' in this.endpoint
+        ? { socketPath: this.endpoint.socketPath }
+        : { host: this.endpoint.host, port: this.endpoint.port };
+    const req = http.request({ ...target, method, path, headers: allHeaders, agent: this.httpAgent, signal: options.signal });
+    const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', (err) => reject(err.name === 'AbortError' ? err : unreachable(err)));
+    });
+    return { req, response };
+  }
+
+  async health(signal?: AbortSignal): Promise<boolean> {
+    try {
+      const { req, response } = this.request('GET', '/health', {}, { signal });
+      req.end();
+      const res = await response;
+      res.resume();
+      return res.statusCode === 204 || res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A unary Connect call: JSON in, JSON out. */
+  async unary<T>(procedure: string, body: unknown, options: CallOptions = {}): Promise<T> {
+    const payload = Buffer.from(JSON.stringify(body));
+    const { req, response } = this.request(
+      'POST',
+      `/${procedure}`,
+      { 'content-type': 'application/json', 'connect-protocol-version': '1', 'content-length': String(payload.length) },
+      options,
+    );
+    req.end(payload);
+    const res = await response;
+    const text = await readBounded(res, MAX_UNARY_REPLY_BYTES);
+    let parsed: unknown;
+    try {
+      parsed = text.length > 0 ? JSON.parse(text) : {};
+    } catch {
+      throw new HutchError('internal', `agent sent invalid JSON for ${procedure} (status ${res.statusCode})`);
+    }
+    if (res.statusCode !== 200) {
+      const e = parsed as { code?: unknown; message?: unknown };
+      throw agentError(e.code, e.message);
+    }
+    return parsed as T;
+  }
+
+  /**
+   * A server-streaming Connect call. Yields each message; throws the end-of-stream error if any.
+   * Breaking out of the loop closes the HTTP stream (it does not kill an agent process).
+   */
+  async *stream<T>(procedure: string, body: unknown, options: CallOptions = {}): AsyncGenerator<T> {
+    const payload = encodeEnvelope(body);
+    const { req, response } = this.request(
+      'POST',
+      `/${procedure}`,
+      { 'content-type': 'application/connect+json', 'connect-protocol-version': '1', 'content-length': String(payload.length) },
+      options,
+    );
+    req.end(payload);
+    const res = await response;
+    if (res.statusCode !== 200) {
+      const text = await readBounded(res, MAX_UNARY_REPLY_BYTES).catch(() => '');
+      let e: { code?: unknown; message?: unknown } = {};
+      try {
+        e = JSON.parse(text) as typeof e;
+      } catch {
+        /* fall through with an empty error */
+      }
+      throw agentError(e.code ?? 'internal', e.message ?? `agent answered ${res.statusCode} for ${procedure}`);
+    }
+    const decoder = new EnvelopeDecoder();
+    let ended = false;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        for (const env of decoder.push(chunk)) {
+          const message = JSON.parse(env.data.toString('utf8')) as Record<string, unknown>;
+          if (env.flags & END_STREAM_FLAG) {
+            ended = true;
+            const err = message.error as { code?: unknown; message?: unknown } | undefined;
+            if (err) throw agentError(err.code, err.message);
+            return;
+          }
+          yield message as T;
+        }
+      }
+      if (!ended) throw new HutchError('unavailable', `the agent closed the ${procedure} stream without ending it`);
+    } finally {
+      if (!ended) res.destroy();
+    }
+  }
+}
+
+export async function readBounded(stream: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      stream.destroy();
+      throw new HutchError('internal', `agent reply exceeds ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

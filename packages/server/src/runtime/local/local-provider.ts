@@ -1,0 +1,245 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentEndpoint } from '../../core/agent.js';
+import type { Provider, RuntimeSandbox, SandboxSpec, TierStatus } from '../../core/provider.js';
+import { type Isolation, ISOLATION_TIERS } from '../../core/sandbox.js';
+import { HutchError } from '../../core/errors.js';
+import { type HostFacts, versionAtLeast } from './host-probe.js';
+import { OciRuntime } from './oci-runtime.js';
+import { buildOciSpec, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
+import { isMounted, mountOverlay, mountsUnder, unmount } from './overlay.js';
+
+/**
+ * The local provider: sandboxes are OCI bundles on this machine, run by runc (or crun on pure
+ * cgroup v2 hosts) for the `container` tier and by runsc for `gvisor`. Everything a sandbox uses
+ * is named by its id: `<dataDir>/sandboxes/<id>/` (bundle, overlay dirs, agent socket dir, log),
+ * the runtime's container `<id>`, and the cgroup `hutch/<id>`. The server talks to the agent over
+ * a unix socket in a bind-mounted directory, so no network is needed for control (and gVisor can
+ * run with --network=none).
+ */
+export interface LocalProviderOptions {
+  dataDir: string;
+  agentBinary: string;
+  host: HostFacts;
+}
+
+interface SandboxPaths {
+  dir: string;
+  bundle: string;
+  rootfs: string;
+  upper: string;
+  work: string;
+  run: string;
+  log: string;
+  meta: string;
+}
+
+export class LocalProvider implements Provider {
+  private readonly sandboxesDir: string;
+  private readonly runtimes: Partial<Record<Isolation, OciRuntime>> = {};
+  private readonly tierStatus: Record<Isolation, TierStatus>;
+
+  constructor(private readonly options: LocalProviderOptions) {
+    this.sandboxesDir = join(options.dataDir, 'sandboxes');
+    // Runtime state lives on /run (tmpfs): it must not outlive a reboot, when the containers are gone too.
+    const key = createHash('sha256').update(options.dataDir).digest('hex').slice(0, 12);
+    const stateRoot = `/run/hutch/${key}`;
+    const host = options.host;
+    this.tierStatus = { container: this.containerTier(host), gvisor: this.gvisorTier(host) };
+    if (this.tierStatus.container.available) {
+      const useCrun = host.cgroup === 'v2' && host.crun !== null;
+      const tool = useCrun ? host.crun! : host.runc!;
+      this.runtimes.container = new OciRuntime(useCrun ? 'crun' : 'runc', tool.path, `${stateRoot}/${useCrun ? 'crun' : 'runc'}`);
+    }
+    if (this.tierStatus.gvisor.available) {
+      this.runtimes.gvisor = new OciRuntime('runsc', host.runsc!.path, `${stateRoot}/runsc`, [
+        '--platform=ptrace',
+        '--network=none',
+        // Lets the agent create its listening socket in the bind-mounted dir; with gVisor's
+        // default in-memory overlay the socket would not be visible on the host.
+        '--host-uds=create',
+        '--overlay2=none',
+        // Apply the sandbox's seccomp policy inside gVisor too (defence in depth over the sentry's own filters).
+        '--oci-seccomp',
+      ]);
+    }
+  }
+
+  private containerTier(host: HostFacts): TierStatus {
+    const missing: string[] = [];
+    if (!host.userNamespaces) missing.push('user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0)');
+    if (!host.overlayfs) missing.push('overlayfs is not available');
+    if (!host.seccomp) missing.push('the kernel lacks seccomp');
+    const pureV2Crun = host.cgroup === 'v2' && host.crun !== null;
+    if (!host.runc && !pureV2Crun) {
+      missing.push(
+        host.crun
+          ? `runc is not installed and crun ${host.crun.version} does not support this host's ${host.cgroup} cgroups (apt-get install runc)`
+          : 'runc is not installed (apt-get install runc)',
+      );
+    }
+    const tool = pureV2Crun ? host.crun : host.runc;
+    const status: TierStatus = {
+      available: missing.length === 0,
+      runtime: pureV2Crun ? 'crun' : 'runc',
+      version: tool?.version ?? null,
+    };
+    if (missing.length > 0) status.reason = missing.join('; ');
+    else if (!pureV2Crun && host.runc && !versionAtLeast(host.runc.version, '1.2.8'))
+      status.reason = `runc ${host.runc.version} predates the November 2025 runc CVE fixes (1.2.8 / 1.3.3); CVE-2024-21626 needs ≥ 1.1.12 or a distribution backport`;
+    return status;
+  }
+
+  private gvisorTier(host: HostFacts): TierStatus {
+    const status: TierStatus = { available: host.runsc !== null, runtime: 'runsc', version: host.runsc?.version ?? null };
+    if (!host.runsc) status.reason = 'runsc is not installed (apt-get install runsc)';
+    else if (!host.overlayfs) {
+      status.available = false;
+      status.reason = 'overlayfs is not available';
+    } else status.reason = 'platform ptrace (no usable KVM); network none';
+    return status;
+  }
+
+  tiers(): Record<Isolation, TierStatus> {
+    return this.tierStatus;
+  }
+
+  private paths(id: string): SandboxPaths {
+    const dir = join(this.sandboxesDir, id);
+    return {
+      dir,
+      bundle: join(dir, 'bundle'),
+      rootfs: join(dir, 'rootfs'),
+      upper: join(dir, 'upper'),
+      work: join(dir, 'work'),
+      run: join(dir, 'run'),
+      log: join(dir, 'runtime.log'),
+      meta: join(dir, 'meta.json'),
+    };
+  }
+
+  agentEndpoint(id: string): AgentEndpoint {
+    return { socketPath: join(this.paths(id).run, AGENT_SOCKET_NAME) };
+  }
+
+  private runtimeFor(isolation: Isolation): OciRuntime {
+    const runtime = this.runtimes[isolation];
+    if (!runtime) throw new HutchError('tier_unavailable', `isolation "${isolation}" is not available on this host: ${this.tierStatus[isolation].reason ?? 'unknown reason'}`);
+    return runtime;
+  }
+
+  async create(spec: SandboxSpec): Promise<void> {
+    const runtime = this.runtimeFor(spec.isolation);
+    const p = this.paths(spec.id);
+    await mkdir(p.bundle, { recursive: true });
+    await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
+    for (const dir of [p.upper, p.work, p.rootfs, p.run]) {
+      await mkdir(dir, { recursive: true });
+      // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
+      await chown(dir, ID_MAP_BASE, ID_MAP_BASE);
+    }
+    await chmod(p.run, 0o700);
+    await mountOverlay(p.rootfs, spec.templateLayer, p.upper, p.work);
+    const config = buildOciSpec({
+      id: spec.id,
+      isolation: spec.isolation,
+      rootfs: p.rootfs,
+      agentBinary: this.options.agentBinary,
+      socketDir: p.run,
+      env: spec.env,
+      defaultUser: spec.defaultUser,
+      cpu: spec.cpu,
+      memoryMiB: spec.memoryMiB,
+      pids: spec.pids,
+      cgroupsPath: `/hutch/${spec.id}`,
+      cgroup: this.options.host.cgroup,
+      swapAccounting: this.options.host.swapAccounting,
+      annotations: { 'hutch.sandbox-id': spec.id, 'hutch.isolation': spec.isolation },
+      nofileLimit: this.options.host.nofileHard,
+    });
+    await writeFile(join(p.bundle, 'config.json'), JSON.stringify(config));
+    const log = await open(p.log, 'a');
+    try {
+      await runtime.run(spec.id, p.bundle, log.fd);
+    } catch (err) {
+      const tail = (await readFile(p.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+      throw new HutchError('internal', `${(err as Error).message}: ${tail.slice(0, 800)}`, { cause: err });
+    } finally {
+      await log.close();
+    }
+  }
+
+  private async isolationOf(id: string): Promise<Isolation[]> {
+    try {
+      const meta = JSON.parse(await readFile(this.paths(id).meta, 'utf8')) as { isolation?: Isolation };
+      if (meta.isolation && ISOLATION_TIERS.includes(meta.isolation)) return [meta.isolation];
+    } catch {
+      /* unknown: try every runtime */
+    }
+    return [...ISOLATION_TIERS];
+  }
+
+  async destroy(id: string): Promise<void> {
+    const p = this.paths(id);
+    for (const isolation of await this.isolationOf(id)) {
+      await this.runtimes[isolation]?.forceDelete(id);
+    }
+    await unmount(p.rootfs);
+    if (await isMounted(p.rootfs)) throw new HutchError('internal', `could not unmount ${p.rootfs}`);
+    await rm(p.dir, { recursive: true, force: true });
+    await this.removeCgroups(id);
+  }
+
+  /** runc/runsc remove their cgroups on delete; this catches what a crash mid-create left. */
+  private async removeCgroups(id: string): Promise<void> {
+    const candidates =
+      this.options.host.cgroup === 'v2'
+        ? [`/sys/fs/cgroup/hutch/${id}`]
+        : (await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((c) => `/sys/fs/cgroup/${c}/hutch/${id}`);
+    for (const dir of candidates) {
+      if (existsSync(dir)) await rmdir(dir).catch(() => undefined);
+    }
+  }
+
+  async list(): Promise<RuntimeSandbox[]> {
+    const out: RuntimeSandbox[] = [];
+    for (const isolation of ISOLATION_TIERS) {
+      const runtime = this.runtimes[isolation];
+      if (!runtime) continue;
+      for (const c of await runtime.list()) {
+        const status = c.status === 'running' ? 'running' : c.status === 'stopped' ? 'stopped' : c.status === 'created' || c.status === 'creating' ? 'creating' : 'unknown';
+        out.push({ id: c.id, isolation, status });
+      }
+    }
+    return out;
+  }
+
+  async oomKills(id: string): Promise<number | null> {
+    const file =
+      this.options.host.cgroup === 'v2' ? `/sys/fs/cgroup/hutch/${id}/memory.events` : `/sys/fs/cgroup/memory/hutch/${id}/memory.oom_control`;
+    try {
+      const match = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'));
+      return match ? Number(match[1]) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async sweep(keep: Set<string>): Promise<string[]> {
+    const removed: string[] = [];
+    const entries = await readdir(this.sandboxesDir).catch(() => [] as string[]);
+    for (const id of entries) {
+      if (keep.has(id) || !/^[a-z0-9]{20}$/.test(id)) continue;
+      await this.destroy(id);
+      removed.push(id);
+    }
+    // Mounts whose directory entry vanished (e.g. rm of a dir under a lazy unmount).
+    for (const mount of await mountsUnder(this.sandboxesDir + '/')) {
+      const id = mount.slice(this.sandboxesDir.length + 1).split('/')[0] ?? '';
+      if (!keep.has(id)) await unmount(mount).catch(() => undefined);
+    }
+    return removed;
+  }
+}

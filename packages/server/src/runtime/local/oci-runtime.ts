@@ -1,0 +1,62 @@
+import { runTool, ToolError } from './exec-tool.js';
+
+/**
+ * A thin wrapper over one OCI runtime binary (runc, crun or runsc) with its own state root.
+ * Each server data dir gets its own root, so `list()` only ever sees this server's sandboxes.
+ */
+export interface OciContainer {
+  id: string;
+  status: string;
+  pid: number;
+}
+
+export class OciRuntime {
+  constructor(
+    readonly name: 'runc' | 'crun' | 'runsc',
+    readonly binary: string,
+    readonly root: string,
+    /** Flags placed before the sub-command (e.g. runsc's --platform, --network). */
+    private readonly globalFlags: string[] = [],
+  ) {}
+
+  private args(...rest: string[]): string[] {
+    return ['--root', this.root, ...this.globalFlags, ...rest];
+  }
+
+  /** Creates and starts the container detached; its stdio goes to `logFd`. */
+  async run(id: string, bundle: string, logFd: number): Promise<void> {
+    const detach = this.name === 'runsc' ? '--detach' : '-d';
+    try {
+      await runTool(this.binary, this.args('run', detach, '--bundle', bundle, id), { stdio: logFd, timeoutMs: 60_000 });
+    } catch (err) {
+      // runc/runsc write their error to the log fd; surface its tail.
+      throw err instanceof ToolError ? new Error(`${this.name} run failed (exit ${err.exitCode ?? err.signal})`) : err;
+    }
+  }
+
+  /** Kills everything and removes the runtime's state; a missing container is not an error. */
+  async forceDelete(id: string): Promise<void> {
+    try {
+      await runTool(this.binary, this.args('delete', '--force', id), { timeoutMs: 30_000 });
+    } catch (err) {
+      if (err instanceof ToolError && /does not exist|not exist|no such file|cannot find|not found/i.test(err.stderr)) return;
+      throw err;
+    }
+  }
+
+  async list(): Promise<OciContainer[]> {
+    try {
+      const out = await runTool(this.binary, this.args('list', '--format', 'json'), { timeoutMs: 30_000 });
+      const parsed = JSON.parse(out.trim() || 'null') as Array<{ id: string; status: string; pid: number }> | null;
+      return (parsed ?? []).map((c) => ({ id: c.id, status: c.status, pid: c.pid }));
+    } catch (err) {
+      if (err instanceof ToolError && /no such file|does not exist/i.test(err.stderr)) return [];
+      throw err;
+    }
+  }
+
+  async version(): Promise<string> {
+    const out = await runTool(this.binary, ['--version']);
+    return out.split('\n')[0] ?? '';
+  }
+}

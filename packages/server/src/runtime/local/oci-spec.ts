@@ -1,0 +1,106 @@
+import type { Isolation } from '../../core/sandbox.js';
+import { AGENT_CAPABILITIES } from '../profiles/capabilities.js';
+import { MASKED_PATHS, READONLY_PATHS } from '../profiles/paths.js';
+import { seccompProfile } from '../profiles/seccomp.js';
+import type { CgroupMode } from './host-probe.js';
+
+/**
+ * Builds the OCI runtime spec (config.json) of a sandbox. The same bundle serves runc and runsc;
+ * the differences are the /sys mount (runc: an empty read-only tmpfs so no host sysfs is visible;
+ * runsc: gVisor's own virtual sysfs) and nothing else.
+ */
+
+/** Sandbox root maps to this host uid/gid range: sandbox root is not host root. */
+export const ID_MAP_BASE = 100000;
+export const ID_MAP_SIZE = 65536;
+
+/** Paths inside the sandbox where the agent binary and its socket dir are mounted. */
+export const AGENT_BINARY_PATH = '/.hutch/hutch-agent';
+export const AGENT_SOCKET_DIR = '/run/hutch';
+export const AGENT_SOCKET_NAME = 'agent.sock';
+
+export interface OciSpecInput {
+  id: string;
+  isolation: Isolation;
+  rootfs: string;
+  agentBinary: string;
+  socketDir: string;
+  env: Record<string, string>;
+  defaultUser: string;
+  cpu: number;
+  memoryMiB: number;
+  pids: number;
+  cgroupsPath: string;
+  cgroup: CgroupMode;
+  swapAccounting: boolean;
+  annotations: Record<string, string>;
+  /** RLIMIT_NOFILE for the sandbox: the runtime cannot raise it past the server's own hard limit. */
+  nofileLimit: number;
+}
+
+const BASE_ENV = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+};
+
+export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
+  const memoryBytes = input.memoryMiB * 1024 * 1024;
+  const period = 100_000;
+  const env = { ...BASE_ENV, ...input.env };
+  const caps = [...AGENT_CAPABILITIES];
+  const sysMount =
+    input.isolation === 'gvisor'
+      ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
+      : { destination: '/sys', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'ro', 'size=4k', 'mode=555'] };
+  const memory: Record<string, number> = { limit: memoryBytes };
+  if (input.cgroup === 'v2' || input.swapAccounting) memory.swap = memoryBytes;
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [AGENT_BINARY_PATH, '--listen', `unix:${AGENT_SOCKET_DIR}/${AGENT_SOCKET_NAME}`, '--default-user', input.defaultUser],
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      cwd: '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofileLimit, soft: input.nofileLimit }],
+      noNewPrivileges: true,
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: 'hutch',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      sysMount,
+      { destination: AGENT_BINARY_PATH, type: 'bind', source: input.agentBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },
+      { destination: AGENT_SOCKET_DIR, type: 'bind', source: input.socketDir, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] },
+    ],
+    annotations: input.annotations,
+    linux: {
+      uidMappings: [{ containerID: 0, hostID: ID_MAP_BASE, size: ID_MAP_SIZE }],
+      gidMappings: [{ containerID: 0, hostID: ID_MAP_BASE, size: ID_MAP_SIZE }],
+      namespaces: [
+        { type: 'pid' },
+        { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+        { type: 'user' },
+        ...(input.isolation === 'container' ? [{ type: 'cgroup' }] : []),
+      ],
+      cgroupsPath: input.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        memory,
+        cpu: { quota: Math.max(1000, Math.round(input.cpu * period)), period },
+        pids: { limit: input.pids },
+      },
+      seccomp: seccompProfile(),
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises';
+import { runTool } from './exec-tool.js';
+
+/** overlayfs mounts for sandbox root filesystems: read-only template layer below, sandbox's upper above. */
+export async function mountOverlay(target: string, lower: string, upper: string, work: string): Promise<void> {
+  await runTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, target]);
+}
+
+export async function isMounted(target: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => line.split(' ')[4] === target);
+}
+
+/** Unmounts if mounted; falls back to a lazy unmount when something still holds it busy. */
+export async function unmount(target: string): Promise<void> {
+  if (!(await isMounted(target))) return;
+  try {
+    await runTool('umount', [target]);
+  } catch {
+    await runTool('umount', ['-l', target]);
+  }
+}
+
+/** Mount points under `prefix` (for sweeping leftovers after a crash). */
+export async function mountsUnder(prefix: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((p): p is string => p !== undefined && p.startsWith(prefix));
+}

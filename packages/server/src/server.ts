@@ -1,0 +1,154 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, rename } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { ensureAdminKey } from './admin-key.js';
+import { buildApp } from './api/app.js';
+import { FileService } from './core/file-service.js';
+import { ProcessService } from './core/process-service.js';
+import { SandboxService } from './core/sandbox-service.js';
+import { probeHost } from './runtime/local/host-probe.js';
+import { LocalProvider } from './runtime/local/local-provider.js';
+import { openDatabase } from './store/database.js';
+import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
+import { SqliteSandboxStore } from './store/sandbox-repo.js';
+import { LocalTemplateCatalog } from './templates/catalog.js';
+import { VERSION } from './version.js';
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Where template layers live (default <dataDir>/layers; env HUTCH_LAYERS_DIR). */
+  layersDir?: string;
+  /** The hutch-agent binary to inject (default: the repository's agent/bin/hutch-agent; env HUTCH_AGENT_BINARY). */
+  agentBinary?: string;
+  logLevel?: string;
+  /** Build missing templates at start (default true). */
+  buildTemplates?: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  adminKey: string;
+  close(): Promise<void>;
+}
+
+function defaultAgentBinary(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return resolve(here, '../../../agent/bin/hutch-agent');
+}
+
+/** Copies the agent into the data dir under its content hash, so sandboxes never see it change. */
+async function installAgent(source: string, dataDir: string): Promise<string> {
+  if (!existsSync(source)) {
+    throw new Error(`hutch-agent binary not found at ${source}: run "npm run setup" (or set HUTCH_AGENT_BINARY)`);
+  }
+  const bytes = await readFile(source);
+  const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  const target = join(dataDir, 'agent', digest, 'hutch-agent');
+  if (!existsSync(target)) {
+    await mkdir(dirname(target), { recursive: true });
+    const tmp = `${target}.${process.pid}.tmp`;
+    await copyFile(source, tmp);
+    await chmod(tmp, 0o755);
+    await rename(tmp, target);
+  }
+  return target;
+}
+
+/** Starts the Hutch server; sandboxes are not children of this process and outlive close(). */
+export async function runServer(options: ServerOptions): Promise<RunningServer> {
+  const dataDir = resolve(options.dataDir);
+  const logger = pino({ level: options.logLevel ?? process.env.HUTCH_LOG_LEVEL ?? 'info', base: { svc: 'hutch' } });
+  if (process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
+  await mkdir(dataDir, { recursive: true });
+  // Searchable (not readable) by others: the runtimes open sandbox root filesystems below it as the
+  // sandbox's mapped root user. Secrets in it (admin.key, the database) are 0600 themselves.
+  await chmod(dataDir, 0o711);
+  const layersDir = resolve(options.layersDir ?? process.env.HUTCH_LAYERS_DIR ?? join(dataDir, 'layers'));
+  await mkdir(layersDir, { recursive: true });
+
+  const { db, close: closeDb } = await openDatabase(join(dataDir, 'hutch.db'));
+  const meta = new SqliteMetaStore(db);
+  let serverId = await meta.get('server_id');
+  if (!serverId) {
+    serverId = randomUUID();
+    await meta.set('server_id', serverId);
+  }
+  const keys = new SqliteApiKeyStore(db);
+  const admin = await ensureAdminKey(dataDir, keys);
+
+  const host = await probeHost();
+  const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
+  const provider = new LocalProvider({ dataDir, agentBinary, host });
+  const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
+  const sandboxes = new SandboxService(new SqliteSandboxStore(db), provider, templates, logger);
+  const processes = new ProcessService(sandboxes);
+  const files = new FileService(sandboxes);
+
+  await sandboxes.reconcile();
+  sandboxes.startReaper();
+
+  const info = async (): Promise<Record<string, unknown>> => ({
+    version: VERSION,
+    serverId,
+    dataDir,
+    provider: 'local',
+    defaultIsolation: 'container',
+    tiers: provider.tiers(),
+    templates: await templates.list(),
+    posture: {
+      kernel: host.kernel,
+      cgroup: host.cgroup,
+      userNamespaces: host.userNamespaces,
+      seccomp: host.seccomp,
+      overlayfs: host.overlayfs,
+      kvm: host.kvm,
+      runtimes: { runc: host.runc?.version ?? null, crun: host.crun?.version ?? null, runsc: host.runsc?.version ?? null },
+      nftables: host.nft?.version ?? null,
+      sandboxUidRange: '100000-165535 (sandbox root maps to host uid 100000)',
+    },
+  });
+
+  const app = await buildApp({ sandboxes, processes, files, templates, keys, info }, logger, VERSION);
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+
+  if (options.buildTemplates !== false) {
+    void (async () => {
+      for (const name of templates.names()) {
+        await templates.build(name).catch((err: unknown) => logger.error({ template: name, err: (err as Error).message }, 'template build failed'));
+      }
+    })();
+  }
+
+  const unavailable = Object.entries(provider.tiers())
+    .filter(([, t]) => !t.available)
+    .map(([name, t]) => `${name} (${t.reason ?? 'unavailable'})`);
+  process.stdout.write(
+    [
+      '',
+      `Hutch ${VERSION} listening on ${url}`,
+      `  data dir:  ${dataDir}`,
+      `  admin key: ${admin.key}${admin.created ? '   (new; stored in ' + join(dataDir, 'admin.key') + ')' : ''}`,
+      `  tiers:     ${Object.entries(provider.tiers()).filter(([, t]) => t.available).map(([n]) => n).join(', ') || 'none'}${unavailable.length ? `; unavailable: ${unavailable.join('; ')}` : ''}`,
+      `  try:       HUTCH_URL=${url} hutch run -- echo hello`,
+      '',
+    ].join('\n') + '\n',
+  );
+
+  return {
+    url,
+    adminKey: admin.key,
+    async close() {
+      sandboxes.stop();
+      await app.close();
+      await closeDb();
+    },
+  };
+}

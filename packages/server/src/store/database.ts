@@ -1,0 +1,68 @@
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Generated, type Migration, type MigrationProvider } from 'kysely';
+import { migrations } from './migrations.js';
+
+/** The embedded store: one SQLite file in WAL mode, checked at open, migrated forward. */
+export interface SandboxTable {
+  id: string;
+  state: string;
+  template: string;
+  template_digest: string;
+  isolation: string;
+  cpu: number;
+  memory_mib: number;
+  pids: number;
+  timeout_seconds: number;
+  env: string;
+  metadata: string;
+  idempotency_key: string | null;
+  created_at: number;
+  expires_at: number | null;
+  deleted_at: number | null;
+  error: string | null;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  hash: string;
+  name: string;
+  role: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface MetaTable {
+  key: string;
+  value: string;
+}
+
+export interface Schema {
+  sandboxes: SandboxTable;
+  api_keys: ApiKeyTable;
+  meta: MetaTable;
+  _placeholder?: { id: Generated<number> };
+}
+
+export type Db = Kysely<Schema>;
+
+class StaticMigrations implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+export async function openDatabase(file: string): Promise<{ db: Db; close: () => Promise<void> }> {
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const check = sqlite.pragma('quick_check', { simple: true });
+  if (check !== 'ok') throw new Error(`the store ${file} failed quick_check: ${String(check)}`);
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const { error, results } = await new Migrator({ db, provider: new StaticMigrations() }).migrateToLatest();
+  if (error) throw new Error(`store migration failed: ${(error as Error).message}`, { cause: error });
+  for (const r of results ?? []) if (r.status === 'Error') throw new Error(`store migration ${r.migrationName} failed`);
+  return { db, close: () => db.destroy() };
+}

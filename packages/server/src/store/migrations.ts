@@ -1,0 +1,45 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+
+/** Forward-only schema migrations, applied in name order at open. Never edit a shipped one. */
+export const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('sandboxes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('template', 'text', (c) => c.notNull())
+        .addColumn('template_digest', 'text', (c) => c.notNull())
+        .addColumn('isolation', 'text', (c) => c.notNull())
+        .addColumn('cpu', 'real', (c) => c.notNull())
+        .addColumn('memory_mib', 'integer', (c) => c.notNull())
+        .addColumn('pids', 'integer', (c) => c.notNull())
+        .addColumn('timeout_seconds', 'integer', (c) => c.notNull())
+        .addColumn('env', 'text', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('idempotency_key', 'text')
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('expires_at', 'integer')
+        .addColumn('deleted_at', 'integer')
+        .addColumn('error', 'text')
+        .execute();
+      await db.schema.createIndex('sandboxes_state').on('sandboxes').column('state').execute();
+      await sql`CREATE UNIQUE INDEX sandboxes_idempotency ON sandboxes (idempotency_key) WHERE idempotency_key IS NOT NULL`.execute(db);
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hash', 'text', (c) => c.notNull().unique())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('last_used_at', 'integer')
+        .addColumn('revoked_at', 'integer')
+        .execute();
+      await db.schema
+        .createTable('meta')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};

@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+/**
+ * Starts a real Hutch server in its own process (so tests can SIGKILL it) on a free loopback
+ * port with a fresh data dir, sharing the machine's template layer cache.
+ */
+export const REPO = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
+export const LAYERS_DIR = process.env.HUTCH_LAYERS_DIR ?? '/var/lib/hutch/layers';
+
+export interface TestServer {
+  url: string;
+  key: string;
+  dataDir: string;
+  child: ChildProcess;
+  /** Output captured from the server process (for diagnostics). */
+  output(): string;
+  api<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
+  kill9(): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+    srv.once('error', rej);
+  });
+}
+
+function launch(dataDir: string, port: number, log: string[]): ChildProcess {
+  const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer({ host: '127.0.0.1', port: ${port}, dataDir: ${JSON.stringify(dataDir)}, layersDir: ${JSON.stringify(LAYERS_DIR)}, logLevel: 'warn' })).catch((e) => { console.error(e); process.exit(1); });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const keep = (d: Buffer): void => {
+    log.push(d.toString());
+    if (log.length > 200) log.shift();
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return child;
+}
+
+async function waitHealthy(url: string, child: ChildProcess, log: string[]): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log.join('').slice(-2000)}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`server did not become healthy: ${log.join('').slice(-2000)}`);
+}
+
+export async function startServer(): Promise<TestServer> {
+  const dataDir = mkdtempSync('/var/tmp/hutch-test-');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const log: string[] = [];
+  let child = launch(dataDir, port, log);
+  await waitHealthy(url, child, log);
+  const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
+  const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  };
+  const server: TestServer = {
+    url,
+    key,
+    dataDir,
+    get child() {
+      return child;
+    },
+    output: () => log.join(''),
+    async api<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+      const init: RequestInit = { method, headers: { authorization: `Bearer ${key}`, ...headers } };
+      if (body !== undefined) {
+        if (typeof body === 'string' || body instanceof Uint8Array) init.body = body;
+        else {
+          init.body = JSON.stringify(body);
+          (init.headers as Record<string, string>)['content-type'] = 'application/json';
+        }
+      }
+      const res = await fetch(`${url}${path}`, init);
+      const text = await res.text();
+      let parsed: unknown = text;
+      if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+      return { status: res.status, body: parsed as T, headers: res.headers };
+    },
+    kill9: () => stopChild('SIGKILL'),
+    async restart() {
+      await stopChild('SIGKILL');
+      child = launch(dataDir, port, log);
+      await waitHealthy(url, child, log);
+    },
+    async stop() {
+      // Delete whatever the test left, then stop the server and remove its data dir.
+      try {
+        const res = await server.api<{ sandboxes: Array<{ id: string }> }>('GET', '/v1/sandboxes');
+        for (const sb of res.body.sandboxes ?? []) await server.api('DELETE', `/v1/sandboxes/${sb.id}`);
+      } catch {
+        /* server already down */
+      }
+      await stopChild('SIGTERM');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
