@@ -27,7 +27,7 @@ export function relativeTime(iso: string | null | undefined, now = Date.now()): 
   if (Number.isNaN(t)) return iso;
   const delta = Math.round((t - now) / 1000);
   const span = humanSpan(Math.abs(delta));
-  return delta >= 0 ? `in ${span}` : `${span} ago`;
+  return delta > 0 ? `in ${span}` : `${span} ago`;
 }
 
 function humanSpan(seconds: number): string {

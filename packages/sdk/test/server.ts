@@ -10,7 +10,9 @@
  * `stop()` deletes any sandbox the tests left behind (and then fails, because tests must clean
  * up after themselves), stops the server by pid and removes the data dir.
  * Env knobs: HUTCH_TEST_VERBOSE=1 echoes the server's output; HUTCH_TEST_STARTUP_MS (default
- * 120000) bounds the wait for /healthz; HUTCH_TEST_TMP is where data dirs go.
+ * 120000) bounds the wait for /healthz; HUTCH_TEST_TMP is where data dirs go;
+ * HUTCH_TEST_URL + HUTCH_TEST_API_KEY run the tests against an already running server instead
+ * (nothing is spawned; stop() only deletes leftovers).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -40,6 +42,7 @@ export interface TestServer {
 }
 
 export async function startServer(): Promise<TestServer> {
+  if (process.env.HUTCH_TEST_URL) return attachServer(process.env.HUTCH_TEST_URL, process.env.HUTCH_TEST_API_KEY ?? '');
   if (!existsSync(CLI_MAIN)) {
     throw new Error(`${CLI_MAIN} is missing: build first (npx tsc -b packages/sdk packages/server packages/cli)`);
   }
@@ -77,36 +80,57 @@ export async function startServer(): Promise<TestServer> {
     await waitHealthy(url, child, Number(process.env.HUTCH_TEST_STARTUP_MS ?? 120_000));
     const apiKey = (await readFile(join(dataDir, 'admin.key'), 'utf8')).trim();
     if (!apiKey) throw new Error(`${dataDir}/admin.key is empty`);
-    let stopped = false;
-    const server: TestServer = {
-      url,
-      apiKey,
-      dataDir,
-      pid: child.pid!,
-      client: (options) => new Hutch({ url, apiKey, ...options }),
-      env: () => ({ ...env, HUTCH_URL: url, HUTCH_API_KEY: apiKey }),
-      logs: () => output,
-      stop: async () => {
-        if (stopped) return;
-        stopped = true;
-        let leaked: string[] = [];
-        try {
-          const hutch = new Hutch({ url, apiKey });
-          const left = await hutch.sandboxes.list();
-          leaked = left.filter((s) => s.state !== 'deleted').map((s) => s.id);
-          for (const id of leaked) await hutch.sandboxes.kill(id).catch(() => {});
-        } finally {
-          await cleanup();
-        }
-        if (leaked.length) throw new Error(`tests left ${leaked.length} sandbox(es) behind: ${leaked.join(', ')}`);
-      },
-    };
-    return server;
+    return handle({ url, apiKey, dataDir, pid: child.pid!, env, logs: () => output, cleanup });
   } catch (err) {
     await cleanup();
     const message = err instanceof Error ? err.message : String(err);
     throw new Error(`${message}\n--- server output ---\n${output.slice(-8000)}`);
   }
+}
+
+/** A server the tests did not start: sandboxes that exist before the tests are left alone. */
+async function attachServer(url: string, apiKey: string): Promise<TestServer> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.HUTCH_DATA_DIR;
+  const before = new Set((await new Hutch({ url, apiKey }).sandboxes.list()).map((s) => s.id));
+  return handle({ url, apiKey, dataDir: '', pid: 0, env, logs: () => '', cleanup: async () => {}, preexisting: before });
+}
+
+function handle(o: {
+  url: string;
+  apiKey: string;
+  dataDir: string;
+  pid: number;
+  env: NodeJS.ProcessEnv;
+  logs: () => string;
+  cleanup: () => Promise<void>;
+  preexisting?: Set<string>;
+}): TestServer {
+  const { url, apiKey } = o;
+  let stopped = false;
+  return {
+    url,
+    apiKey,
+    dataDir: o.dataDir,
+    pid: o.pid,
+    client: (options) => new Hutch({ url, apiKey, ...options }),
+    env: () => ({ ...o.env, HUTCH_URL: url, HUTCH_API_KEY: apiKey }),
+    logs: o.logs,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      let leaked: string[] = [];
+      try {
+        const hutch = new Hutch({ url, apiKey });
+        const left = await hutch.sandboxes.list();
+        leaked = left.filter((s) => s.state !== 'deleted' && !o.preexisting?.has(s.id)).map((s) => s.id);
+        for (const id of leaked) await hutch.sandboxes.kill(id).catch(() => {});
+      } finally {
+        await o.cleanup();
+      }
+      if (leaked.length) throw new Error(`tests left ${leaked.length} sandbox(es) behind: ${leaked.join(', ')}`);
+    },
+  };
 }
 
 async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {

@@ -18,7 +18,7 @@ export async function buildApp(services: Services, logger: PinoLogger, version: 
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: JSON_BODY_LIMIT,
     disableRequestLogging: true,
-    maxParamLength: 200,
+    maxParamLength: 500,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,

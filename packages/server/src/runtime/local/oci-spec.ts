@@ -98,7 +98,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
         cpu: { quota: Math.max(1000, Math.round(input.cpu * period)), period },
         pids: { limit: input.pids },
       },
-      seccomp: seccompProfile(),
+      seccomp: seccompProfile({ gvisor: input.isolation === 'gvisor' }),
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },

@@ -88,13 +88,18 @@ export interface LinuxSeccomp {
   syscalls: SeccompRule[];
 }
 
-export function seccompProfile(): LinuxSeccomp {
+/**
+ * @param options.gvisor gVisor (runsc 2022-12) ignores `errnoRet`/`defaultErrnoRet` and answers
+ * EPERM, so libc would not fall back from clone3 to clone and thread creation would fail. There,
+ * clone3 is allowed: namespaces created through it exist only inside gVisor's user-space kernel.
+ */
+export function seccompProfile(options: { gvisor?: boolean } = {}): LinuxSeccomp {
   return {
     defaultAction: 'SCMP_ACT_ERRNO',
     defaultErrnoRet: ENOSYS,
     architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
     syscalls: [
-      { names: [...ALLOWED_SYSCALLS], action: 'SCMP_ACT_ALLOW' },
+      { names: [...ALLOWED_SYSCALLS, ...(options.gvisor ? ['clone3'] : [])], action: 'SCMP_ACT_ALLOW' },
       { names: [...DENIED_SYSCALLS], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
       // clone without any namespace flag; clone3 cannot be filtered by flags, so ENOSYS (default)
       // makes libc fall back to clone.
