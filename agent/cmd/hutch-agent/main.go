@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -58,7 +59,9 @@ func main() {
 	}
 	mgr := process.NewManager(rp, "/proc/self/exe", os.Environ(), logger)
 	resolver := users.Resolver{DB: users.System, Default: *defaultUser}
-	handler := server.Handler(server.Config{Processes: mgr, Users: resolver})
+	// The token comes from the environment (never a flag: argv is visible
+	// to every process); HUTCH_AGENT_* variables are hidden from processes.
+	handler := server.Handler(server.Config{Processes: mgr, Users: resolver, AccessToken: os.Getenv("HUTCH_AGENT_ACCESS_TOKEN")})
 
 	var listeners []net.Listener
 	for _, addr := range listens {
@@ -68,7 +71,7 @@ func main() {
 		}
 		listeners = append(listeners, l)
 		go func(addr string, l net.Listener) {
-			if err := server.Serve(l, handler, logger); err != nil {
+			if err := server.Serve(l, handler, logger); err != nil && !errors.Is(err, net.ErrClosed) {
 				logger.Printf("serve %s: %v", addr, err)
 			}
 		}(addr, l)

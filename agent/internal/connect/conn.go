@@ -30,6 +30,15 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite keeps net/http's half-close on error paths working through the
+// wrapper (it looks for this method on the connection).
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *trackedConn) writeErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -218,7 +218,8 @@ func (m *Manager) Start(u *users.User, req *StartRequest, timeout time.Duration,
 
 	p.Pid = uint32(pid)
 	m.reg.add(p)
-	m.log.Printf("process %d started: %s %q as %s in %s", pid, cfg.Cmd, cfg.Args, u.Name, dir)
+	// Arguments are not logged: command lines often carry secrets.
+	m.log.Printf("process %d started: %s (%d args) as %s in %s", pid, cfg.Cmd, len(cfg.Args), u.Name, dir)
 
 	var killTimer *time.Timer
 	if timeout > 0 {

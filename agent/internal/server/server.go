@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log"
 	"net"
@@ -24,6 +25,10 @@ import (
 type Config struct {
 	Processes *process.Manager
 	Users     users.Resolver
+	// AccessToken, when not empty, must be presented in X-Access-Token on
+	// every request except /health. The unix socket is protected by its
+	// mode; a tcp listener is not, so tiers using tcp should set one.
+	AccessToken string
 }
 
 // Handler returns the agent's complete HTTP handler.
@@ -35,7 +40,30 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("/files", &files.Handler{Users: cfg.Users})
 	(&process.Service{M: cfg.Processes, Users: cfg.Users}).Register(mux)
 	(&fs.Service{Users: cfg.Users}).Register(mux)
-	return mux
+	if cfg.AccessToken == "" {
+		return mux
+	}
+	return requireToken(cfg.AccessToken, mux)
+}
+
+// requireToken rejects requests without the right X-Access-Token, answering
+// in the error format of the endpoint that was called.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("X-Access-Token"))
+		if r.URL.Path == "/health" || subtle.ConstantTimeCompare(got, want) == 1 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/files" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"code":401,"message":"invalid access token"}`))
+			return
+		}
+		connect.WriteError(w, connect.Errorf(connect.Unauthenticated, "invalid access token"), 0)
+	})
 }
 
 // Listen opens one --listen address: "unix:/path" or "tcp:host:port".

@@ -15,6 +15,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -435,5 +436,34 @@ func TestFilesAndFilesystem(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 204 {
 		t.Fatalf("health: %d", resp.StatusCode)
+	}
+}
+
+func TestAccessToken(t *testing.T) {
+	h := Handler(Config{Processes: nil, Users: users.Resolver{DB: users.System, Default: "root"}, AccessToken: "s3cret"})
+	call := func(path, token string) (int, string) {
+		r := httptest.NewRequest("POST", path, strings.NewReader(`{}`))
+		r.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			r.Header.Set("X-Access-Token", token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	if code, body := call("/filesystem.Filesystem/Stat", "wrong"); code != 401 || !strings.Contains(body, `"unauthenticated"`) {
+		t.Fatalf("rpc without token: %d %s", code, body)
+	}
+	if code, body := call("/files?path=/etc/hostname", ""); code != 401 || !strings.Contains(body, `"code":401`) {
+		t.Fatalf("files without token: %d %s", code, body)
+	}
+	if code, _ := call("/filesystem.Filesystem/Stat", "s3cret"); code != 400 { // empty path: invalid_argument
+		t.Fatalf("rpc with token: %d", code)
+	}
+	r := httptest.NewRequest("GET", "/health", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 204 {
+		t.Fatalf("health needs no token: %d", w.Code)
 	}
 }
