@@ -25,10 +25,7 @@ export interface CommandSpec {
 }
 
 /** One side of `hutch cp`. */
-export type CopyTarget =
-  | { kind: 'local'; path: string }
-  | { kind: 'stdio' }
-  | { kind: 'sandbox'; id: string; path: string };
+export type CopyTarget = { kind: 'local'; path: string } | { kind: 'stdio' } | { kind: 'sandbox'; id: string; path: string };
 
 export type Invocation =
   | { kind: 'server'; host: string; port: number; dataDir: string; logLevel: string }
@@ -42,6 +39,7 @@ export type Invocation =
   | { kind: 'cp'; src: CopyTarget; dst: CopyTarget }
   | { kind: 'rm'; ids: string[] }
   | { kind: 'template-ls'; json: boolean }
+  | { kind: 'template-build'; names: string[]; layersDir: string; json: boolean }
   | { kind: 'timeout'; id: string; seconds: number; json: boolean };
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */

@@ -33,6 +33,8 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/info.js')).info(client(connection), inv);
     case 'template-ls':
       return (await import('./commands/templates.js')).templateList(client(connection), inv);
+    case 'template-build':
+      return (await import('./commands/templates.js')).templateBuild(inv);
     case 'create':
       return (await import('./commands/sandboxes.js')).create(client(connection), inv);
     case 'ls':

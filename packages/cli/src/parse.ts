@@ -1,13 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { SandboxCreateParams, SandboxState } from '@hutch/sdk';
-import {
-  ArgumentError,
-  commandFromWords,
-  parseCopyTarget,
-  parseKeyValue,
-  parseNumber,
-  parseStates,
-} from './args.js';
+import { ArgumentError, commandFromWords, parseCopyTarget, parseKeyValue, parseNumber, parseStates } from './args.js';
 import type { CommandSpec, Connection, Invocation, Parsed } from './invocation.js';
 
 /** A command line that cannot be understood; the CLI exits with status 2. */
@@ -28,10 +21,7 @@ const defaultIo: ParseIo = {
  * `--help` is printed to `io.writeOut` and returns `{kind: 'help'}`; any malformed input throws
  * {@link UsageError}. Nothing is executed.
  */
-export function parse(
-  argv: string[],
-  opts: { env?: Record<string, string | undefined>; io?: ParseIo; version?: string } = {},
-): Parsed {
+export function parse(argv: string[], opts: { env?: Record<string, string | undefined>; io?: ParseIo; version?: string } = {}): Parsed {
   const env = opts.env ?? process.env;
   let result: Invocation | undefined;
   const set = (inv: Invocation): void => {
@@ -65,15 +55,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .version(version, '-V, --version', 'print the CLI version')
     .option('--url <url>', 'server URL (default: $HUTCH_URL or http://127.0.0.1:7171)')
     .option('--api-key <key>', 'API key (default: $HUTCH_API_KEY or the local admin key file)')
-    .addHelpText(
-      'after',
-      example(
-        'hutch server &',
-        'id=$(hutch create --template minimal)',
-        'hutch exec $id -- uname -a',
-        'hutch rm $id',
-      ),
-    );
+    .addHelpText('after', example('hutch server &', 'id=$(hutch create --template minimal)', 'hutch exec $id -- uname -a', 'hutch rm $id'));
   // Subcommands inherit both: errors are thrown (not printed and exited), help goes to `io`.
   program.configureOutput({ writeOut: io.writeOut, writeErr: io.writeErr, outputError: () => {} });
   program.exitOverride();
@@ -134,7 +116,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       .argument('<cmd...>', 'the command, after -- (one word: run by /bin/sh -c; several: argv)'),
   )
     .option('--env <K=V>', 'environment variable for the command (repeatable)', collectKv('env'))
-    .addHelpText('after', example("hutch exec $id -- ls -la /", "hutch exec $id -- 'echo $HOME && id'", 'echo hi | hutch exec $id -- cat'))
+    .addHelpText('after', example('hutch exec $id -- ls -la /', "hutch exec $id -- 'echo $HOME && id'", 'echo hi | hutch exec $id -- cat'))
     .action((id: string, words: string[], o: ExecFlags & { env?: Record<string, string> }) =>
       set({ kind: 'exec', id, spec: commandSpec(words, o, o.env) }),
     );
@@ -143,7 +125,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     addCreateOptions(
       program
         .command('run')
-        .description('create a sandbox, run one command in it, then delete it; exits with the command\'s status')
+        .description("create a sandbox, run one command in it, then delete it; exits with the command's status")
         .argument('<cmd...>', 'the command, after -- (one word: run by /bin/sh -c; several: argv)'),
     ),
   )
@@ -187,6 +169,14 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--json', 'print JSON')
     .addHelpText('after', example('hutch template ls'))
     .action((o: { json?: boolean }) => set({ kind: 'template-ls', json: !!o.json }));
+  template
+    .command('build')
+    .description('build templates into the layer cache on this machine (skips those already built; no server needed)')
+    .argument('[names...]', 'templates to build (default: all shipped templates)')
+    .option('--layers-dir <dir>', 'layer cache (env HUTCH_LAYERS_DIR)', env.HUTCH_LAYERS_DIR || `${env.HUTCH_DATA_DIR || '/var/lib/hutch'}/layers`)
+    .option('--json', 'print the built templates as JSON')
+    .addHelpText('after', example('sudo hutch template build', 'sudo hutch template build minimal'))
+    .action((names: string[], o: { layersDir: string; json?: boolean }) => set({ kind: 'template-build', names, layersDir: o.layersDir, json: !!o.json }));
 
   program
     .command('timeout')
@@ -229,9 +219,7 @@ function addCreateOptions(cmd: Command): Command {
     .option('--cpu <cores>', 'CPU cores, fractional allowed', (v) => parseNumber(v, '--cpu', 0.1, 64, false))
     .option('--memory <MiB>', 'memory limit in MiB', (v) => parseNumber(v, '--memory', 16, 65_536, true))
     .option('--pids <n>', 'process limit', (v) => parseNumber(v, '--pids', 16, 32_768, true))
-    .option('--timeout <seconds>', 'sandbox lifetime in seconds (server default: 300)', (v) =>
-      parseNumber(v, '--timeout', 1, 86_400, true),
-    )
+    .option('--timeout <seconds>', 'sandbox lifetime in seconds (server default: 300)', (v) => parseNumber(v, '--timeout', 1, 86_400, true))
     .addOption(new Option('--env <K=V>', 'environment variable of the sandbox (repeatable)').argParser(collectKv('env')))
     .option('--metadata <K=V>', 'metadata label (repeatable)', collectKv('metadata'));
 }
@@ -258,7 +246,7 @@ interface ExecFlags {
 
 function addExecOptions(cmd: Command): Command {
   return cmd
-    .option('--cwd <dir>', 'working directory (default: the user\'s home)')
+    .option('--cwd <dir>', "working directory (default: the user's home)")
     .option('--user <user>', 'user to run as (default: the template default user)')
     .option('--timeout-ms <ms>', 'kill the command after this many ms (default: no limit)', (v) =>
       parseNumber(v, '--timeout-ms', 1, 86_400_000, true),

@@ -67,8 +67,7 @@ export const ERROR_TABLE: ReadonlyArray<{ code: string; status: number; type: Er
 
 /** What to do next, appended to the server's message for kinds where the fix is on the caller. */
 const HINTS: Record<string, string> = {
-  unauthenticated:
-    'pass an API key (apiKey option, --api-key, or HUTCH_API_KEY); the admin key is in <data-dir>/admin.key',
+  unauthenticated: 'pass an API key (apiKey option, --api-key, or HUTCH_API_KEY); the admin key is in <data-dir>/admin.key',
   resource_exhausted: 'retry later',
   unavailable: 'the server is starting or shutting down; retry shortly',
 };

@@ -30,7 +30,10 @@ export interface ProcessCallbacks {
 }
 
 export interface ProcessStartOptions extends RunOptions, ProcessCallbacks {
-  /** The process's time limit in ms; at the deadline its group is killed (`timedOut: true`). */
+  /**
+   * The process's time limit in ms; at the deadline its group is killed (`timedOut: true`).
+   * Default: the server's (no limit for streamed processes); 0 means no limit.
+   */
   timeoutMs?: number;
   /** A name to address the process by (`tag:<tag>`). */
   tag?: string;

@@ -10,7 +10,7 @@ export interface PtyCreateOptions extends CallOptions {
   cols?: number;
   /** Terminal height (default 24). */
   rows?: number;
-  /** The command to run; default: the user's login shell (`/bin/bash -l`, else `/bin/sh -l`). */
+  /** A shell command line to run (by `/bin/sh -c`); default: the user's login shell (`bash -l`, else `sh -l`). */
   cmd?: string;
   user?: string;
   cwd?: string;
@@ -20,7 +20,10 @@ export interface PtyCreateOptions extends CallOptions {
 
 /** How a PTY process ended. */
 export interface PtyExit {
+  /** The exit code, or -1 when killed by a signal. */
   exitCode: number;
+  /** The signal that killed it, when one did. */
+  signal?: string | null;
 }
 
 /**
@@ -72,12 +75,12 @@ export class PtyHandle {
     if (this.exit) return this.exit;
     if (this.closedByUs) {
       const exit = await this.processes.wait(this.pid, opts);
-      return { exitCode: exit.exitCode };
+      return { exitCode: exit.exitCode, signal: exit.signal };
     }
     throw new ConnectionError('connection', `the terminal connection closed before process ${this.pid} exited`);
   }
 
-  /** Closes the connection. Idempotent. */
+  /** Closes the connection (the server hangs up the terminal's process, as closing an ssh window does). Idempotent. */
   close(): void {
     this.closedByUs = true;
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
@@ -150,7 +153,7 @@ export class Pty {
           opts.onData(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
           return;
         }
-        let msg: { type?: string; pid?: number; exitCode?: number; code?: unknown; message?: unknown };
+        let msg: { type?: string; pid?: number; exitCode?: number; signal?: string | null; code?: unknown; message?: unknown };
         try {
           msg = JSON.parse(data.toString('utf8'));
         } catch {
@@ -161,7 +164,7 @@ export class Pty {
           handle = new PtyHandle(ws, this.processes, msg.pid, ended);
           resolve(handle);
         } else if (msg.type === 'exit') {
-          exit = { exitCode: typeof msg.exitCode === 'number' ? msg.exitCode : -1 };
+          exit = { exitCode: typeof msg.exitCode === 'number' ? msg.exitCode : -1, signal: msg.signal ?? null };
         } else if (msg.type === 'error' && !handle) {
           fail(makeError(String(msg.code ?? 'internal'), String(msg.message ?? 'the terminal failed to start')));
         }

@@ -1,3 +1,4 @@
+import './polyfill.js';
 import type { CallOptions } from './config.js';
 import { NotFoundError } from './errors.js';
 import { Files } from './files.js';

@@ -69,11 +69,15 @@ export interface ServerInfo {
 
 export interface TemplateInfo {
   name: string;
+  description?: string;
   digest: string;
-  sizeBytes: number;
+  /** Size of the built layer, null until built. */
+  sizeBytes: number | null;
   defaultUser: string;
   builtAt: string | null;
-  state: string;
+  state: 'ready' | 'building' | 'missing' | 'error' | (string & {});
+  /** Why the build failed, when `state` is `error`. */
+  error?: string;
   [extra: string]: unknown;
 }
 
@@ -88,8 +92,10 @@ export interface ExecResult {
   timedOut: boolean;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
-  /** The signal that killed the process (`"SIGKILL"`), or null/absent. */
+  /** The signal that killed the process (`"SIGKILL"`), or null. */
   signal?: string | null;
+  /** True when the sandbox's memory limit killed it. */
+  oomKilled?: boolean;
   pid?: number;
   [extra: string]: unknown;
 }
@@ -104,7 +110,7 @@ export interface FileEntry {
   permissions: string;
   owner: string;
   group: string;
-  modifiedTime: string;
+  modifiedTime: string | null;
   symlinkTarget: string | null;
   [extra: string]: unknown;
 }
@@ -115,8 +121,9 @@ export interface ProcessInfo {
   tag: string | null;
   cmd: string;
   args: string[];
-  cwd: string;
-  pty: boolean | { cols: number; rows: number } | null;
+  cwd: string | null;
+  /** True for terminal processes. */
+  pty: boolean;
   [extra: string]: unknown;
 }
 

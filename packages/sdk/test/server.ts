@@ -1,7 +1,7 @@
 /**
  * Starts a real Hutch server for end-to-end tests: `node packages/cli/dist/main.js server` on a
  * free port with a fresh data dir, templates taken from the shared cache
- * (HUTCH_LAYERS_DIR=/var/lib/hutch-test/layers) so tests do not rebuild them.
+ * (HUTCH_LAYERS_DIR=/var/lib/hutch/layers) so tests do not rebuild them.
  *
  *   let server: TestServer;
  *   before(async () => { server = await startServer(); });
@@ -24,7 +24,7 @@ import { Hutch, type ConnectionOptions } from '../src/index.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI_MAIN = join(REPO_ROOT, 'packages/cli/dist/main.js');
-export const LAYERS_DIR = process.env.HUTCH_LAYERS_DIR ?? '/var/lib/hutch-test/layers';
+export const LAYERS_DIR = process.env.HUTCH_LAYERS_DIR ?? '/var/lib/hutch/layers';
 
 export interface TestServer {
   url: string;
@@ -56,11 +56,10 @@ export async function startServer(): Promise<TestServer> {
   delete env.HUTCH_DATA_DIR;
   delete env.HUTCH_API_KEY;
   delete env.HUTCH_URL;
-  const child = spawn(
-    process.execPath,
-    [CLI_MAIN, 'server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, [CLI_MAIN, 'server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const collect = (chunk: Buffer): void => {
     output += chunk.toString('utf8');

@@ -44,7 +44,12 @@ async function writeDestination(hutch: Hutch, dst: CopyTarget, data: Uint8Array,
       return;
     case 'local': {
       let path = dst.path;
-      const isDir = path.endsWith('/') || (await stat(path).then((s) => s.isDirectory(), () => false));
+      const isDir =
+        path.endsWith('/') ||
+        (await stat(path).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ));
       if (isDir) path = join(path, requireName(name, dst.path));
       await writeFile(path, data);
       return;

@@ -11,9 +11,6 @@ import { exitStatus } from '../args.js';
 import type { CommandSpec } from '../invocation.js';
 import { CREATE_TIMEOUT_MS } from './sandboxes.js';
 
-/** The longest command limit the server accepts; the CLI's "no limit" (the sandbox's TTL still applies). */
-const NO_LIMIT_MS = 86_400_000;
-
 /** `hutch exec`: runs the command in an existing sandbox; returns its exit status. */
 export async function exec(hutch: Hutch, opts: { id: string; spec: CommandSpec }): Promise<number> {
   const sandbox = await hutch.sandboxes.get(opts.id);
@@ -94,7 +91,7 @@ export async function streamCommand(sandbox: Sandbox, spec: CommandSpec): Promis
       cwd: spec.cwd,
       user: spec.user,
       env: spec.env,
-      timeoutMs: spec.timeoutMs ?? NO_LIMIT_MS,
+      timeoutMs: spec.timeoutMs, // unset: the server's default for streamed processes, no limit
       stdin: forwardStdin,
       onStdoutBytes: (b) => process.stdout.write(b),
       onStderrBytes: (b) => process.stderr.write(b),

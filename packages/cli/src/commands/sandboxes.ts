@@ -87,5 +87,8 @@ function describe(s: SandboxInfo): string {
     ['env', labels(s.env)],
     ['metadata', labels(s.metadata)],
   ];
-  return rows.map(([k, v]) => `${`${k}:`.padEnd(10)} ${v}`).join('\n').concat('\n');
+  return rows
+    .map(([k, v]) => `${`${k}:`.padEnd(10)} ${v}`)
+    .join('\n')
+    .concat('\n');
 }

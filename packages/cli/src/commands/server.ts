@@ -1,28 +1,18 @@
-/** What `@hutch/server` exports for the CLI (the contract with the server package). */
-interface ServerModule {
-  runServer(opts: { host: string; port: number; dataDir: string; logLevel?: string }): Promise<{
-    url: string;
-    adminKey: string;
-    close(): Promise<void>;
-  }>;
-}
-
 /**
  * `hutch server`: runs the server in the foreground until SIGINT/SIGTERM, then closes it
  * gracefully (a second signal exits at once). The server prints its own banner. The server
  * package is loaded only here, so other commands do not pay for it.
  */
 export async function server(opts: { host: string; port: number; dataDir: string; logLevel: string }): Promise<number> {
-  const specifier = '@hutch/server';
-  const mod = (await import(specifier)) as ServerModule;
-  const running = await mod.runServer(opts);
+  const { runServer } = await import('@hutch/server');
+  const running = await runServer(opts);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (): void => {
       if (stopping) process.exit(130);
       stopping = true;
       running.close().then(resolve, (err: unknown) => {
-        process.stderr.write(`hutch: error while stopping the server: ${err instanceof Error ? err.message : err}\n`);
+        process.stderr.write(`hutch: error while stopping the server: ${err instanceof Error ? err.message : String(err)}\n`);
         resolve();
       });
     };

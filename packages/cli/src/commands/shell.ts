@@ -1,4 +1,5 @@
 import type { Hutch } from '@hutch/sdk';
+import { exitStatus } from '../args.js';
 
 /**
  * `hutch shell`: an interactive terminal. When stdin is a terminal it is put in raw mode (so
@@ -46,8 +47,8 @@ export async function shell(hutch: Hutch, opts: { id: string; user?: string; cwd
   stdin.resume();
 
   try {
-    const { exitCode } = await pty.wait();
-    return exitCode < 0 ? 1 : exitCode;
+    const exit = await pty.wait();
+    return exitStatus({ exitCode: exit.exitCode, signal: exit.signal ?? null, timedOut: false });
   } finally {
     restore();
     stdin.off('data', onData);

@@ -10,8 +10,26 @@ export async function templateList(hutch: Hutch, opts: { json: boolean }): Promi
   }
   const rows = [['NAME', 'STATE', 'DEFAULT USER', 'SIZE', 'BUILT', 'DIGEST']];
   for (const t of templates) {
-    rows.push([t.name, t.state ?? '-', t.defaultUser ?? '-', bytes(t.sizeBytes), relativeTime(t.builtAt), (t.digest ?? '-').slice(0, 19)]);
+    rows.push([
+      t.name,
+      t.state ?? '-',
+      t.defaultUser ?? '-',
+      bytes(t.sizeBytes),
+      relativeTime(t.builtAt),
+      (t.digest ?? '-').replace(/^sha256:/, '').slice(0, 12),
+    ]);
   }
   process.stdout.write(table(rows));
+  return 0;
+}
+
+/** `hutch template build`: builds missing template layers locally, with progress on stderr. */
+export async function templateBuild(opts: { names: string[]; layersDir: string; json: boolean }): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error('template build must run as root (it chowns layers into the sandbox uid range)');
+  const { buildTemplates } = await import('@hutch/server');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(opts.layersDir, { recursive: true });
+  const built = await buildTemplates(opts.layersDir, opts.names, (message) => process.stderr.write(`${message}\n`));
+  if (opts.json) process.stdout.write(json(built));
   return 0;
 }

@@ -34,9 +34,7 @@ function hutch(args: string[], opts: { input?: string | Buffer; env?: NodeJS.Pro
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }),
-    );
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
     child.stdin.end(opts.input ?? '');
   });
 }
@@ -69,7 +67,10 @@ describe('hutch against a real server', () => {
 
   test('ls, get', async () => {
     const listed = JSON.parse(ok(await hutch(['ls', '--metadata', `suite=${label}`, '--json']), 'ls').stdout.toString());
-    assert.deepEqual(listed.map((s: { id: string }) => s.id), [id]);
+    assert.deepEqual(
+      listed.map((s: { id: string }) => s.id),
+      [id],
+    );
     const table = ok(await hutch(['ls', '--state', 'running']), 'ls').stdout.toString();
     assert.match(table, /^ID\s+STATE/);
     assert.ok(table.includes(id));
@@ -151,14 +152,21 @@ describe('run and rm', () => {
     assert.equal(r.stdout.toString(), 'hi\n');
     assert.equal(r.stderr, 'err\n');
     const left = JSON.parse(ok(await hutch(['ls', '--metadata', `run=${label}`, '--json']), 'ls').stdout.toString());
-    assert.deepEqual(left.filter((s: { state: string }) => s.state !== 'deleted'), []);
+    assert.deepEqual(
+      left.filter((s: { state: string }) => s.state !== 'deleted'),
+      [],
+    );
   });
 
   test('run deletes the sandbox on Ctrl-C too', async () => {
     const label = randomUUID();
-    const child = spawn(process.execPath, [CLI_MAIN, 'run', '--template', 'minimal', '--metadata', `run=${label}`, '--', 'echo started; sleep 60'], {
-      env: server.env(),
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI_MAIN, 'run', '--template', 'minimal', '--metadata', `run=${label}`, '--', 'echo started; sleep 60'],
+      {
+        env: server.env(),
+      },
+    );
     child.stdin.end();
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => c.toString().includes('started') && resolve()));
@@ -167,11 +175,16 @@ describe('run and rm', () => {
     const code = await exited;
     assert.ok(code === 130 || code === 143 || code === 137, `exit ${code}`);
     const left = JSON.parse(ok(await hutch(['ls', '--metadata', `run=${label}`, '--json']), 'ls').stdout.toString());
-    assert.deepEqual(left.filter((s: { state: string }) => s.state !== 'deleted'), []);
+    assert.deepEqual(
+      left.filter((s: { state: string }) => s.state !== 'deleted'),
+      [],
+    );
   });
 
   test('rm prints deleted ids; unknown ids and errors exit 1 with "hutch:" and no stack', async () => {
-    const id = ok(await hutch(['create', '--template', 'minimal']), 'create').stdout.toString().trim();
+    const id = ok(await hutch(['create', '--template', 'minimal']), 'create')
+      .stdout.toString()
+      .trim();
     const r = await hutch(['rm', id]);
     assert.equal(r.code, 0);
     assert.equal(r.stdout.toString(), `${id}\n`);

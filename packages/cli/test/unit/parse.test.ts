@@ -12,14 +12,17 @@ function inv(argv: string[], env: Record<string, string | undefined> = {}): Invo
 }
 
 function usage(argv: string[], re: RegExp): void {
-  assert.throws(() => parse(argv, { env: {}, io: quiet }), (err: unknown) => {
-    assert.ok(err instanceof UsageError, `expected UsageError, got ${String(err)}`);
-    assert.match(err.message, re);
-    return true;
-  });
+  assert.throws(
+    () => parse(argv, { env: {}, io: quiet }),
+    (err: unknown) => {
+      assert.ok(err instanceof UsageError, `expected UsageError, got ${String(err)}`);
+      assert.match(err.message, re);
+      return true;
+    },
+  );
 }
 
-test('exec: one word after -- is a shell string, several are argv, options after -- are the command\'s', () => {
+test("exec: one word after -- is a shell string, several are argv, options after -- are the command's", () => {
   assert.deepEqual(inv(['exec', 'abc', '--', 'echo $HOME']), { kind: 'exec', id: 'abc', spec: { cmd: 'echo $HOME' } });
   assert.deepEqual(inv(['exec', 'abc', '--', 'ls', '-la', '--env', 'x']), {
     kind: 'exec',
@@ -29,7 +32,23 @@ test('exec: one word after -- is a shell string, several are argv, options after
 });
 
 test('exec options: cwd, user, repeated env, timeout, stdin forcing', () => {
-  const i = inv(['exec', '--cwd', '/tmp', 'abc', '--user', 'root', '--env', 'A=1', '--env', 'B=x=y', '--timeout-ms', '500', '--stdin', '--', 'env']);
+  const i = inv([
+    'exec',
+    '--cwd',
+    '/tmp',
+    'abc',
+    '--user',
+    'root',
+    '--env',
+    'A=1',
+    '--env',
+    'B=x=y',
+    '--timeout-ms',
+    '500',
+    '--stdin',
+    '--',
+    'env',
+  ]);
   assert.deepEqual(i, {
     kind: 'exec',
     id: 'abc',
@@ -50,8 +69,26 @@ test('exec usage errors', () => {
 test('create maps flags to API fields', () => {
   assert.deepEqual(
     inv([
-      'create', '--template', 'minimal', '--isolation', 'gvisor', '--cpu', '0.5', '--memory', '256', '--pids', '64',
-      '--timeout', '600', '--env', 'A=1', '--metadata', 'owner=me', '--metadata', 'pr=12', '--json',
+      'create',
+      '--template',
+      'minimal',
+      '--isolation',
+      'gvisor',
+      '--cpu',
+      '0.5',
+      '--memory',
+      '256',
+      '--pids',
+      '64',
+      '--timeout',
+      '600',
+      '--env',
+      'A=1',
+      '--metadata',
+      'owner=me',
+      '--metadata',
+      'pr=12',
+      '--json',
     ]),
     {
       kind: 'create',

@@ -28,7 +28,11 @@ test('output streams live, in order, separated by stream', async () => {
   assert.equal(result.signal, null);
   assert.equal(result.stdout, 'out1\nout2\nout3\n');
   assert.equal(result.stderr, 'err1\nerr2\nerr3\n');
-  const joined = (s: 'out' | 'err'): string => events.filter((e) => e.stream === s).map((e) => e.text).join('');
+  const joined = (s: 'out' | 'err'): string =>
+    events
+      .filter((e) => e.stream === s)
+      .map((e) => e.text)
+      .join('');
   assert.equal(joined('out'), result.stdout);
   assert.equal(joined('err'), result.stderr);
   // Live, not buffered until exit: out1 arrived well before the process ended (~0.9 s run).
@@ -68,7 +72,7 @@ test('stdin is echoed back through cat', async () => {
 });
 
 test('list shows running processes with their tag; kill by handle and by tag', async () => {
-  const a = await sb.processes.start('sleep 60', { tag: 'sleeper-a' });
+  const a = await sb.processes.start(['sleep', '60'], { tag: 'sleeper-a' });
   const b = await sb.processes.start(['sleep', '60'], { tag: 'sleeper-b' });
   const listed = await sb.processes.list();
   assert.ok(listed.some((p) => p.pid === a.pid && p.tag === 'sleeper-a'));
@@ -90,7 +94,10 @@ test('list shows running processes with their tag; kill by handle and by tag', a
 test('disconnect keeps the process running; connect re-attaches; wait reports the exit', async () => {
   const h = await sb.processes.start('sleep 1; echo later; sleep 0.5; exit 4');
   h.disconnect();
-  assert.ok((await sb.processes.list()).some((p) => p.pid === h.pid), 'still running after disconnect');
+  assert.ok(
+    (await sb.processes.list()).some((p) => p.pid === h.pid),
+    'still running after disconnect',
+  );
   let seen = '';
   const attached = await sb.processes.connect(h.pid, { onStdout: (t) => (seen += t) });
   const r = await attached.wait();

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import {
-  AuthenticationError,
-  ConnectionError,
-  HutchError,
-  InvalidArgumentError,
-  NotFoundError,
-  type Sandbox,
-} from '../../src/index.js';
+import { AuthenticationError, ConnectionError, HutchError, InvalidArgumentError, NotFoundError, type Sandbox } from '../../src/index.js';
 import { startServer, type TestServer } from '../server.js';
 
 let server: TestServer;
@@ -43,9 +36,15 @@ describe('sandbox lifecycle', () => {
       assert.equal(again.info.state, 'running');
 
       const mine = await hutch.sandboxes.list({ metadata: { suite: label } });
-      assert.deepEqual(mine.map((s) => s.id), [sb.id]);
+      assert.deepEqual(
+        mine.map((s) => s.id),
+        [sb.id],
+      );
       const running = await hutch.sandboxes.list({ state: 'running', metadata: { suite: label } });
-      assert.deepEqual(running.map((s) => s.id), [sb.id]);
+      assert.deepEqual(
+        running.map((s) => s.id),
+        [sb.id],
+      );
       assert.deepEqual(await hutch.sandboxes.list({ state: ['stopped', 'error'], metadata: { suite: label } }), []);
       assert.deepEqual(await hutch.sandboxes.list({ metadata: { suite: `${label}-other` } }), []);
 
@@ -144,10 +143,7 @@ describe('errors map to typed classes', () => {
       assert.match(err.message, /cpu/);
       return true;
     });
-    await assert.rejects(
-      server.client().sandboxes.create({ template: 'minimal', env: { '1BAD': 'x' } }),
-      InvalidArgumentError,
-    );
+    await assert.rejects(server.client().sandboxes.create({ template: 'minimal', env: { '1BAD': 'x' } }), InvalidArgumentError);
   });
 
   test('an unknown isolation tier is refused, never silently downgraded', async () => {

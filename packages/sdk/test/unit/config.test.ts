@@ -20,11 +20,7 @@ test('HUTCH_DATA_DIR moves the admin key file', () => {
 });
 
 test('environment beats the key file and the defaults', () => {
-  const c = resolveConfig(
-    {},
-    { HUTCH_URL: 'http://h:1/', HUTCH_API_KEY: 'envkey' },
-    files({ '/var/lib/hutch/admin.key': 'filekey' }),
-  );
+  const c = resolveConfig({}, { HUTCH_URL: 'http://h:1/', HUTCH_API_KEY: 'envkey' }, files({ '/var/lib/hutch/admin.key': 'filekey' }));
   assert.equal(c.url, 'http://h:1');
   assert.equal(c.apiKey, 'envkey');
 });

@@ -5,7 +5,11 @@ import { OutputBuffer } from '../../src/output.js';
 test('text callbacks get whole characters even when a chunk splits one', () => {
   const texts: string[] = [];
   const raw: number[] = [];
-  const out = new OutputBuffer(1024, (t) => texts.push(t), (b) => raw.push(...b));
+  const out = new OutputBuffer(
+    1024,
+    (t) => texts.push(t),
+    (b) => raw.push(...b),
+  );
   const euro = Buffer.from('a€b', 'utf8'); // 61 e2 82 ac 62
   out.push(euro.subarray(0, 2));
   out.push(euro.subarray(2, 3));

@@ -15,7 +15,7 @@ export async function streamEvents(
 ): Promise<void> {
   const controller = new AbortController();
   const raw = reply.raw;
-  request.raw.once('close', () => controller.abort());
+  // The response's close (not the request's: that fires once the body is read) means the client left.
   raw.once('close', () => controller.abort());
   const events = open(controller.signal);
   let first: IteratorResult<ProcessEvent>;

@@ -48,7 +48,14 @@ export const Sandbox = z.object({
 
 export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
 
-export const IdParams = z.object({ id: z.string().max(64) });
+/**
+ * Sandbox ids are checked here, at the edge, for every route that names one: some services (stdin,
+ * close-stdin, resize) go straight to the agent, whose socket path is built from the id, so an id
+ * like `../../x` must never get past validation.
+ */
+const SandboxId = z.string().max(64).regex(/^[a-z0-9]{20}$/, 'not a sandbox id (20 characters a-z, 0-9)');
+
+export const IdParams = z.object({ id: SandboxId });
 
 export const ListSandboxesQuery = z
   .object({ state: z.string().max(200).optional() })
@@ -103,7 +110,7 @@ export const StartProcessBody = z
   })
   .strict();
 
-export const ProcessParams = z.object({ id: z.string().max(64), pid: z.string().max(140) });
+export const ProcessParams = z.object({ id: SandboxId, pid: z.string().max(140) });
 
 export const SignalBody = z.object({ signal: z.enum(SIGNALS).default('SIGKILL') }).strict();
 

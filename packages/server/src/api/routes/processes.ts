@@ -51,9 +51,9 @@ export function processRoutes(services: Services): FastifyPluginAsyncZod {
       streamEvents(req, reply, (signal) => services.processes.connect(req.params.id, parseSelector(req.params.pid), signal)),
     );
 
-    app.get('/v1/sandboxes/:id/processes/:pid/wait', { schema: { params: ProcessParams, response: { 200: WaitResult }, tags: ['processes'], summary: 'Wait for a process to exit' } }, async (req) => {
+    app.get('/v1/sandboxes/:id/processes/:pid/wait', { schema: { params: ProcessParams, response: { 200: WaitResult }, tags: ['processes'], summary: 'Wait for a process to exit' } }, async (req, reply) => {
       const controller = new AbortController();
-      req.raw.once('close', () => controller.abort());
+      reply.raw.once('close', () => controller.abort());
       return services.processes.wait(req.params.id, parseSelector(req.params.pid), controller.signal);
     });
 

@@ -24,9 +24,15 @@ export function ptyRoutes(services: Services): FastifyPluginAsyncZod {
         sendJson({ type: 'error', code: e.kind, message: e.message });
         socket.close(1011, e.message.slice(0, 120));
       };
+      // Keystrokes are forwarded one after another: a Ctrl-D must never overtake the line before it.
+      let inputChain: Promise<unknown> = Promise.resolve();
       const input = (data: Buffer): void => {
-        if (pid === null) pending.push(data);
-        else void services.processes.sendStdin(id, { pid }, data, true).catch(() => undefined);
+        if (pid === null) {
+          pending.push(data);
+          return;
+        }
+        const target = pid;
+        inputChain = inputChain.then(() => services.processes.sendStdin(id, { pid: target }, data, true)).catch(() => undefined);
       };
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         if (isBinary) return input(data);

@@ -52,6 +52,12 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     input.isolation === 'gvisor'
       ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
       : { destination: '/sys', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'ro', 'size=4k', 'mode=555'] };
+  // tmpfs pages are charged to the sandbox's memory cgroup and cannot be reclaimed (no swap): a
+  // /dev/shm as large as the memory limit lets a full /dev/shm OOM-kill the agent (the largest
+  // process left) instead of failing the write with ENOSPC. Keep /dev/shm at a quarter of the
+  // memory (at most 64 MiB) and /dev, which only holds device nodes and symlinks, small.
+  const shmKiB = Math.max(1024, Math.min(65536, Math.floor((input.memoryMiB * 1024) / 4)));
+  const devKiB = Math.min(4096, shmKiB);
   const memory: Record<string, number> = { limit: memoryBytes };
   if (input.cgroup === 'v2' || input.swapAccounting) memory.swap = memoryBytes;
   return {
@@ -70,9 +76,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     hostname: 'hutch',
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', `size=${devKiB}k`] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmKiB}k`] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       sysMount,
       { destination: AGENT_BINARY_PATH, type: 'bind', source: input.agentBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },

@@ -5,7 +5,8 @@
  * few dangerous syscalls fail with EPERM explicitly. Differences from Docker's default:
  * io_uring is refused, namespace creation is refused outright (no unshare/setns, clone without
  * namespace flags only), socket() is limited to AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK
- * (no AF_PACKET, AF_VSOCK, AF_ALG…), and the keyring, bpf, perf and userfaultfd are refused.
+ * (no AF_PACKET, AF_VSOCK, AF_ALG…), mknod creates no device nodes, and the keyring, bpf, perf and
+ * userfaultfd are refused.
  */
 export const EPERM = 1;
 export const ENOSYS = 38;
@@ -27,7 +28,7 @@ export const ALLOWED_SYSCALLS: readonly string[] = [
   'io_getevents', 'io_pgetevents', 'io_setup', 'io_submit', 'ioctl', 'ioprio_get', 'ioprio_set', 'kill',
   'landlock_add_rule', 'landlock_create_ruleset', 'landlock_restrict_self', 'lchown', 'lgetxattr', 'link',
   'linkat', 'listen', 'listxattr', 'llistxattr', 'lremovexattr', 'lseek', 'lsetxattr', 'lstat', 'madvise',
-  'membarrier', 'memfd_create', 'memfd_secret', 'mincore', 'mkdir', 'mkdirat', 'mknod', 'mknodat', 'mlock',
+  'membarrier', 'memfd_create', 'memfd_secret', 'mincore', 'mkdir', 'mkdirat', 'mlock',
   'mlock2', 'mlockall', 'mmap', 'mprotect', 'mq_getsetattr', 'mq_notify', 'mq_open', 'mq_timedreceive',
   'mq_timedsend', 'mq_unlink', 'mremap', 'msgctl', 'msgget', 'msgrcv', 'msgsnd', 'msync', 'munlock',
   'munlockall', 'munmap', 'name_to_handle_at', 'nanosleep', 'newfstatat', 'open', 'openat', 'openat2',
@@ -65,6 +66,12 @@ export const DENIED_SYSCALLS: readonly string[] = [
 
 /** Socket address families sandboxes may use: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK. */
 export const ALLOWED_SOCKET_FAMILIES = [1, 2, 10, 16] as const;
+
+/** File types mknod may create (`mode & S_IFMT`): regular files (also spelled 0), FIFOs and sockets. */
+export const S_IFMT = 0o170000;
+export const MKNOD_ALLOWED_TYPES = [0, 0o100000, 0o010000, 0o140000] as const;
+/** Device nodes (S_IFCHR, S_IFBLK): refused with EPERM. gVisor's tmpfs creates them without checking CAP_MKNOD. */
+export const MKNOD_DENIED_TYPES = [0o020000, 0o060000] as const;
 
 /** Clone flags that create namespaces (CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET). */
 export const CLONE_NAMESPACE_FLAGS = 0x7e020000;
@@ -108,6 +115,25 @@ export function seccompProfile(options: { gvisor?: boolean } = {}): LinuxSeccomp
         action: 'SCMP_ACT_ALLOW',
         args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
       },
+      // mknod/mknodat: no device nodes, whatever the caller's capabilities (the mode is argument 1 / 2).
+      ...(
+        [
+          ['mknod', 1],
+          ['mknodat', 2],
+        ] as const
+      ).flatMap(([name, index]): SeccompRule[] => [
+        ...MKNOD_ALLOWED_TYPES.map(
+          (type): SeccompRule => ({ names: [name], action: 'SCMP_ACT_ALLOW', args: [{ index, value: S_IFMT, valueTwo: type, op: 'SCMP_CMP_MASKED_EQ' }] }),
+        ),
+        ...MKNOD_DENIED_TYPES.map(
+          (type): SeccompRule => ({
+            names: [name],
+            action: 'SCMP_ACT_ERRNO',
+            errnoRet: EPERM,
+            args: [{ index, value: S_IFMT, valueTwo: type, op: 'SCMP_CMP_MASKED_EQ' }],
+          }),
+        ),
+      ]),
       ...ALLOWED_SOCKET_FAMILIES.map(
         (family): SeccompRule => ({
           names: ['socket'],
