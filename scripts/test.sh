@@ -9,7 +9,7 @@ echo "== hutch-agent (go test)"
 if ! (cd agent && CGO_ENABLED=0 go test ./... 2>&1); then go_failed=1; else go_failed=0; fi
 
 echo "== TypeScript suites (node --test)"
-mapfile -t files < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | sort)
+mapfile -t files < <(find packages/*/test tests bench -name '*.test.ts' 2>/dev/null | sort)
 log=$(mktemp)
 node --import tsx --test --test-reporter=spec --test-concurrency=1 "${files[@]}" 2>&1 | tee "$log"
 node_status=${PIPESTATUS[0]}

@@ -17,7 +17,12 @@ export interface TestServer {
   child: ChildProcess;
   /** Output captured from the server process (for diagnostics). */
   output(): string;
-  api<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
+  api<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: T; headers: Headers }>;
   kill9(): Promise<void>;
   restart(): Promise<void>;
   stop(): Promise<void>;

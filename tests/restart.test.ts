@@ -49,9 +49,15 @@ test('running sandboxes and their background processes survive kill -9 of the se
     const first = await server.api<Exec>('POST', `/v1/sandboxes/${id}/exec`, { cmd: 'cat /tmp/counter' });
     await new Promise((r) => setTimeout(r, 400));
     const second = await server.api<Exec>('POST', `/v1/sandboxes/${id}/exec`, { cmd: 'cat /tmp/counter' });
-    assert.ok(Number(second.body.stdout) > Number(first.body.stdout), `counter advances in ${id}: ${first.body.stdout.trim()} → ${second.body.stdout.trim()}`);
+    assert.ok(
+      Number(second.body.stdout) > Number(first.body.stdout),
+      `counter advances in ${id}: ${first.body.stdout.trim()} → ${second.body.stdout.trim()}`,
+    );
     const procs = await server.api<{ processes: Array<{ tag: string | null }> }>('GET', `/v1/sandboxes/${id}/processes`);
-    assert.ok(procs.body.processes.some((p) => p.tag === 'counter'), 'the tagged background process is listed');
+    assert.ok(
+      procs.body.processes.some((p) => p.tag === 'counter'),
+      'the tagged background process is listed',
+    );
     assert.equal((await server.api('DELETE', `/v1/sandboxes/${id}`)).status, 204);
     assert.ok(!mounts().includes(id), 'no mount left after delete');
   }

@@ -79,14 +79,20 @@ test('bad input gets a clear 400 naming the field', async () => {
   assert.equal(malformed.status, 400);
   const proto = await server.api('POST', '/v1/sandboxes', '{"__proto__": {"x": 1}}', { 'content-type': 'application/json' });
   assert.equal(proto.status, 400);
-  const huge = await server.api('POST', '/v1/sandboxes', JSON.stringify({ metadata: { a: 'x'.repeat(2 * 1024 * 1024) } }), { 'content-type': 'application/json' });
+  const huge = await server.api('POST', '/v1/sandboxes', JSON.stringify({ metadata: { a: 'x'.repeat(2 * 1024 * 1024) } }), {
+    'content-type': 'application/json',
+  });
   assert.equal(huge.status, 413);
 });
 
 for (const isolation of ['container', 'gvisor'] as const) {
   describe(`${isolation} tier`, () => {
     test('create, exec (string and argv), files, list, delete', async () => {
-      const created = await server.api<Sandbox>('POST', '/v1/sandboxes', { template: 'minimal', isolation, metadata: { suite: 'e2e', tier: isolation } });
+      const created = await server.api<Sandbox>('POST', '/v1/sandboxes', {
+        template: 'minimal',
+        isolation,
+        metadata: { suite: 'e2e', tier: isolation },
+      });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const sb = created.body;
       assert.equal(sb.state, 'running');
@@ -102,16 +108,28 @@ for (const isolation of ['container', 'gvisor'] as const) {
       const argv = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: ['/bin/echo', 'a  b', '$HOME'] });
       assert.equal(argv.body.stdout, 'a  b $HOME\n');
 
-      const withEnv = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: 'echo $FOO; pwd; cat', env: { FOO: 'bar' }, cwd: '/tmp', stdin: 'from stdin' });
+      const withEnv = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, {
+        cmd: 'echo $FOO; pwd; cat',
+        env: { FOO: 'bar' },
+        cwd: '/tmp',
+        stdin: 'from stdin',
+      });
       assert.equal(withEnv.body.stdout, 'bar\n/tmp\nfrom stdin');
 
       const payload = Buffer.from(Array.from({ length: 70000 }, (_, i) => i % 251));
-      const put = await server.api<{ path: string; size: number; type: string }>('PUT', `/v1/sandboxes/${sb.id}/files?path=/tmp/data.bin`, payload, {
-        'content-type': 'application/octet-stream',
-      });
+      const put = await server.api<{ path: string; size: number; type: string }>(
+        'PUT',
+        `/v1/sandboxes/${sb.id}/files?path=/tmp/data.bin`,
+        payload,
+        {
+          'content-type': 'application/octet-stream',
+        },
+      );
       assert.equal(put.status, 200, JSON.stringify(put.body));
       assert.equal(put.body.size, payload.length);
-      const got = await fetch(`${server.url}/v1/sandboxes/${sb.id}/files?path=/tmp/data.bin`, { headers: { authorization: `Bearer ${server.key}` } });
+      const got = await fetch(`${server.url}/v1/sandboxes/${sb.id}/files?path=/tmp/data.bin`, {
+        headers: { authorization: `Bearer ${server.key}` },
+      });
       assert.equal(got.status, 200);
       assert.deepEqual(Buffer.from(await got.arrayBuffer()), payload);
       const sum = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: 'wc -c < /tmp/data.bin' });
@@ -122,7 +140,10 @@ for (const isolation of ['container', 'gvisor'] as const) {
       assert.equal(mk.body.type, 'dir');
       const mv = await server.api('POST', `/v1/sandboxes/${sb.id}/files/rename`, { from: '/tmp/data.bin', to: '/tmp/a/moved.bin' });
       assert.equal(mv.status, 200);
-      const listing = await server.api<{ entries: Array<{ name: string; type: string }> }>('GET', `/v1/sandboxes/${sb.id}/files/list?path=/tmp/a`);
+      const listing = await server.api<{ entries: Array<{ name: string; type: string }> }>(
+        'GET',
+        `/v1/sandboxes/${sb.id}/files/list?path=/tmp/a`,
+      );
       assert.deepEqual(listing.body.entries.map((e) => `${e.name}:${e.type}`).sort(), ['b:dir', 'moved.bin:file']);
       const rm = await server.api('DELETE', `/v1/sandboxes/${sb.id}/files?path=/tmp/a`);
       assert.equal(rm.status, 204);
@@ -130,7 +151,10 @@ for (const isolation of ['container', 'gvisor'] as const) {
       assert.equal(gone.status, 404);
 
       const listed = await server.api<{ sandboxes: Sandbox[] }>('GET', `/v1/sandboxes?state=running&metadata.tier=${isolation}`);
-      assert.deepEqual(listed.body.sandboxes.map((s) => s.id), [sb.id]);
+      assert.deepEqual(
+        listed.body.sandboxes.map((s) => s.id),
+        [sb.id],
+      );
 
       const del = await server.api('DELETE', `/v1/sandboxes/${sb.id}`);
       assert.equal(del.status, 204);
@@ -143,7 +167,9 @@ for (const isolation of ['container', 'gvisor'] as const) {
       try {
         const py = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: ['python3', '-c', 'print(6*7)'] });
         assert.equal(py.body.stdout, '42\n', JSON.stringify(py.body));
-        const who = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: 'id -un; echo $HOME; node -e "console.log(1+1)"' });
+        const who = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, {
+          cmd: 'id -un; echo $HOME; node -e "console.log(1+1)"',
+        });
         assert.equal(who.body.stdout, 'user\n/home/user\n2\n');
         const root = await server.api<Exec>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: 'id -u', user: 'root' });
         assert.equal(root.body.stdout, '0\n');

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -39,6 +40,7 @@ func main() {
 	flag.Var(&listens, "listen", "address to serve on: unix:PATH or tcp:HOST:PORT (repeatable)")
 	defaultUser := flag.String("default-user", "user", "user for requests that name none (root if absent from /etc/passwd)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	nullStdio := flag.Bool("null-stdio", false, "after start-up, point stdin/stdout/stderr at /dev/null and stop logging (for runtimes whose /proc/1/fd would let sandbox root write to the host file given as stdio)")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("hutch-agent", version)
@@ -48,6 +50,13 @@ func main() {
 		listens = listenFlags{"unix:/run/hutch/agent.sock"}
 	}
 	logger := log.New(os.Stderr, "hutch-agent: ", log.LstdFlags|log.Lmsgprefix)
+
+	// Not dumpable: workload processes (even sandbox root, which has no
+	// capabilities) cannot ptrace the agent or open /proc/1/fd, /proc/1/mem or
+	// /proc/1/environ; through /proc/1/fd/1 they could otherwise write into the
+	// host-side log file the runtime gave the agent as stdio.
+	const prSetDumpable = 4
+	syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0)
 
 	// The reaper must be in place before the first child exists.
 	rp := reaper.New()
@@ -80,6 +89,17 @@ func main() {
 		logger.Printf("version %s, pid %d, listening on %s, default user %s (uid %d)", version, os.Getpid(), listens.String(), u.Name, u.UID)
 	} else {
 		logger.Printf("version %s, pid %d, listening on %s; default user: %v", version, os.Getpid(), listens.String(), err)
+	}
+	if *nullStdio {
+		if devNull, err := os.OpenFile("/dev/null", os.O_RDWR, 0); err == nil {
+			for fd := 0; fd <= 2; fd++ {
+				syscall.Dup3(int(devNull.Fd()), fd, 0)
+			}
+			devNull.Close()
+			logger.SetOutput(io.Discard)
+		} else {
+			logger.Printf("null-stdio: %v", err)
+		}
 	}
 
 	sigs := make(chan os.Signal, 1)

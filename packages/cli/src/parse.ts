@@ -173,10 +173,16 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .command('build')
     .description('build templates into the layer cache on this machine (skips those already built; no server needed)')
     .argument('[names...]', 'templates to build (default: all shipped templates)')
-    .option('--layers-dir <dir>', 'layer cache (env HUTCH_LAYERS_DIR)', env.HUTCH_LAYERS_DIR || `${env.HUTCH_DATA_DIR || '/var/lib/hutch'}/layers`)
+    .option(
+      '--layers-dir <dir>',
+      'layer cache (env HUTCH_LAYERS_DIR)',
+      env.HUTCH_LAYERS_DIR || `${env.HUTCH_DATA_DIR || '/var/lib/hutch'}/layers`,
+    )
     .option('--json', 'print the built templates as JSON')
     .addHelpText('after', example('sudo hutch template build', 'sudo hutch template build minimal'))
-    .action((names: string[], o: { layersDir: string; json?: boolean }) => set({ kind: 'template-build', names, layersDir: o.layersDir, json: !!o.json }));
+    .action((names: string[], o: { layersDir: string; json?: boolean }) =>
+      set({ kind: 'template-build', names, layersDir: o.layersDir, json: !!o.json }),
+    );
 
   program
     .command('timeout')

@@ -122,7 +122,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   if (options.buildTemplates !== false) {
     void (async () => {
       for (const name of templates.names()) {
-        await templates.build(name).catch((err: unknown) => logger.error({ template: name, err: (err as Error).message }, 'template build failed'));
+        await templates
+          .build(name)
+          .catch((err: unknown) => logger.error({ template: name, err: (err as Error).message }, 'template build failed'));
       }
     })();
   }
@@ -136,7 +138,12 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       `Hutch ${VERSION} listening on ${url}`,
       `  data dir:  ${dataDir}`,
       `  admin key: ${admin.key}${admin.created ? '   (new; stored in ' + join(dataDir, 'admin.key') + ')' : ''}`,
-      `  tiers:     ${Object.entries(provider.tiers()).filter(([, t]) => t.available).map(([n]) => n).join(', ') || 'none'}${unavailable.length ? `; unavailable: ${unavailable.join('; ')}` : ''}`,
+      `  tiers:     ${
+        Object.entries(provider.tiers())
+          .filter(([, t]) => t.available)
+          .map(([n]) => n)
+          .join(', ') || 'none'
+      }${unavailable.length ? `; unavailable: ${unavailable.join('; ')}` : ''}`,
       `  try:       HUTCH_URL=${url} hutch run -- echo hello`,
       '',
     ].join('\n') + '\n',

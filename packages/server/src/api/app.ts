@@ -50,7 +50,12 @@ export async function buildApp(services: Services, logger: PinoLogger, version: 
       return reply
         .status(401)
         .header('www-authenticate', 'Bearer')
-        .send(errorBody('unauthenticated', key ? 'the API key is not valid' : 'missing API key: send Authorization: Bearer <key> (see <data-dir>/admin.key)'));
+        .send(
+          errorBody(
+            'unauthenticated',
+            key ? 'the API key is not valid' : 'missing API key: send Authorization: Bearer <key> (see <data-dir>/admin.key)',
+          ),
+        );
     }
   });
 

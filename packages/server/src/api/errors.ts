@@ -32,7 +32,8 @@ export function toHutchError(err: unknown): HutchError {
     return new HutchError('invalid_argument', `${name}: ${first?.message ?? 'invalid'}`);
   }
   const fe = err as FastifyError;
-  if (fe.statusCode === 413 || fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HutchError('payload_too_large', 'request body is too large');
+  if (fe.statusCode === 413 || fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new HutchError('payload_too_large', 'request body is too large');
   if (fe.statusCode === 415) return new HutchError('invalid_argument', fe.message);
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) return new HutchError('invalid_argument', fe.message);
   return new HutchError('internal', fe.message || 'internal error', { cause: err });

@@ -28,10 +28,11 @@ export async function streamEvents(
   reply.hijack();
   raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   const write = async (line: string): Promise<void> => {
-    if (!raw.write(line)) await new Promise<void>((resolve) => {
-      raw.once('drain', resolve);
-      raw.once('close', resolve);
-    });
+    if (!raw.write(line))
+      await new Promise<void>((resolve) => {
+        raw.once('drain', resolve);
+        raw.once('close', resolve);
+      });
   };
   try {
     if (!first.done) await write(JSON.stringify(first.value) + '\n');

@@ -9,7 +9,13 @@ import { SIGNALS } from '../core/process-service.js';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export const EnvMap = z
-  .record(z.string().regex(ENV_NAME, 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*').max(256), z.string().max(128 * 1024).refine((v) => !v.includes('\0'), 'must not contain NUL'))
+  .record(
+    z.string().regex(ENV_NAME, 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*').max(256),
+    z
+      .string()
+      .max(128 * 1024)
+      .refine((v) => !v.includes('\0'), 'must not contain NUL'),
+  )
   .refine((m) => Object.keys(m).length <= 256, 'at most 256 variables');
 
 export const Metadata = z
@@ -18,7 +24,12 @@ export const Metadata = z
 
 export const CreateSandboxBody = z
   .object({
-    template: z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9._-]*$/, 'template names are lowercase letters, digits, ".", "_" and "-"').optional(),
+    template: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, 'template names are lowercase letters, digits, ".", "_" and "-"')
+      .optional(),
     isolation: z.enum(ISOLATION_TIERS).optional(),
     cpu: z.number().min(0.1).max(64).optional(),
     memoryMiB: z.number().int().min(16).max(65536).optional(),
@@ -53,22 +64,43 @@ export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
  * close-stdin, resize) go straight to the agent, whose socket path is built from the id, so an id
  * like `../../x` must never get past validation.
  */
-const SandboxId = z.string().max(64).regex(/^[a-z0-9]{20}$/, 'not a sandbox id (20 characters a-z, 0-9)');
+const SandboxId = z
+  .string()
+  .max(64)
+  .regex(/^[a-z0-9]{20}$/, 'not a sandbox id (20 characters a-z, 0-9)');
 
 export const IdParams = z.object({ id: SandboxId });
 
-export const ListSandboxesQuery = z
-  .object({ state: z.string().max(200).optional() })
-  .catchall(z.string().max(1024));
+export const ListSandboxesQuery = z.object({ state: z.string().max(200).optional() }).catchall(z.string().max(1024));
 
 export const TimeoutBody = z.object({ timeoutSeconds: z.number().int().min(1).max(86400) }).strict();
 
 const Command = z.union([
-  z.string().min(1).max(128 * 1024).refine((v) => !v.includes('\0'), 'must not contain NUL'),
-  z.array(z.string().max(128 * 1024).refine((v) => !v.includes('\0'), 'must not contain NUL')).min(1).max(4096),
+  z
+    .string()
+    .min(1)
+    .max(128 * 1024)
+    .refine((v) => !v.includes('\0'), 'must not contain NUL'),
+  z
+    .array(
+      z
+        .string()
+        .max(128 * 1024)
+        .refine((v) => !v.includes('\0'), 'must not contain NUL'),
+    )
+    .min(1)
+    .max(4096),
 ]);
-const Cwd = z.string().min(1).max(4096).refine((v) => !v.includes('\0'), 'must not contain NUL');
-const User = z.string().min(1).max(32).regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'not a valid user name');
+const Cwd = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((v) => !v.includes('\0'), 'must not contain NUL');
+const User = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'not a valid user name');
 
 export const ExecBody = z
   .object({
@@ -76,9 +108,17 @@ export const ExecBody = z
     cwd: Cwd.optional(),
     env: EnvMap.optional(),
     user: User.optional(),
-    stdin: z.string().max(16 * 1024 * 1024).optional(),
+    stdin: z
+      .string()
+      .max(16 * 1024 * 1024)
+      .optional(),
     timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
-    maxOutputBytes: z.number().int().min(0).max(16 * 1024 * 1024).optional(),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 * 1024 * 1024)
+      .optional(),
   })
   .strict();
 
@@ -116,7 +156,14 @@ export const SignalBody = z.object({ signal: z.enum(SIGNALS).default('SIGKILL') 
 
 export const ProcessList = z.object({
   processes: z.array(
-    z.object({ pid: z.number(), tag: z.string().nullable(), cmd: z.string(), args: z.array(z.string()), cwd: z.string().nullable(), pty: z.boolean() }),
+    z.object({
+      pid: z.number(),
+      tag: z.string().nullable(),
+      cmd: z.string(),
+      args: z.array(z.string()),
+      cwd: z.string().nullable(),
+      pty: z.boolean(),
+    }),
   ),
 });
 

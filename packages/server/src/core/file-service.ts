@@ -82,7 +82,15 @@ async function raiseAgentFileError(res: IncomingMessage): Promise<never> {
   }
   const status = res.statusCode ?? 500;
   const kind =
-    status === 400 ? 'invalid_argument' : status === 401 ? 'invalid_argument' : status === 404 ? 'not_found' : status === 507 ? 'resource_exhausted' : 'internal';
+    status === 400
+      ? 'invalid_argument'
+      : status === 401
+        ? 'invalid_argument'
+        : status === 404
+          ? 'not_found'
+          : status === 507
+            ? 'resource_exhausted'
+            : 'internal';
   throw new HutchError(kind, message.slice(0, 1000) || `agent answered ${status}`);
 }
 
@@ -94,7 +102,9 @@ export class FileService {
 
   async stat(id: string, path: string, user?: string): Promise<FileEntry> {
     await this.sandboxes.requireRunning(id);
-    const reply = await this.sandboxes.agent(id).unary<{ entry?: AgentEntry }>('filesystem.Filesystem/Stat', { path: validatePath(path) }, userOption(user));
+    const reply = await this.sandboxes
+      .agent(id)
+      .unary<{ entry?: AgentEntry }>('filesystem.Filesystem/Stat', { path: validatePath(path) }, userOption(user));
     return toEntry(reply.entry ?? {});
   }
 
@@ -108,7 +118,9 @@ export class FileService {
 
   async mkdir(id: string, path: string, user?: string): Promise<FileEntry> {
     await this.sandboxes.requireRunning(id);
-    const reply = await this.sandboxes.agent(id).unary<{ entry?: AgentEntry }>('filesystem.Filesystem/MakeDir', { path: validatePath(path) }, userOption(user));
+    const reply = await this.sandboxes
+      .agent(id)
+      .unary<{ entry?: AgentEntry }>('filesystem.Filesystem/MakeDir', { path: validatePath(path) }, userOption(user));
     return toEntry(reply.entry ?? {});
   }
 
@@ -121,7 +133,11 @@ export class FileService {
     await this.sandboxes.requireRunning(id);
     const reply = await this.sandboxes
       .agent(id)
-      .unary<{ entry?: AgentEntry }>('filesystem.Filesystem/Move', { source: validatePath(from, 'from'), destination: validatePath(to, 'to') }, userOption(user));
+      .unary<{ entry?: AgentEntry }>(
+        'filesystem.Filesystem/Move',
+        { source: validatePath(from, 'from'), destination: validatePath(to, 'to') },
+        userOption(user),
+      );
     return toEntry(reply.entry ?? {});
   }
 
@@ -156,7 +172,12 @@ export class FileService {
     validatePath(path);
     const { req, response } = this.sandboxes
       .agent(id)
-      .request('POST', filesQuery(path, user), { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' }, userOption(user));
+      .request(
+        'POST',
+        filesQuery(path, user),
+        { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' },
+        userOption(user),
+      );
     let written = 0;
     body.on('data', (chunk: Buffer) => {
       written += chunk.length;
@@ -175,5 +196,3 @@ export class FileService {
     return this.stat(id, path, user);
   }
 }
-
-

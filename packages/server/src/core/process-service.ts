@@ -1,4 +1,4 @@
-import { invalidArgument } from './errors.js';
+import { HutchError, invalidArgument } from './errors.js';
 import { type AgentProcessMessage, type ProcessEvent, toProcessEvent } from './process-events.js';
 import type { SandboxService } from './sandbox-service.js';
 
@@ -84,7 +84,25 @@ class CappedBuffer {
 }
 
 export class ProcessService {
+  /**
+   * Deadlines of processes started with a timeout, by sandbox and pid, so that `wait` and
+   * `connect` can say a SIGKILL was the deadline (the agent's end event does not). Bounded.
+   */
+  private readonly deadlines = new Map<string, number>();
+
   constructor(private readonly sandboxes: SandboxService) {}
+
+  private rememberDeadline(id: string, pid: number, timeoutMs: number, started: number): void {
+    if (timeoutMs <= 0) return;
+    if (this.deadlines.size >= 10_000) this.deadlines.delete(this.deadlines.keys().next().value!);
+    this.deadlines.set(`${id}/${pid}`, started + timeoutMs);
+  }
+
+  private pastDeadline(id: string, selector: ProcessSelector): boolean {
+    if (!('pid' in selector)) return false;
+    const deadline = this.deadlines.get(`${id}/${selector.pid}`);
+    return deadline !== undefined && performance.now() >= deadline - 50;
+  }
 
   private startBody(req: ProcessRequest): Record<string, unknown> {
     if (req.cwd !== undefined && /^\/proc(\/|$)/.test(req.cwd)) throw invalidArgument('cwd: must not be under /proc');
@@ -114,32 +132,43 @@ export class ProcessService {
       signal: abort,
     });
     let pid = 0;
-    for await (const message of stream) {
-      const event = toProcessEvent(message, () => elapsed() >= timeoutMs - 50);
-      if (!event) continue;
-      if (event.type === 'start') {
-        pid = event.pid;
-        if (req.stdin !== undefined) {
-          if (req.stdin.length > 0) await this.sendStdin(id, { pid }, Buffer.from(req.stdin));
-          await this.closeStdin(id, { pid });
+    const result = (exitCode: number, signal: string | null, timedOut: boolean, oomKilled: boolean): ExecResult => ({
+      pid,
+      exitCode,
+      signal,
+      stdout: stdout.text(),
+      stderr: stderr.text(),
+      stdoutTruncated: stdout.truncated,
+      stderrTruncated: stderr.truncated,
+      timedOut,
+      oomKilled,
+      durationMs: Math.round(elapsed()),
+    });
+    try {
+      for await (const message of stream) {
+        const event = toProcessEvent(message, () => elapsed() >= timeoutMs - 50);
+        if (!event) continue;
+        if (event.type === 'start') {
+          pid = event.pid;
+          if (req.stdin !== undefined) {
+            if (req.stdin.length > 0) await this.sendStdin(id, { pid }, Buffer.from(req.stdin));
+            await this.closeStdin(id, { pid });
+          }
+        } else if (event.type === 'stdout') stdout.push(Buffer.from(event.data, 'base64'));
+        else if (event.type === 'stderr') stderr.push(Buffer.from(event.data, 'base64'));
+        else if (event.type === 'exit') {
+          const oomAfter = await this.sandboxes.oomKills(id);
+          const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore && event.signal === 'SIGKILL';
+          return result(event.exitCode, event.signal, event.timedOut, oomKilled);
         }
-      } else if (event.type === 'stdout') stdout.push(Buffer.from(event.data, 'base64'));
-      else if (event.type === 'stderr') stderr.push(Buffer.from(event.data, 'base64'));
-      else if (event.type === 'exit') {
-        const oomAfter = await this.sandboxes.oomKills(id);
-        return {
-          pid,
-          exitCode: event.exitCode,
-          signal: event.signal,
-          stdout: stdout.text(),
-          stderr: stderr.text(),
-          stdoutTruncated: stdout.truncated,
-          stderrTruncated: stderr.truncated,
-          timedOut: event.timedOut,
-          oomKilled: oomBefore !== null && oomAfter !== null && oomAfter > oomBefore && event.signal === 'SIGKILL',
-          durationMs: Math.round(elapsed()),
-        };
       }
+    } catch (err) {
+      // The agent went away mid-command: if the whole sandbox was OOM-killed (gVisor's sentry is
+      // one host process), answer like a killed process and let the sandbox say it is gone.
+      if (pid === 0 || (err instanceof HutchError && err.kind !== 'unavailable' && err.kind !== 'internal')) throw err;
+      const health = await this.sandboxes.checkAlive(id, oomBefore);
+      if (health.alive) throw err;
+      return result(-1, 'SIGKILL', false, health.oomKilled);
     }
     throw invalidArgument('the process stream ended without an exit event');
   }
@@ -159,6 +188,7 @@ export class ProcessService {
     });
     for await (const message of stream) {
       const event = toProcessEvent(message, () => timeoutMs > 0 && performance.now() - started >= timeoutMs - 50);
+      if (event?.type === 'start') this.rememberDeadline(id, event.pid, timeoutMs, started);
       if (event) yield event;
     }
   }
@@ -179,14 +209,20 @@ export class ProcessService {
   /** Attaches to a running (or recently exited) process's output from now on. */
   async *connect(id: string, selector: ProcessSelector, signal?: AbortSignal): AsyncGenerator<ProcessEvent> {
     await this.sandboxes.requireRunning(id);
-    const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Connect', { process: selector }, signal ? { signal } : {});
+    const stream = this.sandboxes
+      .agent(id)
+      .stream<AgentProcessMessage>('process.Process/Connect', { process: selector }, signal ? { signal } : {});
     for await (const message of stream) {
-      const event = toProcessEvent(message, () => false);
+      const event = toProcessEvent(message, () => this.pastDeadline(id, selector));
       if (event && event.type !== 'start') yield event;
     }
   }
 
-  async wait(id: string, selector: ProcessSelector, signal?: AbortSignal): Promise<{ exitCode: number; signal: string | null; timedOut: boolean }> {
+  async wait(
+    id: string,
+    selector: ProcessSelector,
+    signal?: AbortSignal,
+  ): Promise<{ exitCode: number; signal: string | null; timedOut: boolean }> {
     for await (const event of this.connect(id, selector, signal)) {
       if (event.type === 'exit') return { exitCode: event.exitCode, signal: event.signal, timedOut: event.timedOut };
     }
@@ -209,11 +245,13 @@ export class ProcessService {
   }
 
   async sendStdin(id: string, selector: ProcessSelector, data: Buffer, pty = false): Promise<void> {
+    await this.sandboxes.requireRunning(id);
     const input = pty ? { pty: data.toString('base64') } : { stdin: data.toString('base64') };
     await this.sandboxes.agent(id).unary('process.Process/SendInput', { process: selector, input });
   }
 
   async closeStdin(id: string, selector: ProcessSelector): Promise<void> {
+    await this.sandboxes.requireRunning(id);
     await this.sandboxes.agent(id).unary('process.Process/CloseStdin', { process: selector });
   }
 
@@ -223,6 +261,7 @@ export class ProcessService {
   }
 
   async resize(id: string, selector: ProcessSelector, cols: number, rows: number): Promise<void> {
+    await this.sandboxes.requireRunning(id);
     await this.sandboxes.agent(id).unary('process.Process/Update', { process: selector, pty: { size: { cols, rows } } });
   }
 }

@@ -37,7 +37,10 @@ export class SandboxService {
     const isolation = input.isolation ?? SANDBOX_DEFAULTS.isolation;
     const tier = this.provider.tiers()[isolation];
     if (!tier.available) {
-      throw new HutchError('tier_unavailable', `isolation "${isolation}" is not available on this host: ${tier.reason ?? 'unknown reason'}`);
+      throw new HutchError(
+        'tier_unavailable',
+        `isolation "${isolation}" is not available on this host: ${tier.reason ?? 'unknown reason'}`,
+      );
     }
     const templateName = input.template ?? SANDBOX_DEFAULTS.template;
     if (!this.templates.names().includes(templateName)) {
@@ -96,7 +99,9 @@ export class SandboxService {
       } catch (err) {
         const message = (err as Error).message;
         this.log.error({ sandbox: record.id, err: message }, 'sandbox create failed');
-        await this.provider.destroy(record.id).catch((e: unknown) => this.log.error({ sandbox: record.id, err: (e as Error).message }, 'cleanup after failed create'));
+        await this.provider
+          .destroy(record.id)
+          .catch((e: unknown) => this.log.error({ sandbox: record.id, err: (e as Error).message }, 'cleanup after failed create'));
         this.dropAgent(record.id);
         await this.store.update(record.id, { state: 'error', error: `create failed: ${message}`, expiresAt: null });
         if (err instanceof HutchError) throw err;
@@ -150,7 +155,8 @@ export class SandboxService {
   }
 
   async list(filter: { states?: SandboxState[]; metadata?: Record<string, string> } = {}): Promise<SandboxRecord[]> {
-    const states = filter.states && filter.states.length > 0 ? filter.states : (['creating', 'running', 'stopped', 'error'] as SandboxState[]);
+    const states =
+      filter.states && filter.states.length > 0 ? filter.states : (['creating', 'running', 'stopped', 'error'] as SandboxState[]);
     return this.store.list({ states, ...(filter.metadata ? { metadata: filter.metadata } : {}) });
   }
 
@@ -174,6 +180,25 @@ export class SandboxService {
     });
   }
 
+  /**
+   * Called when talking to a sandbox's agent failed mid-call: if the agent is gone, the sandbox
+   * is marked `error` with the reason (an OOM kill of the whole sandbox, as happens to gVisor's
+   * sentry, or an unexplained death), instead of claiming to be running.
+   */
+  async checkAlive(id: string, oomBefore: number | null): Promise<{ alive: boolean; oomKilled: boolean }> {
+    const oomAfter = await this.provider.oomKills(id);
+    const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore;
+    const alive = await this.agent(id).health(AbortSignal.timeout(2000));
+    if (!alive) {
+      const reason = oomKilled
+        ? 'the sandbox was killed as a whole by the out-of-memory killer (its memory limit was reached)'
+        : 'the sandbox stopped unexpectedly (its agent no longer answers)';
+      await this.store.update(id, { state: 'error', error: reason, expiresAt: null });
+      this.log.warn({ sandbox: id, oomKilled }, reason);
+    }
+    return { alive, oomKilled };
+  }
+
   async oomKills(id: string): Promise<number | null> {
     return this.provider.oomKills(id);
   }
@@ -195,7 +220,9 @@ export class SandboxService {
       const expired = await this.store.list({ states: ['running'], expiredBefore: new Date() });
       for (const record of expired) {
         this.log.info({ sandbox: record.id }, 'sandbox timed out');
-        await this.delete(record.id).catch((err: unknown) => this.log.error({ sandbox: record.id, err: (err as Error).message }, 'timeout delete failed'));
+        await this.delete(record.id).catch((err: unknown) =>
+          this.log.error({ sandbox: record.id, err: (err as Error).message }, 'timeout delete failed'),
+        );
       }
     } finally {
       this.reaping = false;
@@ -220,7 +247,10 @@ export class SandboxService {
     const known = new Set((await this.store.list({ states: ['creating', 'running', 'stopped', 'error'] })).map((r) => r.id));
 
     if ((await this.store.count()) === 0 && runtime.length > 0) {
-      this.log.warn({ count: runtime.length }, 'the store is empty but the runtime has sandboxes: not reaping them (was the database replaced?)');
+      this.log.warn(
+        { count: runtime.length },
+        'the store is empty but the runtime has sandboxes: not reaping them (was the database replaced?)',
+      );
       return result;
     }
     for (const record of active) {
@@ -234,7 +264,9 @@ export class SandboxService {
       } else {
         await this.provider.destroy(record.id).catch(() => undefined);
         this.dropAgent(record.id);
-        const why = live ? `agent unreachable after restart (runtime status ${live.status})` : 'lost: the runtime no longer has this sandbox (host reboot?)';
+        const why = live
+          ? `agent unreachable after restart (runtime status ${live.status})`
+          : 'lost: the runtime no longer has this sandbox (host reboot?)';
         await this.store.update(record.id, { state: 'error', error: why, expiresAt: null });
         result.lost.push(record.id);
       }
@@ -242,7 +274,9 @@ export class SandboxService {
     const keep = new Set(result.reattached);
     for (const r of runtime) {
       if (!keep.has(r.id) && !known.has(r.id)) {
-        await this.provider.destroy(r.id).catch((err: unknown) => this.log.error({ sandbox: r.id, err: (err as Error).message }, 'orphan reap failed'));
+        await this.provider
+          .destroy(r.id)
+          .catch((err: unknown) => this.log.error({ sandbox: r.id, err: (err as Error).message }, 'orphan reap failed'));
         result.reaped.push(r.id);
       }
     }

@@ -13,7 +13,15 @@ export class SqliteApiKeyStore implements ApiKeyStore {
   async insert(key: string, record: ApiKeyRecord): Promise<void> {
     await this.db
       .insertInto('api_keys')
-      .values({ id: record.id, hash: hashKey(key), name: record.name, role: record.role, created_at: record.createdAt.getTime(), last_used_at: null, revoked_at: null })
+      .values({
+        id: record.id,
+        hash: hashKey(key),
+        name: record.name,
+        role: record.role,
+        created_at: record.createdAt.getTime(),
+        last_used_at: null,
+        revoked_at: null,
+      })
       .execute();
   }
 
@@ -21,7 +29,12 @@ export class SqliteApiKeyStore implements ApiKeyStore {
     const hash = hashKey(key);
     const cached = this.cache.get(hash);
     if (cached) return cached;
-    const row = await this.db.selectFrom('api_keys').selectAll().where('hash', '=', hash).where('revoked_at', 'is', null).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('hash', '=', hash)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     // The lookup is by hash, so timing reveals nothing about the key; compare again in constant time anyway.
     if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash))) return null;
     const record: ApiKeyRecord = { id: row.id, name: row.name, role: 'admin', createdAt: new Date(row.created_at) };
@@ -50,6 +63,10 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async set(key: string, value: string): Promise<void> {
-    await this.db.insertInto('meta').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute();
+    await this.db
+      .insertInto('meta')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute();
   }
 }

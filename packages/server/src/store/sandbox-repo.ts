@@ -62,7 +62,10 @@ export class SqliteSandboxStore implements SandboxStore {
     return row ? toRecord(row) : null;
   }
 
-  async update(id: string, patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds'>>): Promise<void> {
+  async update(
+    id: string,
+    patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds'>>,
+  ): Promise<void> {
     const values: Partial<SandboxTable> = {};
     if (patch.state !== undefined) values.state = patch.state;
     if (patch.expiresAt !== undefined) values.expires_at = patch.expiresAt?.getTime() ?? null;
@@ -86,7 +89,10 @@ export class SqliteSandboxStore implements SandboxStore {
   }
 
   async count(): Promise<number> {
-    const row = await this.db.selectFrom('sandboxes').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('sandboxes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
     return Number(row?.n ?? 0);
   }
 }

@@ -2,7 +2,11 @@ import { LocalTemplateCatalog } from './catalog.js';
 import type { TemplateInfo } from '../core/templates.js';
 
 /** Builds the named (default: all shipped) templates into a layers dir, reporting progress. */
-export async function buildTemplates(layersDir: string, names: string[] | undefined, progress: (message: string) => void): Promise<TemplateInfo[]> {
+export async function buildTemplates(
+  layersDir: string,
+  names: string[] | undefined,
+  progress: (message: string) => void,
+): Promise<TemplateInfo[]> {
   const catalog = new LocalTemplateCatalog(layersDir, progress);
   const wanted = names && names.length > 0 ? names : catalog.names();
   for (const name of wanted) {

@@ -81,7 +81,10 @@ async function buildBusybox(rootfs: string): Promise<void> {
   await copyFile(BUSYBOX_PATH, join(rootfs, 'bin/busybox'));
   await chmod(join(rootfs, 'bin/busybox'), 0o755);
   const list = await capture(BUSYBOX_PATH, ['--list-full']);
-  for (const rel of list.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const rel of list
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     if (rel === 'bin/busybox') continue;
     const target = join(rootfs, rel);
     await mkdir(dirname(target), { recursive: true });
@@ -103,9 +106,17 @@ async function buildDebian(rootfs: string, progress: Progress): Promise<void> {
   if (!mirror) throw new HutchError('internal', 'no Debian mirror found in /etc/apt (set HUTCH_DEBIAN_MIRROR)');
   if (!existsSync('/usr/sbin/debootstrap')) throw new HutchError('internal', 'debootstrap is missing (apt-get install debootstrap)');
   progress(`template base: debootstrap bookworm (${BASE_PACKAGES.join(', ')}) — about a minute`);
-  await runLogged('/usr/sbin/debootstrap', ['--variant=minbase', `--include=${BASE_PACKAGES.join(',')}`, 'bookworm', rootfs, mirror], progress);
+  await runLogged(
+    '/usr/sbin/debootstrap',
+    ['--variant=minbase', `--include=${BASE_PACKAGES.join(',')}`, 'bookworm', rootfs, mirror],
+    progress,
+  );
   progress('template base: adding user "user" (uid 1000)');
-  await runLogged('/usr/sbin/chroot', [rootfs, '/usr/sbin/useradd', '--create-home', '--uid', '1000', '--user-group', '--shell', '/bin/bash', 'user'], progress);
+  await runLogged(
+    '/usr/sbin/chroot',
+    [rootfs, '/usr/sbin/useradd', '--create-home', '--uid', '1000', '--user-group', '--shell', '/bin/bash', 'user'],
+    progress,
+  );
   for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
     await rm(join(rootfs, dir), { recursive: true, force: true });
     await mkdir(join(rootfs, dir, 'partial'), { recursive: true });
@@ -145,7 +156,8 @@ function runLogged(file: string, args: string[], progress: Progress): Promise<vo
         if (!line.trim()) continue;
         tail.push(line);
         if (tail.length > 20) tail.shift();
-        if (/^I: (Retrieving|Validating|Installing|Configuring|Base system)/.test(line) && !/Retrieving|Validating/.test(line)) progress(`  ${line}`);
+        if (/^I: (Retrieving|Validating|Installing|Configuring|Base system)/.test(line) && !/Retrieving|Validating/.test(line))
+          progress(`  ${line}`);
       }
     };
     child.stdout.on('data', onData);

@@ -39,7 +39,14 @@ export function shippedRecipes(): TemplateRecipe[] {
       name: 'base',
       description: 'Debian bookworm with bash, coreutils, python3, nodejs, git, curl, ca-certificates, procps; user "user" (uid 1000)',
       defaultUser: 'user',
-      inputs: { revision: 1, kind: 'debootstrap', suite: 'bookworm', variant: 'minbase', packages: BASE_PACKAGES, user: { name: 'user', uid: 1000 } },
+      inputs: {
+        revision: 1,
+        kind: 'debootstrap',
+        suite: 'bookworm',
+        variant: 'minbase',
+        packages: BASE_PACKAGES,
+        user: { name: 'user', uid: 1000 },
+      },
     },
   ];
 }

@@ -3,7 +3,18 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { invalidArgument } from '../../core/errors.js';
 import type { ProcessSelector } from '../../core/process-service.js';
 import { streamEvents } from '../ndjson.js';
-import { ErrorBody, ExecBody, ExecResult, IdParams, ProcessList, ProcessParams, PtySize, SignalBody, StartProcessBody, WaitResult } from '../schemas.js';
+import {
+  ErrorBody,
+  ExecBody,
+  ExecResult,
+  IdParams,
+  ProcessList,
+  ProcessParams,
+  PtySize,
+  SignalBody,
+  StartProcessBody,
+  WaitResult,
+} from '../schemas.js';
 import type { Services } from '../services.js';
 
 const MAX_STDIN_CHUNK = 16 * 1024 * 1024;
@@ -31,51 +42,104 @@ export function processRoutes(services: Services): FastifyPluginAsyncZod {
     // stdin writes carry raw bytes of any content type.
     app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
-    app.post('/v1/sandboxes/:id/exec', { schema: { params: IdParams, body: ExecBody, response: { 200: ExecResult, 404: ErrorBody, 409: ErrorBody }, tags: ['processes'], summary: 'Run a command to completion (buffered output)' } }, async (req) =>
-      services.processes.exec(req.params.id, req.body),
+    app.post(
+      '/v1/sandboxes/:id/exec',
+      {
+        schema: {
+          params: IdParams,
+          body: ExecBody,
+          response: { 200: ExecResult, 404: ErrorBody, 409: ErrorBody },
+          tags: ['processes'],
+          summary: 'Run a command to completion (buffered output)',
+        },
+      },
+      async (req) => services.processes.exec(req.params.id, req.body),
     );
 
-    app.post('/v1/sandboxes/:id/processes', { schema: { params: IdParams, body: StartProcessBody, tags: ['processes'], summary: 'Start a process; with Accept: application/x-ndjson, stream its events' } }, async (req, reply) => {
-      if ((req.headers.accept ?? '').includes('application/x-ndjson')) {
-        return streamEvents(req, reply, (signal) => services.processes.start(req.params.id, req.body, signal));
-      }
-      const started = await services.processes.startDetached(req.params.id, req.body);
-      return reply.status(201).send({ pid: started.pid, tag: req.body.tag ?? null });
-    });
-
-    app.get('/v1/sandboxes/:id/processes', { schema: { params: IdParams, response: { 200: ProcessList }, tags: ['processes'], summary: 'List running processes' } }, async (req) => ({
-      processes: await services.processes.list(req.params.id),
-    }));
-
-    app.get('/v1/sandboxes/:id/processes/:pid/stream', { schema: { params: ProcessParams, tags: ['processes'], summary: 'Attach to a process output (NDJSON) from now on' } }, async (req, reply) =>
-      streamEvents(req, reply, (signal) => services.processes.connect(req.params.id, parseSelector(req.params.pid), signal)),
+    app.post(
+      '/v1/sandboxes/:id/processes',
+      {
+        schema: {
+          params: IdParams,
+          body: StartProcessBody,
+          tags: ['processes'],
+          summary: 'Start a process; with Accept: application/x-ndjson, stream its events',
+        },
+      },
+      async (req, reply) => {
+        if ((req.headers.accept ?? '').includes('application/x-ndjson')) {
+          return streamEvents(req, reply, (signal) => services.processes.start(req.params.id, req.body, signal));
+        }
+        const started = await services.processes.startDetached(req.params.id, req.body);
+        return reply.status(201).send({ pid: started.pid, tag: req.body.tag ?? null });
+      },
     );
 
-    app.get('/v1/sandboxes/:id/processes/:pid/wait', { schema: { params: ProcessParams, response: { 200: WaitResult }, tags: ['processes'], summary: 'Wait for a process to exit' } }, async (req, reply) => {
-      const controller = new AbortController();
-      reply.raw.once('close', () => controller.abort());
-      return services.processes.wait(req.params.id, parseSelector(req.params.pid), controller.signal);
-    });
+    app.get(
+      '/v1/sandboxes/:id/processes',
+      { schema: { params: IdParams, response: { 200: ProcessList }, tags: ['processes'], summary: 'List running processes' } },
+      async (req) => ({
+        processes: await services.processes.list(req.params.id),
+      }),
+    );
 
-    app.post('/v1/sandboxes/:id/processes/:pid/stdin', { schema: { params: ProcessParams, tags: ['processes'], summary: 'Write raw bytes to stdin (or the PTY)' } }, async (req, reply) => {
-      const data = Buffer.isBuffer(req.body) ? req.body : await readAll(req.body as Readable, MAX_STDIN_CHUNK);
-      await services.processes.sendStdin(req.params.id, parseSelector(req.params.pid), data, (req.query as { pty?: string }).pty === 'true');
-      return reply.status(204).send();
-    });
+    app.get(
+      '/v1/sandboxes/:id/processes/:pid/stream',
+      { schema: { params: ProcessParams, tags: ['processes'], summary: 'Attach to a process output (NDJSON) from now on' } },
+      async (req, reply) =>
+        streamEvents(req, reply, (signal) => services.processes.connect(req.params.id, parseSelector(req.params.pid), signal)),
+    );
 
-    app.post('/v1/sandboxes/:id/processes/:pid/close-stdin', { schema: { params: ProcessParams, tags: ['processes'], summary: 'Close stdin' } }, async (req, reply) => {
-      await services.processes.closeStdin(req.params.id, parseSelector(req.params.pid));
-      return reply.status(204).send();
-    });
+    app.get(
+      '/v1/sandboxes/:id/processes/:pid/wait',
+      { schema: { params: ProcessParams, response: { 200: WaitResult }, tags: ['processes'], summary: 'Wait for a process to exit' } },
+      async (req, reply) => {
+        const controller = new AbortController();
+        reply.raw.once('close', () => controller.abort());
+        return services.processes.wait(req.params.id, parseSelector(req.params.pid), controller.signal);
+      },
+    );
 
-    app.post('/v1/sandboxes/:id/processes/:pid/signal', { schema: { params: ProcessParams, body: SignalBody, tags: ['processes'], summary: 'Send a signal to the process group' } }, async (req, reply) => {
-      await services.processes.signal(req.params.id, parseSelector(req.params.pid), req.body.signal);
-      return reply.status(204).send();
-    });
+    app.post(
+      '/v1/sandboxes/:id/processes/:pid/stdin',
+      { schema: { params: ProcessParams, tags: ['processes'], summary: 'Write raw bytes to stdin (or the PTY)' } },
+      async (req, reply) => {
+        const data = Buffer.isBuffer(req.body) ? req.body : await readAll(req.body as Readable, MAX_STDIN_CHUNK);
+        await services.processes.sendStdin(
+          req.params.id,
+          parseSelector(req.params.pid),
+          data,
+          (req.query as { pty?: string }).pty === 'true',
+        );
+        return reply.status(204).send();
+      },
+    );
 
-    app.post('/v1/sandboxes/:id/processes/:pid/resize', { schema: { params: ProcessParams, body: PtySize, tags: ['processes'], summary: 'Resize a PTY' } }, async (req, reply) => {
-      await services.processes.resize(req.params.id, parseSelector(req.params.pid), req.body.cols, req.body.rows);
-      return reply.status(204).send();
-    });
+    app.post(
+      '/v1/sandboxes/:id/processes/:pid/close-stdin',
+      { schema: { params: ProcessParams, tags: ['processes'], summary: 'Close stdin' } },
+      async (req, reply) => {
+        await services.processes.closeStdin(req.params.id, parseSelector(req.params.pid));
+        return reply.status(204).send();
+      },
+    );
+
+    app.post(
+      '/v1/sandboxes/:id/processes/:pid/signal',
+      { schema: { params: ProcessParams, body: SignalBody, tags: ['processes'], summary: 'Send a signal to the process group' } },
+      async (req, reply) => {
+        await services.processes.signal(req.params.id, parseSelector(req.params.pid), req.body.signal);
+        return reply.status(204).send();
+      },
+    );
+
+    app.post(
+      '/v1/sandboxes/:id/processes/:pid/resize',
+      { schema: { params: ProcessParams, body: PtySize, tags: ['processes'], summary: 'Resize a PTY' } },
+      async (req, reply) => {
+        await services.processes.resize(req.params.id, parseSelector(req.params.pid), req.body.cols, req.body.rows);
+        return reply.status(204).send();
+      },
+    );
   };
 }

@@ -7,41 +7,83 @@ import type { Services } from '../services.js';
 
 export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
   return async (app) => {
-    app.post('/v1/sandboxes', { schema: { body: CreateSandboxBody, response: { 201: Sandbox, 400: ErrorBody, 422: ErrorBody }, tags: ['sandboxes'], summary: 'Create a sandbox' } }, async (req, reply) => {
-      const record = await services.sandboxes.create(req.body);
-      return reply.status(201).send(sandboxJson(record));
-    });
-
-    app.get('/v1/sandboxes', { schema: { querystring: ListSandboxesQuery, response: { 200: SandboxList }, tags: ['sandboxes'], summary: 'List sandboxes (filters: state=a,b and metadata.<key>=<value>)' } }, async (req) => {
-      const { state, ...rest } = req.query;
-      const states = state ? state.split(',').map((s) => s.trim()).filter(Boolean) : [];
-      for (const s of states) if (!SANDBOX_STATES.includes(s as SandboxState)) throw invalidArgument(`state: unknown state "${s}" (one of ${SANDBOX_STATES.join(', ')})`);
-      const metadata: Record<string, string> = {};
-      for (const [k, v] of Object.entries(rest)) {
-        if (!k.startsWith('metadata.')) throw invalidArgument(`${k}: unknown query parameter (use state or metadata.<key>)`);
-        metadata[k.slice('metadata.'.length)] = String(v);
-      }
-      const records = await services.sandboxes.list({ states: states as SandboxState[], ...(Object.keys(metadata).length > 0 ? { metadata } : {}) });
-      return { sandboxes: records.map(sandboxJson) };
-    });
-
-    app.get('/v1/sandboxes/:id', { schema: { params: IdParams, response: { 200: Sandbox, 404: ErrorBody }, tags: ['sandboxes'], summary: 'Get a sandbox' } }, async (req) =>
-      sandboxJson(await services.sandboxes.get(req.params.id)),
+    app.post(
+      '/v1/sandboxes',
+      {
+        schema: {
+          body: CreateSandboxBody,
+          response: { 201: Sandbox, 400: ErrorBody, 422: ErrorBody },
+          tags: ['sandboxes'],
+          summary: 'Create a sandbox',
+        },
+      },
+      async (req, reply) => {
+        const record = await services.sandboxes.create(req.body);
+        return reply.status(201).send(sandboxJson(record));
+      },
     );
 
-    app.delete('/v1/sandboxes/:id', { schema: { params: IdParams, tags: ['sandboxes'], summary: 'Delete a sandbox and everything it used' } }, async (req, reply) => {
-      await services.sandboxes.delete(req.params.id);
-      return reply.status(204).send();
-    });
+    app.get(
+      '/v1/sandboxes',
+      {
+        schema: {
+          querystring: ListSandboxesQuery,
+          response: { 200: SandboxList },
+          tags: ['sandboxes'],
+          summary: 'List sandboxes (filters: state=a,b and metadata.<key>=<value>)',
+        },
+      },
+      async (req) => {
+        const { state, ...rest } = req.query;
+        const states = state
+          ? state
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [];
+        for (const s of states)
+          if (!SANDBOX_STATES.includes(s as SandboxState))
+            throw invalidArgument(`state: unknown state "${s}" (one of ${SANDBOX_STATES.join(', ')})`);
+        const metadata: Record<string, string> = {};
+        for (const [k, v] of Object.entries(rest)) {
+          if (!k.startsWith('metadata.')) throw invalidArgument(`${k}: unknown query parameter (use state or metadata.<key>)`);
+          metadata[k.slice('metadata.'.length)] = String(v);
+        }
+        const records = await services.sandboxes.list({
+          states: states as SandboxState[],
+          ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+        });
+        return { sandboxes: records.map(sandboxJson) };
+      },
+    );
 
-    app.post('/v1/sandboxes/:id/timeout', { schema: { params: IdParams, body: TimeoutBody, response: { 200: Sandbox }, tags: ['sandboxes'], summary: 'Set the TTL from now' } }, async (req) =>
-      sandboxJson(await services.sandboxes.setTimeout(req.params.id, req.body.timeoutSeconds)),
+    app.get(
+      '/v1/sandboxes/:id',
+      { schema: { params: IdParams, response: { 200: Sandbox, 404: ErrorBody }, tags: ['sandboxes'], summary: 'Get a sandbox' } },
+      async (req) => sandboxJson(await services.sandboxes.get(req.params.id)),
+    );
+
+    app.delete(
+      '/v1/sandboxes/:id',
+      { schema: { params: IdParams, tags: ['sandboxes'], summary: 'Delete a sandbox and everything it used' } },
+      async (req, reply) => {
+        await services.sandboxes.delete(req.params.id);
+        return reply.status(204).send();
+      },
+    );
+
+    app.post(
+      '/v1/sandboxes/:id/timeout',
+      { schema: { params: IdParams, body: TimeoutBody, response: { 200: Sandbox }, tags: ['sandboxes'], summary: 'Set the TTL from now' } },
+      async (req) => sandboxJson(await services.sandboxes.setTimeout(req.params.id, req.body.timeoutSeconds)),
     );
 
     app.get('/v1/templates', { schema: { response: { 200: TemplateList }, tags: ['templates'], summary: 'List templates' } }, async () => ({
       templates: await services.templates.list(),
     }));
 
-    app.get('/v1/info', { schema: { tags: ['server'], summary: 'Version, host posture and available tiers' } }, async () => services.info());
+    app.get('/v1/info', { schema: { tags: ['server'], summary: 'Version, host posture and available tiers' } }, async () =>
+      services.info(),
+    );
   };
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
 import type { Provider, RuntimeSandbox, SandboxSpec, TierStatus } from '../../core/provider.js';
 import { type Isolation, ISOLATION_TIERS } from '../../core/sandbox.js';
@@ -19,6 +19,12 @@ import { isMounted, mountOverlay, mountsUnder, unmount } from './overlay.js';
  * a unix socket in a bind-mounted directory, so no network is needed for control (and gVisor can
  * run with --network=none).
  */
+/**
+ * The socket dir's owner inside the sandbox: a mapped uid with no passwd entry in any template,
+ * so no API user name resolves to it and workloads (without CAP_SETUID) cannot become it.
+ */
+const SOCKET_DIR_UID = 65533;
+
 export interface LocalProviderOptions {
   dataDir: string;
   agentBinary: string;
@@ -31,7 +37,10 @@ interface SandboxPaths {
   rootfs: string;
   upper: string;
   work: string;
+  /** The agent socket dir: on /run, owned by a mapped uid no workload runs as. */
   run: string;
+  /** Symlink to the template layer, so the overlay options name no host path. */
+  lower: string;
   log: string;
   meta: string;
 }
@@ -40,12 +49,15 @@ export class LocalProvider implements Provider {
   private readonly sandboxesDir: string;
   private readonly runtimes: Partial<Record<Isolation, OciRuntime>> = {};
   private readonly tierStatus: Record<Isolation, TierStatus>;
+  private readonly stateRoot: string;
+  private agentBinary: string | null = null;
 
   constructor(private readonly options: LocalProviderOptions) {
     this.sandboxesDir = join(options.dataDir, 'sandboxes');
     // Runtime state lives on /run (tmpfs): it must not outlive a reboot, when the containers are gone too.
     const key = createHash('sha256').update(options.dataDir).digest('hex').slice(0, 12);
     const stateRoot = `/run/hutch/${key}`;
+    this.stateRoot = stateRoot;
     const host = options.host;
     this.tierStatus = { container: this.containerTier(host), gvisor: this.gvisorTier(host) };
     if (this.tierStatus.container.available) {
@@ -114,7 +126,8 @@ export class LocalProvider implements Provider {
       rootfs: join(dir, 'rootfs'),
       upper: join(dir, 'upper'),
       work: join(dir, 'work'),
-      run: join(dir, 'run'),
+      run: join(this.stateRoot, 'sockets', id),
+      lower: join(dir, 'lower'),
       log: join(dir, 'runtime.log'),
       meta: join(dir, 'meta.json'),
     };
@@ -126,7 +139,11 @@ export class LocalProvider implements Provider {
 
   private runtimeFor(isolation: Isolation): OciRuntime {
     const runtime = this.runtimes[isolation];
-    if (!runtime) throw new HutchError('tier_unavailable', `isolation "${isolation}" is not available on this host: ${this.tierStatus[isolation].reason ?? 'unknown reason'}`);
+    if (!runtime)
+      throw new HutchError(
+        'tier_unavailable',
+        `isolation "${isolation}" is not available on this host: ${this.tierStatus[isolation].reason ?? 'unknown reason'}`,
+      );
     return runtime;
   }
 
@@ -135,18 +152,26 @@ export class LocalProvider implements Provider {
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
     await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
-    for (const dir of [p.upper, p.work, p.rootfs, p.run]) {
+    for (const dir of [p.upper, p.work, p.rootfs]) {
       await mkdir(dir, { recursive: true });
       // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
       await chown(dir, ID_MAP_BASE, ID_MAP_BASE);
     }
+    // The socket dir belongs to an otherwise unused mapped uid with mode 0700: only the agent, through
+    // CAP_DAC_OVERRIDE, can create its socket there. Workload processes (no capabilities, even as
+    // root) can neither remove the socket nor plant a symlink the server would follow.
+    await mkdir(p.run, { recursive: true });
+    await chown(p.run, ID_MAP_BASE + SOCKET_DIR_UID, ID_MAP_BASE + SOCKET_DIR_UID);
     await chmod(p.run, 0o700);
-    await mountOverlay(p.rootfs, spec.templateLayer, p.upper, p.work);
+    await symlink(spec.templateLayer, p.lower).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    await mountOverlay(p.dir, p.rootfs);
     const config = buildOciSpec({
       id: spec.id,
       isolation: spec.isolation,
       rootfs: p.rootfs,
-      agentBinary: this.options.agentBinary,
+      agentBinary: await this.stagedAgentBinary(),
       socketDir: p.run,
       env: spec.env,
       defaultUser: spec.defaultUser,
@@ -171,6 +196,28 @@ export class LocalProvider implements Provider {
     }
   }
 
+  /**
+   * The agent binary, copied under /run once: a bind mount shows its source path inside the
+   * sandbox (mountinfo), and that path must not reveal the data dir.
+   */
+  private async stagedAgentBinary(): Promise<string> {
+    if (this.agentBinary && existsSync(this.agentBinary)) return this.agentBinary;
+    const source = this.options.agentBinary;
+    const target = join(this.stateRoot, `hutch-agent-${basename(dirname(source))}`);
+    // Searchable by others: gVisor's gofer opens bind sources below it without root's privileges.
+    await mkdir(this.stateRoot, { recursive: true });
+    await chmod(dirname(this.stateRoot), 0o711);
+    await chmod(this.stateRoot, 0o711);
+    if (!existsSync(target)) {
+      const tmp = `${target}.${process.pid}.tmp`;
+      await copyFile(source, tmp);
+      await chmod(tmp, 0o755);
+      await rename(tmp, target);
+    }
+    this.agentBinary = target;
+    return target;
+  }
+
   private async isolationOf(id: string): Promise<Isolation[]> {
     try {
       const meta = JSON.parse(await readFile(this.paths(id).meta, 'utf8')) as { isolation?: Isolation };
@@ -189,6 +236,7 @@ export class LocalProvider implements Provider {
     await unmount(p.rootfs);
     if (await isMounted(p.rootfs)) throw new HutchError('internal', `could not unmount ${p.rootfs}`);
     await rm(p.dir, { recursive: true, force: true });
+    await rm(p.run, { recursive: true, force: true });
     await this.removeCgroups(id);
   }
 
@@ -209,7 +257,14 @@ export class LocalProvider implements Provider {
       const runtime = this.runtimes[isolation];
       if (!runtime) continue;
       for (const c of await runtime.list()) {
-        const status = c.status === 'running' ? 'running' : c.status === 'stopped' ? 'stopped' : c.status === 'created' || c.status === 'creating' ? 'creating' : 'unknown';
+        const status =
+          c.status === 'running'
+            ? 'running'
+            : c.status === 'stopped'
+              ? 'stopped'
+              : c.status === 'created' || c.status === 'creating'
+                ? 'creating'
+                : 'unknown';
         out.push({ id: c.id, isolation, status });
       }
     }
@@ -218,7 +273,9 @@ export class LocalProvider implements Provider {
 
   async oomKills(id: string): Promise<number | null> {
     const file =
-      this.options.host.cgroup === 'v2' ? `/sys/fs/cgroup/hutch/${id}/memory.events` : `/sys/fs/cgroup/memory/hutch/${id}/memory.oom_control`;
+      this.options.host.cgroup === 'v2'
+        ? `/sys/fs/cgroup/hutch/${id}/memory.events`
+        : `/sys/fs/cgroup/memory/hutch/${id}/memory.oom_control`;
     try {
       const match = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'));
       return match ? Number(match[1]) : null;
@@ -234,6 +291,10 @@ export class LocalProvider implements Provider {
       if (keep.has(id) || !/^[a-z0-9]{20}$/.test(id)) continue;
       await this.destroy(id);
       removed.push(id);
+    }
+    for (const id of await readdir(join(this.stateRoot, 'sockets')).catch(() => [] as string[])) {
+      if (!keep.has(id) && /^[a-z0-9]{20}$/.test(id) && !entries.includes(id))
+        await rm(join(this.stateRoot, 'sockets', id), { recursive: true, force: true });
     }
     // Mounts whose directory entry vanished (e.g. rm of a dir under a lazy unmount).
     for (const mount of await mountsUnder(this.sandboxesDir + '/')) {

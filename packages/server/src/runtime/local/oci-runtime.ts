@@ -36,6 +36,24 @@ export class OciRuntime {
 
   /** Kills everything and removes the runtime's state; a missing container is not an error. */
   async forceDelete(id: string): Promise<void> {
+    // runc's `delete --force` of a running container sleeps 100 ms after its SIGKILL; killing
+    // first and deleting the stopped container is ~6× faster. Anything unexpected falls back.
+    if (this.name !== 'runsc') {
+      try {
+        await runTool(this.binary, this.args('kill', id, 'KILL'), { timeoutMs: 10_000 });
+        for (let attempt = 0; attempt < 50; attempt++) {
+          try {
+            await runTool(this.binary, this.args('delete', id), { timeoutMs: 10_000 });
+            return;
+          } catch (err) {
+            if (!(err instanceof ToolError) || !/running|not stopped/i.test(err.stderr)) break;
+            await new Promise((r) => setTimeout(r, 2));
+          }
+        }
+      } catch {
+        /* not running, already gone, or a runtime that disagrees: use --force below */
+      }
+    }
     try {
       await runTool(this.binary, this.args('delete', '--force', id), { timeoutMs: 30_000 });
     } catch (err) {

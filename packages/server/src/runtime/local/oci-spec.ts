@@ -47,11 +47,20 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   const memoryBytes = input.memoryMiB * 1024 * 1024;
   const period = 100_000;
   const env = { ...BASE_ENV, ...input.env };
-  const caps = [...AGENT_CAPABILITIES];
-  const sysMount =
-    input.isolation === 'gvisor'
-      ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
-      : { destination: '/sys', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'ro', 'size=4k', 'mode=555'] };
+  const gvisor = input.isolation === 'gvisor';
+  // gVisor: the host pids cgroup counts the sentry's own threads and ptrace stubs (~14 host
+  // threads per live sandbox process), so the sandbox's `pids` limit cannot be the host cgroup's:
+  // hitting it would kill the sentry, i.e. the whole sandbox. There the limit is RLIMIT_NPROC,
+  // enforced by gVisor's kernel per user, and the agent keeps CAP_SYS_RESOURCE (dropped by its exec
+  // shim for every workload process) so it can still start processes and answer the API while a
+  // fork bomb runs. The host cgroup keeps a generous backstop against host pid exhaustion.
+  const caps = gvisor ? [...AGENT_CAPABILITIES, 'CAP_SYS_RESOURCE'] : [...AGENT_CAPABILITIES];
+  const hostPids = gvisor ? Math.min(8192, Math.max(1024, input.pids * 16)) : input.pids;
+  const rlimits = [{ type: 'RLIMIT_NOFILE', hard: input.nofileLimit, soft: input.nofileLimit }];
+  if (gvisor) rlimits.push({ type: 'RLIMIT_NPROC', hard: input.pids, soft: input.pids });
+  const sysMount = gvisor
+    ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
+    : { destination: '/sys', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'ro', 'size=4k', 'mode=555'] };
   // tmpfs pages are charged to the sandbox's memory cgroup and cannot be reclaimed (no swap): a
   // /dev/shm as large as the memory limit lets a full /dev/shm OOM-kill the agent (the largest
   // process left) instead of failing the write with ENOSPC. Keep /dev/shm at a quarter of the
@@ -65,22 +74,42 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [AGENT_BINARY_PATH, '--listen', `unix:${AGENT_SOCKET_DIR}/${AGENT_SOCKET_NAME}`, '--default-user', input.defaultUser],
+      args: [
+        AGENT_BINARY_PATH,
+        '--listen',
+        `unix:${AGENT_SOCKET_DIR}/${AGENT_SOCKET_NAME}`,
+        '--default-user',
+        input.defaultUser,
+        // gVisor lets sandbox root open /proc/1/fd/1 even though the agent is not dumpable; the
+        // agent's stdio there must not stay the host-side runtime.log.
+        ...(gvisor ? ['--null-stdio'] : []),
+      ],
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofileLimit, soft: input.nofileLimit }],
+      rlimits,
       noNewPrivileges: true,
     },
     root: { path: input.rootfs, readonly: false },
     hostname: 'hutch',
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      // Note: gVisor ignores tmpfs sizes, so there filling /dev is bounded by the memory limit only
+      // (a read-only /dev is not an option: gVisor then refuses writes to /dev/null).
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', `size=${devKiB}k`] },
-      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+      },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmKiB}k`] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       sysMount,
+      // gVisor emulates /dev/net/tun; an empty read-only tmpfs hides it (runc has no such node).
+      ...(gvisor
+        ? [{ destination: '/dev/net', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'ro', 'size=4k', 'mode=555'] }]
+        : []),
       { destination: AGENT_BINARY_PATH, type: 'bind', source: input.agentBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },
       { destination: AGENT_SOCKET_DIR, type: 'bind', source: input.socketDir, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] },
     ],
@@ -102,7 +131,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
         devices: [{ allow: false, access: 'rwm' }],
         memory,
         cpu: { quota: Math.max(1000, Math.round(input.cpu * period)), period },
-        pids: { limit: input.pids },
+        pids: { limit: hostPids },
       },
       seccomp: seccompProfile({ gvisor: input.isolation === 'gvisor' }),
       maskedPaths: [...MASKED_PATHS],

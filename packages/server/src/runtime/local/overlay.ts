@@ -1,9 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { runTool } from './exec-tool.js';
 
-/** overlayfs mounts for sandbox root filesystems: read-only template layer below, sandbox's upper above. */
-export async function mountOverlay(target: string, lower: string, upper: string, work: string): Promise<void> {
-  await runTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, target]);
+/**
+ * overlayfs mounts for sandbox root filesystems: read-only template layer below, sandbox's upper
+ * above. The options are given relative to `cwd` (the sandbox directory, where `lower` is a
+ * symlink to the layer): /proc/self/mountinfo inside the sandbox shows the option strings as
+ * given, so absolute paths would reveal the host's data and layer directories.
+ */
+export async function mountOverlay(cwd: string, target: string): Promise<void> {
+  await runTool('mount', ['-t', 'overlay', 'overlay', '-o', 'lowerdir=lower,upperdir=upper,workdir=work', target], { cwd });
 }
 
 export async function isMounted(target: string): Promise<boolean> {
