@@ -404,7 +404,10 @@ export function seccompProfile(options: { gvisor?: boolean } = {}): LinuxSeccomp
   return {
     defaultAction: 'SCMP_ACT_ERRNO',
     defaultErrnoRet: ENOSYS,
-    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+    // x86-64 only: syscalls through the 32-bit (int 0x80) and x32 ABIs, a classic way around
+    // syscall filters, fail the architecture check. 32-bit binaries do not run in sandboxes; in
+    // exchange runc compiles a third of the filter (≈ 10 ms less per create, see benchmarks).
+    architectures: ['SCMP_ARCH_X86_64'],
     syscalls: [
       { names: [...ALLOWED_SYSCALLS, ...(options.gvisor ? ['clone3'] : [])], action: 'SCMP_ACT_ALLOW' },
       { names: [...DENIED_SYSCALLS], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
