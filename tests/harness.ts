@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -120,6 +121,8 @@ export async function startServer(): Promise<TestServer> {
       }
       await stopChild('SIGTERM');
       rmSync(dataDir, { recursive: true, force: true });
+      // The server's runtime state dir on /run is named by a hash of its data dir.
+      rmSync(`/run/hutch/${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, { recursive: true, force: true });
     },
   };
   return server;
