@@ -122,7 +122,8 @@ export class ProcessService {
     const limit = req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const stdout = new CappedBuffer(limit);
     const stderr = new CappedBuffer(limit);
-    const oomBefore = await this.sandboxes.oomKills(id);
+    // Read in parallel with starting the process (it is only compared once the process ended).
+    const oomBeforeRead = this.sandboxes.oomKills(id);
     const started = performance.now();
     const elapsed = (): number => performance.now() - started;
     const abort = AbortSignal.timeout(timeoutMs + AGENT_GRACE_MS);
@@ -157,7 +158,8 @@ export class ProcessService {
         } else if (event.type === 'stdout') stdout.push(Buffer.from(event.data, 'base64'));
         else if (event.type === 'stderr') stderr.push(Buffer.from(event.data, 'base64'));
         else if (event.type === 'exit') {
-          const oomAfter = await this.sandboxes.oomKills(id);
+          const oomBefore = await oomBeforeRead;
+          const oomAfter = event.signal === 'SIGKILL' ? await this.sandboxes.oomKills(id) : oomBefore;
           const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore && event.signal === 'SIGKILL';
           return result(event.exitCode, event.signal, event.timedOut, oomKilled);
         }
@@ -166,7 +168,7 @@ export class ProcessService {
       // The agent went away mid-command: if the whole sandbox was OOM-killed (gVisor's sentry is
       // one host process), answer like a killed process and let the sandbox say it is gone.
       if (pid === 0 || (err instanceof HutchError && err.kind !== 'unavailable' && err.kind !== 'internal')) throw err;
-      const health = await this.sandboxes.checkAlive(id, oomBefore);
+      const health = await this.sandboxes.checkAlive(id, await oomBeforeRead);
       if (health.alive) throw err;
       return result(-1, 'SIGKILL', false, health.oomKilled);
     }
