@@ -113,11 +113,11 @@ export class SandboxService {
   private async waitForAgent(id: string): Promise<void> {
     const agent = this.agent(id);
     const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
-    let delay = 1;
+    const started = Date.now();
     while (Date.now() < deadline) {
       if (await agent.health()) return;
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 25);
+      // The socket usually appears within a few ms: poll tightly at first, then back off.
+      await new Promise((r) => setTimeout(r, Date.now() - started < 500 ? 1 : 20));
     }
     throw new HutchError('internal', `the sandbox agent did not become ready within ${AGENT_READY_TIMEOUT_MS / 1000} s`);
   }
