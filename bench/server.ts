@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { LAYERS_DIR, REPO } from '../tests/harness.js';
+import { freePort, launch } from '../tests/harness.js';
 
 /**
  * The benchmark's own server, started as tests/harness.ts does (child process, free loopback port,
@@ -24,30 +23,6 @@ export interface BenchServer {
   stop(): Promise<{ removed: boolean }>;
   /** Last resort on exit: SIGTERM without waiting. */
   killNow(): void;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => res(port));
-    });
-    srv.once('error', rej);
-  });
-}
-
-function launch(dataDir: string, port: number, log: string[]): ChildProcess {
-  const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer({ host: '127.0.0.1', port: ${port}, dataDir: ${JSON.stringify(dataDir)}, layersDir: ${JSON.stringify(LAYERS_DIR)}, logLevel: 'warn' })).catch((e) => { console.error(e); process.exit(1); });`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const keep = (d: Buffer): void => {
-    log.push(d.toString());
-    if (log.length > 200) log.shift();
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return child;
 }
 
 async function waitHealthy(url: string, child: ChildProcess, log: string[]): Promise<void> {
@@ -77,7 +52,7 @@ export async function startBenchServer(): Promise<BenchServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const log: string[] = [];
-  let child = launch(dataDir, port, log);
+  let child = launch(dataDir, port, log, { detached: true });
   try {
     await waitHealthy(url, child, log);
   } catch (err) {
@@ -101,7 +76,7 @@ export async function startBenchServer(): Promise<BenchServer> {
     output: () => log.join(''),
     async restart() {
       if (alive()) return;
-      child = launch(dataDir, port, log);
+      child = launch(dataDir, port, log, { detached: true });
       await waitHealthy(url, child, log);
     },
     async stop() {

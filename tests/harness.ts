@@ -29,7 +29,7 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.listen(0, '127.0.0.1', () => {
@@ -41,9 +41,16 @@ async function freePort(): Promise<number> {
   });
 }
 
-function launch(dataDir: string, port: number, log: string[]): ChildProcess {
+/**
+ * Spawns `runServer` in a child process, keeping its last output lines in `log`. `detached` gives
+ * it a process group of its own (the benchmark does, so a Ctrl-C reaches only the benchmark).
+ */
+export function launch(dataDir: string, port: number, log: string[], options: { detached?: boolean } = {}): ChildProcess {
   const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer({ host: '127.0.0.1', port: ${port}, dataDir: ${JSON.stringify(dataDir)}, layersDir: ${JSON.stringify(LAYERS_DIR)}, logLevel: 'warn' })).catch((e) => { console.error(e); process.exit(1); });`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached === true,
+  });
   const keep = (d: Buffer): void => {
     log.push(d.toString());
     if (log.length > 200) log.shift();

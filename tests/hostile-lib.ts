@@ -1,3 +1,4 @@
+import type { ExecResult } from '../packages/server/src/core/process-service.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -22,18 +23,8 @@ export interface Sandbox {
   error: string | null;
 }
 
-export interface Exec {
-  pid: number;
-  exitCode: number;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  timedOut: boolean;
-  oomKilled: boolean;
-  durationMs: number;
-}
+/** The buffered exec result, as the server defines it. */
+export type Exec = ExecResult;
 
 export interface ApiError {
   error: { code: string; message: string };
