@@ -68,22 +68,34 @@ func main() {
 	}
 	mgr := process.NewManager(rp, "/proc/self/exe", os.Environ(), logger)
 	resolver := users.Resolver{DB: users.System, Default: *defaultUser}
-	// The token comes from the environment (never a flag: argv is visible
-	// to every process); HUTCH_AGENT_* variables are hidden from processes.
-	handler := server.Handler(server.Config{Processes: mgr, Users: resolver, AccessToken: os.Getenv("HUTCH_AGENT_ACCESS_TOKEN")})
-
 	var listeners []net.Listener
+	var tcpPorts []int
 	for _, addr := range listens {
 		l, err := server.Listen(addr)
 		if err != nil {
 			logger.Fatalf("listen: %v", err)
 		}
 		listeners = append(listeners, l)
+		if a, ok := l.Addr().(*net.TCPAddr); ok {
+			tcpPorts = append(tcpPorts, a.Port)
+		}
+	}
+	handler := server.Handler(server.Config{
+		Processes: mgr,
+		Users:     resolver,
+		// The token comes from the environment (never a flag: argv is visible
+		// to every process); HUTCH_AGENT_* variables are hidden from processes.
+		AccessToken: os.Getenv("HUTCH_AGENT_ACCESS_TOKEN"),
+		// The agent's own TCP ports (actual ones, for tcp:HOST:0 too) are
+		// never reachable through /tunnel.
+		ReservedPorts: tcpPorts,
+	})
+	for i, l := range listeners {
 		go func(addr string, l net.Listener) {
 			if err := server.Serve(l, handler, logger); err != nil && !errors.Is(err, net.ErrClosed) {
 				logger.Printf("serve %s: %v", addr, err)
 			}
-		}(addr, l)
+		}(listens[i], l)
 	}
 	if u, err := resolver.DefaultUser(); err == nil {
 		logger.Printf("version %s, pid %d, listening on %s, default user %s (uid %d)", version, os.Getpid(), listens.String(), u.Name, u.UID)

@@ -1,5 +1,5 @@
 // Package server assembles the agent's HTTP surface: the Connect services,
-// /files and /health, served on any number of listeners.
+// /files, /tunnel and /health, served on any number of listeners.
 package server
 
 import (
@@ -18,6 +18,7 @@ import (
 	"hutch/agent/internal/files"
 	"hutch/agent/internal/fs"
 	"hutch/agent/internal/process"
+	"hutch/agent/internal/tunnel"
 	"hutch/agent/internal/users"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	// every request except /health. The unix socket is protected by its
 	// mode; a tcp listener is not, so tiers using tcp should set one.
 	AccessToken string
+	// ReservedPorts are the agent's own TCP listen ports: /tunnel refuses
+	// them, so the agent API is never reachable through a tunnel.
+	ReservedPorts []int
 }
 
 // Handler returns the agent's complete HTTP handler.
@@ -38,6 +42,7 @@ func Handler(cfg Config) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.Handle("/files", &files.Handler{Users: cfg.Users})
+	mux.Handle("/tunnel", &tunnel.Handler{ReservedPorts: cfg.ReservedPorts})
 	(&process.Service{M: cfg.Processes, Users: cfg.Users}).Register(mux)
 	(&fs.Service{Users: cfg.Users}).Register(mux)
 	if cfg.AccessToken == "" {

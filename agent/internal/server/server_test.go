@@ -467,3 +467,27 @@ func TestAccessToken(t *testing.T) {
 		t.Fatalf("health needs no token: %d", w.Code)
 	}
 }
+
+func TestTunnelMounted(t *testing.T) {
+	h := Handler(Config{Users: users.Resolver{DB: users.System, Default: "root"}, AccessToken: "s3cret", ReservedPorts: []int{49983}})
+	call := func(query, token string) (int, string) {
+		r := httptest.NewRequest("GET", "/tunnel"+query, nil)
+		r.Header.Set("Connection", "Upgrade")
+		r.Header.Set("Upgrade", "hutch-tcp")
+		if token != "" {
+			r.Header.Set("X-Access-Token", token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	if code, body := call("?port=80", ""); code != 401 || !strings.Contains(body, `"unauthenticated"`) {
+		t.Fatalf("tunnel without token: %d %s", code, body)
+	}
+	if code, body := call("?port=0", "s3cret"); code != 400 || !strings.Contains(body, `"invalid_argument"`) {
+		t.Fatalf("bad port: %d %s", code, body)
+	}
+	if code, body := call("?port=49983", "s3cret"); code != 403 || !strings.Contains(body, `"permission_denied"`) {
+		t.Fatalf("agent's own port: %d %s", code, body)
+	}
+}

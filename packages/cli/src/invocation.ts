@@ -1,4 +1,4 @@
-import type { Command, SandboxCreateParams, SandboxState } from '@hutch/sdk';
+import type { Command, SandboxCreateParams, SandboxEgress, SandboxState } from '@hutch/sdk';
 
 /**
  * A parsed command line: what to do, fully typed and validated. `parse.ts` produces it from argv;
@@ -28,7 +28,17 @@ export interface CommandSpec {
 export type CopyTarget = { kind: 'local'; path: string } | { kind: 'stdio' } | { kind: 'sandbox'; id: string; path: string };
 
 export type Invocation =
-  | { kind: 'server'; host: string; port: number; dataDir: string; logLevel: string }
+  | {
+      kind: 'server';
+      host: string;
+      port: number;
+      dataDir: string;
+      logLevel: string;
+      networkPool4?: string;
+      networkPool6?: string;
+      dnsUpstreams?: string[];
+      domain?: string;
+    }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
   | { kind: 'ls'; state?: SandboxState[]; metadata: Record<string, string>; json: boolean }
@@ -40,7 +50,9 @@ export type Invocation =
   | { kind: 'rm'; ids: string[] }
   | { kind: 'template-ls'; json: boolean }
   | { kind: 'template-build'; names: string[]; layersDir: string; json: boolean }
-  | { kind: 'timeout'; id: string; seconds: number; json: boolean };
+  | { kind: 'timeout'; id: string; seconds: number; json: boolean }
+  | { kind: 'url'; id: string; port: number; expiresIn?: number; json: boolean }
+  | { kind: 'network'; id: string; egress?: SandboxEgress; public?: boolean; json: boolean };
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
 export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };

@@ -53,6 +53,10 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/shell.js')).shell(client(connection), inv);
     case 'cp':
       return (await import('./commands/cp.js')).copy(client(connection), inv);
+    case 'url':
+      return (await import('./commands/network.js')).url(client(connection), inv);
+    case 'network':
+      return (await import('./commands/network.js')).network(client(connection), inv);
   }
 }
 

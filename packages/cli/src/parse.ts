@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { SandboxCreateParams, SandboxState } from '@hutch/sdk';
+import type { SandboxCreateParams, SandboxEgress, SandboxState } from '@hutch/sdk';
 import { ArgumentError, commandFromWords, parseCopyTarget, parseKeyValue, parseNumber, parseStates } from './args.js';
 import type { CommandSpec, Connection, Invocation, Parsed } from './invocation.js';
 
@@ -67,9 +67,38 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--port <port>', 'port to listen on', (v) => parseNumber(v, '--port', 0, 65535, true), 7171)
     .option('--data-dir <dir>', 'state directory (env HUTCH_DATA_DIR)', env.HUTCH_DATA_DIR || '/var/lib/hutch')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
-    .addHelpText('after', example('sudo hutch server --port 7171 --data-dir /var/lib/hutch'))
-    .action((o: { host: string; port: number; dataDir: string; logLevel: string }) =>
-      set({ kind: 'server', host: o.host, port: o.port, dataDir: o.dataDir, logLevel: o.logLevel }),
+    .option('--network-pool <cidr>', 'IPv4 addresses for networked sandboxes', '10.213.0.0/16')
+    .option('--network-pool6 <cidr>', 'IPv6 addresses for networked sandboxes', 'fd68:7574:6368::/48')
+    .option(
+      '--dns-upstream <ip[:port]>',
+      'upstream DNS server for the sandbox resolver (repeatable; default: /etc/resolv.conf)',
+      collectList,
+      undefined,
+    )
+    .option('--domain <domain>', 'serve sandbox ports at <port>-<id>.<domain> (wildcard DNS is yours; may include scheme and port)')
+    .addHelpText('after', example('sudo hutch server --port 7171 --data-dir /var/lib/hutch', 'sudo hutch server --domain sbx.example.com'))
+    .action(
+      (o: {
+        host: string;
+        port: number;
+        dataDir: string;
+        logLevel: string;
+        networkPool: string;
+        networkPool6: string;
+        dnsUpstream?: string[];
+        domain?: string;
+      }) =>
+        set({
+          kind: 'server',
+          host: o.host,
+          port: o.port,
+          dataDir: o.dataDir,
+          logLevel: o.logLevel,
+          networkPool4: o.networkPool,
+          networkPool6: o.networkPool6,
+          ...(o.dnsUpstream ? { dnsUpstreams: o.dnsUpstream } : {}),
+          ...(o.domain ? { domain: o.domain } : {}),
+        }),
     );
 
   program
@@ -193,7 +222,68 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('hutch timeout $id 3600'))
     .action((id: string, seconds: number, o: { json?: boolean }) => set({ kind: 'timeout', id, seconds, json: !!o.json }));
 
+  program
+    .command('url')
+    .description('print the URL of a port a process listens on inside a sandbox (signed when the port is private)')
+    .argument('<id>', 'sandbox id')
+    .argument('<port>', 'port inside the sandbox', (v) => parseNumber(v, 'port', 1, 65_535, true))
+    .option('--expires <seconds>', 'lifetime of a signed URL (default 3600, at most 7 days)', (v) =>
+      parseNumber(v, '--expires', 1, 7 * 24 * 3600, true),
+    )
+    .option('--json', 'print the URL, expiry and access headers as JSON')
+    .addHelpText('after', example("hutch exec $id -- 'python3 -m http.server 8000 &'", 'curl "$(hutch url $id 8000)"'))
+    .action((id: string, port: number, o: { expires?: number; json?: boolean }) =>
+      set({ kind: 'url', id, port, ...(o.expires !== undefined ? { expiresIn: o.expires } : {}), json: !!o.json }),
+    );
+
+  program
+    .command('network')
+    .description("show a sandbox's network (egress policy, addresses, recent DNS queries) or change it live")
+    .argument('<id>', 'sandbox id')
+    .option('--egress <policy>', 'new egress: none or open (use --allow/--deny for an allowlist)')
+    .option('--allow <entry>', 'allowlist entry: CIDR, IP or domain (repeatable; replaces the policy)', collectList)
+    .option('--deny <entry>', 'deny entry within an allowlist (repeatable)', collectList)
+    .option('--public', 'make every port reachable without a token')
+    .option('--private', 'require a token or the API key for ports (default)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      example('hutch network $id', 'hutch network $id --allow pypi.org --allow "*.pythonhosted.org"', 'hutch network $id --egress none'),
+    )
+    .action((id: string, o: EgressFlags & { public?: boolean; private?: boolean; json?: boolean }) => {
+      if (o.public && o.private) throw new ArgumentError('--public and --private exclude each other');
+      const egress = egressFromFlags(o);
+      set({
+        kind: 'network',
+        id,
+        ...(egress !== undefined ? { egress } : {}),
+        ...(o.public ? { public: true } : o.private ? { public: false } : {}),
+        json: !!o.json,
+      });
+    });
+
   return program;
+}
+
+interface EgressFlags {
+  egress?: string;
+  allow?: string[];
+  deny?: string[];
+}
+
+function egressFromFlags(o: EgressFlags): SandboxEgress | undefined {
+  if (o.allow || o.deny) {
+    if (o.egress !== undefined) throw new ArgumentError('--egress cannot be combined with --allow/--deny (they form an allowlist)');
+    return { allow: o.allow ?? [], deny: o.deny ?? [] };
+  }
+  if (o.egress === undefined) return undefined;
+  if (o.egress !== 'none' && o.egress !== 'open')
+    throw new ArgumentError(`--egress: "${o.egress}" is not none or open (use --allow for an allowlist)`);
+  return o.egress;
+}
+
+function collectList(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function example(...lines: string[]): string {
@@ -207,7 +297,8 @@ function collectKv(what: 'env' | 'metadata') {
   };
 }
 
-interface CreateFlags {
+interface CreateFlags extends EgressFlags {
+  public?: boolean;
   template?: string;
   isolation?: string;
   cpu?: number;
@@ -227,7 +318,11 @@ function addCreateOptions(cmd: Command): Command {
     .option('--pids <n>', 'process limit', (v) => parseNumber(v, '--pids', 16, 32_768, true))
     .option('--timeout <seconds>', 'sandbox lifetime in seconds (server default: 300)', (v) => parseNumber(v, '--timeout', 1, 86_400, true))
     .addOption(new Option('--env <K=V>', 'environment variable of the sandbox (repeatable)').argParser(collectKv('env')))
-    .option('--metadata <K=V>', 'metadata label (repeatable)', collectKv('metadata'));
+    .option('--metadata <K=V>', 'metadata label (repeatable)', collectKv('metadata'))
+    .option('--egress <policy>', 'network egress: none (default) or open')
+    .option('--allow <entry>', 'egress allowlist entry: CIDR, IP or domain like pypi.org or *.example.com (repeatable)', collectList)
+    .option('--deny <entry>', 'deny entry within the allowlist (repeatable)', collectList)
+    .option('--public', 'ports reachable through the ingress without a token');
 }
 
 function createParams(o: CreateFlags): SandboxCreateParams {
@@ -240,6 +335,9 @@ function createParams(o: CreateFlags): SandboxCreateParams {
   if (o.timeout !== undefined) params.timeoutSeconds = o.timeout;
   if (o.env !== undefined) params.env = o.env;
   if (o.metadata !== undefined) params.metadata = o.metadata;
+  const egress = egressFromFlags(o);
+  if (egress !== undefined || o.public)
+    params.network = { ...(egress !== undefined ? { egress } : {}), ...(o.public ? { public: true } : {}) };
   return params;
 }
 

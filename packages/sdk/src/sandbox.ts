@@ -6,7 +6,7 @@ import type { Transport } from './http.js';
 import { Processes } from './processes.js';
 import { Pty } from './pty.js';
 import { sandboxScope, type SandboxScope } from './scope.js';
-import type { Command, ExecResult, RunOptions, SandboxInfo } from './types.js';
+import type { Command, ExecResult, PortUrl, RunOptions, SandboxInfo, SandboxNetworkSettings, SandboxNetworkState } from './types.js';
 
 export interface ExecOptions extends RunOptions {
   /** Text fed to the command's stdin (then closed). */
@@ -70,6 +70,39 @@ export class Sandbox implements AsyncDisposable {
       signal,
       timeoutMs: (opts.timeoutMs ?? SERVER_EXEC_DEFAULT_MS) + EXEC_GRACE_MS,
     });
+  }
+
+  /**
+   * The URL of a port a process in the sandbox listens on, through the server's ingress. For a
+   * private port the URL carries a signed token valid for `expiresInSeconds` (default 3600).
+   */
+  async getUrl(port: number, opts: CallOptions & { expiresInSeconds?: number } = {}): Promise<string> {
+    return (await this.portUrl(port, opts)).url;
+  }
+
+  /** Like {@link getUrl}, with the expiry and the headers that authorize programmatic requests. */
+  async portUrl(port: number, opts: CallOptions & { expiresInSeconds?: number } = {}): Promise<PortUrl> {
+    const { expiresInSeconds, ...call } = opts;
+    const query = new URLSearchParams({ port: String(port) });
+    if (expiresInSeconds !== undefined) query.set('expiresIn', String(expiresInSeconds));
+    return this.transport.json<PortUrl>({ method: 'GET', path: `${this.scope.path}/url?${query.toString()}`, ...call });
+  }
+
+  /** Egress policy, addresses and recent DNS queries. */
+  async network(opts?: CallOptions): Promise<SandboxNetworkState> {
+    return this.transport.json<SandboxNetworkState>({ method: 'GET', path: `${this.scope.path}/network`, ...opts });
+  }
+
+  /** Changes the egress policy live (forbidden connections are cut) and/or the public ports. */
+  async setNetwork(settings: Partial<SandboxNetworkSettings>, opts?: CallOptions): Promise<SandboxNetworkState> {
+    const state = await this.transport.json<SandboxNetworkState>({
+      method: 'PUT',
+      path: `${this.scope.path}/network`,
+      json: settings,
+      ...opts,
+    });
+    this.info = { ...this.info, network: { egress: state.egress, public: state.public, publicPorts: state.publicPorts } };
+    return state;
   }
 
   /** Makes the sandbox expire `seconds` from now (replacing its previous deadline). */

@@ -25,7 +25,45 @@ export interface SandboxInfo {
   expiresAt: string | null;
   /** The reason when `state` is `error`, else null. */
   error: string | null;
+  network: SandboxNetworkSettings;
   [extra: string]: unknown;
+}
+
+/**
+ * Egress: `none` (no network, the default), `open` (internet via NAT, never the metadata
+ * address, the host, private ranges or other sandboxes), or an allowlist of CIDRs, IPs and domain
+ * names (`api.example.com`, `*.example.com`) with optional deny entries. Domain entries allow
+ * HTTP/HTTPS by name (checked on Host / SNI), not the name's IP addresses.
+ */
+export type SandboxEgress = 'none' | 'open' | { allow?: string[]; deny?: string[] };
+
+export interface SandboxNetworkSettings {
+  egress: SandboxEgress;
+  /** Every port reachable through the ingress without a token. */
+  public: boolean;
+  /** These ports reachable without a token. */
+  publicPorts: number[];
+}
+
+/** `GET /v1/sandboxes/{id}/network`. */
+export interface SandboxNetworkState extends SandboxNetworkSettings {
+  ipv4: string | null;
+  ipv6: string | null;
+  dns: string | null;
+  dnsLog: { name: string; type: string; verdict: string; at: string }[];
+  /** Connections cut by a change (PUT only). */
+  cut?: number;
+}
+
+/** `GET /v1/sandboxes/{id}/url`. */
+export interface PortUrl {
+  url: string;
+  port: number;
+  public: boolean;
+  /** When the signed URL stops working (null for public ports). */
+  expiresAt: string | null;
+  /** Headers that authorize programmatic requests to a private port. */
+  headers: Record<string, string>;
 }
 
 /** Body of `POST /v1/sandboxes`; every field optional, defaults are the server's. */
@@ -44,6 +82,7 @@ export interface SandboxCreateParams {
   metadata?: Record<string, string>;
   /** A repeated create with the same key returns the first sandbox. */
   idempotencyKey?: string;
+  network?: Partial<SandboxNetworkSettings>;
 }
 
 export interface TierInfo {

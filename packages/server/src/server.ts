@@ -16,6 +16,11 @@ import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
 import { SqliteSandboxStore } from './store/sandbox-repo.js';
 import { LocalTemplateCatalog } from './templates/catalog.js';
 import { VERSION } from './version.js';
+import { NetworkManager } from './network/net-manager.js';
+
+function toolExists(name: string): boolean {
+  return ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${name}`));
+}
 
 export interface ServerOptions {
   host: string;
@@ -28,6 +33,30 @@ export interface ServerOptions {
   logLevel?: string;
   /** Build missing templates at start (default true). */
   buildTemplates?: boolean;
+  /** Address pools for networked sandboxes (defaults 10.213.0.0/16 and fd68:7574:6368::/48). */
+  networkPool4?: string;
+  networkPool6?: string;
+  /** Upstream DNS servers for the platform resolver (default: the host's /etc/resolv.conf). */
+  dnsUpstreams?: string[];
+  /** Host routing for sandbox ports, `<port>-<id>.<domain>`; may carry a scheme and port. */
+  domain?: string;
+}
+
+export const DEFAULT_POOL4 = '10.213.0.0/16';
+export const DEFAULT_POOL6 = 'fd68:7574:6368::/48';
+
+/** `sbx.example.com`, `https://sbx.example.com` or `sbx.example.com:8080` → parts. */
+export function parseDomain(text: string): { scheme: string; host: string; port: number | null } {
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new Error(`--domain: "${text}" is not a host name`);
+  }
+  if (url.pathname !== '/' || url.search || !/^[a-z0-9.-]+$/i.test(url.hostname))
+    throw new Error(`--domain: "${text}" must be a host name, optionally with scheme and port`);
+  return { scheme: url.protocol.replace(':', ''), host: url.hostname.toLowerCase(), port: url.port ? Number(url.port) : null };
 }
 
 export interface RunningServer {
@@ -83,7 +112,32 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
 
   const host = await probeHost();
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
-  const provider = new LocalProvider({ dataDir, agentBinary, host });
+  const domain = options.domain ? parseDomain(options.domain) : null;
+  const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+  const missingNetTools = ['ip', 'nft', 'conntrack', 'nsenter'].filter((t) => !toolExists(t));
+  let network: NetworkManager | null = null;
+  let networkUnavailable: string | undefined;
+  if (missingNetTools.length > 0) {
+    networkUnavailable = `missing tools: ${missingNetTools.join(', ')} (apt-get install iproute2 nftables conntrack util-linux)`;
+  } else {
+    network = new NetworkManager({
+      key: stateKey,
+      stateDir: `/run/hutch/${stateKey}`,
+      pool4: options.networkPool4 ?? DEFAULT_POOL4,
+      pool6: options.networkPool6 ?? DEFAULT_POOL6,
+      ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
+      log: logger,
+    });
+    try {
+      await network.init();
+    } catch (err) {
+      networkUnavailable = `network set-up failed: ${(err as Error).message}`;
+      logger.error({ err: networkUnavailable }, 'sandbox networking is unavailable; egress other than none will be refused');
+      await network.close().catch(() => undefined);
+      network = null;
+    }
+  }
+  const provider = new LocalProvider({ dataDir, agentBinary, host, network, ...(networkUnavailable ? { networkUnavailable } : {}) });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxes = new SandboxService(new SqliteSandboxStore(db), provider, templates, logger);
   const processes = new ProcessService(sandboxes);
@@ -109,11 +163,20 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       kvm: host.kvm,
       runtimes: { runc: host.runc?.version ?? null, crun: host.crun?.version ?? null, runsc: host.runsc?.version ?? null },
       nftables: host.nft?.version ?? null,
+      network: network
+        ? {
+            available: true,
+            pool4: network.pool.cidr4,
+            pool6: network.pool.cidr6,
+            gateway4: network.pool.gateway4,
+            domain: domain?.host ?? null,
+          }
+        : { available: false, reason: networkUnavailable },
       sandboxUidRange: '100000-165535 (sandbox root maps to host uid 100000)',
     },
   });
 
-  const app = await buildApp({ sandboxes, processes, files, templates, keys, info }, logger, VERSION);
+  const app = await buildApp({ sandboxes, processes, files, templates, keys, info }, logger, VERSION, { domain });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -155,6 +218,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     async close() {
       sandboxes.stop();
       await app.close();
+      await network?.close();
       await closeDb();
     },
   };

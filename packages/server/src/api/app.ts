@@ -1,6 +1,8 @@
 import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger as PinoLogger } from 'pino';
 import { errorBody, errorHandler } from './errors.js';
@@ -8,13 +10,35 @@ import { fileRoutes, fileTransferRoutes } from './routes/files.js';
 import { processRoutes } from './routes/processes.js';
 import { ptyRoutes } from './routes/pty.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
+import { networkRoutes } from './routes/network.js';
+import { Ingress } from './ingress.js';
 import type { Services } from './services.js';
 
 /** HTTP adapter: validate, authorize, call a service, map errors. No decisions live here. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
-export async function buildApp(services: Services, logger: PinoLogger, version: string): Promise<FastifyInstance> {
+export interface AppOptions {
+  /** Host routing for sandbox ports: `<port>-<id>.<domain>`. */
+  domain?: { scheme: string; host: string; port: number | null } | null;
+}
+
+export async function buildApp(
+  services: Services,
+  logger: PinoLogger,
+  version: string,
+  options: AppOptions = {},
+): Promise<FastifyInstance> {
+  const domain = options.domain ?? null;
+  const ingress = new Ingress(services, { domain: domain?.host ?? null });
   const app = Fastify({
+    // Sandbox port traffic is routed before Fastify sees it: it is proxied as-is (any method,
+    // any body, streamed), which Fastify's body parsing and schemas must not touch.
+    serverFactory: (handler) =>
+      http.createServer((req, res) => {
+        const target = ingress.match(req);
+        if (target) void ingress.handleRequest(req, res, target);
+        else handler(req, res);
+      }),
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: JSON_BODY_LIMIT,
     disableRequestLogging: true,
@@ -67,5 +91,15 @@ export async function buildApp(services: Services, logger: PinoLogger, version: 
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));
   await app.register(ptyRoutes(services));
+  await app.register(networkRoutes(services, { domain }));
+  await app.ready();
+  // Upgrades: sandbox ports first, everything else to the listeners Fastify's plugins installed.
+  const upgradeListeners = app.server.listeners('upgrade') as ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void)[];
+  app.server.removeAllListeners('upgrade');
+  app.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const target = ingress.match(req);
+    if (target) void ingress.handleUpgrade(req, socket, head, target);
+    else for (const listener of upgradeListeners) listener.call(app.server, req, socket, head);
+  });
   return app;
 }

@@ -22,6 +22,27 @@ export const Metadata = z
   .record(z.string().min(1).max(128), z.string().max(1024))
   .refine((m) => Object.keys(m).length <= 64, 'at most 64 keys');
 
+const EgressRules = z
+  .object({
+    allow: z.array(z.string().max(253)).max(256).optional(),
+    deny: z.array(z.string().max(253)).max(256).optional(),
+  })
+  .strict();
+/** Shapes only; entries (CIDR, IP, domain) are validated by core/network.ts with field names. */
+export const EgressPolicy = z.union([z.enum(['none', 'open']), EgressRules]);
+export const NetworkSettingsBody = z
+  .object({
+    egress: EgressPolicy.optional(),
+    public: z.boolean().optional(),
+    publicPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
+  })
+  .strict();
+const NetworkSettings = z.object({
+  egress: z.union([z.enum(['none', 'open']), z.object({ allow: z.array(z.string()), deny: z.array(z.string()) })]),
+  public: z.boolean(),
+  publicPorts: z.array(z.number()),
+});
+
 export const CreateSandboxBody = z
   .object({
     template: z
@@ -38,6 +59,7 @@ export const CreateSandboxBody = z
     env: EnvMap.optional(),
     metadata: Metadata.optional(),
     idempotencyKey: z.string().min(1).max(256).optional(),
+    network: NetworkSettingsBody.optional(),
   })
   .strict();
 
@@ -55,6 +77,36 @@ export const Sandbox = z.object({
   createdAt: z.string(),
   expiresAt: z.string().nullable(),
   error: z.string().nullable(),
+  network: NetworkSettings,
+});
+
+export const NetworkState = NetworkSettings.extend({
+  ipv4: z.string().nullable(),
+  ipv6: z.string().nullable(),
+  dns: z.string().nullable(),
+  dnsLog: z.array(z.object({ name: z.string(), type: z.string(), verdict: z.string(), at: z.string() })),
+  /** Connections cut by the change (PUT only). */
+  cut: z.number().optional(),
+});
+
+export const PortUrlQuery = z
+  .object({
+    port: z.coerce.number().int().min(1).max(65535),
+    expiresIn: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
+  })
+  .strict();
+
+export const PortUrl = z.object({
+  url: z.string(),
+  port: z.number(),
+  public: z.boolean(),
+  expiresAt: z.string().nullable(),
+  headers: z.record(z.string(), z.string()),
 });
 
 export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });

@@ -16,5 +16,6 @@ export function sandboxJson(r: SandboxRecord) {
     createdAt: r.createdAt.toISOString(),
     expiresAt: r.expiresAt?.toISOString() ?? null,
     error: r.error,
+    network: r.network,
   };
 }

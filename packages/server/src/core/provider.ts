@@ -1,5 +1,6 @@
 import type { Isolation, SandboxResources } from './sandbox.js';
 import type { AgentEndpoint } from './agent.js';
+import type { EgressPolicy } from './network.js';
 
 /**
  * What core needs from a runtime. A provider knows one runtime family; services decide.
@@ -14,6 +15,17 @@ export interface SandboxSpec extends SandboxResources {
   env: Record<string, string>;
   /** Default user for processes (the agent's --default-user). */
   defaultUser: string;
+  egress: EgressPolicy;
+}
+
+/** A sandbox's network as the provider set it up (null fields: no interface, egress none). */
+export interface SandboxNetworkInfo {
+  ipv4: string | null;
+  ipv6: string | null;
+  /** The platform resolver's address as the sandbox sees it. */
+  dns: string | null;
+  /** Recent DNS queries, oldest first. */
+  dnsLog: { name: string; type: string; verdict: string; at: string }[];
 }
 
 export interface TierStatus {
@@ -43,6 +55,13 @@ export interface Provider {
   list(): Promise<RuntimeSandbox[]>;
   /** Number of OOM kills recorded for the sandbox's cgroup so far (null when unknown). */
   oomKills(id: string): Promise<number | null>;
+  /**
+   * Replaces a running sandbox's egress policy; connections the new policy forbids are cut.
+   * `current` is the policy in force (the store's record). Also used after a restart to
+   * re-install a reattached sandbox's rules (`current` equal to `next`).
+   */
+  setEgress(id: string, isolation: Isolation, current: EgressPolicy, next: EgressPolicy): Promise<{ cut: number }>;
+  networkInfo(id: string): SandboxNetworkInfo;
   /** Removes leftovers (mounts, dirs) of ids that are neither running nor known. */
   sweep(keep: Set<string>): Promise<string[]>;
 }

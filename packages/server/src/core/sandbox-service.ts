@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { AgentClient } from '../runtime/agent/agent-client.js';
+import { egressMode, normalizeNetworkSettings, type NetworkSettings } from './network.js';
 import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
 import { isSandboxId, newSandboxId } from './ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
-import type { Provider } from './provider.js';
+import type { Provider, SandboxNetworkInfo } from './provider.js';
 import { type CreateSandboxInput, SANDBOX_DEFAULTS, type SandboxRecord, type SandboxState } from './sandbox.js';
 import type { SandboxStore } from './stores.js';
 import type { TemplateCatalog } from './templates.js';
@@ -49,6 +51,7 @@ export class SandboxService {
     const template = await this.templates.resolve(templateName);
     if (!template) throw invalidArgument(`template: unknown template "${templateName}"`);
 
+    const network = normalizeNetworkSettings(input.network);
     const now = new Date();
     const timeoutSeconds = input.timeoutSeconds ?? SANDBOX_DEFAULTS.timeoutSeconds;
     const record: SandboxRecord = {
@@ -68,6 +71,8 @@ export class SandboxService {
       expiresAt: new Date(now.getTime() + timeoutSeconds * 1000),
       deletedAt: null,
       error: null,
+      network,
+      accessToken: randomBytes(24).toString('base64url'),
     };
     try {
       await this.store.insert(record);
@@ -90,11 +95,12 @@ export class SandboxService {
           cpu: record.cpu,
           memoryMiB: record.memoryMiB,
           pids: record.pids,
+          egress: network.egress,
         });
         await this.waitForAgent(record.id);
         const expiresAt = new Date(Date.now() + timeoutSeconds * 1000);
         await this.store.update(record.id, { state: 'running', expiresAt });
-        this.log.info({ sandbox: record.id, isolation, template: templateName }, 'sandbox created');
+        this.log.info({ sandbox: record.id, isolation, template: templateName, egress: egressMode(network.egress) }, 'sandbox created');
         return { ...record, state: 'running' as const, expiresAt };
       } catch (err) {
         const message = (err as Error).message;
@@ -165,6 +171,29 @@ export class SandboxService {
     const expiresAt = new Date(Date.now() + timeoutSeconds * 1000);
     await this.store.update(id, { expiresAt, timeoutSeconds });
     return { ...record, expiresAt, timeoutSeconds };
+  }
+
+  /**
+   * Changes a running sandbox's network settings; egress takes effect at once and connections
+   * the new policy forbids are cut. Fields not given keep their value.
+   */
+  async setNetwork(id: string, input: unknown): Promise<{ record: SandboxRecord; cut: number }> {
+    await this.requireRunning(id);
+    return this.locks.run(id, async () => {
+      const record = await this.requireRunning(id);
+      const next: NetworkSettings = normalizeNetworkSettings(input, record.network);
+      let cut = 0;
+      if (JSON.stringify(next.egress) !== JSON.stringify(record.network.egress)) {
+        ({ cut } = await this.provider.setEgress(id, record.isolation, record.network.egress, next.egress));
+      }
+      await this.store.update(id, { network: next });
+      this.log.info({ sandbox: id, egress: egressMode(next.egress), public: next.public, cut }, 'sandbox network changed');
+      return { record: { ...record, network: next }, cut };
+    });
+  }
+
+  networkInfo(id: string): SandboxNetworkInfo {
+    return this.provider.networkInfo(id);
   }
 
   async delete(id: string): Promise<void> {
@@ -261,6 +290,12 @@ export class SandboxService {
         result.cleaned.push(record.id);
       } else if (live && live.status === 'running' && (await this.agentAnswers(record.id))) {
         result.reattached.push(record.id);
+        if (record.network.egress !== 'none') {
+          // Rules and the resolver's view of the sandbox are rebuilt from the store's policy.
+          await this.provider
+            .setEgress(record.id, record.isolation, record.network.egress, record.network.egress)
+            .catch((err: unknown) => this.log.error({ sandbox: record.id, err: (err as Error).message }, 'network restore failed'));
+        }
       } else {
         await this.provider.destroy(record.id).catch(() => undefined);
         this.dropAgent(record.id);

@@ -1,3 +1,5 @@
+import type { NetworkSettings } from './network.js';
+
 /** The sandbox model shared by services, store and API. */
 export const ISOLATION_TIERS = ['container', 'gvisor'] as const;
 export type Isolation = (typeof ISOLATION_TIERS)[number];
@@ -27,6 +29,9 @@ export interface SandboxRecord extends SandboxResources {
   expiresAt: Date | null;
   deletedAt: Date | null;
   error: string | null;
+  network: NetworkSettings;
+  /** Secret for private ports (header `X-Hutch-Access-Token`, and the key of signed port URLs). */
+  accessToken: string;
 }
 
 export interface CreateSandboxInput extends Partial<SandboxResources> {
@@ -36,6 +41,8 @@ export interface CreateSandboxInput extends Partial<SandboxResources> {
   env?: Record<string, string>;
   metadata?: Record<string, string>;
   idempotencyKey?: string;
+  /** Validated by normalizeNetworkSettings. */
+  network?: unknown;
 }
 
 export const SANDBOX_DEFAULTS = {

@@ -11,7 +11,10 @@ export interface SandboxStore {
   insert(record: SandboxRecord): Promise<void>;
   get(id: string): Promise<SandboxRecord | null>;
   getByIdempotencyKey(key: string): Promise<SandboxRecord | null>;
-  update(id: string, patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds'>>): Promise<void>;
+  update(
+    id: string,
+    patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds' | 'network'>>,
+  ): Promise<void>;
   list(filter?: SandboxFilter): Promise<SandboxRecord[]>;
   count(): Promise<number>;
 }

@@ -20,6 +20,10 @@ export interface SandboxTable {
   expires_at: number | null;
   deleted_at: number | null;
   error: string | null;
+  /** JSON NetworkSettings (0002). */
+  network: string;
+  /** Per-sandbox secret for private ports (0002). */
+  access_token: string;
 }
 
 export interface ApiKeyTable {

@@ -42,4 +42,16 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_network': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .alterTable('sandboxes')
+        .addColumn('network', 'text', (c) => c.notNull().defaultTo('{"egress":"none","public":false}'))
+        .execute();
+      await db.schema
+        .alterTable('sandboxes')
+        .addColumn('access_token', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+  },
 };

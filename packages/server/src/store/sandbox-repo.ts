@@ -1,6 +1,7 @@
 import type { SandboxRecord, SandboxState, Isolation } from '../core/sandbox.js';
 import type { SandboxStore, SandboxFilter } from '../core/stores.js';
 import type { Db, SandboxTable } from './database.js';
+import type { NetworkSettings } from '../core/network.js';
 
 /** SQLite implementation of the sandbox store. */
 function toRecord(row: SandboxTable): SandboxRecord {
@@ -21,7 +22,18 @@ function toRecord(row: SandboxTable): SandboxRecord {
     expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
     deletedAt: row.deleted_at === null ? null : new Date(row.deleted_at),
     error: row.error,
+    network: parseNetwork(row.network),
+    accessToken: row.access_token,
   };
+}
+
+function parseNetwork(text: string): NetworkSettings {
+  try {
+    const parsed = JSON.parse(text) as Partial<NetworkSettings>;
+    return { egress: parsed.egress ?? 'none', public: parsed.public === true, publicPorts: parsed.publicPorts ?? [] };
+  } catch {
+    return { egress: 'none', public: false, publicPorts: [] };
+  }
 }
 
 function toRow(r: SandboxRecord): SandboxTable {
@@ -42,6 +54,8 @@ function toRow(r: SandboxRecord): SandboxTable {
     expires_at: r.expiresAt?.getTime() ?? null,
     deleted_at: r.deletedAt?.getTime() ?? null,
     error: r.error,
+    network: JSON.stringify(r.network),
+    access_token: r.accessToken,
   };
 }
 
@@ -64,7 +78,7 @@ export class SqliteSandboxStore implements SandboxStore {
 
   async update(
     id: string,
-    patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds'>>,
+    patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds' | 'network'>>,
   ): Promise<void> {
     const values: Partial<SandboxTable> = {};
     if (patch.state !== undefined) values.state = patch.state;
@@ -72,6 +86,7 @@ export class SqliteSandboxStore implements SandboxStore {
     if (patch.deletedAt !== undefined) values.deleted_at = patch.deletedAt?.getTime() ?? null;
     if (patch.error !== undefined) values.error = patch.error;
     if (patch.timeoutSeconds !== undefined) values.timeout_seconds = patch.timeoutSeconds;
+    if (patch.network !== undefined) values.network = JSON.stringify(patch.network);
     await this.db.updateTable('sandboxes').set(values).where('id', '=', id).execute();
   }
 

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { AgentEndpoint } from '../../core/agent.js';
 import { HutchError, type ErrorKind } from '../../core/errors.js';
 import { EnvelopeDecoder, END_STREAM_FLAG, encodeEnvelope } from './envelope.js';
@@ -71,6 +71,48 @@ export class AgentClient {
       req.once('error', (err) => reject(err.name === 'AbortError' ? err : unreachable(err)));
     });
     return { req, response };
+  }
+
+  /**
+   * A raw TCP stream to `port` on the sandbox's own loopback, through the agent's /tunnel
+   * upgrade (the agent dials from inside the sandbox, so nothing else is reachable this way).
+   * Rejects with `unavailable` when nothing listens there.
+   */
+  openTunnel(port: number, timeoutMs = 10_000): Promise<Duplex> {
+    const target =
+      'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        ...target,
+        method: 'GET',
+        path: `/tunnel?port=${port}`,
+        headers: { connection: 'Upgrade', upgrade: 'hutch-tcp' },
+        agent: false,
+        timeout: timeoutMs,
+      });
+      req.once('upgrade', (res, socket, head) => {
+        res.resume();
+        socket.setTimeout(0);
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      req.once('response', (res) => {
+        readBounded(res, 64 * 1024)
+          .then((text) => {
+            let e: { code?: unknown; message?: unknown } = {};
+            try {
+              e = JSON.parse(text) as typeof e;
+            } catch {
+              /* not JSON: use the status */
+            }
+            reject(agentError(e.code ?? 'unavailable', e.message ?? `agent answered ${res.statusCode} to a tunnel request`));
+          })
+          .catch(reject);
+      });
+      req.once('timeout', () => req.destroy(new Error('tunnel request timed out')));
+      req.once('error', (err) => reject(unreachable(err)));
+      req.end();
+    });
   }
 
   async health(signal?: AbortSignal): Promise<boolean> {

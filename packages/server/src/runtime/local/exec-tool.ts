@@ -1,7 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 
 /** Runs a host tool (runc, mount, …) and returns stdout; errors carry the tool's stderr. */
-export function runTool(file: string, args: string[], options: { timeoutMs?: number; stdio?: number; cwd?: string } = {}): Promise<string> {
+export function runTool(
+  file: string,
+  args: string[],
+  options: { timeoutMs?: number; stdio?: number; cwd?: string; input?: string } = {},
+): Promise<string> {
   if (options.stdio !== undefined) {
     // Detached start: the child's output goes to a log fd we own, never to a pipe of ours,
     // so the sandbox outlives this server without writing to a closed pipe.
@@ -25,7 +29,7 @@ export function runTool(file: string, args: string[], options: { timeoutMs?: num
     });
   }
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { timeout: options.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024, ...(options.cwd ? { cwd: options.cwd } : {}) },
@@ -36,6 +40,8 @@ export function runTool(file: string, args: string[], options: { timeoutMs?: num
         } else resolve(stdout);
       },
     );
+    // Batched input (nft -f -, ip -batch -): one process for many operations.
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
 

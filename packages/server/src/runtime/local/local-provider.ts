@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
-import type { Provider, RuntimeSandbox, SandboxSpec, TierStatus } from '../../core/provider.js';
+import type { Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
+import type { EgressPolicy } from '../../core/network.js';
+import type { NetworkManager } from '../../network/net-manager.js';
 import { type Isolation, ISOLATION_TIERS } from '../../core/sandbox.js';
 import { HutchError } from '../../core/errors.js';
 import { type HostFacts, versionAtLeast } from './host-probe.js';
@@ -29,6 +31,10 @@ export interface LocalProviderOptions {
   dataDir: string;
   agentBinary: string;
   host: HostFacts;
+  /** The sandbox network layer; null when the host cannot provide it (egress stays `none`). */
+  network: NetworkManager | null;
+  /** Why `network` is null, for error messages. */
+  networkUnavailable?: string;
 }
 
 interface SandboxPaths {
@@ -43,6 +49,8 @@ interface SandboxPaths {
   lower: string;
   log: string;
   meta: string;
+  resolvConf: string;
+  hosts: string;
 }
 
 export class LocalProvider implements Provider {
@@ -68,7 +76,6 @@ export class LocalProvider implements Provider {
     if (this.tierStatus.gvisor.available) {
       this.runtimes.gvisor = new OciRuntime('runsc', host.runsc!.path, `${stateRoot}/runsc`, [
         '--platform=ptrace',
-        '--network=none',
         // Lets the agent create its listening socket in the bind-mounted dir; with gVisor's
         // default in-memory overlay the socket would not be visible on the host.
         '--host-uds=create',
@@ -110,7 +117,9 @@ export class LocalProvider implements Provider {
     else if (!host.overlayfs) {
       status.available = false;
       status.reason = 'overlayfs is not available';
-    } else status.reason = 'platform ptrace (no usable KVM); network none';
+    } else
+      status.reason =
+        'platform ptrace (no usable KVM); sandboxes with egress use the host kernel network stack inside their own namespace (--network=host), which cannot be checkpointed';
     return status;
   }
 
@@ -130,6 +139,8 @@ export class LocalProvider implements Provider {
       lower: join(dir, 'lower'),
       log: join(dir, 'runtime.log'),
       meta: join(dir, 'meta.json'),
+      resolvConf: join(dir, 'resolv.conf'),
+      hosts: join(dir, 'hosts'),
     };
   }
 
@@ -167,6 +178,8 @@ export class LocalProvider implements Provider {
       if (err.code !== 'EEXIST') throw err;
     });
     await mountOverlay(p.dir, p.rootfs);
+    const network = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress);
+    await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
     const config = buildOciSpec({
       id: spec.id,
       isolation: spec.isolation,
@@ -183,17 +196,85 @@ export class LocalProvider implements Provider {
       swapAccounting: this.options.host.swapAccounting,
       annotations: { 'hutch.sandbox-id': spec.id, 'hutch.isolation': spec.isolation },
       nofileLimit: this.options.host.nofileHard,
+      ...(network ? { netnsPath: network.netnsPath } : {}),
+      resolvConf: p.resolvConf,
+      hosts: p.hosts,
     });
     await writeFile(join(p.bundle, 'config.json'), JSON.stringify(config));
     const log = await open(p.log, 'a');
     try {
-      await runtime.run(spec.id, p.bundle, log.fd);
+      // gVisor's own netstack does not run on this kernel generation; with egress it uses the host
+      // stack inside the sandbox's namespace (see docs/security.md), without it no network at all.
+      const runFlags = runtime.name === 'runsc' ? [network ? '--network=host' : '--network=none'] : [];
+      await runtime.run(spec.id, p.bundle, log.fd, runFlags);
     } catch (err) {
       const tail = (await readFile(p.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
       throw new HutchError('internal', `${(err as Error).message}: ${tail.slice(0, 800)}`, { cause: err });
     } finally {
       await log.close();
     }
+  }
+
+  private requireNetwork(): NetworkManager {
+    if (!this.options.network)
+      throw new HutchError(
+        'tier_unavailable',
+        `sandbox networking is not available on this host: ${this.options.networkUnavailable ?? 'unknown reason'}`,
+      );
+    return this.options.network;
+  }
+
+  /**
+   * /etc/resolv.conf and /etc/hosts of the sandbox, bind-mounted read-only. Rewritten in place
+   * (same inode) when the policy changes, so the mount shows the new content.
+   */
+  private async writeNameFiles(p: SandboxPaths, nameservers: string[]): Promise<void> {
+    const resolv = nameservers.length
+      ? `# Hutch platform resolver: answers the names this sandbox's egress policy allows.\n${nameservers.map((n) => `nameserver ${n}`).join('\n')}\noptions timeout:2 attempts:2\n`
+      : '# egress "none": this sandbox has no network and no DNS.\n';
+    await writeFile(p.resolvConf, resolv, { mode: 0o644 });
+    if (!existsSync(p.hosts))
+      await writeFile(p.hosts, '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\thutch\n', { mode: 0o644 });
+  }
+
+  async setEgress(id: string, isolation: Isolation, current: EgressPolicy, next: EgressPolicy): Promise<{ cut: number }> {
+    const p = this.paths(id);
+    if (next === 'none') {
+      if (current === 'none') return { cut: 0 };
+      // Removing the link cuts every connection; the namespace itself lives on with the sandbox.
+      await this.requireNetwork().detach(id);
+      await this.writeNameFiles(p, []);
+      return { cut: 0 };
+    }
+    const network = this.requireNetwork();
+    if (current !== 'none' && (await network.has(id))) {
+      if (current === next) {
+        await network.restore(id, next);
+        return { cut: 0 };
+      }
+      return network.setPolicy(id, next);
+    }
+    if (isolation === 'gvisor')
+      throw new HutchError(
+        'conflict',
+        'a gvisor sandbox created with egress "none" runs without any network stack; create it with the egress policy it needs',
+      );
+    const pid = await this.runtimeFor(isolation).initPid(id);
+    if (pid === null) throw new HutchError('conflict', `sandbox ${id} is not running`);
+    const attached = await network.attach(id, next, pid);
+    await this.writeNameFiles(p, [attached.gateway4, attached.gateway6]);
+    return { cut: 0 };
+  }
+
+  networkInfo(id: string): SandboxNetworkInfo {
+    const network = this.options.network;
+    const addresses = network?.addressesOf(id) ?? null;
+    return {
+      ipv4: addresses?.ipv4 ?? null,
+      ipv6: addresses?.ipv6 ?? null,
+      dns: addresses && network ? network.pool.gateway4 : null,
+      dnsLog: network ? network.dnsLog(id).map(({ name, type, verdict, at }) => ({ name, type, verdict, at })) : [],
+    };
   }
 
   /**
@@ -235,6 +316,7 @@ export class LocalProvider implements Provider {
     }
     await unmount(p.rootfs);
     if (await isMounted(p.rootfs)) throw new HutchError('internal', `could not unmount ${p.rootfs}`);
+    await this.options.network?.detach(id);
     await rm(p.dir, { recursive: true, force: true });
     await rm(p.run, { recursive: true, force: true });
     await this.removeCgroups(id);
@@ -301,6 +383,7 @@ export class LocalProvider implements Provider {
       const id = mount.slice(this.sandboxesDir.length + 1).split('/')[0] ?? '';
       if (!keep.has(id)) await unmount(mount).catch(() => undefined);
     }
+    for (const id of (await this.options.network?.sweep(keep)) ?? []) if (!removed.includes(id)) removed.push(id);
     return removed;
   }
 }

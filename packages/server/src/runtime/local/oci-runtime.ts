@@ -26,10 +26,13 @@ export class OciRuntime {
   }
 
   /** Creates and starts the container detached; its stdio goes to `logFd`. */
-  async run(id: string, bundle: string, logFd: number): Promise<void> {
+  async run(id: string, bundle: string, logFd: number, runFlags: string[] = []): Promise<void> {
     const detach = this.name === 'runsc' ? '--detach' : '-d';
     try {
-      await runTool(this.binary, this.args('run', detach, '--bundle', bundle, id), { stdio: logFd, timeoutMs: 60_000 });
+      await runTool(this.binary, ['--root', this.root, ...this.globalFlags, ...runFlags, 'run', detach, '--bundle', bundle, id], {
+        stdio: logFd,
+        timeoutMs: 60_000,
+      });
     } catch (err) {
       // runc/runsc write their error to the log fd; surface its tail.
       throw err instanceof ToolError ? new Error(`${this.name} run failed (exit ${err.exitCode ?? err.signal})`) : err;
@@ -84,6 +87,17 @@ export class OciRuntime {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /** The container's init pid from the runtime's state (null when not running or unknown). */
+  async initPid(id: string): Promise<number | null> {
+    try {
+      const out = await runTool(this.binary, this.args('state', id), { timeoutMs: 10_000 });
+      const state = JSON.parse(out) as { pid?: number; status?: string };
+      return state.status === 'running' && state.pid && state.pid > 1 ? state.pid : null;
+    } catch {
+      return null;
     }
   }
 

@@ -36,6 +36,11 @@ export interface OciSpecInput {
   annotations: Record<string, string>;
   /** RLIMIT_NOFILE for the sandbox: the runtime cannot raise it past the server's own hard limit. */
   nofileLimit: number;
+  /** A prepared network namespace to join (egress other than `none`); else a fresh empty one. */
+  netnsPath?: string;
+  /** Host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts. */
+  resolvConf: string;
+  hosts: string;
 }
 
 const BASE_ENV = {
@@ -112,6 +117,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
         : []),
       { destination: AGENT_BINARY_PATH, type: 'bind', source: input.agentBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },
       { destination: AGENT_SOCKET_DIR, type: 'bind', source: input.socketDir, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] },
+      // The platform decides name resolution: the resolver on the gateway, or none at all.
+      { destination: '/etc/resolv.conf', type: 'bind', source: input.resolvConf, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+      { destination: '/etc/hosts', type: 'bind', source: input.hosts, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
     ],
     annotations: input.annotations,
     linux: {
@@ -119,7 +127,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       gidMappings: [{ containerID: 0, hostID: ID_MAP_BASE, size: ID_MAP_SIZE }],
       namespaces: [
         { type: 'pid' },
-        { type: 'network' },
+        input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' },
         { type: 'ipc' },
         { type: 'uts' },
         { type: 'mount' },

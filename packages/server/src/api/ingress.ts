@@ -1,0 +1,247 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { HutchError } from '../core/errors.js';
+import { isPortPublic, verifyAccessToken, verifyPortToken } from '../core/port-access.js';
+import type { SandboxRecord } from '../core/sandbox.js';
+import { STATUS_BY_KIND, errorBody } from './errors.js';
+import type { Services } from './services.js';
+
+/**
+ * The ingress: HTTP (including streaming and WebSocket upgrades) to ports that processes listen
+ * on inside a sandbox, by path (`/v1/sandboxes/{id}/ports/{port}/…`, always) or by host
+ * (`<port>-<id>.<domain>`, with --domain). Each request gets its own TCP stream through the
+ * sandbox's agent, which dials the sandbox's own loopback: the proxy can reach nothing but the
+ * one sandbox named in the request, so it can be neither a relay nor a bridge between sandboxes.
+ *
+ * Hand-written on node:http rather than a proxy library because the upstream is not a host and
+ * port but a stream the agent opens per request; what remains (header filtering, piping, the
+ * upgrade hand-off) is small and is where the security decisions are.
+ */
+export interface IngressOptions {
+  /** Hostname suffix for host routing (e.g. `sbx.example.com`); null disables it. */
+  domain: string | null;
+}
+
+export interface IngressTarget {
+  id: string;
+  port: number;
+  /** The path (and query) to send upstream. */
+  path: string;
+  /** Where a browser's cookie for this port applies. */
+  cookiePath: string;
+  /** True when the client asked for `/ports/{port}` without the trailing slash. */
+  needsSlash: boolean;
+}
+
+const PATH_ROUTE = /^\/v1\/sandboxes\/([a-z0-9]{20})\/ports\/(\d{1,5})(\/[^?#]*)?(\?.*)?$/;
+const TOKEN_PARAM = 'hutch_token';
+const TOKEN_COOKIE = 'hutch_port_token';
+const ACCESS_HEADER = 'x-hutch-access-token';
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export class Ingress {
+  constructor(
+    private readonly services: Services,
+    private readonly options: IngressOptions,
+  ) {}
+
+  /** The ingress target of a request, or null when it is an API request. */
+  match(req: http.IncomingMessage): IngressTarget | null {
+    const url = req.url ?? '/';
+    const byPath = PATH_ROUTE.exec(url);
+    if (byPath) {
+      const [, id, portText, rest, query] = byPath;
+      const prefix = `/v1/sandboxes/${id!}/ports/${portText!}`;
+      return {
+        id: id!,
+        port: Number(portText),
+        path: `${rest ?? '/'}${query ?? ''}`,
+        cookiePath: `${prefix}/`,
+        needsSlash: rest === undefined,
+      };
+    }
+    if (this.options.domain) {
+      const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+      const suffix = `.${this.options.domain}`;
+      if (host.endsWith(suffix)) {
+        const label = /^(\d{1,5})-([a-z0-9]{20})$/.exec(host.slice(0, -suffix.length));
+        if (label) return { id: label[2]!, port: Number(label[1]), path: url, cookiePath: '/', needsSlash: false };
+      }
+    }
+    return null;
+  }
+
+  /** Resolves the sandbox and checks access; on success strips the credentials it consumed. */
+  private async authorize(req: http.IncomingMessage, target: IngressTarget): Promise<{ record: SandboxRecord; setCookie?: string }> {
+    if (target.port < 1 || target.port > 65535)
+      throw new HutchError('invalid_argument', `port: ${target.port} is not a port number (1-65535)`);
+    const record = await this.services.sandboxes.requireRunning(target.id);
+    const url = new URL(target.path, 'http://sandbox');
+    const signed = url.searchParams.get(TOKEN_PARAM);
+    if (signed !== null) {
+      url.searchParams.delete(TOKEN_PARAM);
+      target.path = `${url.pathname}${url.search}`;
+    }
+    const cookies = parseCookies(req.headers.cookie);
+    const cookieToken = cookies.get(TOKEN_COOKIE);
+    if (cookieToken !== undefined) {
+      cookies.delete(TOKEN_COOKIE);
+      if (cookies.size > 0) req.headers.cookie = [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+      else delete req.headers.cookie;
+    }
+    const accessHeader = req.headers[ACCESS_HEADER];
+    delete req.headers[ACCESS_HEADER];
+    const bearer = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7).trim() : '';
+
+    if (isPortPublic(record.network, target.port)) return { record };
+    if (typeof accessHeader === 'string' && verifyAccessToken(record, accessHeader)) return { record };
+    if (signed !== null && verifyPortToken(record, target.port, signed)) {
+      const expires = Number(signed.split('.')[0]);
+      const maxAge = Math.max(0, expires - Math.floor(Date.now() / 1000));
+      return {
+        record,
+        setCookie: `${TOKEN_COOKIE}=${signed}; Path=${target.cookiePath}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax`,
+      };
+    }
+    if (cookieToken !== undefined && verifyPortToken(record, target.port, cookieToken)) return { record };
+    if (bearer && bearer.length <= 256 && (await this.services.keys.verify(bearer))) {
+      // The platform's key never reaches the sandbox.
+      delete req.headers.authorization;
+      return { record };
+    }
+    throw new HutchError(
+      'unauthenticated',
+      `port ${target.port} of sandbox ${target.id} is private: send the API key, the X-Hutch-Access-Token header, or use a signed URL (hutch url)`,
+    );
+  }
+
+  private upstreamHeaders(req: http.IncomingMessage, keepUpgrade: boolean): http.OutgoingHttpHeaders {
+    const headers: http.OutgoingHttpHeaders = {};
+    const connectionTokens = new Set(
+      (req.headers.connection ?? '')
+        .toLowerCase()
+        .split(',')
+        .map((t) => t.trim()),
+    );
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined) continue;
+      if ((HOP_BY_HOP.has(name) || connectionTokens.has(name)) && !(keepUpgrade && name === 'upgrade')) continue;
+      headers[name] = value;
+    }
+    const remote = req.socket.remoteAddress ?? '';
+    const prior = req.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = prior ? `${String(prior)}, ${remote}` : remote;
+    headers['x-forwarded-host'] = req.headers.host ?? '';
+    headers['x-forwarded-proto'] = 'encrypted' in req.socket ? 'https' : 'http';
+    headers.connection = keepUpgrade ? 'Upgrade' : 'close';
+    return headers;
+  }
+
+  /** Proxies one plain HTTP request (bodies and responses stream through). */
+  async handleRequest(req: http.IncomingMessage, res: http.ServerResponse, target: IngressTarget): Promise<void> {
+    try {
+      if (target.needsSlash) {
+        const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : '';
+        res.writeHead(308, { location: `${target.cookiePath}${query}` }).end();
+        return;
+      }
+      const { record, setCookie } = await this.authorize(req, target);
+      const tunnel = await this.services.sandboxes.agent(record.id).openTunnel(target.port);
+      const upstream = http.request({
+        createConnection: () => tunnel as unknown as import('node:net').Socket,
+        method: req.method,
+        path: target.path,
+        headers: this.upstreamHeaders(req, false),
+      });
+      upstream.once('response', (up) => {
+        const headers: http.OutgoingHttpHeaders = {};
+        for (const [name, value] of Object.entries(up.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+        if (setCookie) headers['set-cookie'] = [...toArray(headers['set-cookie']).map(String), setCookie];
+        res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+        // Flush headers at once so streamed responses (SSE, chunked progress) start immediately.
+        res.flushHeaders();
+        up.pipe(res);
+        up.once('error', () => res.destroy());
+      });
+      upstream.once('error', (err) => {
+        if (!res.headersSent) sendError(res, new HutchError('unavailable', `sandbox port ${target.port}: ${err.message}`), 502);
+        else res.destroy();
+      });
+      res.once('close', () => {
+        if (!res.writableFinished) upstream.destroy();
+      });
+      req.pipe(upstream);
+    } catch (err) {
+      sendError(res, err);
+    }
+  }
+
+  /** Proxies an upgrade (WebSocket): after the check, bytes flow raw in both directions. */
+  async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: IngressTarget): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    try {
+      const { record } = await this.authorize(req, target);
+      const tunnel = await this.services.sandboxes.agent(record.id).openTunnel(target.port);
+      const headers = this.upstreamHeaders(req, true);
+      let headText = `${req.method ?? 'GET'} ${target.path} HTTP/1.1\r\n`;
+      for (const [name, value] of Object.entries(headers)) {
+        for (const v of toArray(value)) headText += `${name}: ${String(v).replace(/[\r\n]/g, '')}\r\n`;
+      }
+      tunnel.write(headText + '\r\n');
+      if (head.length > 0) tunnel.write(head);
+      tunnel.on('error', () => socket.destroy());
+      socket.on('close', () => tunnel.destroy());
+      tunnel.on('close', () => socket.destroy());
+      tunnel.pipe(socket);
+      socket.pipe(tunnel);
+    } catch (err) {
+      const e = toError(err);
+      const status = e.kind === 'unavailable' ? 502 : STATUS_BY_KIND[e.kind];
+      const body = JSON.stringify(errorBody(e.kind, e.message));
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+  }
+}
+
+function toArray(value: http.OutgoingHttpHeader | undefined): (string | number)[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+function toError(err: unknown): HutchError {
+  return err instanceof HutchError ? err : new HutchError('internal', (err as Error).message);
+}
+
+function sendError(res: http.ServerResponse, err: unknown, statusOverride?: number): void {
+  const e = toError(err);
+  // A sandbox port with nothing behind it is a bad gateway, not an unavailable Hutch.
+  const status = statusOverride ?? (e.kind === 'unavailable' ? 502 : STATUS_BY_KIND[e.kind]);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  res.writeHead(status, headers).end(JSON.stringify(errorBody(e.kind, e.message)));
+}
+
+function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  return out;
+}

@@ -1,0 +1,465 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { Resolver } from 'node:dns/promises';
+import type { EgressPolicy } from '../core/network.js';
+import { HutchError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { runTool, ToolError } from '../runtime/local/exec-tool.js';
+import { AddressPool, type SlotAddresses } from './address-pool.js';
+import { baseTable } from './base-table.js';
+import { compileEgress, EgressView, sandboxTable, sandboxTableName, type SandboxLink } from './policy.js';
+import { PlatformResolver, parseHostPort, parseUpstreams } from './dns-resolver.js';
+import { EgressProxy } from './egress-proxy.js';
+import type { DnsQueryRecord } from './types.js';
+import { isIP } from 'node:net';
+
+/**
+ * The network layer of the local provider. A sandbox with egress other than `none` gets:
+ * - a network namespace `hutch-<id>` (/run/netns), used as the runtime's network namespace;
+ * - a routed veth link: `hz<id…>` on the host, `eth0` inside, addresses from the pool slot;
+ * - an nftables table `hutch_<id>` with its policy, under this server's shared base table.
+ * Sandboxes with egress `none` get nothing here (the runtime's own empty namespace), so they pay
+ * no set-up cost. Every step is idempotent and every resource is named by the sandbox id; a
+ * record per sandbox under /run (written before the first side effect) tells sweeps what is ours.
+ */
+export interface NetworkOptions {
+  /** Per-server key (as for the runtime state dirs): names the base table and the gateway link. */
+  key: string;
+  stateDir: string;
+  pool4: string;
+  pool6: string;
+  /** Upstream DNS servers (`ip` or `ip:port`); default: the host's /etc/resolv.conf. */
+  dnsUpstreams?: string[];
+  log: Logger;
+}
+
+export interface SandboxNetwork {
+  netnsPath: string;
+  addresses: SlotAddresses;
+  gateway4: string;
+  gateway6: string;
+}
+
+const IF_PREFIX = 'hz';
+const NETNS_DIR = '/run/netns';
+const DNS_LOG_SIZE = 200;
+
+export function hostIfName(id: string): string {
+  // Interface names are at most 15 characters; 13 id characters keep collisions out of reach.
+  return `${IF_PREFIX}${id.slice(0, 13)}`;
+}
+
+export function netnsName(id: string): string {
+  return `hutch-${id}`;
+}
+
+async function ignoreMissing(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ToolError && pattern.test(err.stderr)) return;
+    throw err;
+  }
+}
+
+export class NetworkManager {
+  readonly pool: AddressPool;
+  private readonly baseName: string;
+  private readonly gatewayIf: string;
+  private readonly recordsDir: string;
+  private readonly slots = new Map<number, string>();
+  private readonly slotOf = new Map<string, number>();
+  private readonly views = new Map<string, EgressView>();
+  private readonly dnsLogs = new Map<string, DnsQueryRecord[]>();
+  private resolver: PlatformResolver | null = null;
+  private proxy: EgressProxy | null = null;
+  private upstreams: string[] = [];
+  private hostAddrCache: { at: number; list: string[] } = { at: 0, list: [] };
+  private ready: Promise<void> | null = null;
+
+  constructor(private readonly options: NetworkOptions) {
+    this.pool = new AddressPool(options.pool4, options.pool6);
+    this.baseName = `hutch_base_${options.key.slice(0, 8)}`;
+    this.gatewayIf = `hg${options.key.slice(0, 8)}`;
+    this.recordsDir = join(options.stateDir, 'net');
+  }
+
+  /** Starts the resolver and proxy and installs the base table, once, on first use or at start. */
+  init(): Promise<void> {
+    this.ready ??= this.doInit().catch((err: unknown) => {
+      this.ready = null;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  private recordsLoaded: Promise<void> | null = null;
+
+  /** Loads the per-sandbox records (slots) left by an earlier run of this server. */
+  private loadRecords(): Promise<void> {
+    this.recordsLoaded ??= (async () => {
+      await mkdir(this.recordsDir, { recursive: true });
+      for (const file of await readdir(this.recordsDir)) {
+        const id = file.replace(/\.json$/, '');
+        try {
+          const rec = JSON.parse(await readFile(join(this.recordsDir, file), 'utf8')) as { slot?: number };
+          if (typeof rec.slot === 'number' && !this.slots.has(rec.slot)) this.claim(id, rec.slot);
+        } catch {
+          /* a torn record: sweep() removes its resources */
+        }
+      }
+    })();
+    return this.recordsLoaded;
+  }
+
+  private async doInit(): Promise<void> {
+    await this.loadRecords();
+    await this.ensureGatewayLink();
+    const restrictForwarding = await this.enableForwarding();
+    this.upstreams = this.options.dnsUpstreams ?? parseUpstreams(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+    if (this.upstreams.length === 0) this.options.log.warn('no upstream DNS servers (/etc/resolv.conf has none): sandbox DNS will fail');
+    const lookup = (ip: string): EgressView | null => this.viewFor(ip);
+    this.resolver = new PlatformResolver({
+      lookup,
+      upstreams: this.upstreams,
+      onQuery: (r) => this.recordQuery(r),
+      logger: this.options.log,
+    });
+    await this.resolver.listen([
+      { host: this.pool.gateway4, port: 0 },
+      { host: this.pool.gateway6, port: 0 },
+    ]);
+    const dnsPort = this.resolver.addresses()[0]?.port;
+    const dnsResolver = new Resolver({ timeout: 3000, tries: 2 });
+    dnsResolver.setServers(this.upstreams.map((u) => formatServer(u)));
+    this.proxy = new EgressProxy({
+      lookup,
+      resolve: async (name) => {
+        const [a, aaaa] = await Promise.allSettled([dnsResolver.resolve4(name), dnsResolver.resolve6(name)]);
+        return [...(a.status === 'fulfilled' ? a.value : []), ...(aaaa.status === 'fulfilled' ? aaaa.value : [])];
+      },
+      logger: this.options.log,
+      onDecision: (d) => {
+        if (d.verdict === 'denied')
+          this.options.log.info({ sandbox: d.sandboxId, name: d.name, port: d.port, reason: d.reason }, 'egress proxy denied');
+      },
+    });
+    // Both families share one port number per role (bound v4 first, then v6 on the same port).
+    const listeners = await this.proxy.listen([
+      { host: this.pool.gateway4, port: 0, targetPort: 80, kind: 'http' },
+      { host: this.pool.gateway4, port: 0, targetPort: 443, kind: 'tls' },
+    ]);
+    const [httpPort, tlsPort] = listeners;
+    await this.proxy.listen([
+      { host: this.pool.gateway6, port: httpPort!, targetPort: 80, kind: 'http' },
+      { host: this.pool.gateway6, port: tlsPort!, targetPort: 443, kind: 'tls' },
+    ]);
+    if (dnsPort === undefined || httpPort === undefined || tlsPort === undefined) throw new Error('network services did not bind');
+    await this.nft(
+      `table inet ${this.baseName} {}\ndelete table inet ${this.baseName}\n` +
+        baseTable({
+          name: this.baseName,
+          ifPrefix: IF_PREFIX,
+          pool4: this.pool.cidr4,
+          pool6: this.pool.cidr6,
+          gateway4: this.pool.gateway4,
+          gateway6: this.pool.gateway6,
+          dnsPort,
+          httpProxyPort: httpPort,
+          tlsProxyPort: tlsPort,
+          restrictForwarding,
+        }),
+    );
+    this.options.log.info(
+      { pool4: this.pool.cidr4, pool6: this.pool.cidr6, dnsPort, httpPort, tlsPort, upstreams: this.upstreams },
+      'sandbox network ready',
+    );
+  }
+
+  /** A port-less bridge holds the gateway addresses, so the resolver and proxy can bind them. */
+  private async ensureGatewayLink(): Promise<void> {
+    if (!existsSync(`/sys/class/net/${this.gatewayIf}`)) {
+      await ignoreMissing(runTool('ip', ['link', 'add', this.gatewayIf, 'type', 'bridge']), /exists/);
+    }
+    const batch = [
+      `addr replace ${this.pool.gateway4}/32 dev ${this.gatewayIf}`,
+      `addr replace ${this.pool.gateway6}/128 dev ${this.gatewayIf} nodad`,
+      `link set ${this.gatewayIf} up`,
+    ];
+    await runTool('ip', ['-batch', '-'], { input: batch.join('\n') + '\n' });
+  }
+
+  /**
+   * Sandboxes reach the outside through the host, so IPv4 and IPv6 forwarding must be on. When
+   * Hutch turns it on (a marker under /run remembers across restarts), the base table lets only
+   * sandbox traffic be forwarded, so the host does not become a router for anything else; and
+   * interfaces that took IPv6 router advertisements keep taking them (accept_ra=2).
+   */
+  private async enableForwarding(): Promise<boolean> {
+    const marker = join(this.recordsDir, '..', 'forwarding-enabled-by-hutch');
+    let enabledByUs = existsSync(marker);
+    const v4 = '/proc/sys/net/ipv4/ip_forward';
+    const v6 = '/proc/sys/net/ipv6/conf/all/forwarding';
+    if ((await readFile(v4, 'utf8')).trim() !== '1') {
+      await writeFile(v4, '1');
+      enabledByUs = true;
+    }
+    if (existsSync(v6) && (await readFile(v6, 'utf8')).trim() !== '1') {
+      for (const dev of await readdir('/proc/sys/net/ipv6/conf')) {
+        if (dev === 'all' || dev === 'default') continue;
+        const ra = `/proc/sys/net/ipv6/conf/${dev}/accept_ra`;
+        if ((await readFile(ra, 'utf8').catch(() => '')).trim() === '1') await writeFile(ra, '2').catch(() => undefined);
+      }
+      await writeFile(v6, '1');
+      enabledByUs = true;
+    }
+    if (enabledByUs) await writeFile(marker, 'forwarding was enabled by hutch\n');
+    return enabledByUs;
+  }
+
+  private async nft(script: string): Promise<void> {
+    await runTool('nft', ['-f', '-'], { input: script + '\n', timeoutMs: 15_000 });
+  }
+
+  private claim(id: string, slot: number): void {
+    this.slots.set(slot, id);
+    this.slotOf.set(id, slot);
+  }
+
+  private release(id: string): void {
+    const slot = this.slotOf.get(id);
+    if (slot !== undefined) this.slots.delete(slot);
+    this.slotOf.delete(id);
+    this.views.delete(id);
+    this.dnsLogs.delete(id);
+  }
+
+  private viewFor(sourceIp: string): EgressView | null {
+    const ip = sourceIp.startsWith('::ffff:') ? sourceIp.slice(7) : sourceIp;
+    const slot = isIP(ip) === 4 ? this.pool.slotOf4(ip) : isIP(ip) === 6 ? this.pool.slotOf6(ip) : null;
+    if (slot === null) return null;
+    const id = this.slots.get(slot);
+    if (!id) return null;
+    const view = this.views.get(id) ?? null;
+    // The /64 belongs to the sandbox, but only its one address is accepted (anti-spoofing in nft too).
+    if (view && isIP(ip) === 6 && ip !== this.pool.addresses(slot).ipv6) return null;
+    return view;
+  }
+
+  private hostAddresses(): string[] {
+    const now = Date.now();
+    if (now - this.hostAddrCache.at > 5000) {
+      const list = Object.values(networkInterfaces())
+        .flatMap((l) => l ?? [])
+        .map((i) => i.address.replace(/%.*$/, ''));
+      this.hostAddrCache = { at: now, list };
+    }
+    return this.hostAddrCache.list;
+  }
+
+  private view(id: string, policy: Exclude<EgressPolicy, 'none'>): EgressView {
+    return new EgressView(id, compileEgress(policy), {
+      pool4: this.pool.cidr4,
+      pool6: this.pool.cidr6,
+      hostAddresses: () => this.hostAddresses(),
+    });
+  }
+
+  private recordQuery(r: DnsQueryRecord): void {
+    let log = this.dnsLogs.get(r.sandboxId);
+    if (!log) this.dnsLogs.set(r.sandboxId, (log = []));
+    log.push(r);
+    if (log.length > DNS_LOG_SIZE) log.splice(0, log.length - DNS_LOG_SIZE);
+    this.options.log.info({ sandbox: r.sandboxId, name: r.name, type: r.type, verdict: r.verdict }, 'dns query');
+  }
+
+  /** The last DNS queries of a sandbox, oldest first. */
+  dnsLog(id: string): DnsQueryRecord[] {
+    return [...(this.dnsLogs.get(id) ?? [])];
+  }
+
+  addressesOf(id: string): SlotAddresses | null {
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? null : this.pool.addresses(slot);
+  }
+
+  /**
+   * Creates the sandbox's namespace and link and installs its policy. With `attachPid`, the
+   * namespace is the one that process already lives in (a running container getting a network
+   * later); otherwise a fresh one the runtime is then told to use.
+   */
+  async attach(id: string, policy: Exclude<EgressPolicy, 'none'>, attachPid?: number): Promise<SandboxNetwork> {
+    await this.init();
+    let slot = this.slotOf.get(id);
+    if (slot === undefined) {
+      slot = this.pool.allocate(new Set(this.slots.keys()));
+      this.claim(id, slot);
+    }
+    const addresses = this.pool.addresses(slot);
+    try {
+      // Intent first: a crash from here on leaves a record that sweep() cleans up.
+      await writeFile(join(this.recordsDir, `${id}.json`), JSON.stringify({ slot }));
+      const ns = netnsName(id);
+      const hostIf = hostIfName(id);
+      await this.removeLink(id);
+      if (attachPid !== undefined) await runTool('ip', ['netns', 'attach', ns, String(attachPid)]);
+      else await runTool('ip', ['netns', 'add', ns]);
+      await runTool('ip', ['-batch', '-'], {
+        input:
+          [
+            `link add ${hostIf} type veth peer name eth0 netns ${ns}`,
+            `addr add ${this.pool.gateway4}/32 dev ${hostIf}`,
+            `addr add fe80::1/64 dev ${hostIf} nodad`,
+            `link set ${hostIf} up`,
+            `route replace ${addresses.ipv4}/32 dev ${hostIf}`,
+            `route replace ${addresses.ipv6Net} dev ${hostIf}`,
+          ].join('\n') + '\n',
+      });
+      await runTool('ip', ['-n', ns, '-batch', '-'], {
+        input:
+          [
+            'link set lo up',
+            `addr add ${addresses.ipv4}/32 dev eth0`,
+            `addr add ${addresses.ipv6}/64 dev eth0 nodad`,
+            'link set eth0 up',
+            `route add ${this.pool.gateway4}/32 dev eth0 scope link`,
+            `route add default via ${this.pool.gateway4} dev eth0`,
+            'route add default via fe80::1 dev eth0',
+          ].join('\n') + '\n',
+      });
+      await this.installPolicy(id, policy);
+    } catch (err) {
+      await this.detach(id).catch(() => undefined);
+      throw new HutchError('internal', `network set-up failed: ${(err as Error).message}`, { cause: err });
+    }
+    return { netnsPath: join(NETNS_DIR, netnsName(id)), addresses, gateway4: this.pool.gateway4, gateway6: this.pool.gateway6 };
+  }
+
+  private link(id: string): SandboxLink {
+    const a = this.addressesOf(id);
+    if (!a) throw new HutchError('conflict', `sandbox ${id} has no network link`);
+    return { id, hostIf: hostIfName(id), ipv4: a.ipv4, ipv6: a.ipv6 };
+  }
+
+  private async installPolicy(id: string, policy: Exclude<EgressPolicy, 'none'>): Promise<EgressView> {
+    const view = this.view(id, policy);
+    const table = sandboxTableName(id);
+    // One transaction: the old table disappears and the new one appears atomically.
+    await this.nft(`table inet ${table} {}\ndelete table inet ${table}\n${sandboxTable(this.link(id), view.compiled)}`);
+    this.views.set(id, view);
+    return view;
+  }
+
+  /** Whether this server manages a link for the sandbox. */
+  async has(id: string): Promise<boolean> {
+    await this.loadRecords();
+    return this.slotOf.has(id) && existsSync(join(NETNS_DIR, netnsName(id)));
+  }
+
+  /**
+   * Replaces the policy of a networked sandbox live and cuts the connections the new policy
+   * forbids: kernel sockets in the sandbox's namespace (ss -K), their conntrack entries, and the
+   * egress proxy's connections whose name or address is no longer allowed.
+   */
+  async setPolicy(id: string, policy: Exclude<EgressPolicy, 'none'>): Promise<{ cut: number }> {
+    await this.init();
+    const view = await this.installPolicy(id, policy);
+    let cut = this.proxy?.cut(id, (c) => view.allowsName(c.name) && view.allowsResolvedAddress(c.address)) ?? 0;
+    cut += await this.cutForbiddenSockets(id, view);
+    return { cut };
+  }
+
+  /** Re-registers a sandbox after a server restart and re-installs its table (idempotent). */
+  async restore(id: string, policy: Exclude<EgressPolicy, 'none'>): Promise<void> {
+    await this.init();
+    if (!this.slotOf.has(id)) throw new HutchError('conflict', `sandbox ${id} has no network record`);
+    await this.installPolicy(id, policy);
+  }
+
+  private async cutForbiddenSockets(id: string, view: EgressView): Promise<number> {
+    const nsPath = join(NETNS_DIR, netnsName(id));
+    let listing = '';
+    try {
+      listing = await runTool('nsenter', [`--net=${nsPath}`, 'ss', '-Htun', 'state', 'established']);
+    } catch {
+      return 0;
+    }
+    const addresses = this.addressesOf(id);
+    let cut = 0;
+    for (const line of listing.split('\n')) {
+      const cols = line.trim().split(/\s+/);
+      const peer = cols[cols.length - 1];
+      if (!peer) continue;
+      const sep = peer.lastIndexOf(':');
+      const ip = peer
+        .slice(0, sep)
+        .replace(/^\[|\]$/g, '')
+        .replace(/%.*$/, '');
+      const port = peer.slice(sep + 1);
+      if (isIP(ip) === 0 || ip === this.pool.gateway4 || ip === this.pool.gateway6 || view.allowsDirect(ip)) continue;
+      await runTool('nsenter', [`--net=${nsPath}`, 'ss', '-K', 'dst', ip, 'dport', '=', port]).catch(() => undefined);
+      if (addresses) await this.flushConntrack(isIP(ip) === 4 ? addresses.ipv4 : addresses.ipv6, ip);
+      cut++;
+    }
+    return cut;
+  }
+
+  private async flushConntrack(source: string, destination?: string): Promise<void> {
+    const family = isIP(source) === 6 ? ['-f', 'ipv6'] : [];
+    const args = ['-D', ...family, '-s', source, ...(destination ? ['-d', destination] : [])];
+    // conntrack exits 1 when nothing matched; that is fine.
+    await runTool('conntrack', args).catch(() => undefined);
+  }
+
+  /** Removes everything the sandbox's network used. Idempotent. */
+  async detach(id: string): Promise<void> {
+    await this.loadRecords();
+    const addresses = this.addressesOf(id);
+    this.proxy?.cut(id);
+    await this.removeLink(id);
+    if (addresses) {
+      await this.flushConntrack(addresses.ipv4);
+      await this.flushConntrack(addresses.ipv6);
+    }
+    await rm(join(this.recordsDir, `${id}.json`), { force: true });
+    this.release(id);
+  }
+
+  private async removeLink(id: string): Promise<void> {
+    await ignoreMissing(runTool('nft', ['delete', 'table', 'inet', sandboxTableName(id)]), /No such file|does not exist/i);
+    if (existsSync(`/sys/class/net/${hostIfName(id)}`))
+      await ignoreMissing(runTool('ip', ['link', 'del', hostIfName(id)]), /Cannot find|does not exist/i);
+    if (existsSync(join(NETNS_DIR, netnsName(id))))
+      await ignoreMissing(runTool('ip', ['netns', 'del', netnsName(id)]), /No such file|Invalid argument/i);
+  }
+
+  /** Removes the network of every sandbox this server recorded that is not in `keep`. */
+  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+    await this.loadRecords();
+    const removed: string[] = [];
+    for (const file of await readdir(this.recordsDir).catch(() => [] as string[])) {
+      const id = file.replace(/\.json$/, '');
+      if (keep.has(id) || !/^[a-z0-9]{20}$/.test(id)) continue;
+      await this.detach(id);
+      removed.push(id);
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    await this.resolver?.close();
+    await this.proxy?.close();
+    this.resolver = null;
+    this.proxy = null;
+    this.ready = null;
+  }
+}
+
+/** node's Resolver wants `ip` or `[ip6]:port` / `ip:port`. */
+function formatServer(upstream: string): string {
+  const { host, port } = parseHostPort(upstream);
+  if (port === 53) return host;
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
