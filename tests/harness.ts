@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -45,8 +45,22 @@ export async function freePort(): Promise<number> {
  * Spawns `runServer` in a child process, keeping its last output lines in `log`. `detached` gives
  * it a process group of its own (the benchmark does, so a Ctrl-C reaches only the benchmark).
  */
-export function launch(dataDir: string, port: number, log: string[], options: { detached?: boolean } = {}): ChildProcess {
-  const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer({ host: '127.0.0.1', port: ${port}, dataDir: ${JSON.stringify(dataDir)}, layersDir: ${JSON.stringify(LAYERS_DIR)}, logLevel: 'warn' })).catch((e) => { console.error(e); process.exit(1); });`;
+/** Extra runServer options a test may set (network pools, DNS upstreams, --domain). */
+export interface ExtraServerOptions {
+  dnsUpstreams?: string[];
+  domain?: string;
+  networkPool4?: string;
+  networkPool6?: string;
+}
+
+export function launch(
+  dataDir: string,
+  port: number,
+  log: string[],
+  options: { detached?: boolean; server?: ExtraServerOptions } = {},
+): ChildProcess {
+  const serverOptions = { host: '127.0.0.1', port, dataDir, layersDir: LAYERS_DIR, logLevel: 'warn', ...(options.server ?? {}) };
+  const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer(${JSON.stringify(serverOptions)})).catch((e) => { console.error(e); process.exit(1); });`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.detached === true,
@@ -75,12 +89,18 @@ async function waitHealthy(url: string, child: ChildProcess, log: string[]): Pro
   throw new Error(`server did not become healthy: ${log.join('').slice(-2000)}`);
 }
 
-export async function startServer(): Promise<TestServer> {
+/** Removes a stopped test server's base nft table and gateway link (a kill -9 leaves them). */
+export function removeServerNetwork(key: string): void {
+  spawnSync('nft', ['delete', 'table', 'inet', `hutch_base_${key.slice(0, 8)}`], { stdio: 'ignore' });
+  spawnSync('ip', ['link', 'del', `hg${key.slice(0, 8)}`], { stdio: 'ignore' });
+}
+
+export async function startServer(extra: ExtraServerOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync('/var/tmp/hutch-test-');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const log: string[] = [];
-  let child = launch(dataDir, port, log);
+  let child = launch(dataDir, port, log, { server: extra });
   await waitHealthy(url, child, log);
   const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
   const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
@@ -115,7 +135,7 @@ export async function startServer(): Promise<TestServer> {
     kill9: () => stopChild('SIGKILL'),
     async restart() {
       await stopChild('SIGKILL');
-      child = launch(dataDir, port, log);
+      child = launch(dataDir, port, log, { server: extra });
       await waitHealthy(url, child, log);
     },
     async stop() {
@@ -128,8 +148,10 @@ export async function startServer(): Promise<TestServer> {
       }
       await stopChild('SIGTERM');
       rmSync(dataDir, { recursive: true, force: true });
-      // The server's runtime state dir on /run is named by a hash of its data dir.
-      rmSync(`/run/hutch/${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, { recursive: true, force: true });
+      // The server's runtime state dir on /run and its network plumbing are named by a hash of its data dir.
+      const key = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+      rmSync(`/run/hutch/${key}`, { recursive: true, force: true });
+      removeServerNetwork(key);
     },
   };
   return server;

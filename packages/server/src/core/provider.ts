@@ -34,6 +34,8 @@ export interface TierStatus {
   version: string | null;
   /** Why the tier is unavailable, or caveats when it is available. */
   reason?: string;
+  /** Whether sandboxes of this tier can have egress other than `none` (and why not). */
+  egress: { available: boolean; reason?: string };
 }
 
 export interface RuntimeSandbox {

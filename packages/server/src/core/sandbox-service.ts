@@ -52,6 +52,9 @@ export class SandboxService {
     if (!template) throw invalidArgument(`template: unknown template "${templateName}"`);
 
     const network = normalizeNetworkSettings(input.network);
+    if (network.egress !== 'none' && !tier.egress.available) {
+      throw new HutchError('tier_unavailable', `network.egress: not available for isolation "${isolation}": ${tier.egress.reason ?? 'unknown reason'}`);
+    }
     const now = new Date();
     const timeoutSeconds = input.timeoutSeconds ?? SANDBOX_DEFAULTS.timeoutSeconds;
     const record: SandboxRecord = {

@@ -448,12 +448,21 @@ export class NetworkManager {
     return removed;
   }
 
+  /**
+   * Stops the resolver and the proxy. The host plumbing (base table, gateway link) stays while
+   * networked sandboxes exist, since they outlive the server; without any, it is removed.
+   */
   async close(): Promise<void> {
     await this.resolver?.close();
     await this.proxy?.close();
     this.resolver = null;
     this.proxy = null;
     this.ready = null;
+    const remaining = await readdir(this.recordsDir).catch(() => [] as string[]);
+    if (remaining.length === 0) {
+      await runTool('nft', ['delete', 'table', 'inet', this.baseName]).catch(() => undefined);
+      if (existsSync(`/sys/class/net/${this.gatewayIf}`)) await runTool('ip', ['link', 'del', this.gatewayIf]).catch(() => undefined);
+    }
   }
 }
 

@@ -104,6 +104,9 @@ export class LocalProvider implements Provider {
       available: missing.length === 0,
       runtime: pureV2Crun ? 'crun' : 'runc',
       version: tool?.version ?? null,
+      egress: this.options.network
+        ? { available: true }
+        : { available: false, reason: this.options.networkUnavailable ?? 'sandbox networking is not set up' },
     };
     if (missing.length > 0) status.reason = missing.join('; ');
     else if (!pureV2Crun && host.runc && !versionAtLeast(host.runc.version, '1.2.8'))
@@ -112,14 +115,25 @@ export class LocalProvider implements Provider {
   }
 
   private gvisorTier(host: HostFacts): TierStatus {
-    const status: TierStatus = { available: host.runsc !== null, runtime: 'runsc', version: host.runsc?.version ?? null };
+    // gVisor's own netstack (--network=sandbox) fails on this kernel generation, and host
+    // networking (--network=host) cannot be combined with the sandbox's user namespace in this
+    // runsc release: its sandbox process runs as an unmapped uid and loses the capabilities it
+    // needs to set up its chroot. Rather than drop the user namespace (sandbox files would then
+    // be owned by host uids), gVisor sandboxes have no egress here; ingress works (agent tunnel).
+    const status: TierStatus = {
+      available: host.runsc !== null,
+      runtime: 'runsc',
+      version: host.runsc?.version ?? null,
+      egress: {
+        available: false,
+        reason: `runsc ${host.runsc?.version ?? ''} cannot combine host networking with the sandbox's user namespace, and its own netstack does not run on this kernel; use isolation "container" for sandboxes that need egress`,
+      },
+    };
     if (!host.runsc) status.reason = 'runsc is not installed (apt-get install runsc)';
     else if (!host.overlayfs) {
       status.available = false;
       status.reason = 'overlayfs is not available';
-    } else
-      status.reason =
-        'platform ptrace (no usable KVM); sandboxes with egress use the host kernel network stack inside their own namespace (--network=host), which cannot be checkpointed';
+    } else status.reason = 'platform ptrace (no usable KVM); egress none only (ports are reachable through the ingress)';
     return status;
   }
 
@@ -160,6 +174,9 @@ export class LocalProvider implements Provider {
 
   async create(spec: SandboxSpec): Promise<void> {
     const runtime = this.runtimeFor(spec.isolation);
+    const egressTier = this.tierStatus[spec.isolation].egress;
+    if (spec.egress !== 'none' && !egressTier.available)
+      throw new HutchError('tier_unavailable', `network.egress: not available for isolation "${spec.isolation}": ${egressTier.reason ?? ''}`);
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
     await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
@@ -254,11 +271,9 @@ export class LocalProvider implements Provider {
       }
       return network.setPolicy(id, next);
     }
-    if (isolation === 'gvisor')
-      throw new HutchError(
-        'conflict',
-        'a gvisor sandbox created with egress "none" runs without any network stack; create it with the egress policy it needs',
-      );
+    const egressTier = this.tierStatus[isolation].egress;
+    if (!egressTier.available)
+      throw new HutchError('tier_unavailable', `network.egress: not available for isolation "${isolation}": ${egressTier.reason ?? ''}`);
     const pid = await this.runtimeFor(isolation).initPid(id);
     if (pid === null) throw new HutchError('conflict', `sandbox ${id} is not running`);
     const attached = await network.attach(id, next, pid);
