@@ -40,6 +40,14 @@ export interface TargetResult {
   pass: boolean | null;
 }
 
+export interface PolicyResult {
+  policy: 'none' | 'open' | 'allowlist';
+  createToFirstExec: Summary | null;
+  delete: Summary | null;
+  /** Median create → first exec minus the `none` median. */
+  addedMs: number | null;
+}
+
 export interface BenchResult {
   date: string;
   commit: string;
@@ -50,9 +58,23 @@ export interface BenchResult {
   template: { name: string; digest: string; layer: string };
   cli: { available: boolean; reason?: string; floor: Summary | null };
   tiers: TierResult[];
+  /** Egress policy set-up cost (container tier); null when not measured. */
+  network: PolicyResult[] | null;
   targets: TargetResult[];
   errors: string[];
 }
+
+function policyRows(r: BenchResult): string[][] {
+  return (r.network ?? []).map((p) => [
+    p.policy,
+    String(p.createToFirstExec?.n ?? 0),
+    fmtMs(p.createToFirstExec?.median),
+    fmtMs(p.createToFirstExec?.p95),
+    p.addedMs === null ? '–' : p.policy === 'none' ? '(baseline)' : `+${fmtMs(p.addedMs)}`,
+    fmtMs(p.delete?.median),
+  ]);
+}
+const POLICY_HEADER = ['egress policy', 'n', 'create → first exec median', 'p95', 'added vs none', 'delete median'];
 
 const LABELS: Record<SeriesName, string> = {
   createToFirstExec: 'create → first exec result (API)',
@@ -156,6 +178,7 @@ export function renderText(r: BenchResult): string {
       out.push(`ratio podman / Hutch (medians): hutch run (CLI) ${ratio(t.ratios.cli)}, API one-shot ${ratio(t.ratios.api)}`);
     }
   }
+  if (r.network) out.push('', '== egress policy cost (container tier)', table(POLICY_HEADER, policyRows(r)));
   if (r.cli.floor)
     out.push(
       '',
@@ -204,6 +227,14 @@ export function renderMarkdown(r: BenchResult): string {
       out.push(`podman / Hutch (ratio of medians): **\`hutch run\` ${ratio(t.ratios.cli)}**, API one-shot ${ratio(t.ratios.api)}.`, '');
       if (t.podmanCommand) out.push(`podman command: \`${t.podmanCommand}\``, '');
     }
+  }
+  if (r.network) {
+    out.push('### egress policy cost (container tier)', '');
+    out.push(
+      'Same method, create → first exec → delete per policy, interleaved (order rotated each run); no traffic is sent, so this is the set-up cost of the namespace, veth link, nftables table and resolver state.',
+      '',
+    );
+    out.push(mdTable(POLICY_HEADER, policyRows(r)), '');
   }
   if (r.cli.floor)
     out.push(

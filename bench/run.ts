@@ -29,6 +29,7 @@ import {
   type SeriesName,
   type Tier,
   type TierResult,
+  type PolicyResult,
 } from './report.js';
 import { summarize } from './stats.js';
 
@@ -47,6 +48,7 @@ interface Options {
   write: boolean;
   cli: boolean;
   podman: boolean;
+  network: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [options]
@@ -58,6 +60,7 @@ const USAGE = `usage: npm run bench -- [options]
   --tier T           container | gvisor (repeatable; default both)
   --no-cli           skip the \`hutch run\` CLI process measurement
   --no-podman        skip the podman comparison
+  --no-network       skip the egress policy cost series (container tier)
   --json             print machine-readable results (with raw samples) instead of the table
   --write            rewrite the results block of docs/benchmarks.md
   -h, --help         this text
@@ -77,6 +80,7 @@ function parseArgs(argv: string[]): Options {
     write: false,
     cli: true,
     podman: true,
+    network: true,
   };
   const int = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -105,6 +109,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--exec-warmup':
         o.execWarmup = int(arg, next(), 0, 10_000);
+        break;
+      case '--no-network':
+        o.network = false;
         break;
       case '--tier': {
         for (const t of (next() ?? '').split(',')) {
@@ -182,8 +189,12 @@ class Bench {
     readonly opts: Options,
   ) {}
 
-  async create(tier: Tier): Promise<string> {
-    const sb = await this.api.call<{ id: string; state: string }>('POST', '/v1/sandboxes', { template: TEMPLATE, isolation: tier });
+  async create(tier: Tier, network?: unknown): Promise<string> {
+    const sb = await this.api.call<{ id: string; state: string }>('POST', '/v1/sandboxes', {
+      template: TEMPLATE,
+      isolation: tier,
+      ...(network !== undefined ? { network } : {}),
+    });
     this.tracked.add(sb.id);
     if (sb.state !== 'running') throw new Error(`sandbox ${sb.id} was created in state ${sb.state}`);
     return sb.id;
@@ -227,6 +238,18 @@ class Bench {
         `hutch run: exit ${r.code ?? r.signal}, stdout ${JSON.stringify(r.stdout.slice(0, 200))}, stderr ${JSON.stringify(r.stderr.slice(0, 500))}`,
       );
     return r.ms;
+  }
+
+  /** create (with an egress policy) → first exec → delete: what each policy adds to the lifecycle. */
+  async policyOneshot(network: unknown): Promise<{ createToFirstExec: number; delete: number }> {
+    const t0 = performance.now();
+    const id = await this.create('container', network);
+    const r = await this.exec(id, ['echo', 'hi']);
+    const t1 = performance.now();
+    if (r.exitCode !== 0 || r.stdout !== 'hi\n')
+      throw new Error(`exec echo hi in ${id}: exit ${r.exitCode}, stderr ${JSON.stringify(r.stderr.slice(0, 300))}`);
+    await this.delete(id);
+    return { createToFirstExec: t1 - t0, delete: performance.now() - t1 };
   }
 
   /** Client-side round trips of exec `true`, and the server's own `durationMs` for each. */
@@ -319,6 +342,43 @@ async function benchTier(
  * The CLI counts when it is built, has `run` with `--isolation`, and one `hutch run` (container
  * tier, not measured) prints "hi": a CLI that cannot do the job is reported, not timed.
  */
+/**
+ * The egress policies' set-up cost: create → first exec and delete for `none`, `open` and a
+ * domain + CIDR allowlist, interleaved run by run (order rotated) on the container tier. No
+ * traffic is sent: this is the cost of the namespace, link, nftables table and resolver state.
+ */
+async function benchPolicies(bench: Bench, opts: Options): Promise<PolicyResult[]> {
+  const policies: { name: PolicyResult['policy']; network: unknown }[] = [
+    { name: 'none', network: { egress: 'none' } },
+    { name: 'open', network: { egress: 'open' } },
+    { name: 'allowlist', network: { egress: { allow: ['pypi.example.test', '*.example.org', '198.18.0.0/24'] } } },
+  ];
+  const samples = new Map(policies.map((p) => [p.name, { c: [] as number[], d: [] as number[] }]));
+  progress(`network policies: ${opts.warmup} warm-up + ${opts.runs} runs of create → first exec → delete per policy`);
+  for (let run = 0; run < opts.warmup + opts.runs; run++) {
+    checkAbort();
+    for (let k = 0; k < policies.length; k++) {
+      const p = policies[(run + k) % policies.length]!;
+      const r = await bench.policyOneshot(p.network);
+      if (run >= opts.warmup) {
+        samples.get(p.name)!.c.push(r.createToFirstExec);
+        samples.get(p.name)!.d.push(r.delete);
+      }
+    }
+  }
+  const base = summarize(samples.get('none')!.c)?.median ?? null;
+  return policies.map((p) => {
+    const s = samples.get(p.name)!;
+    const createToFirstExec = summarize(s.c);
+    return {
+      policy: p.name,
+      createToFirstExec,
+      delete: summarize(s.d),
+      addedMs: base !== null && createToFirstExec ? createToFirstExec.median - base : null,
+    };
+  });
+}
+
 async function cliSupport(server: BenchServer): Promise<{ available: boolean; reason?: string }> {
   if (!existsSync(CLI_MAIN)) return { available: false, reason: `${CLI_MAIN} does not exist (npm run build)` };
   try {
@@ -449,6 +509,7 @@ async function main(): Promise<number> {
   let info: Info | null = null;
   let cli: BenchResult['cli'] = { available: false, reason: 'disabled (--no-cli)', floor: null };
   let interrupted = false;
+  let network: PolicyResult[] | null = null;
   try {
     info = await api.call<Info>('GET', '/v1/info');
     template = await waitTemplateReady(api);
@@ -470,6 +531,9 @@ async function main(): Promise<number> {
       if (r.error) errors.push(`${tier}: ${r.error}`);
       if (r.skipped) progress(`${tier}: skipped — ${r.skipped}`);
       tiers.push(r);
+    }
+    if (opts.network && opts.tiers.includes('container') && info.tiers.container?.available) {
+      network = await benchPolicies(bench, opts);
     }
     if (opts.cli && existsSync(CLI_MAIN)) {
       progress('CLI process floor (hutch --version)');
@@ -525,6 +589,7 @@ async function main(): Promise<number> {
     template: { name: TEMPLATE, digest: template?.digest ?? 'unknown', layer: template ? join(LAYERS_DIR, template.digest, 'rootfs') : '' },
     cli,
     tiers,
+    network,
     targets: evaluateTargets(tiers),
     errors,
   };

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { freePort, launch } from '../tests/harness.js';
+import { freePort, launch, removeServerNetwork } from '../tests/harness.js';
 
 /**
  * The benchmark's own server, started as tests/harness.ts does (child process, free loopback port,
@@ -52,7 +52,9 @@ export async function startBenchServer(): Promise<BenchServer> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const log: string[] = [];
-  let child = launch(dataDir, port, log, { detached: true });
+  // Its own address pools, so a bench can run beside a test or dev server on the default pools.
+  const network = { networkPool4: '10.214.0.0/16', networkPool6: 'fd68:7574:6369::/48' };
+  let child = launch(dataDir, port, log, { detached: true, server: network });
   try {
     await waitHealthy(url, child, log);
   } catch (err) {
@@ -76,7 +78,7 @@ export async function startBenchServer(): Promise<BenchServer> {
     output: () => log.join(''),
     async restart() {
       if (alive()) return;
-      child = launch(dataDir, port, log, { detached: true });
+      child = launch(dataDir, port, log, { detached: true, server: network });
       await waitHealthy(url, child, log);
     },
     async stop() {
@@ -85,7 +87,9 @@ export async function startBenchServer(): Promise<BenchServer> {
       rmSync(dataDir, { recursive: true, force: true });
       // The runtimes' state root for this data dir (/run/hutch/<sha256(dataDir)[:12]>), empty by now.
       const key = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
-      for (const d of ['runc', 'crun', 'runsc', '']) {
+      removeServerNetwork(key);
+      rmSync(join('/run/hutch', key, 'forwarding-enabled-by-hutch'), { force: true });
+      for (const d of ['runc', 'crun', 'runsc', 'net', '']) {
         try {
           rmdirSync(join('/run/hutch', key, d));
         } catch {

@@ -53,7 +53,10 @@ export class SandboxService {
 
     const network = normalizeNetworkSettings(input.network);
     if (network.egress !== 'none' && !tier.egress.available) {
-      throw new HutchError('tier_unavailable', `network.egress: not available for isolation "${isolation}": ${tier.egress.reason ?? 'unknown reason'}`);
+      throw new HutchError(
+        'tier_unavailable',
+        `network.egress: not available for isolation "${isolation}": ${tier.egress.reason ?? 'unknown reason'}`,
+      );
     }
     const now = new Date();
     const timeoutSeconds = input.timeoutSeconds ?? SANDBOX_DEFAULTS.timeoutSeconds;

@@ -304,11 +304,14 @@ export class NetworkManager {
       const ns = netnsName(id);
       const hostIf = hostIfName(id);
       await this.removeLink(id);
-      if (attachPid !== undefined) await runTool('ip', ['netns', 'attach', ns, String(attachPid)]);
-      else await runTool('ip', ['netns', 'add', ns]);
+      // The nftables table names the link by interface name only, so it goes in alongside.
+      const policyInstalled = this.installPolicy(id, policy);
+      // Awaited below; this only keeps a failure while the links are built from going unhandled.
+      policyInstalled.catch(() => undefined);
       await runTool('ip', ['-batch', '-'], {
         input:
           [
+            attachPid !== undefined ? `netns attach ${ns} ${attachPid}` : `netns add ${ns}`,
             `link add ${hostIf} type veth peer name eth0 netns ${ns}`,
             `addr add ${this.pool.gateway4}/32 dev ${hostIf}`,
             `addr add fe80::1/64 dev ${hostIf} nodad`,
@@ -329,7 +332,7 @@ export class NetworkManager {
             'route add default via fe80::1 dev eth0',
           ].join('\n') + '\n',
       });
-      await this.installPolicy(id, policy);
+      await policyInstalled;
     } catch (err) {
       await this.detach(id).catch(() => undefined);
       throw new HutchError('internal', `network set-up failed: ${(err as Error).message}`, { cause: err });
@@ -416,23 +419,29 @@ export class NetworkManager {
   /** Removes everything the sandbox's network used. Idempotent. */
   async detach(id: string): Promise<void> {
     await this.loadRecords();
+    // The record is written before any resource exists, so without one there is nothing to do.
+    if (!this.slotOf.has(id) && !existsSync(join(NETNS_DIR, netnsName(id)))) return;
     const addresses = this.addressesOf(id);
     this.proxy?.cut(id);
     await this.removeLink(id);
     if (addresses) {
-      await this.flushConntrack(addresses.ipv4);
-      await this.flushConntrack(addresses.ipv6);
+      // Stale entries would otherwise apply to the next sandbox given this address.
+      await Promise.all([this.flushConntrack(addresses.ipv4), this.flushConntrack(addresses.ipv6)]);
     }
     await rm(join(this.recordsDir, `${id}.json`), { force: true });
     this.release(id);
   }
 
   private async removeLink(id: string): Promise<void> {
-    await ignoreMissing(runTool('nft', ['delete', 'table', 'inet', sandboxTableName(id)]), /No such file|does not exist/i);
-    if (existsSync(`/sys/class/net/${hostIfName(id)}`))
-      await ignoreMissing(runTool('ip', ['link', 'del', hostIfName(id)]), /Cannot find|does not exist/i);
-    if (existsSync(join(NETNS_DIR, netnsName(id))))
-      await ignoreMissing(runTool('ip', ['netns', 'del', netnsName(id)]), /No such file|Invalid argument/i);
+    const links: string[] = [];
+    if (existsSync(`/sys/class/net/${hostIfName(id)}`)) links.push(`link del ${hostIfName(id)}`);
+    if (existsSync(join(NETNS_DIR, netnsName(id)))) links.push(`netns del ${netnsName(id)}`);
+    await Promise.all([
+      ignoreMissing(runTool('nft', ['delete', 'table', 'inet', sandboxTableName(id)]), /No such file|does not exist/i),
+      links.length > 0
+        ? ignoreMissing(runTool('ip', ['-batch', '-'], { input: links.join('\n') + '\n' }), /Cannot find|does not exist|No such file/i)
+        : Promise.resolve(),
+    ]);
   }
 
   /** Removes the network of every sandbox this server recorded that is not in `keep`. */

@@ -176,7 +176,10 @@ export class LocalProvider implements Provider {
     const runtime = this.runtimeFor(spec.isolation);
     const egressTier = this.tierStatus[spec.isolation].egress;
     if (spec.egress !== 'none' && !egressTier.available)
-      throw new HutchError('tier_unavailable', `network.egress: not available for isolation "${spec.isolation}": ${egressTier.reason ?? ''}`);
+      throw new HutchError(
+        'tier_unavailable',
+        `network.egress: not available for isolation "${spec.isolation}": ${egressTier.reason ?? ''}`,
+      );
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
     await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
