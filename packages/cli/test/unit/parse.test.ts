@@ -157,7 +157,15 @@ test('shell and cp', () => {
 });
 
 test('server: defaults, HUTCH_DATA_DIR, flags', () => {
-  assert.deepEqual(inv(['server']), { kind: 'server', host: '127.0.0.1', port: 7171, dataDir: '/var/lib/hutch', logLevel: 'info' });
+  const pools = { networkPool4: '10.213.0.0/16', networkPool6: 'fd68:7574:6368::/48' };
+  assert.deepEqual(inv(['server']), {
+    kind: 'server',
+    host: '127.0.0.1',
+    port: 7171,
+    dataDir: '/var/lib/hutch',
+    logLevel: 'info',
+    ...pools,
+  });
   assert.equal((inv(['server'], { HUTCH_DATA_DIR: '/srv/h' }) as { dataDir: string }).dataDir, '/srv/h');
   assert.deepEqual(inv(['server', '--host', '0.0.0.0', '--port', '9000', '--data-dir', '/d', '--log-level', 'debug']), {
     kind: 'server',
@@ -165,8 +173,52 @@ test('server: defaults, HUTCH_DATA_DIR, flags', () => {
     port: 9000,
     dataDir: '/d',
     logLevel: 'debug',
+    ...pools,
   });
+  assert.deepEqual(
+    inv([
+      'server',
+      '--network-pool',
+      '10.9.0.0/16',
+      '--dns-upstream',
+      '1.1.1.1',
+      '--dns-upstream',
+      '[::1]:53',
+      '--domain',
+      'sbx.example.com',
+    ]),
+    {
+      kind: 'server',
+      host: '127.0.0.1',
+      port: 7171,
+      dataDir: '/var/lib/hutch',
+      logLevel: 'info',
+      networkPool4: '10.9.0.0/16',
+      networkPool6: 'fd68:7574:6368::/48',
+      dnsUpstreams: ['1.1.1.1', '[::1]:53'],
+      domain: 'sbx.example.com',
+    },
+  );
   usage(['server', '--port', '70000'], /--port expects an integer from 0 to 65535/);
+});
+
+test('network flags: create allowlist, url, network changes', () => {
+  assert.deepEqual((inv(['create', '--egress', 'open', '--public']) as { params: unknown }).params, {
+    network: { egress: 'open', public: true },
+  });
+  assert.deepEqual(
+    (inv(['create', '--allow', 'pypi.org', '--allow', '10.0.0.0/8', '--deny', 'x.pypi.org']) as { params: unknown }).params,
+    {
+      network: { egress: { allow: ['pypi.org', '10.0.0.0/8'], deny: ['x.pypi.org'] } },
+    },
+  );
+  assert.deepEqual(inv(['url', 'abc', '8000', '--expires', '60']), { kind: 'url', id: 'abc', port: 8000, expiresIn: 60, json: false });
+  assert.deepEqual(inv(['network', 'abc', '--egress', 'none', '--json']), { kind: 'network', id: 'abc', egress: 'none', json: true });
+  assert.deepEqual(inv(['network', 'abc', '--public']), { kind: 'network', id: 'abc', public: true, json: false });
+  usage(['create', '--egress', 'sometimes'], /--egress: "sometimes" is not none or open/);
+  usage(['create', '--egress', 'open', '--allow', 'a.b'], /cannot be combined/);
+  usage(['url', 'abc', '0'], /port/);
+  usage(['network', 'abc', '--public', '--private'], /exclude each other/);
 });
 
 test('global --url and --api-key, before or after the command', () => {

@@ -153,8 +153,10 @@ export class LocalProvider implements Provider {
       lower: join(dir, 'lower'),
       log: join(dir, 'runtime.log'),
       meta: join(dir, 'meta.json'),
-      resolvConf: join(dir, 'resolv.conf'),
-      hosts: join(dir, 'hosts'),
+      // On /run like the socket dir: a bind source shows in the sandbox's mountinfo, and must not
+      // name the data dir.
+      resolvConf: join(this.stateRoot, 'etc', id, 'resolv.conf'),
+      hosts: join(this.stateRoot, 'etc', id, 'hosts'),
     };
   }
 
@@ -249,6 +251,9 @@ export class LocalProvider implements Provider {
    * (same inode) when the policy changes, so the mount shows the new content.
    */
   private async writeNameFiles(p: SandboxPaths, nameservers: string[]): Promise<void> {
+    // Searchable by gVisor's gofer, which opens bind sources without root's privileges.
+    await mkdir(dirname(p.resolvConf), { recursive: true, mode: 0o711 });
+    await chmod(join(this.stateRoot, 'etc'), 0o711);
     const resolv = nameservers.length
       ? `# Hutch platform resolver: answers the names this sandbox's egress policy allows.\n${nameservers.map((n) => `nameserver ${n}`).join('\n')}\noptions timeout:2 attempts:2\n`
       : '# egress "none": this sandbox has no network and no DNS.\n';
@@ -337,6 +342,7 @@ export class LocalProvider implements Provider {
     await this.options.network?.detach(id);
     await rm(p.dir, { recursive: true, force: true });
     await rm(p.run, { recursive: true, force: true });
+    await rm(dirname(p.resolvConf), { recursive: true, force: true });
     await this.removeCgroups(id);
   }
 
@@ -392,9 +398,11 @@ export class LocalProvider implements Provider {
       await this.destroy(id);
       removed.push(id);
     }
-    for (const id of await readdir(join(this.stateRoot, 'sockets')).catch(() => [] as string[])) {
-      if (!keep.has(id) && /^[a-z0-9]{20}$/.test(id) && !entries.includes(id))
-        await rm(join(this.stateRoot, 'sockets', id), { recursive: true, force: true });
+    for (const sub of ['sockets', 'etc']) {
+      for (const id of await readdir(join(this.stateRoot, sub)).catch(() => [] as string[])) {
+        if (!keep.has(id) && /^[a-z0-9]{20}$/.test(id) && !entries.includes(id))
+          await rm(join(this.stateRoot, sub, id), { recursive: true, force: true });
+      }
     }
     // Mounts whose directory entry vanished (e.g. rm of a dir under a lazy unmount).
     for (const mount of await mountsUnder(this.sandboxesDir + '/')) {
