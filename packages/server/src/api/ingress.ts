@@ -102,6 +102,9 @@ export class Ingress {
     const accessHeader = req.headers[ACCESS_HEADER];
     delete req.headers[ACCESS_HEADER];
     const bearer = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7).trim() : '';
+    // The platform's key never reaches the sandbox, whatever else grants access.
+    const bearerValid = bearer.length > 0 && bearer.length <= 256 && (await this.services.keys.verify(bearer)) !== null;
+    if (bearerValid) delete req.headers.authorization;
 
     if (isPortPublic(record.network, target.port)) return { record };
     if (typeof accessHeader === 'string' && verifyAccessToken(record, accessHeader)) return { record };
@@ -114,11 +117,7 @@ export class Ingress {
       };
     }
     if (cookieToken !== undefined && verifyPortToken(record, target.port, cookieToken)) return { record };
-    if (bearer && bearer.length <= 256 && (await this.services.keys.verify(bearer))) {
-      // The platform's key never reaches the sandbox.
-      delete req.headers.authorization;
-      return { record };
-    }
+    if (bearerValid) return { record };
     throw new HutchError(
       'unauthenticated',
       `port ${target.port} of sandbox ${target.id} is private: send the API key, the X-Hutch-Access-Token header, or use a signed URL (hutch url)`,

@@ -44,6 +44,9 @@ export function baseTable(b: BaseTableInput): string {
     '  chain input {',
     '    type filter hook input priority -10; policy accept;',
     `    iifname != ${sb} accept`,
+    // Only this server's sandboxes: another server on the host polices its own pool.
+    `    meta nfproto ipv4 ip saddr != ${b.pool4} accept`,
+    `    meta nfproto ipv6 ip6 saddr != ${b.pool6} accept`,
     '    ct state established,related accept',
     `    ip daddr ${b.gateway4} meta l4proto { tcp, udp } th dport ${ports} accept`,
     `    ip6 daddr ${b.gateway6} meta l4proto { tcp, udp } th dport ${ports} accept`,

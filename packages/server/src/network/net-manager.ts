@@ -127,11 +127,11 @@ export class NetworkManager {
       onQuery: (r) => this.recordQuery(r),
       logger: this.options.log,
     });
-    await this.resolver.listen([
-      { host: this.pool.gateway4, port: 0 },
-      { host: this.pool.gateway6, port: 0 },
-    ]);
+    // One port for both families: the base table DNATs :53 of either gateway to it.
+    await this.resolver.listen([{ host: this.pool.gateway4, port: 0 }]);
     const dnsPort = this.resolver.addresses()[0]?.port;
+    if (dnsPort === undefined) throw new Error('the resolver did not bind');
+    await this.resolver.listen([{ host: this.pool.gateway6, port: dnsPort }]);
     const dnsResolver = new Resolver({ timeout: 3000, tries: 2 });
     dnsResolver.setServers(this.upstreams.map((u) => formatServer(u)));
     this.proxy = new EgressProxy({

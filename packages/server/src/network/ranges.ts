@@ -47,6 +47,9 @@ export function blockListOf(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
   for (const text of cidrs) {
     const c = parseCidr(text);
+    // node's BlockList matches every IPv4 address against an IPv4-mapped IPv6 subnet; mapped
+    // addresses are turned into plain IPv4 before any check here, so the subnet is left to nft.
+    if (c.family === 6 && c.address.toLowerCase().startsWith('::ffff:')) continue;
     list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
   }
   return list;
