@@ -9,7 +9,7 @@ import { buildApp } from './api/app.js';
 import { FileService } from './core/file-service.js';
 import { ProcessService } from './core/process-service.js';
 import { SandboxService } from './core/sandbox-service.js';
-import { probeHost } from './runtime/local/host-probe.js';
+import { probeHost, which } from './runtime/local/host-probe.js';
 import { LocalProvider } from './runtime/local/local-provider.js';
 import { openDatabase } from './store/database.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
@@ -17,10 +17,6 @@ import { SqliteSandboxStore } from './store/sandbox-repo.js';
 import { LocalTemplateCatalog } from './templates/catalog.js';
 import { VERSION } from './version.js';
 import { NetworkManager } from './network/net-manager.js';
-
-function toolExists(name: string): boolean {
-  return ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'].some((d) => existsSync(`${d}/${name}`));
-}
 
 export interface ServerOptions {
   host: string;
@@ -114,7 +110,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
   const domain = options.domain ? parseDomain(options.domain) : null;
   const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
-  const missingNetTools = ['ip', 'nft', 'conntrack', 'nsenter'].filter((t) => !toolExists(t));
+  const netTools = ['ip', 'nft', 'conntrack', 'nsenter'];
+  const found = await Promise.all(netTools.map((t) => which(t)));
+  const missingNetTools = netTools.filter((_, i) => found[i] === null);
   let network: NetworkManager | null = null;
   let networkUnavailable: string | undefined;
   if (missingNetTools.length > 0) {

@@ -14,6 +14,7 @@
  */
 
 import net, { type Server, type Socket } from 'node:net';
+import { plainAddress } from './ranges.js';
 import type { Logger } from '../core/logger.js';
 import { MAX_SNIFF_BYTES, parseHttpHost, parseTlsClientHelloSni } from './sniff.js';
 import type { SandboxEgressView, SandboxNetLookup } from './types.js';
@@ -516,9 +517,8 @@ export class EgressProxy {
 /** A socket's remote address as the lookup wants it: `::ffff:a.b.c.d` becomes `a.b.c.d`. */
 export function normalizeSourceAddress(address: string | undefined): string | null {
   if (!address) return null;
-  const mapped = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i.exec(address);
-  if (mapped) return mapped[1]!;
-  return net.isIP(address) ? address : null;
+  const plain = plainAddress(address);
+  return net.isIP(plain) ? plain : null;
 }
 
 const LABEL = /^[a-z0-9_-]{1,63}$/;

@@ -13,6 +13,7 @@ import { compileEgress, EgressView, sandboxTable, sandboxTableName, type Sandbox
 import { PlatformResolver, parseHostPort, parseUpstreams } from './dns-resolver.js';
 import { EgressProxy } from './egress-proxy.js';
 import type { DnsQueryRecord } from './types.js';
+import { plainAddress } from './ranges.js';
 import { isIP } from 'node:net';
 
 /**
@@ -237,7 +238,7 @@ export class NetworkManager {
   }
 
   private viewFor(sourceIp: string): EgressView | null {
-    const ip = sourceIp.startsWith('::ffff:') ? sourceIp.slice(7) : sourceIp;
+    const ip = plainAddress(sourceIp);
     const slot = isIP(ip) === 4 ? this.pool.slotOf4(ip) : isIP(ip) === 6 ? this.pool.slotOf6(ip) : null;
     if (slot === null) return null;
     const id = this.slots.get(slot);

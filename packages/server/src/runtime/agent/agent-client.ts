@@ -51,6 +51,10 @@ export class AgentClient {
     this.httpAgent.destroy();
   }
 
+  private target(): { socketPath: string } | { host: string; port: number } {
+    return 'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+  }
+
   /** Opens a raw HTTP request to the agent; the caller writes the body and reads the response. */
   request(
     method: string,
@@ -61,11 +65,7 @@ export class AgentClient {
     const allHeaders: Record<string, string> = { ...headers };
     if (options.user !== undefined) allHeaders.authorization = `Basic ${Buffer.from(`${options.user}:`).toString('base64')}`;
     if (options.connectTimeoutMs !== undefined) allHeaders['connect-timeout-ms'] = String(options.connectTimeoutMs);
-    const target =
-      'socketPath' in this.endpoint
-        ? { socketPath: this.endpoint.socketPath }
-        : { host: this.endpoint.host, port: this.endpoint.port };
-    const req = http.request({ ...target, method, path, headers: allHeaders, agent: this.httpAgent, signal: options.signal });
+    const req = http.request({ ...this.target(), method, path, headers: allHeaders, agent: this.httpAgent, signal: options.signal });
     const response = new Promise<http.IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
       req.once('error', (err) => reject(err.name === 'AbortError' ? err : unreachable(err)));
@@ -79,11 +79,9 @@ export class AgentClient {
    * Rejects with `unavailable` when nothing listens there.
    */
   openTunnel(port: number, timeoutMs = 10_000): Promise<Duplex> {
-    const target =
-      'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
     return new Promise((resolve, reject) => {
       const req = http.request({
-        ...target,
+        ...this.target(),
         method: 'GET',
         path: `/tunnel?port=${port}`,
         headers: { connection: 'Upgrade', upgrade: 'hutch-tcp' },

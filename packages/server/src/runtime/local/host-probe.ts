@@ -35,7 +35,7 @@ export function detectCgroupMode(root = '/sys/fs/cgroup'): CgroupMode {
   return 'v1';
 }
 
-async function which(name: string): Promise<string | null> {
+export async function which(name: string): Promise<string | null> {
   for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
     const candidate = `${dir}/${name}`;
     if (existsSync(candidate)) return candidate;
