@@ -168,16 +168,18 @@ for (const tier of TIERS) {
         assert.equal(killed.status, 204, 'the bomb (its whole process group) is killed through the API');
         if (tier === 'container')
           assert.ok(await waitFor(() => pidsCurrent(sb!.id) < 16, 10_000), `pids drop back (now ${pidsCurrent(sb!.id)})`);
+        let last = '';
         const alive = await waitFor(
           async () => {
             const res = await exec(server, sb!.id, { cmd: 'echo alive', timeoutMs: 5000 });
+            last = JSON.stringify(res.body).slice(0, 400);
             return res.status === 200 && res.body.stdout === 'alive\n' ? res : null;
           },
           // gVisor under ptrace on 2 cores can take longer than 15 s to wind down a bomb's leftovers.
           40_000,
           250,
         );
-        assert.ok(alive, 'exec works again after the bomb was killed');
+        assert.ok(alive, `exec works again after the bomb was killed (last answer: ${last})`);
       },
     );
 
