@@ -55,6 +55,13 @@ export interface Provider {
   destroy(id: string): Promise<void>;
   /** Sandboxes the runtime knows about (for reconciliation at start). */
   list(): Promise<RuntimeSandbox[]>;
+  /**
+   * Whether the runtime still reports the sandbox running (its init, the agent, is alive);
+   * null when the runtime cannot tell. Used to tell a slow agent from a dead one.
+   */
+  isRunning(id: string): Promise<boolean | null>;
+  /** Times the sandbox's host pids cgroup refused a fork so far (null when unknown). */
+  pidsRefused(id: string): Promise<number | null>;
   /** Number of OOM kills recorded for the sandbox's cgroup so far (null when unknown). */
   oomKills(id: string): Promise<number | null>;
   /**

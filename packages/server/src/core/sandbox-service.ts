@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient } from '../runtime/agent/agent-client.js';
 import { egressMode, normalizeNetworkSettings, type NetworkSettings } from './network.js';
 import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
@@ -17,6 +18,8 @@ import type { TemplateCatalog } from './templates.js';
  */
 const AGENT_READY_TIMEOUT_MS = 15_000;
 const REAPER_INTERVAL_MS = 1000;
+/** How long a sandbox whose runtime still runs it gets for its agent to answer again. */
+const AGENT_PATIENCE_MS = 20_000;
 
 export class SandboxService {
   private readonly locks = new KeyedMutex();
@@ -138,10 +141,28 @@ export class SandboxService {
   agent(id: string): AgentClient {
     let client = this.agents.get(id);
     if (!client) {
-      client = new AgentClient(this.provider.agentEndpoint(id));
+      client = new AgentClient(this.provider.agentEndpoint(id), () => this.noticeUnreachable(id));
       this.agents.set(id, client);
     }
     return client;
+  }
+
+  private readonly checking = new Set<string>();
+
+  /**
+   * A connection to a running sandbox's agent failed: find out in the background whether the
+   * sandbox is gone (then it is marked `error` with the reason), so the API stops calling it running.
+   */
+  private noticeUnreachable(id: string): void {
+    if (this.checking.has(id)) return;
+    this.checking.add(id);
+    void this.locks
+      .run(id, async () => {
+        const record = await this.store.get(id);
+        if (record?.state === 'running') await this.checkAlive(id, 0);
+      })
+      .catch((err: unknown) => this.log.error({ sandbox: id, err: (err as Error).message }, 'liveness check failed'))
+      .finally(() => this.checking.delete(id));
   }
 
   private dropAgent(id: string): void {
@@ -218,16 +239,30 @@ export class SandboxService {
   /**
    * Called when talking to a sandbox's agent failed mid-call: if the agent is gone, the sandbox
    * is marked `error` with the reason (an OOM kill of the whole sandbox, as happens to gVisor's
-   * sentry, or an unexplained death), instead of claiming to be running.
+   * sentry, or an unexplained death), instead of claiming to be running. A busy agent is not a
+   * dead one: under a fork bomb gVisor's agent can take seconds to answer, so while the runtime
+   * still reports the sandbox running the agent gets several chances before it is given up on.
    */
   async checkAlive(id: string, oomBefore: number | null): Promise<{ alive: boolean; oomKilled: boolean }> {
     const oomAfter = await this.provider.oomKills(id);
     const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore;
-    const alive = await this.agent(id).health(AbortSignal.timeout(2000));
+    const deadline = Date.now() + AGENT_PATIENCE_MS;
+    let alive = await this.agent(id).health(AbortSignal.timeout(2000));
+    while (!alive && Date.now() < deadline) {
+      const running = await this.provider.isRunning(id);
+      if (running === false) break;
+      await delay(500);
+      alive = await this.agent(id).health(AbortSignal.timeout(5000));
+    }
     if (!alive) {
+      // gVisor under ptrace keeps host threads per process (and leaks some while forks fail), so a
+      // sustained fork bomb can reach the host pids backstop, which ends the sentry as a whole.
+      const pidsHit = !oomKilled && ((await this.provider.pidsRefused(id)) ?? 0) > 0;
       const reason = oomKilled
         ? 'the sandbox was killed as a whole by the out-of-memory killer (its memory limit was reached)'
-        : 'the sandbox stopped unexpectedly (its agent no longer answers)';
+        : pidsHit
+          ? "the sandbox was ended when its runtime hit the host's process backstop (a fork bomb?)"
+          : 'the sandbox stopped unexpectedly (its agent no longer answers)';
       await this.store.update(id, { state: 'error', error: reason, expiresAt: null });
       this.log.warn({ sandbox: id, oomKilled }, reason);
     }

@@ -45,7 +45,20 @@ function unreachable(err: unknown): HutchError {
 export class AgentClient {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 4 });
 
-  constructor(readonly endpoint: AgentEndpoint) {}
+  /**
+   * `onUnreachable` is told when a connection to the agent cannot be made (refused, socket gone):
+   * the owner can then find out whether the sandbox itself is gone.
+   */
+  constructor(
+    readonly endpoint: AgentEndpoint,
+    private readonly onUnreachable?: (err: NodeJS.ErrnoException) => void,
+  ) {}
+
+  private unreachable(err: unknown): HutchError {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED' || code === 'ENOENT') this.onUnreachable?.(err as NodeJS.ErrnoException);
+    return unreachable(err);
+  }
 
   close(): void {
     this.httpAgent.destroy();
@@ -68,7 +81,7 @@ export class AgentClient {
     const req = http.request({ ...this.target(), method, path, headers: allHeaders, agent: this.httpAgent, signal: options.signal });
     const response = new Promise<http.IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
-      req.once('error', (err) => reject(err.name === 'AbortError' ? err : unreachable(err)));
+      req.once('error', (err) => reject(err.name === 'AbortError' ? err : this.unreachable(err)));
     });
     return { req, response };
   }
@@ -108,7 +121,7 @@ export class AgentClient {
           .catch(reject);
       });
       req.once('timeout', () => req.destroy(new Error('tunnel request timed out')));
-      req.once('error', (err) => reject(unreachable(err)));
+      req.once('error', (err) => reject(this.unreachable(err)));
       req.end();
     });
   }

@@ -377,6 +377,25 @@ export class LocalProvider implements Provider {
     return out;
   }
 
+  async isRunning(id: string): Promise<boolean | null> {
+    const tiers = await this.isolationOf(id);
+    if (tiers.length !== 1) return null;
+    const runtime = this.runtimes[tiers[0]!];
+    if (!runtime) return null;
+    return runtime.isRunning(id);
+  }
+
+  async pidsRefused(id: string): Promise<number | null> {
+    const file =
+      this.options.host.cgroup === 'v2' ? `/sys/fs/cgroup/hutch/${id}/pids.events` : `/sys/fs/cgroup/pids/hutch/${id}/pids.events`;
+    try {
+      const match = /^max (\d+)$/m.exec(await readFile(file, 'utf8'));
+      return match ? Number(match[1]) : null;
+    } catch {
+      return null;
+    }
+  }
+
   async oomKills(id: string): Promise<number | null> {
     const file =
       this.options.host.cgroup === 'v2'

@@ -101,6 +101,18 @@ export class OciRuntime {
     }
   }
 
+  /** Whether the runtime reports the container running; null when it cannot say (timeout, odd answer). */
+  async isRunning(id: string): Promise<boolean | null> {
+    try {
+      const out = await runTool(this.binary, this.args('state', id), { timeoutMs: 10_000 });
+      const state = JSON.parse(out) as { status?: string };
+      return typeof state.status === 'string' ? state.status === 'running' : null;
+    } catch (err) {
+      if (err instanceof ToolError && /does not exist|not exist|no such file|cannot find|not found/i.test(err.stderr)) return false;
+      return null;
+    }
+  }
+
   async list(): Promise<OciContainer[]> {
     try {
       const out = await runTool(this.binary, this.args('list', '--format', 'json'), { timeoutMs: 30_000 });
