@@ -20,7 +20,7 @@ if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 # Debian packages (by name; the machine's own apt sources are used).
-PACKAGES=(runc runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl python3 make g++ ca-certificates)
+PACKAGES=(runc runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl e2fsprogs python3 make g++ ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -259,6 +259,10 @@ export function leftovers(server: TestServer, tier: Tier, id: string): string[] 
   }
   if (existsSync(join(runtimeRoot(server, tier), id))) problems.push(`runtime state ${join(runtimeRoot(server, tier), id)} still exists`);
   if (existsSync(join(server.dataDir, 'sandboxes', id))) problems.push(`sandbox directory of ${id} still exists`);
+  for (const dev of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
+    const backing = readText(`/sys/block/${dev}/loop/backing_file`);
+    if (backing?.includes(id)) problems.push(`loop device ${dev} still backs ${backing.trim()}`);
+  }
   return problems;
 }
 

@@ -4,15 +4,16 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"hutch/agent/internal/process"
@@ -68,19 +69,28 @@ func main() {
 	}
 	mgr := process.NewManager(rp, "/proc/self/exe", os.Environ(), logger)
 	resolver := users.Resolver{DB: users.System, Default: *defaultUser}
-	var listeners []net.Listener
-	var tcpPorts []int
-	for _, addr := range listens {
-		l, err := server.Listen(addr)
-		if err != nil {
-			logger.Fatalf("listen: %v", err)
+	// The handler needs the agent's actual TCP ports (tcp:HOST:0), known only
+	// once listening: until it is in place requests get 503 (the host retries).
+	var handler atomic.Value
+	gate := &server.Listeners{Addrs: listens, Logger: logger, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := handler.Load().(http.Handler); ok {
+			h.ServeHTTP(w, r)
+			return
 		}
-		listeners = append(listeners, l)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})}
+	if err := gate.Open(); err != nil {
+		logger.Fatalf("listen: %v", err)
+	}
+	var tcpPorts []int
+	for i, l := range gate.Listening() {
 		if a, ok := l.Addr().(*net.TCPAddr); ok {
 			tcpPorts = append(tcpPorts, a.Port)
+			// A reopen after a restore listens on the same port.
+			gate.Addrs[i] = "tcp:" + l.Addr().String()
 		}
 	}
-	handler := server.Handler(server.Config{
+	handler.Store(server.Handler(server.Config{
 		Processes: mgr,
 		Users:     resolver,
 		// The token comes from the environment (never a flag: argv is visible
@@ -89,14 +99,8 @@ func main() {
 		// The agent's own TCP ports (actual ones, for tcp:HOST:0 too) are
 		// never reachable through /tunnel.
 		ReservedPorts: tcpPorts,
-	})
-	for i, l := range listeners {
-		go func(addr string, l net.Listener) {
-			if err := server.Serve(l, handler, logger); err != nil && !errors.Is(err, net.ErrClosed) {
-				logger.Printf("serve %s: %v", addr, err)
-			}
-		}(listens[i], l)
-	}
+		Quiesce:       gate.QuiesceHandler(),
+	}))
 	if u, err := resolver.DefaultUser(); err == nil {
 		logger.Printf("version %s, pid %d, listening on %s, default user %s (uid %d)", version, os.Getpid(), listens.String(), u.Name, u.UID)
 	} else {
@@ -114,6 +118,18 @@ func main() {
 		}
 	}
 
+	// SIGUSR1: the host restored this sandbox from a checkpoint (or gave up on
+	// taking one): listen again.
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGUSR1)
+	go func() {
+		for range reopen {
+			if err := gate.Open(); err != nil {
+				logger.Printf("reopen after restore: %v", err)
+			}
+		}
+	}()
+
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	sig := <-sigs
@@ -126,8 +142,6 @@ func main() {
 		// what we started.
 		mgr.KillAll()
 	}
-	for _, l := range listeners {
-		l.Close() // also unlinks unix socket files
-	}
+	gate.Quiesce() // also unlinks unix socket files
 	os.Exit(0)
 }

@@ -33,6 +33,8 @@ type Config struct {
 	// ReservedPorts are the agent's own TCP listen ports: /tunnel refuses
 	// them, so the agent API is never reachable through a tunnel.
 	ReservedPorts []int
+	// Quiesce, when set, serves POST /hutch/quiesce (before a checkpoint).
+	Quiesce http.Handler
 }
 
 // Handler returns the agent's complete HTTP handler.
@@ -43,6 +45,9 @@ func Handler(cfg Config) http.Handler {
 	})
 	mux.Handle("/files", &files.Handler{Users: cfg.Users})
 	mux.Handle("/tunnel", &tunnel.Handler{ReservedPorts: cfg.ReservedPorts})
+	if cfg.Quiesce != nil {
+		mux.Handle("/hutch/quiesce", cfg.Quiesce)
+	}
 	(&process.Service{M: cfg.Processes, Users: cfg.Users}).Register(mux)
 	(&fs.Service{Users: cfg.Users}).Register(mux)
 	if cfg.AccessToken == "" {

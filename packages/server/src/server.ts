@@ -9,6 +9,9 @@ import { buildApp } from './api/app.js';
 import { FileService } from './core/file-service.js';
 import { ProcessService } from './core/process-service.js';
 import { SandboxService } from './core/sandbox-service.js';
+import { VolumeService } from './core/volume-service.js';
+import { LocalVolumes } from './runtime/local/local-volumes.js';
+import { SqliteVolumeStore } from './store/volume-repo.js';
 import { probeHost, which } from './runtime/local/host-probe.js';
 import { LocalProvider } from './runtime/local/local-provider.js';
 import { openDatabase } from './store/database.js';
@@ -137,7 +140,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   }
   const provider = new LocalProvider({ dataDir, agentBinary, host, network, ...(networkUnavailable ? { networkUnavailable } : {}) });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
-  const sandboxes = new SandboxService(new SqliteSandboxStore(db), provider, templates, logger);
+  const sandboxStore = new SqliteSandboxStore(db);
+  const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger);
+  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes);
   const processes = new ProcessService(sandboxes);
   const files = new FileService(sandboxes);
 
@@ -174,7 +179,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     },
   });
 
-  const app = await buildApp({ sandboxes, processes, files, templates, keys, info }, logger, VERSION, { domain });
+  const app = await buildApp({ sandboxes, volumes, processes, files, templates, keys, info }, logger, VERSION, { domain });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -214,7 +219,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
-      sandboxes.stop();
+      sandboxes.shutdown();
       await app.close();
       await network?.close();
       await closeDb();

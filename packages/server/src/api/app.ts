@@ -11,6 +11,7 @@ import { processRoutes } from './routes/processes.js';
 import { ptyRoutes } from './routes/pty.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
 import { networkRoutes } from './routes/network.js';
+import { volumeRoutes } from './routes/volumes.js';
 import { Ingress } from './ingress.js';
 import type { Services } from './services.js';
 
@@ -87,6 +88,7 @@ export async function buildApp(
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(sandboxRoutes(services));
+  await app.register(volumeRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));

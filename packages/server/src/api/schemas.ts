@@ -43,6 +43,16 @@ const NetworkSettings = z.object({
   publicPorts: z.array(z.number()),
 });
 
+export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const VolumeName = z.string().regex(VOLUME_NAME, 'volume names are 1-63 lowercase letters, digits, ".", "_" and "-"');
+const VolumeMountBody = z
+  .object({
+    name: VolumeName,
+    path: z.string().min(2).max(1024),
+    readOnly: z.boolean().optional(),
+  })
+  .strict();
+
 export const CreateSandboxBody = z
   .object({
     template: z
@@ -60,8 +70,38 @@ export const CreateSandboxBody = z
     metadata: Metadata.optional(),
     idempotencyKey: z.string().min(1).max(256).optional(),
     network: NetworkSettingsBody.optional(),
+    diskMiB: z
+      .number()
+      .int()
+      .min(64)
+      .max(1024 * 1024)
+      .optional(),
+    persistent: z.boolean().optional(),
+    onTimeout: z.enum(['delete', 'pause']).optional(),
+    idleTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86400)
+      .optional(),
+    autoDeleteAfterSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 86400)
+      .optional(),
+    autoResume: z.boolean().optional(),
+    volumes: z.array(VolumeMountBody).max(16).optional(),
   })
   .strict();
+
+const Lifecycle = z.object({
+  persistent: z.boolean(),
+  onTimeout: z.enum(['delete', 'pause']),
+  idleTimeoutSeconds: z.number().nullable(),
+  autoDeleteAfterSeconds: z.number().nullable(),
+  autoResume: z.boolean(),
+});
 
 export const Sandbox = z.object({
   id: z.string(),
@@ -71,13 +111,18 @@ export const Sandbox = z.object({
   cpu: z.number(),
   memoryMiB: z.number(),
   pids: z.number(),
-  timeoutSeconds: z.number(),
+  timeoutSeconds: z.number().nullable(),
   env: z.record(z.string(), z.string()),
   metadata: z.record(z.string(), z.string()),
   createdAt: z.string(),
   expiresAt: z.string().nullable(),
   error: z.string().nullable(),
   network: NetworkSettings,
+  diskMiB: z.number(),
+  volumes: z.array(z.object({ name: z.string(), path: z.string(), readOnly: z.boolean() })),
+  lifecycle: Lifecycle,
+  pauseMode: z.enum(['memory', 'filesystem']).nullable(),
+  stateChangedAt: z.string().nullable(),
 });
 
 export const NetworkState = NetworkSettings.extend({
@@ -264,3 +309,68 @@ export const TemplateList = z.object({
     }),
   ),
 });
+
+export const CreateVolumeBody = z
+  .object({
+    name: VolumeName,
+    sizeMiB: z
+      .number()
+      .int()
+      .min(64)
+      .max(1024 * 1024)
+      .optional(),
+    labels: Metadata.optional(),
+  })
+  .strict();
+
+export const Volume = z.object({
+  name: z.string(),
+  sizeMiB: z.number(),
+  labels: z.record(z.string(), z.string()),
+  createdAt: z.string(),
+  usedBytes: z.number().nullable(),
+  usedBy: z.array(z.string()),
+});
+export const VolumeList = z.object({ volumes: z.array(Volume) });
+export const VolumeParams = z.object({ name: z.string().max(128) });
+
+export const PauseResult = z.object({
+  id: z.string(),
+  state: z.enum(SANDBOX_STATES),
+  pauseMode: z.enum(['memory', 'filesystem']).nullable(),
+  /** Why the mode is what it is (e.g. the tier cannot keep memory on this host). */
+  note: z.string().nullable(),
+  durationMs: z.number(),
+});
+
+export const SandboxUsage = z.object({
+  disk: z.object({ sizeBytes: z.number(), usedBytes: z.number(), availableBytes: z.number() }).nullable(),
+  volumes: z.array(z.object({ name: z.string(), path: z.string(), usedBytes: z.number().nullable(), sizeBytes: z.number().nullable() })),
+});
+
+export const CreateSnapshotBody = z
+  .object({
+    memory: z.boolean().optional(),
+    metadata: Metadata.optional(),
+  })
+  .strict();
+
+export const Snapshot = z.object({
+  id: z.string(),
+  sourceSandbox: z.string(),
+  template: z.string(),
+  layers: z.array(z.string()),
+  isolation: z.enum(ISOLATION_TIERS),
+  memory: z.boolean(),
+  sizeBytes: z.number(),
+  metadata: z.record(z.string(), z.string()),
+  createdAt: z.string(),
+  reused: z.boolean().optional(),
+  durationMs: z.number().optional(),
+});
+export const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
+export const SnapshotParams = z.object({ snapshotId: z.string().max(128) });
+
+export const ForkBody = z.object({ count: z.number().int().min(1).max(64).optional(), metadata: Metadata.optional() }).strict();
+
+export const GcQuery = z.object({ dryRun: z.enum(['true', 'false', '1', '0']).optional() });

@@ -17,5 +17,10 @@ export function sandboxJson(r: SandboxRecord) {
     expiresAt: r.expiresAt?.toISOString() ?? null,
     error: r.error,
     network: r.network,
+    diskMiB: r.diskMiB,
+    volumes: r.volumes,
+    lifecycle: r.lifecycle,
+    pauseMode: r.pauseMode,
+    stateChangedAt: r.stateChangedAt?.toISOString() ?? null,
   };
 }

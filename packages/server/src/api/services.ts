@@ -1,12 +1,14 @@
 import type { FileService } from '../core/file-service.js';
 import type { ProcessService } from '../core/process-service.js';
 import type { SandboxService } from '../core/sandbox-service.js';
+import type { VolumeService } from '../core/volume-service.js';
 import type { ApiKeyStore } from '../core/stores.js';
 import type { TemplateCatalog } from '../core/templates.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
   sandboxes: SandboxService;
+  volumes: VolumeService;
   processes: ProcessService;
   files: FileService;
   templates: TemplateCatalog;

@@ -1,4 +1,4 @@
-import type { Isolation, SandboxResources } from './sandbox.js';
+import type { Isolation, PauseMode, SandboxResources } from './sandbox.js';
 import type { AgentEndpoint } from './agent.js';
 import type { EgressPolicy } from './network.js';
 
@@ -10,12 +10,32 @@ import type { EgressPolicy } from './network.js';
 export interface SandboxSpec extends SandboxResources {
   id: string;
   isolation: Isolation;
-  /** Absolute path of the read-only template layer (the overlay's lower dir). */
-  templateLayer: string;
+  /** Absolute paths of the read-only layers, top first (a snapshot's layers, then the template's). */
+  layers: string[];
   env: Record<string, string>;
   /** Default user for processes (the agent's --default-user). */
   defaultUser: string;
   egress: EgressPolicy;
+  /** Size of the sandbox's own filesystem (upper layer, /tmp, …): writes past it fail with ENOSPC. */
+  diskMiB: number;
+  /** Host directories of mounted volumes and where they go inside. */
+  volumes: Array<{ source: string; destination: string; readOnly: boolean }>;
+}
+
+export interface DiskUsage {
+  sizeBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+}
+
+/** Named, quota'd persistent directories that sandboxes mount. */
+export interface VolumeBackend {
+  create(name: string, sizeMiB: number): Promise<void>;
+  /** The host directory to bind-mount, mounting the volume's filesystem first if needed. */
+  attach(name: string): Promise<string>;
+  usage(name: string): Promise<DiskUsage | null>;
+  /** Unmounts and removes everything of the volume. Idempotent. */
+  remove(name: string): Promise<void>;
 }
 
 /** A sandbox's network as the provider set it up (null fields: no interface, egress none). */
@@ -53,6 +73,22 @@ export interface Provider {
   agentEndpoint(id: string): AgentEndpoint;
   /** Kills everything in the sandbox and removes every resource it used. Idempotent. */
   destroy(id: string): Promise<void>;
+  /** Ends the sandbox's processes and frees memory, cpu and network; its files stay. Idempotent. */
+  stop(id: string): Promise<void>;
+  /** Starts a stopped sandbox again (same id, files, env, network policy). */
+  start(id: string, egress: EgressPolicy): Promise<void>;
+  /** How `pause` keeps a sandbox of this tier on this host, and why. */
+  pauseMode(isolation: Isolation, egress: EgressPolicy): { mode: PauseMode; note: string | null };
+  /** Pauses: `memory` writes a checkpoint and stops the sandbox; `filesystem` is a stop. */
+  pause(id: string, mode: PauseMode): Promise<void>;
+  /** Resumes a paused sandbox (restoring its checkpoint in `memory` mode). */
+  resume(id: string, mode: PauseMode, egress: EgressPolicy): Promise<void>;
+  /** Freezes the sandbox's processes while `work` runs (consistent snapshots). */
+  frozen<T>(id: string, work: () => Promise<T>): Promise<T>;
+  /** The sandbox's upper layer, readable (mounted) for as long as `work` runs. */
+  withUpperDir<T>(id: string, work: (upper: string) => Promise<T>): Promise<T>;
+  /** Usage of the sandbox's own filesystem; null when it is not mounted. */
+  diskUsage(id: string): Promise<DiskUsage | null>;
   /** Sandboxes the runtime knows about (for reconciliation at start). */
   list(): Promise<RuntimeSandbox[]>;
   /**
@@ -71,6 +107,6 @@ export interface Provider {
    */
   setEgress(id: string, isolation: Isolation, current: EgressPolicy, next: EgressPolicy): Promise<{ cut: number }>;
   networkInfo(id: string): SandboxNetworkInfo;
-  /** Removes leftovers (mounts, dirs) of ids that are neither running nor known. */
+  /** Removes leftovers (mounts, dirs) of ids that are not in `keep` (running, stopped or paused). */
   sweep(keep: Set<string>): Promise<string[]>;
 }

@@ -6,8 +6,17 @@ import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
 import { isSandboxId, newSandboxId } from './ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
-import type { Provider, SandboxNetworkInfo } from './provider.js';
-import { type CreateSandboxInput, SANDBOX_DEFAULTS, type SandboxRecord, type SandboxState } from './sandbox.js';
+import type { DiskUsage, Provider, SandboxNetworkInfo } from './provider.js';
+import type { VolumeService } from './volume-service.js';
+import {
+  type CreateSandboxInput,
+  type Isolation,
+  type Lifecycle,
+  type PauseMode,
+  SANDBOX_DEFAULTS,
+  type SandboxRecord,
+  type SandboxState,
+} from './sandbox.js';
 import type { SandboxStore } from './stores.js';
 import type { TemplateCatalog } from './templates.js';
 
@@ -20,6 +29,40 @@ const AGENT_READY_TIMEOUT_MS = 15_000;
 const REAPER_INTERVAL_MS = 1000;
 /** How long a sandbox whose runtime still runs it gets for its agent to answer again. */
 const AGENT_PATIENCE_MS = 20_000;
+/** Time for the agent's connection closes to land before a checkpoint. */
+const QUIESCE_SETTLE_MS = 30;
+
+/** A sandbox's starting point: a template's layer, or a snapshot's layers over it. */
+export interface ResolvedSource {
+  digest: string;
+  /** Absolute layer paths, top first. */
+  layers: string[];
+  defaultUser: string;
+  /** Snapshots must be used with the tier they were taken on (null: any). */
+  isolation: Isolation | null;
+}
+
+export interface SnapshotSource {
+  resolve(id: string): Promise<ResolvedSource | null>;
+}
+
+/** Non-persistent sandboxes that are stopped or paused go after a day unless told otherwise. */
+const DEFAULT_AUTO_DELETE_SECONDS = 86_400;
+
+function normalizeLifecycle(input: CreateSandboxInput): Lifecycle {
+  const persistent = input.persistent === true;
+  return {
+    persistent,
+    onTimeout: input.onTimeout ?? 'delete',
+    idleTimeoutSeconds: input.idleTimeoutSeconds ?? null,
+    autoDeleteAfterSeconds: input.autoDeleteAfterSeconds ?? (persistent ? null : DEFAULT_AUTO_DELETE_SECONDS),
+    autoResume: input.autoResume === true,
+  };
+}
+
+function ttlFrom(now: number, seconds: number | null): Date | null {
+  return seconds === null ? null : new Date(now + seconds * 1000);
+}
 
 export class SandboxService {
   private readonly locks = new KeyedMutex();
@@ -27,11 +70,16 @@ export class SandboxService {
   private reaper: NodeJS.Timeout | null = null;
   private readonly defaultUsers = new Map<string, string>();
 
+  /** Last API activity per running sandbox (in memory: a restart starts the idle clock again). */
+  private readonly activity = new Map<string, number>();
+
   constructor(
     private readonly store: SandboxStore,
     private readonly provider: Provider,
     private readonly templates: TemplateCatalog,
     private readonly log: Logger,
+    private readonly volumes: VolumeService | null = null,
+    private readonly snapshots: SnapshotSource | null = null,
   ) {}
 
   async create(input: CreateSandboxInput): Promise<SandboxRecord> {
@@ -48,11 +96,11 @@ export class SandboxService {
       );
     }
     const templateName = input.template ?? SANDBOX_DEFAULTS.template;
-    if (!this.templates.names().includes(templateName)) {
-      throw invalidArgument(`template: unknown template "${templateName}" (available: ${this.templates.names().join(', ')})`);
-    }
-    const template = await this.templates.resolve(templateName);
-    if (!template) throw invalidArgument(`template: unknown template "${templateName}"`);
+    const source = await this.resolveSource(templateName);
+    if (source.isolation && source.isolation !== isolation)
+      throw invalidArgument(
+        `isolation: snapshot ${templateName} was taken from a "${source.isolation}" sandbox; create with that isolation`,
+      );
 
     const network = normalizeNetworkSettings(input.network);
     if (network.egress !== 'none' && !tier.egress.available) {
@@ -61,13 +109,17 @@ export class SandboxService {
         `network.egress: not available for isolation "${isolation}": ${tier.egress.reason ?? 'unknown reason'}`,
       );
     }
+    const lifecycle = normalizeLifecycle(input);
+    if (input.volumes && input.volumes.length > 0 && !this.volumes) throw invalidArgument('volumes: not available on this server');
+    const { mounts, sources } =
+      this.volumes && input.volumes ? await this.volumes.resolveMounts(input.volumes) : { mounts: [], sources: [] };
     const now = new Date();
-    const timeoutSeconds = input.timeoutSeconds ?? SANDBOX_DEFAULTS.timeoutSeconds;
+    const timeoutSeconds = input.timeoutSeconds ?? (lifecycle.persistent ? null : SANDBOX_DEFAULTS.timeoutSeconds);
     const record: SandboxRecord = {
       id: newSandboxId(),
       state: 'creating',
       template: templateName,
-      templateDigest: template.digest,
+      templateDigest: source.digest,
       isolation,
       cpu: input.cpu ?? SANDBOX_DEFAULTS.cpu,
       memoryMiB: input.memoryMiB ?? SANDBOX_DEFAULTS.memoryMiB,
@@ -77,11 +129,16 @@ export class SandboxService {
       metadata: input.metadata ?? {},
       idempotencyKey: input.idempotencyKey ?? null,
       createdAt: now,
-      expiresAt: new Date(now.getTime() + timeoutSeconds * 1000),
+      expiresAt: ttlFrom(now.getTime(), timeoutSeconds),
       deletedAt: null,
       error: null,
       network,
       accessToken: randomBytes(24).toString('base64url'),
+      diskMiB: input.diskMiB ?? SANDBOX_DEFAULTS.diskMiB,
+      lifecycle,
+      volumes: mounts,
+      pauseMode: null,
+      stateChangedAt: now,
     };
     try {
       await this.store.insert(record);
@@ -91,26 +148,30 @@ export class SandboxService {
       if (winner) return winner;
       throw err;
     }
-    this.defaultUsers.set(record.id, template.defaultUser);
+    this.defaultUsers.set(record.id, source.defaultUser);
 
     return this.locks.run(record.id, async () => {
       try {
         await this.provider.create({
           id: record.id,
           isolation,
-          templateLayer: template.rootfs,
+          layers: source.layers,
           env: record.env,
-          defaultUser: template.defaultUser,
+          defaultUser: source.defaultUser,
           cpu: record.cpu,
           memoryMiB: record.memoryMiB,
           pids: record.pids,
           egress: network.egress,
+          diskMiB: record.diskMiB,
+          volumes: sources,
         });
         await this.waitForAgent(record.id);
-        const expiresAt = new Date(Date.now() + timeoutSeconds * 1000);
-        await this.store.update(record.id, { state: 'running', expiresAt });
+        const expiresAt = ttlFrom(Date.now(), timeoutSeconds);
+        const stateChangedAt = new Date();
+        await this.store.update(record.id, { state: 'running', expiresAt, stateChangedAt });
+        this.touch(record.id);
         this.log.info({ sandbox: record.id, isolation, template: templateName, egress: egressMode(network.egress) }, 'sandbox created');
-        return { ...record, state: 'running' as const, expiresAt };
+        return { ...record, state: 'running' as const, expiresAt, stateChangedAt };
       } catch (err) {
         const message = (err as Error).message;
         this.log.error({ sandbox: record.id, err: message }, 'sandbox create failed');
@@ -123,6 +184,140 @@ export class SandboxService {
         throw new HutchError('internal', `sandbox create failed: ${message}`, { cause: err });
       }
     });
+  }
+
+  /** A shipped template or a snapshot, as the layers to mount (top first). */
+  private async resolveSource(name: string): Promise<ResolvedSource> {
+    if (this.templates.names().includes(name)) {
+      const template = await this.templates.resolve(name);
+      if (template) return { digest: template.digest, layers: [template.rootfs], defaultUser: template.defaultUser, isolation: null };
+    }
+    const snapshot = await this.snapshots?.resolve(name);
+    if (snapshot) return snapshot;
+    throw invalidArgument(
+      `template: unknown template or snapshot "${name}" (templates: ${this.templates.names().join(', ')}; snapshots: GET /v1/snapshots)`,
+    );
+  }
+
+  /** Records API activity on a sandbox (the idle timeout's clock). */
+  touch(id: string): void {
+    this.activity.set(id, Date.now());
+  }
+
+  /**
+   * Stops a sandbox: its processes end and its memory, cpu and network are freed; its files (upper
+   * layer and volumes) stay, and `start` brings it back with the same id, files, env and metadata.
+   */
+  async stop(id: string): Promise<SandboxRecord> {
+    await this.get(id);
+    return this.locks.run(id, async () => {
+      const record = await this.get(id);
+      if (record.state === 'stopped') return record;
+      if (record.state !== 'running' && record.state !== 'paused')
+        throw conflict(`sandbox ${id} is ${record.state}; only running or paused sandboxes can be stopped`);
+      this.dropAgent(id);
+      await this.provider.stop(id);
+      return this.enterIdleState(record, 'stopped', null);
+    });
+  }
+
+  async start(id: string): Promise<SandboxRecord> {
+    await this.get(id);
+    return this.locks.run(id, async () => {
+      const record = await this.get(id);
+      if (record.state === 'running') return record;
+      if (record.state !== 'stopped')
+        throw conflict(`sandbox ${id} is ${record.state}; only stopped sandboxes can be started (paused ones are resumed)`);
+      return this.bringUp(record, () => this.provider.start(id, record.network.egress), 'sandbox started');
+    });
+  }
+
+  /** Pauses a running sandbox, keeping its memory where the tier can (see `pauseModeOf`). */
+  async pause(id: string): Promise<{ record: SandboxRecord; note: string | null }> {
+    await this.get(id);
+    return this.locks.run(id, async () => {
+      const record = await this.get(id);
+      const { mode, note } = this.provider.pauseMode(record.isolation, record.network.egress);
+      if (record.state === 'paused') return { record, note };
+      if (record.state !== 'running') throw conflict(`sandbox ${id} is ${record.state}; only running sandboxes can be paused`);
+      // A checkpoint cannot hold a host-backed socket: the agent closes its listener and every
+      // connection first, and listens again once restored (or if the checkpoint fails).
+      if (mode === 'memory') await this.quiesceAgent(id);
+      this.dropAgent(id);
+      await this.provider.pause(id, mode);
+      this.log.info({ sandbox: id, mode }, 'sandbox paused');
+      return { record: await this.enterIdleState(record, 'paused', mode), note };
+    });
+  }
+
+  /**
+   * The agent has closed its listener when it answers, and closes every connection right after;
+   * the short wait lets those closes reach gVisor's sentry before the checkpoint starts.
+   */
+  private async quiesceAgent(id: string): Promise<void> {
+    await this.agent(id).quiesce();
+    this.dropAgent(id);
+    await delay(QUIESCE_SETTLE_MS);
+  }
+
+  async resume(id: string): Promise<SandboxRecord> {
+    await this.get(id);
+    return this.locks.run(id, () => this.resumeLocked(id));
+  }
+
+  private async resumeLocked(id: string): Promise<SandboxRecord> {
+    const record = await this.get(id);
+    if (record.state === 'running') return record;
+    if (record.state !== 'paused') throw conflict(`sandbox ${id} is ${record.state}; only paused sandboxes can be resumed`);
+    const mode = record.pauseMode ?? 'filesystem';
+    return this.bringUp(record, () => this.provider.resume(id, mode, record.network.egress), 'sandbox resumed');
+  }
+
+  private async bringUp(record: SandboxRecord, up: () => Promise<void>, what: string): Promise<SandboxRecord> {
+    const id = record.id;
+    try {
+      if (this.volumes) await this.volumes.attachAll(record.volumes);
+      await up();
+      await this.waitForAgent(id);
+    } catch (err) {
+      this.dropAgent(id);
+      await this.provider.stop(id).catch(() => undefined);
+      throw err instanceof HutchError
+        ? err
+        : new HutchError('internal', `${what.replace('sandbox ', '')} failed: ${(err as Error).message}`);
+    }
+    const now = new Date();
+    const patch = {
+      state: 'running' as const,
+      pauseMode: null,
+      expiresAt: ttlFrom(now.getTime(), record.timeoutSeconds),
+      stateChangedAt: now,
+      error: null,
+    };
+    await this.store.update(id, patch);
+    this.touch(id);
+    this.log.info({ sandbox: id }, what);
+    return { ...record, ...patch };
+  }
+
+  /** Records a stopped or paused sandbox; its auto-delete clock starts now. */
+  private async enterIdleState(record: SandboxRecord, state: 'stopped' | 'paused', mode: PauseMode | null): Promise<SandboxRecord> {
+    const now = new Date();
+    const autoDelete = record.lifecycle.autoDeleteAfterSeconds;
+    const patch = {
+      state,
+      pauseMode: mode,
+      stateChangedAt: now,
+      expiresAt: autoDelete === null ? null : new Date(now.getTime() + autoDelete * 1000),
+    };
+    await this.store.update(record.id, patch);
+    this.activity.delete(record.id);
+    return { ...record, ...patch };
+  }
+
+  async diskUsage(id: string): Promise<DiskUsage | null> {
+    await this.get(id);
+    return this.provider.diskUsage(id);
   }
 
   private async waitForAgent(id: string): Promise<void> {
@@ -178,18 +373,33 @@ export class SandboxService {
     return record;
   }
 
-  /** A sandbox that can run processes right now. */
+  /**
+   * A sandbox that can run processes right now; counts as activity. A paused sandbox created with
+   * `autoResume` is resumed first; otherwise a paused or stopped one is a 409 saying what to do.
+   */
   async requireRunning(id: string): Promise<SandboxRecord> {
-    const record = await this.get(id);
-    if (record.state !== 'running') {
-      throw conflict(`sandbox ${id} is ${record.state}${record.error ? ` (${record.error})` : ''}; it must be running`);
+    let record = await this.get(id);
+    if (record.state === 'paused' && record.lifecycle.autoResume) {
+      record = await this.locks.run(id, () => this.resumeLocked(id));
     }
+    if (record.state !== 'running') {
+      const hint =
+        record.state === 'paused'
+          ? ` (POST /v1/sandboxes/${id}/resume, or create it with autoResume: true)`
+          : record.state === 'stopped'
+            ? ` (POST /v1/sandboxes/${id}/start)`
+            : record.error
+              ? ` (${record.error})`
+              : '';
+      throw conflict(`sandbox ${id} is ${record.state}${hint}; it must be running`);
+    }
+    this.touch(id);
     return record;
   }
 
   async list(filter: { states?: SandboxState[]; metadata?: Record<string, string> } = {}): Promise<SandboxRecord[]> {
     const states =
-      filter.states && filter.states.length > 0 ? filter.states : (['creating', 'running', 'stopped', 'error'] as SandboxState[]);
+      filter.states && filter.states.length > 0 ? filter.states : (['creating', 'running', 'paused', 'stopped', 'error'] as SandboxState[]);
     return this.store.list({ states, ...(filter.metadata ? { metadata: filter.metadata } : {}) });
   }
 
@@ -231,6 +441,7 @@ export class SandboxService {
       await this.provider.destroy(id);
       this.dropAgent(id);
       this.defaultUsers.delete(id);
+      this.activity.delete(id);
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
       this.log.info({ sandbox: id }, 'sandbox deleted');
     });
@@ -283,23 +494,52 @@ export class SandboxService {
   }
 
   private reaping = false;
+  /**
+   * TTLs and idle timeouts of running sandboxes (then `onTimeout`: delete or pause), and the
+   * auto-delete of stopped and paused ones.
+   */
   private async reapExpired(): Promise<void> {
     if (this.reaping) return;
     this.reaping = true;
     try {
-      const expired = await this.store.list({ states: ['running'], expiredBefore: new Date() });
+      const now = Date.now();
+      const expired = await this.store.list({ states: ['running', 'paused', 'stopped'], expiredBefore: new Date(now) });
       for (const record of expired) {
-        this.log.info({ sandbox: record.id }, 'sandbox timed out');
-        await this.delete(record.id).catch((err: unknown) =>
-          this.log.error({ sandbox: record.id, err: (err as Error).message }, 'timeout delete failed'),
+        if (record.state === 'running' && record.lifecycle.onTimeout === 'pause') {
+          this.log.info({ sandbox: record.id }, 'sandbox timed out: pausing');
+          await this.pause(record.id).catch((err: unknown) => this.timeoutFailed(record.id, err));
+        } else {
+          this.log.info({ sandbox: record.id, state: record.state }, record.state === 'running' ? 'sandbox timed out' : 'auto-delete');
+          await this.delete(record.id).catch((err: unknown) => this.timeoutFailed(record.id, err));
+        }
+      }
+      for (const record of await this.store.list({ states: ['running'] })) {
+        const idle = record.lifecycle.idleTimeoutSeconds;
+        if (idle === null) continue;
+        const last = this.activity.get(record.id);
+        if (last === undefined) {
+          this.touch(record.id); // first seen (e.g. after a restart): the clock starts now
+          continue;
+        }
+        if (now - last < idle * 1000) continue;
+        this.log.info(
+          { sandbox: record.id, idleSeconds: idle },
+          `sandbox idle: ${record.lifecycle.onTimeout === 'pause' ? 'pausing' : 'deleting'}`,
         );
+        const work = record.lifecycle.onTimeout === 'pause' ? this.pause(record.id) : this.delete(record.id);
+        await work.catch((err: unknown) => this.timeoutFailed(record.id, err));
       }
     } finally {
       this.reaping = false;
     }
   }
 
-  stop(): void {
+  private timeoutFailed(id: string, err: unknown): void {
+    this.log.error({ sandbox: id, err: (err as Error).message }, 'timeout action failed');
+  }
+
+  /** Stops the reaper and closes agent connections (server shutdown; sandboxes keep running). */
+  shutdown(): void {
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = null;
     for (const id of [...this.agents.keys()]) this.dropAgent(id);
@@ -309,12 +549,20 @@ export class SandboxService {
    * Reconciles the store with the runtime after a (re)start: reattach what both know, reap what
    * only the runtime knows, mark lost what only the store knows, clean half-created ones.
    */
-  async reconcile(): Promise<{ reattached: string[]; reaped: string[]; lost: string[]; cleaned: string[] }> {
+  async reconcile(): Promise<{ reattached: string[]; reaped: string[]; lost: string[]; cleaned: string[]; stopped: string[] }> {
     const runtime = await this.provider.list();
     const active = await this.store.list({ states: ['creating', 'running'] });
-    const result = { reattached: [] as string[], reaped: [] as string[], lost: [] as string[], cleaned: [] as string[] };
+    const result = {
+      reattached: [] as string[],
+      reaped: [] as string[],
+      lost: [] as string[],
+      cleaned: [] as string[],
+      stopped: [] as string[],
+    };
     const runtimeIds = new Map(runtime.map((r) => [r.id, r]));
-    const known = new Set((await this.store.list({ states: ['creating', 'running', 'stopped', 'error'] })).map((r) => r.id));
+    const known = new Set((await this.store.list({ states: ['creating', 'running', 'paused', 'stopped', 'error'] })).map((r) => r.id));
+    // Stopped and paused sandboxes keep their files (and checkpoint) across restarts and reboots.
+    const resting = (await this.store.list({ states: ['paused', 'stopped'] })).map((r) => r.id);
 
     if ((await this.store.count()) === 0 && runtime.length > 0) {
       this.log.warn(
@@ -337,6 +585,15 @@ export class SandboxService {
             .setEgress(record.id, record.isolation, record.network.egress, record.network.egress)
             .catch((err: unknown) => this.log.error({ sandbox: record.id, err: (err as Error).message }, 'network restore failed'));
         }
+      } else if (record.lifecycle.persistent) {
+        // A persistent sandbox whose processes are gone (a host reboot) keeps its files: stopped.
+        this.dropAgent(record.id);
+        await this.provider
+          .stop(record.id)
+          .catch((err: unknown) => this.log.error({ sandbox: record.id, err: (err as Error).message }, 'stop after restart failed'));
+        await this.enterIdleState(record, 'stopped', null);
+        resting.push(record.id);
+        result.stopped.push(record.id);
       } else {
         await this.provider.destroy(record.id).catch(() => undefined);
         this.dropAgent(record.id);
@@ -347,9 +604,14 @@ export class SandboxService {
         result.lost.push(record.id);
       }
     }
-    const keep = new Set(result.reattached);
+    const keep = new Set([...result.reattached, ...resting]);
     for (const r of runtime) {
-      if (!keep.has(r.id) && !known.has(r.id)) {
+      // A stopped or paused sandbox has no container: one left by a crash mid-stop goes too.
+      if (!result.reattached.includes(r.id) && (!known.has(r.id) || resting.includes(r.id))) {
+        if (resting.includes(r.id)) {
+          await this.provider.stop(r.id).catch(() => undefined);
+          continue;
+        }
         await this.provider
           .destroy(r.id)
           .catch((err: unknown) => this.log.error({ sandbox: r.id, err: (err as Error).message }, 'orphan reap failed'));

@@ -7,14 +7,22 @@ export interface SandboxFilter {
   expiredBefore?: Date;
 }
 
+export type SandboxPatch = Partial<
+  Pick<
+    SandboxRecord,
+    'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds' | 'network' | 'pauseMode' | 'stateChangedAt' | 'lifecycle'
+  >
+>;
+
 export interface SandboxStore {
   insert(record: SandboxRecord): Promise<void>;
   get(id: string): Promise<SandboxRecord | null>;
   getByIdempotencyKey(key: string): Promise<SandboxRecord | null>;
-  update(
-    id: string,
-    patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds' | 'network'>>,
-  ): Promise<void>;
+  update(id: string, patch: SandboxPatch): Promise<void>;
+  /** Ids of sandboxes (any state but deleted) that mount the volume. */
+  usingVolume(name: string): Promise<string[]>;
+  /** Ids of sandboxes (not deleted) created from the template or snapshot. */
+  usingTemplate(template: string): Promise<string[]>;
   list(filter?: SandboxFilter): Promise<SandboxRecord[]>;
   count(): Promise<number>;
 }
@@ -37,4 +45,42 @@ export interface ApiKeyStore {
 export interface MetaStore {
   get(key: string): Promise<string | null>;
   set(key: string, value: string): Promise<void>;
+}
+
+export interface VolumeRecord {
+  name: string;
+  sizeMiB: number;
+  labels: Record<string, string>;
+  createdAt: Date;
+}
+
+export interface VolumeStore {
+  insert(record: VolumeRecord): Promise<void>;
+  get(name: string): Promise<VolumeRecord | null>;
+  list(): Promise<VolumeRecord[]>;
+  remove(name: string): Promise<void>;
+}
+
+export interface SnapshotRecord {
+  id: string;
+  sourceSandbox: string;
+  /** The shipped template at the bottom of the snapshot's layers. */
+  template: string;
+  templateDigest: string;
+  /** The snapshot's own layers, top first (the template's layer is below the last). */
+  layers: string[];
+  isolation: 'container' | 'gvisor';
+  defaultUser: string;
+  /** Whether a memory image was taken with it (gVisor). */
+  memory: boolean;
+  sizeBytes: number;
+  metadata: Record<string, string>;
+  createdAt: Date;
+}
+
+export interface SnapshotStore {
+  insert(record: SnapshotRecord): Promise<void>;
+  get(id: string): Promise<SnapshotRecord | null>;
+  list(): Promise<SnapshotRecord[]>;
+  remove(id: string): Promise<void>;
 }

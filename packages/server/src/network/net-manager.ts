@@ -181,6 +181,13 @@ export class NetworkManager {
 
   /** A port-less bridge holds the gateway addresses, so the resolver and proxy can bind them. */
   private async ensureGatewayLink(): Promise<void> {
+    // Two servers (two data dirs) with the same pool would answer each other's sandboxes: refuse.
+    const holders = JSON.parse(await runTool('ip', ['-j', 'addr', 'show', 'to', `${this.pool.gateway4}/32`])) as Array<{ ifname: string }>;
+    const other = holders.find((h) => h.ifname !== this.gatewayIf);
+    if (other)
+      throw new Error(
+        `the network pool's gateway ${this.pool.gateway4} is already on interface ${other.ifname} (another Hutch server on this host?); give this server its own --network-pool and --network-pool6`,
+      );
     if (!existsSync(`/sys/class/net/${this.gatewayIf}`)) {
       await ignoreMissing(runTool('ip', ['link', 'add', this.gatewayIf, 'type', 'bridge']), /exists/);
     }

@@ -24,6 +24,33 @@ export interface SandboxTable {
   network: string;
   /** Per-sandbox secret for private ports (0002). */
   access_token: string;
+  /** 0003: disk quota, JSON Lifecycle, JSON VolumeMount[], pause mode, state clock. */
+  disk_mib: number;
+  lifecycle: string;
+  volumes: string;
+  pause_mode: string | null;
+  state_changed_at: number | null;
+}
+
+export interface VolumeTable {
+  name: string;
+  size_mib: number;
+  labels: string;
+  created_at: number;
+}
+
+export interface SnapshotTable {
+  id: string;
+  source_sandbox: string;
+  template: string;
+  template_digest: string;
+  layers: string;
+  isolation: string;
+  default_user: string;
+  memory: number;
+  size_bytes: number;
+  metadata: string;
+  created_at: number;
 }
 
 export interface ApiKeyTable {
@@ -43,6 +70,8 @@ export interface MetaTable {
 
 export interface Schema {
   sandboxes: SandboxTable;
+  volumes: VolumeTable;
+  snapshots: SnapshotTable;
   api_keys: ApiKeyTable;
   meta: MetaTable;
   _placeholder?: { id: Generated<number> };

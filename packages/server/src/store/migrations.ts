@@ -54,4 +54,42 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_persistence': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      for (const [name, type, dflt] of [
+        ['disk_mib', 'integer', 2048],
+        ['lifecycle', 'text', '{}'],
+        ['volumes', 'text', '[]'],
+      ] as const) {
+        await db.schema
+          .alterTable('sandboxes')
+          .addColumn(name, type, (c) => c.notNull().defaultTo(dflt))
+          .execute();
+      }
+      await db.schema.alterTable('sandboxes').addColumn('pause_mode', 'text').execute();
+      await db.schema.alterTable('sandboxes').addColumn('state_changed_at', 'integer').execute();
+      await db.schema
+        .createTable('volumes')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('size_mib', 'integer', (c) => c.notNull())
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('snapshots')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('source_sandbox', 'text', (c) => c.notNull())
+        .addColumn('template', 'text', (c) => c.notNull())
+        .addColumn('template_digest', 'text', (c) => c.notNull())
+        // JSON array of the snapshot's own layer digests, top first (the template's layer below them).
+        .addColumn('layers', 'text', (c) => c.notNull())
+        .addColumn('isolation', 'text', (c) => c.notNull())
+        .addColumn('default_user', 'text', (c) => c.notNull())
+        .addColumn('memory', 'integer', (c) => c.notNull())
+        .addColumn('size_bytes', 'integer', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -1,5 +1,5 @@
-import type { SandboxRecord, SandboxState, Isolation } from '../core/sandbox.js';
-import type { SandboxStore, SandboxFilter } from '../core/stores.js';
+import type { Isolation, Lifecycle, PauseMode, SandboxRecord, SandboxState, VolumeMount } from '../core/sandbox.js';
+import type { SandboxPatch, SandboxStore, SandboxFilter } from '../core/stores.js';
 import type { Db, SandboxTable } from './database.js';
 import type { NetworkSettings } from '../core/network.js';
 
@@ -14,7 +14,8 @@ function toRecord(row: SandboxTable): SandboxRecord {
     cpu: row.cpu,
     memoryMiB: row.memory_mib,
     pids: row.pids,
-    timeoutSeconds: row.timeout_seconds,
+    // 0 in the column: no TTL (persistent sandboxes).
+    timeoutSeconds: row.timeout_seconds === 0 ? null : row.timeout_seconds,
     env: JSON.parse(row.env) as Record<string, string>,
     metadata: JSON.parse(row.metadata) as Record<string, string>,
     idempotencyKey: row.idempotency_key,
@@ -24,6 +25,30 @@ function toRecord(row: SandboxTable): SandboxRecord {
     error: row.error,
     network: parseNetwork(row.network),
     accessToken: row.access_token,
+    diskMiB: row.disk_mib,
+    lifecycle: parseLifecycle(row.lifecycle),
+    volumes: parseJson<VolumeMount[]>(row.volumes, []),
+    pauseMode: (row.pause_mode as PauseMode | null) ?? null,
+    stateChangedAt: row.state_changed_at === null ? null : new Date(row.state_changed_at),
+  };
+}
+
+function parseJson<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+function parseLifecycle(text: string): Lifecycle {
+  const l = parseJson<Partial<Lifecycle>>(text, {});
+  return {
+    persistent: l.persistent === true,
+    onTimeout: l.onTimeout === 'pause' ? 'pause' : 'delete',
+    idleTimeoutSeconds: l.idleTimeoutSeconds ?? null,
+    autoDeleteAfterSeconds: l.autoDeleteAfterSeconds ?? null,
+    autoResume: l.autoResume === true,
   };
 }
 
@@ -46,7 +71,7 @@ function toRow(r: SandboxRecord): SandboxTable {
     cpu: r.cpu,
     memory_mib: r.memoryMiB,
     pids: r.pids,
-    timeout_seconds: r.timeoutSeconds,
+    timeout_seconds: r.timeoutSeconds ?? 0,
     env: JSON.stringify(r.env),
     metadata: JSON.stringify(r.metadata),
     idempotency_key: r.idempotencyKey,
@@ -56,6 +81,11 @@ function toRow(r: SandboxRecord): SandboxTable {
     error: r.error,
     network: JSON.stringify(r.network),
     access_token: r.accessToken,
+    disk_mib: r.diskMiB,
+    lifecycle: JSON.stringify(r.lifecycle),
+    volumes: JSON.stringify(r.volumes),
+    pause_mode: r.pauseMode,
+    state_changed_at: r.stateChangedAt?.getTime() ?? null,
   };
 }
 
@@ -76,16 +106,16 @@ export class SqliteSandboxStore implements SandboxStore {
     return row ? toRecord(row) : null;
   }
 
-  async update(
-    id: string,
-    patch: Partial<Pick<SandboxRecord, 'state' | 'expiresAt' | 'deletedAt' | 'error' | 'timeoutSeconds' | 'network'>>,
-  ): Promise<void> {
+  async update(id: string, patch: SandboxPatch): Promise<void> {
     const values: Partial<SandboxTable> = {};
     if (patch.state !== undefined) values.state = patch.state;
+    if (patch.pauseMode !== undefined) values.pause_mode = patch.pauseMode;
+    if (patch.stateChangedAt !== undefined) values.state_changed_at = patch.stateChangedAt?.getTime() ?? null;
+    if (patch.lifecycle !== undefined) values.lifecycle = JSON.stringify(patch.lifecycle);
     if (patch.expiresAt !== undefined) values.expires_at = patch.expiresAt?.getTime() ?? null;
     if (patch.deletedAt !== undefined) values.deleted_at = patch.deletedAt?.getTime() ?? null;
     if (patch.error !== undefined) values.error = patch.error;
-    if (patch.timeoutSeconds !== undefined) values.timeout_seconds = patch.timeoutSeconds;
+    if (patch.timeoutSeconds !== undefined) values.timeout_seconds = patch.timeoutSeconds ?? 0;
     if (patch.network !== undefined) values.network = JSON.stringify(patch.network);
     await this.db.updateTable('sandboxes').set(values).where('id', '=', id).execute();
   }
@@ -101,6 +131,21 @@ export class SqliteSandboxStore implements SandboxStore {
       records = records.filter((r) => wanted.every(([k, v]) => r.metadata[k] === v));
     }
     return records;
+  }
+
+  async usingVolume(name: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('sandboxes').select(['id', 'volumes']).where('state', '!=', 'deleted').execute();
+    return rows.filter((r) => parseJson<VolumeMount[]>(r.volumes, []).some((v) => v.name === name)).map((r) => r.id);
+  }
+
+  async usingTemplate(template: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('sandboxes')
+      .select('id')
+      .where('state', '!=', 'deleted')
+      .where('template', '=', template)
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   async count(): Promise<number> {

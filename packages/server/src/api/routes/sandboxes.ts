@@ -1,7 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { invalidArgument } from '../../core/errors.js';
 import { SANDBOX_STATES, type SandboxState } from '../../core/sandbox.js';
-import { CreateSandboxBody, ErrorBody, IdParams, ListSandboxesQuery, Sandbox, SandboxList, TimeoutBody, TemplateList } from '../schemas.js';
+import {
+  CreateSandboxBody,
+  ErrorBody,
+  IdParams,
+  ListSandboxesQuery,
+  PauseResult,
+  Sandbox,
+  SandboxList,
+  SandboxUsage,
+  TimeoutBody,
+  TemplateList,
+} from '../schemas.js';
 import { sandboxJson } from '../serialize.js';
 import type { Services } from '../services.js';
 
@@ -76,6 +87,83 @@ export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
       '/v1/sandboxes/:id/timeout',
       { schema: { params: IdParams, body: TimeoutBody, response: { 200: Sandbox }, tags: ['sandboxes'], summary: 'Set the TTL from now' } },
       async (req) => sandboxJson(await services.sandboxes.setTimeout(req.params.id, req.body.timeoutSeconds)),
+    );
+
+    const lifecycle = { params: IdParams, response: { 200: Sandbox, 404: ErrorBody, 409: ErrorBody }, tags: ['lifecycle'] };
+    app.post(
+      '/v1/sandboxes/:id/stop',
+      { schema: { ...lifecycle, summary: 'Stop: processes end, memory and cpu are freed, files stay' } },
+      async (req) => sandboxJson(await services.sandboxes.stop(req.params.id)),
+    );
+    app.post(
+      '/v1/sandboxes/:id/start',
+      { schema: { ...lifecycle, summary: 'Start a stopped sandbox (same id, files, env, metadata)' } },
+      async (req) => sandboxJson(await services.sandboxes.start(req.params.id)),
+    );
+    app.post(
+      '/v1/sandboxes/:id/pause',
+      {
+        schema: {
+          params: IdParams,
+          response: { 200: PauseResult, 404: ErrorBody, 409: ErrorBody },
+          tags: ['lifecycle'],
+          summary: 'Pause: memory kept where the tier can (gVisor checkpoint), else files only; the mode is in the answer',
+        },
+      },
+      async (req) => {
+        const started = performance.now();
+        const { record, note } = await services.sandboxes.pause(req.params.id);
+        return {
+          id: record.id,
+          state: record.state,
+          pauseMode: record.pauseMode,
+          note,
+          durationMs: Math.round(performance.now() - started),
+        };
+      },
+    );
+    app.post(
+      '/v1/sandboxes/:id/resume',
+      {
+        schema: {
+          params: IdParams,
+          response: { 200: PauseResult, 404: ErrorBody, 409: ErrorBody },
+          tags: ['lifecycle'],
+          summary: 'Resume a paused sandbox',
+        },
+      },
+      async (req) => {
+        const started = performance.now();
+        const before = await services.sandboxes.get(req.params.id);
+        const record = await services.sandboxes.resume(req.params.id);
+        return {
+          id: record.id,
+          state: record.state,
+          pauseMode: before.pauseMode,
+          note: null,
+          durationMs: Math.round(performance.now() - started),
+        };
+      },
+    );
+    app.get(
+      '/v1/sandboxes/:id/usage',
+      {
+        schema: {
+          params: IdParams,
+          response: { 200: SandboxUsage, 404: ErrorBody },
+          tags: ['sandboxes'],
+          summary: "Disk usage of the sandbox's own filesystem (null while it is not mounted) and of its volumes",
+        },
+      },
+      async (req) => {
+        const record = await services.sandboxes.get(req.params.id);
+        const volumes = [];
+        for (const v of record.volumes) {
+          const usage = await services.volumes.usage(v.name);
+          volumes.push({ name: v.name, path: v.path, usedBytes: usage?.usedBytes ?? null, sizeBytes: usage?.sizeBytes ?? null });
+        }
+        return { disk: await services.sandboxes.diskUsage(record.id), volumes };
+      },
     );
 
     app.get('/v1/templates', { schema: { response: { 200: TemplateList }, tags: ['templates'], summary: 'List templates' } }, async () => ({

@@ -126,6 +126,18 @@ export class AgentClient {
     });
   }
 
+  /**
+   * Asks the agent to close its sockets and every connection (before a gVisor checkpoint, which
+   * cannot hold host-backed sockets); it listens again on SIGUSR1.
+   */
+  async quiesce(): Promise<void> {
+    const { req, response } = this.request('POST', '/hutch/quiesce', { 'content-length': '0' }, { signal: AbortSignal.timeout(10_000) });
+    req.end();
+    const res = await response;
+    res.resume();
+    if (res.statusCode !== 204) throw new HutchError('internal', `the agent answered ${res.statusCode} to quiesce`);
+  }
+
   async health(signal?: AbortSignal): Promise<boolean> {
     try {
       const { req, response } = this.request('GET', '/health', {}, { signal });

@@ -3,15 +3,16 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
-import type { Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
+import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
 import type { EgressPolicy } from '../../core/network.js';
 import type { NetworkManager } from '../../network/net-manager.js';
-import { type Isolation, ISOLATION_TIERS } from '../../core/sandbox.js';
+import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sandbox.js';
 import { HutchError } from '../../core/errors.js';
 import { type HostFacts, versionAtLeast } from './host-probe.js';
 import { OciRuntime } from './oci-runtime.js';
-import { buildOciSpec, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
+import { buildOciSpec, AGENT_BINARY_PATH, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
 import { isMounted, mountOverlay, mountsUnder, unmount } from './overlay.js';
+import { createDiskImage, diskUsage, mountDiskImage, unmountDiskImage } from './disk-image.js';
 
 /**
  * The local provider: sandboxes are OCI bundles on this machine, run by runc (or crun on pure
@@ -41,12 +42,17 @@ interface SandboxPaths {
   dir: string;
   bundle: string;
   rootfs: string;
+  /** The sandbox's own filesystem: a quota'd image mounted at `disk` (holds upper/ and work/). */
+  diskImage: string;
+  disk: string;
   upper: string;
   work: string;
+  /** gVisor checkpoint (pause with memory). */
+  checkpoint: string;
   /** The agent socket dir: on /run, owned by a mapped uid no workload runs as. */
   run: string;
-  /** Symlink to the template layer, so the overlay options name no host path. */
-  lower: string;
+  /** Which layers are below (`lower0`, `lower1`, … symlinks, top first): their count. */
+  lowers: string;
   log: string;
   meta: string;
   resolvConf: string;
@@ -147,10 +153,13 @@ export class LocalProvider implements Provider {
       dir,
       bundle: join(dir, 'bundle'),
       rootfs: join(dir, 'rootfs'),
-      upper: join(dir, 'upper'),
-      work: join(dir, 'work'),
+      diskImage: join(dir, 'disk.img'),
+      disk: join(dir, 'disk'),
+      upper: join(dir, 'disk', 'upper'),
+      work: join(dir, 'disk', 'work'),
+      checkpoint: join(dir, 'checkpoint'),
       run: join(this.stateRoot, 'sockets', id),
-      lower: join(dir, 'lower'),
+      lowers: join(dir, 'lowers.json'),
       log: join(dir, 'runtime.log'),
       meta: join(dir, 'meta.json'),
       // On /run like the socket dir: a bind source shows in the sandbox's mountinfo, and must not
@@ -185,21 +194,17 @@ export class LocalProvider implements Provider {
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
     await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
-    for (const dir of [p.upper, p.work, p.rootfs]) {
-      await mkdir(dir, { recursive: true });
-      // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
-      await chown(dir, ID_MAP_BASE, ID_MAP_BASE);
+    // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
+    await createDiskImage(p.diskImage, spec.diskMiB, { uid: ID_MAP_BASE, gid: ID_MAP_BASE });
+    for (const [i, layer] of spec.layers.entries()) {
+      await symlink(layer, join(p.dir, `lower${i}`)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
     }
-    // The socket dir belongs to an otherwise unused mapped uid with mode 0700: only the agent, through
-    // CAP_DAC_OVERRIDE, can create its socket there. Workload processes (no capabilities, even as
-    // root) can neither remove the socket nor plant a symlink the server would follow.
-    await mkdir(p.run, { recursive: true });
-    await chown(p.run, ID_MAP_BASE + SOCKET_DIR_UID, ID_MAP_BASE + SOCKET_DIR_UID);
-    await chmod(p.run, 0o700);
-    await symlink(spec.templateLayer, p.lower).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-    await mountOverlay(p.dir, p.rootfs);
+    await writeFile(p.lowers, JSON.stringify({ count: spec.layers.length }));
+    await this.mountFilesystems(p);
+    if (spec.isolation === 'gvisor') await this.keepTmpOnDisk(p);
+    await this.prepareSocketDir(p);
     const network = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress);
     await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
     const config = buildOciSpec({
@@ -221,20 +226,203 @@ export class LocalProvider implements Provider {
       ...(network ? { netnsPath: network.netnsPath } : {}),
       resolvConf: p.resolvConf,
       hosts: p.hosts,
+      volumes: spec.volumes,
     });
     await writeFile(join(p.bundle, 'config.json'), JSON.stringify(config));
+    await this.runContainer(spec.id, runtime, p, network !== null);
+  }
+
+  /** Mounts the sandbox's disk and its overlay root (idempotent: after a reboot both are gone). */
+  private async mountFilesystems(p: SandboxPaths): Promise<void> {
+    await mkdir(p.disk, { recursive: true });
+    await mkdir(p.rootfs, { recursive: true });
+    await chown(p.rootfs, ID_MAP_BASE, ID_MAP_BASE);
+    await mountDiskImage(p.diskImage, p.disk);
+    for (const dir of [p.upper, p.work]) {
+      await mkdir(dir, { recursive: true });
+      await chown(dir, ID_MAP_BASE, ID_MAP_BASE);
+    }
+
+    if (await isMounted(p.rootfs)) return;
+    const { count } = JSON.parse(await readFile(p.lowers, 'utf8')) as { count: number };
+    await mountOverlay(p.dir, p.rootfs, count);
+  }
+
+  /**
+   * runsc mounts an in-memory tmpfs over /tmp when the root's /tmp is empty; /tmp must stay on the
+   * sandbox's disk (its quota: ENOSPC, not memory), as under runc. A file in it is enough. (A bind
+   * mount for /tmp would do too, but files on bind mounts fail statx with EINVAL in this runsc.)
+   */
+  private async keepTmpOnDisk(p: SandboxPaths): Promise<void> {
+    const tmp = join(p.rootfs, 'tmp');
+    if (!existsSync(tmp)) {
+      await mkdir(tmp);
+      await chown(tmp, ID_MAP_BASE, ID_MAP_BASE);
+      await chmod(tmp, 0o1777);
+    }
+    const marker = join(tmp, '.hutch-disk');
+    await writeFile(marker, "This /tmp is on the sandbox's disk (its diskMiB quota), not in memory.\n", { mode: 0o444 });
+    await chown(marker, ID_MAP_BASE, ID_MAP_BASE);
+  }
+
+  private async unmountFilesystems(p: SandboxPaths): Promise<void> {
+    await unmount(p.rootfs);
+    if (await isMounted(p.rootfs)) throw new HutchError('internal', `could not unmount ${p.rootfs}`);
+    await unmountDiskImage(p.disk);
+  }
+
+  /**
+   * The socket dir belongs to an otherwise unused mapped uid with mode 0700: only the agent, through
+   * CAP_DAC_OVERRIDE, can create its socket there. Workload processes (no capabilities, even as
+   * root) can neither remove the socket nor plant a symlink the server would follow.
+   */
+  private async prepareSocketDir(p: SandboxPaths): Promise<void> {
+    await mkdir(p.run, { recursive: true });
+    await chown(p.run, ID_MAP_BASE + SOCKET_DIR_UID, ID_MAP_BASE + SOCKET_DIR_UID);
+    await chmod(p.run, 0o700);
+  }
+
+  private runFlags(runtime: OciRuntime, networked: boolean): string[] {
+    // gVisor's own netstack does not run on this kernel generation; with egress it uses the host
+    // stack inside the sandbox's namespace (see docs/security.md), without it no network at all.
+    return runtime.name === 'runsc' ? [networked ? '--network=host' : '--network=none'] : [];
+  }
+
+  private async runContainer(id: string, runtime: OciRuntime, p: SandboxPaths, networked: boolean): Promise<void> {
     const log = await open(p.log, 'a');
     try {
-      // gVisor's own netstack does not run on this kernel generation; with egress it uses the host
-      // stack inside the sandbox's namespace (see docs/security.md), without it no network at all.
-      const runFlags = runtime.name === 'runsc' ? [network ? '--network=host' : '--network=none'] : [];
-      await runtime.run(spec.id, p.bundle, log.fd, runFlags);
+      await runtime.run(id, p.bundle, log.fd, this.runFlags(runtime, networked));
     } catch (err) {
-      const tail = (await readFile(p.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
-      throw new HutchError('internal', `${(err as Error).message}: ${tail.slice(0, 800)}`, { cause: err });
+      throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
     } finally {
       await log.close();
     }
+  }
+
+  private async logTail(p: SandboxPaths): Promise<string> {
+    const tail = (await readFile(p.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+    return tail.slice(0, 800);
+  }
+
+  async stop(id: string): Promise<void> {
+    await this.halt(id);
+    await rm(this.paths(id).checkpoint, { recursive: true, force: true });
+  }
+
+  /** Ends the container and unmounts its filesystems; files (and any checkpoint) stay. */
+  private async halt(id: string): Promise<void> {
+    const p = this.paths(id);
+    for (const isolation of await this.isolationOf(id)) await this.runtimes[isolation]?.forceDelete(id);
+    await this.options.network?.detach(id);
+    await this.unmountFilesystems(p);
+    await rm(p.run, { recursive: true, force: true });
+    await this.removeCgroups(id);
+  }
+
+  async start(id: string, egress: EgressPolicy): Promise<void> {
+    const p = this.paths(id);
+    const [isolation] = await this.isolationOf(id);
+    const runtime = this.runtimeFor(isolation ?? 'container');
+    if (!existsSync(join(p.bundle, 'config.json')))
+      throw new HutchError('conflict', `sandbox ${id} has no files on this host to start from`);
+    await runtime.forceDelete(id); // a container left by a crash mid-stop
+    await this.mountFilesystems(p);
+    await this.prepareSocketDir(p);
+    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
+    await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
+    await this.refreshAgentMount(p);
+    await this.runContainer(id, runtime, p, network !== null);
+  }
+
+  /** The staged agent binary lives on /run: after a reboot (or an upgrade) its path may differ. */
+  private async refreshAgentMount(p: SandboxPaths): Promise<void> {
+    const file = join(p.bundle, 'config.json');
+    const config = JSON.parse(await readFile(file, 'utf8')) as { mounts: Array<{ destination: string; source: string }> };
+    const staged = await this.stagedAgentBinary();
+    const mount = config.mounts.find((m) => m.destination === AGENT_BINARY_PATH);
+    if (mount && mount.source !== staged) {
+      mount.source = staged;
+      await writeFile(file, JSON.stringify(config));
+    }
+  }
+
+  pauseMode(isolation: Isolation, egress: EgressPolicy): { mode: PauseMode; note: string | null } {
+    if (isolation === 'gvisor' && egress === 'none') return { mode: 'memory', note: null };
+    if (isolation === 'gvisor')
+      return { mode: 'filesystem', note: 'gVisor cannot checkpoint a sandbox that uses host networking: processes stop, files stay' };
+    return {
+      mode: 'filesystem',
+      note: 'the container tier cannot keep memory on this host (CRIU does not work on this kernel): processes stop, files stay',
+    };
+  }
+
+  async pause(id: string, mode: PauseMode): Promise<void> {
+    if (mode === 'filesystem') return this.stop(id);
+    const p = this.paths(id);
+    const runtime = this.runtimeFor('gvisor');
+    await rm(p.checkpoint, { recursive: true, force: true });
+    await mkdir(p.checkpoint, { recursive: true, mode: 0o700 });
+    try {
+      await runtime.checkpoint(id, p.checkpoint);
+    } catch (err) {
+      await rm(p.checkpoint, { recursive: true, force: true });
+      // The agent closed its socket for the checkpoint: tell it to listen again.
+      await runtime.signal(id, 'USR1').catch(() => undefined);
+      throw new HutchError('internal', `checkpoint failed: ${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
+    }
+    await this.halt(id);
+  }
+
+  async resume(id: string, mode: PauseMode, egress: EgressPolicy): Promise<void> {
+    if (mode === 'filesystem') return this.start(id, egress);
+    const p = this.paths(id);
+    const runtime = this.runtimeFor('gvisor');
+    if (!existsSync(p.checkpoint)) throw new HutchError('conflict', `sandbox ${id} has no checkpoint to resume from`);
+    await this.mountFilesystems(p);
+    await this.prepareSocketDir(p);
+    await this.writeNameFiles(p, []);
+    await this.refreshAgentMount(p);
+    const log = await open(p.log, 'a');
+    try {
+      await runtime.restore(id, p.bundle, p.checkpoint, log.fd, this.runFlags(runtime, false));
+    } catch (err) {
+      throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
+    } finally {
+      await log.close();
+    }
+    // The agent closed its socket before the checkpoint; the signal makes it listen again.
+    await runtime.signal(id, 'USR1');
+    await rm(p.checkpoint, { recursive: true, force: true });
+  }
+
+  async frozen<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const [isolation] = await this.isolationOf(id);
+    const runtime = this.runtimeFor(isolation ?? 'container');
+    await runtime.pause(id);
+    try {
+      return await work();
+    } finally {
+      await runtime.resume(id);
+    }
+  }
+
+  async withUpperDir<T>(id: string, work: (upper: string) => Promise<T>): Promise<T> {
+    const p = this.paths(id);
+    if (await isMounted(p.disk)) return work(p.upper);
+    if (!existsSync(p.diskImage)) throw new HutchError('conflict', `sandbox ${id} has no files on this host`);
+    await mkdir(p.disk, { recursive: true });
+    await mountDiskImage(p.diskImage, p.disk);
+    try {
+      return await work(p.upper);
+    } finally {
+      await unmountDiskImage(p.disk);
+    }
+  }
+
+  async diskUsage(id: string): Promise<DiskUsage | null> {
+    const p = this.paths(id);
+    if (!(await isMounted(p.disk))) return null;
+    return diskUsage(p.disk);
   }
 
   private requireNetwork(): NetworkManager {
@@ -337,8 +525,7 @@ export class LocalProvider implements Provider {
     for (const isolation of await this.isolationOf(id)) {
       await this.runtimes[isolation]?.forceDelete(id);
     }
-    await unmount(p.rootfs);
-    if (await isMounted(p.rootfs)) throw new HutchError('internal', `could not unmount ${p.rootfs}`);
+    await this.unmountFilesystems(p);
     await this.options.network?.detach(id);
     await rm(p.dir, { recursive: true, force: true });
     await rm(p.run, { recursive: true, force: true });
@@ -424,7 +611,8 @@ export class LocalProvider implements Provider {
       }
     }
     // Mounts whose directory entry vanished (e.g. rm of a dir under a lazy unmount).
-    for (const mount of await mountsUnder(this.sandboxesDir + '/')) {
+    // Innermost first: a sandbox's overlay sits on its disk mount.
+    for (const mount of (await mountsUnder(this.sandboxesDir + '/')).reverse()) {
       const id = mount.slice(this.sandboxesDir.length + 1).split('/')[0] ?? '';
       if (!keep.has(id)) await unmount(mount).catch(() => undefined);
     }

@@ -39,6 +39,42 @@ export class OciRuntime {
     }
   }
 
+  /**
+   * runsc only: writes the sandbox's memory and processes to `imageDir`; the container is stopped
+   * afterwards (its state must still be deleted). No connection from the host into the sandbox may
+   * be open (a checkpoint taken with one cannot be restored).
+   */
+  async checkpoint(id: string, imageDir: string): Promise<void> {
+    await runTool(this.binary, this.args('checkpoint', '--image-path', imageDir, id), { timeoutMs: 120_000 });
+  }
+
+  /** runsc only: starts the container `id` from a checkpoint image, detached. */
+  async restore(id: string, bundle: string, imageDir: string, logFd: number, runFlags: string[] = []): Promise<void> {
+    try {
+      await runTool(
+        this.binary,
+        ['--root', this.root, ...this.globalFlags, ...runFlags, 'restore', '--detach', '--image-path', imageDir, '--bundle', bundle, id],
+        { stdio: logFd, timeoutMs: 120_000 },
+      );
+    } catch (err) {
+      throw err instanceof ToolError ? new Error(`${this.name} restore failed (exit ${err.exitCode ?? err.signal})`) : err;
+    }
+  }
+
+  /** Sends a signal to the container's init (the agent). */
+  async signal(id: string, signal: string): Promise<void> {
+    await runTool(this.binary, this.args('kill', id, signal), { timeoutMs: 30_000 });
+  }
+
+  /** Freezes every process of the container (cgroup freezer; runsc stops its tasks). */
+  async pause(id: string): Promise<void> {
+    await runTool(this.binary, this.args('pause', id), { timeoutMs: 30_000 });
+  }
+
+  async resume(id: string): Promise<void> {
+    await runTool(this.binary, this.args('resume', id), { timeoutMs: 30_000 });
+  }
+
   /** Kills everything and removes the runtime's state; a missing container is not an error. */
   async forceDelete(id: string): Promise<void> {
     // runc's `delete --force` of a running container sleeps 100 ms after its SIGKILL; killing

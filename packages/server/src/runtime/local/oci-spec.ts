@@ -41,6 +41,8 @@ export interface OciSpecInput {
   /** Host files bind-mounted read-only over /etc/resolv.conf and /etc/hosts. */
   resolvConf: string;
   hosts: string;
+  /** Host directories (mounted volumes) bind-mounted into the sandbox. */
+  volumes?: Array<{ source: string; destination: string; readOnly: boolean }>;
 }
 
 const BASE_ENV = {
@@ -120,6 +122,12 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       // The platform decides name resolution: the resolver on the gateway, or none at all.
       { destination: '/etc/resolv.conf', type: 'bind', source: input.resolvConf, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
       { destination: '/etc/hosts', type: 'bind', source: input.hosts, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+      ...(input.volumes ?? []).map((v) => ({
+        destination: v.destination,
+        type: 'bind',
+        source: v.source,
+        options: ['rbind', v.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
+      })),
     ],
     annotations: input.annotations,
     linux: {

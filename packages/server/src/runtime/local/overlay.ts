@@ -2,13 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { runTool } from './exec-tool.js';
 
 /**
- * overlayfs mounts for sandbox root filesystems: read-only template layer below, sandbox's upper
- * above. The options are given relative to `cwd` (the sandbox directory, where `lower` is a
- * symlink to the layer): /proc/self/mountinfo inside the sandbox shows the option strings as
+ * overlayfs mounts for sandbox root filesystems: read-only layers below (a snapshot's layers over
+ * its template's), the sandbox's upper above. The options are given relative to `cwd` (the sandbox
+ * directory, where `lower0`, `lower1`, … are symlinks to the layers, top first, and `disk` is the
+ * sandbox's own filesystem): /proc/self/mountinfo inside the sandbox shows the option strings as
  * given, so absolute paths would reveal the host's data and layer directories.
  */
-export async function mountOverlay(cwd: string, target: string): Promise<void> {
-  await runTool('mount', ['-t', 'overlay', 'overlay', '-o', 'lowerdir=lower,upperdir=upper,workdir=work', target], { cwd });
+export async function mountOverlay(cwd: string, target: string, lowerCount: number): Promise<void> {
+  const lowers = Array.from({ length: lowerCount }, (_, i) => `lower${i}`).join(':');
+  await runTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers},upperdir=disk/upper,workdir=disk/work`, target], {
+    cwd,
+  });
 }
 
 export async function isMounted(target: string): Promise<boolean> {

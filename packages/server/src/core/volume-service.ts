@@ -1,0 +1,112 @@
+import { posix } from 'node:path';
+import { conflict, invalidArgument, notFound } from './errors.js';
+import type { Logger } from './logger.js';
+import type { DiskUsage, VolumeBackend } from './provider.js';
+import type { VolumeMount } from './sandbox.js';
+import type { SandboxStore, VolumeRecord, VolumeStore } from './stores.js';
+
+const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const VOLUME_DEFAULT_MIB = 1024;
+
+/** Paths a volume may not cover: the platform's own mounts and the kernel's virtual filesystems. */
+const RESERVED = ['/proc', '/sys', '/dev', '/run/hutch', '/.hutch', '/etc/resolv.conf', '/etc/hosts'];
+
+export interface VolumeView extends VolumeRecord {
+  usedBytes: number | null;
+  usedBy: string[];
+}
+
+/**
+ * Named, quota'd, persistent volumes. A volume outlives every sandbox that mounts it; several
+ * sandboxes may mount it at once (read-only or read-write), and deleting one in use is refused.
+ */
+export class VolumeService {
+  constructor(
+    private readonly store: VolumeStore,
+    private readonly sandboxes: SandboxStore,
+    private readonly backend: VolumeBackend,
+    private readonly log: Logger,
+  ) {}
+
+  async create(input: { name: string; sizeMiB?: number; labels?: Record<string, string> }): Promise<VolumeView> {
+    if (!VOLUME_NAME.test(input.name))
+      throw invalidArgument(`name: "${input.name.slice(0, 70)}" is not a volume name (1-63 of a-z, 0-9, ".", "_", "-")`);
+    if (await this.store.get(input.name)) throw conflict(`volume "${input.name}" already exists`);
+    const record: VolumeRecord = {
+      name: input.name,
+      sizeMiB: input.sizeMiB ?? VOLUME_DEFAULT_MIB,
+      labels: input.labels ?? {},
+      createdAt: new Date(),
+    };
+    await this.backend.create(record.name, record.sizeMiB);
+    try {
+      await this.store.insert(record);
+    } catch (err) {
+      await this.backend.remove(record.name).catch(() => undefined);
+      if ((err as Error).message.includes('UNIQUE')) throw conflict(`volume "${input.name}" already exists`);
+      throw err;
+    }
+    this.log.info({ volume: record.name, sizeMiB: record.sizeMiB }, 'volume created');
+    return { ...record, usedBytes: 0, usedBy: [] };
+  }
+
+  async get(name: string): Promise<VolumeView> {
+    const record = await this.store.get(name);
+    if (!record) throw notFound(`volume "${name.slice(0, 70)}" not found`);
+    return this.view(record);
+  }
+
+  async list(): Promise<VolumeView[]> {
+    return Promise.all((await this.store.list()).map((r) => this.view(r)));
+  }
+
+  private async view(record: VolumeRecord): Promise<VolumeView> {
+    const usage = await this.backend.usage(record.name).catch(() => null);
+    return { ...record, usedBytes: usage?.usedBytes ?? null, usedBy: await this.sandboxes.usingVolume(record.name) };
+  }
+
+  async usage(name: string): Promise<DiskUsage | null> {
+    return this.backend.usage(name).catch(() => null);
+  }
+
+  async delete(name: string): Promise<void> {
+    const record = await this.store.get(name);
+    if (!record) throw notFound(`volume "${name.slice(0, 70)}" not found`);
+    const users = await this.sandboxes.usingVolume(name);
+    if (users.length > 0)
+      throw conflict(`volume "${name}" is in use by sandbox${users.length > 1 ? 'es' : ''} ${users.join(', ')}; delete them first`);
+    await this.backend.remove(name);
+    await this.store.remove(name);
+    this.log.info({ volume: name }, 'volume deleted');
+  }
+
+  /** Validates a create request's `volumes` and returns the mounts with their host sources. */
+  async resolveMounts(
+    input: Array<{ name: string; path: string; readOnly?: boolean }>,
+  ): Promise<{ mounts: VolumeMount[]; sources: Array<{ source: string; destination: string; readOnly: boolean }> }> {
+    const mounts: VolumeMount[] = [];
+    const seen = new Set<string>();
+    for (const [i, v] of input.entries()) {
+      const field = `volumes[${i}]`;
+      if (!(await this.store.get(v.name)))
+        throw invalidArgument(`${field}.name: volume "${v.name}" does not exist (POST /v1/volumes first)`);
+      if (!v.path.startsWith('/')) throw invalidArgument(`${field}.path: must be absolute`);
+      const path = posix.normalize(v.path).replace(/\/+$/, '');
+      if (path === '' || path !== v.path.replace(/\/+$/, '') || v.path.includes('\0'))
+        throw invalidArgument(`${field}.path: "${v.path.slice(0, 100)}" must be a normalized absolute path other than /`);
+      const reserved = RESERVED.find((r) => path === r || path.startsWith(`${r}/`) || r.startsWith(`${path}/`));
+      if (reserved) throw invalidArgument(`${field}.path: "${path}" overlaps ${reserved}, which the platform mounts`);
+      if (seen.has(path)) throw invalidArgument(`${field}.path: "${path}" is mounted twice`);
+      seen.add(path);
+      mounts.push({ name: v.name, path, readOnly: v.readOnly === true });
+    }
+    const sources = [];
+    for (const m of mounts) sources.push({ source: await this.backend.attach(m.name), destination: m.path, readOnly: m.readOnly });
+    return { mounts, sources };
+  }
+
+  /** Host sources for a sandbox's recorded mounts (on start, after a reboot unmounted them). */
+  async attachAll(mounts: VolumeMount[]): Promise<void> {
+    for (const m of mounts) await this.backend.attach(m.name);
+  }
+}

@@ -1,0 +1,104 @@
+import type { SnapshotRecord, SnapshotStore, VolumeRecord, VolumeStore } from '../core/stores.js';
+import type { Db } from './database.js';
+
+/** SQLite implementations of the volume and snapshot stores. */
+export class SqliteVolumeStore implements VolumeStore {
+  constructor(private readonly db: Db) {}
+
+  async insert(r: VolumeRecord): Promise<void> {
+    await this.db
+      .insertInto('volumes')
+      .values({ name: r.name, size_mib: r.sizeMiB, labels: JSON.stringify(r.labels), created_at: r.createdAt.getTime() })
+      .execute();
+  }
+
+  async get(name: string): Promise<VolumeRecord | null> {
+    const row = await this.db.selectFrom('volumes').selectAll().where('name', '=', name).executeTakeFirst();
+    return row
+      ? {
+          name: row.name,
+          sizeMiB: row.size_mib,
+          labels: JSON.parse(row.labels) as Record<string, string>,
+          createdAt: new Date(row.created_at),
+        }
+      : null;
+  }
+
+  async list(): Promise<VolumeRecord[]> {
+    const rows = await this.db.selectFrom('volumes').selectAll().orderBy('created_at', 'asc').execute();
+    return rows.map((row) => ({
+      name: row.name,
+      sizeMiB: row.size_mib,
+      labels: JSON.parse(row.labels) as Record<string, string>,
+      createdAt: new Date(row.created_at),
+    }));
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.db.deleteFrom('volumes').where('name', '=', name).execute();
+  }
+}
+
+export class SqliteSnapshotStore implements SnapshotStore {
+  constructor(private readonly db: Db) {}
+
+  async insert(r: SnapshotRecord): Promise<void> {
+    await this.db
+      .insertInto('snapshots')
+      .values({
+        id: r.id,
+        source_sandbox: r.sourceSandbox,
+        template: r.template,
+        template_digest: r.templateDigest,
+        layers: JSON.stringify(r.layers),
+        isolation: r.isolation,
+        default_user: r.defaultUser,
+        memory: r.memory ? 1 : 0,
+        size_bytes: r.sizeBytes,
+        metadata: JSON.stringify(r.metadata),
+        created_at: r.createdAt.getTime(),
+      })
+      .execute();
+  }
+
+  async get(id: string): Promise<SnapshotRecord | null> {
+    const row = await this.db.selectFrom('snapshots').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toSnapshot(row) : null;
+  }
+
+  async list(): Promise<SnapshotRecord[]> {
+    return (await this.db.selectFrom('snapshots').selectAll().orderBy('created_at', 'asc').execute()).map(toSnapshot);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.deleteFrom('snapshots').where('id', '=', id).execute();
+  }
+}
+
+function toSnapshot(row: {
+  id: string;
+  source_sandbox: string;
+  template: string;
+  template_digest: string;
+  layers: string;
+  isolation: string;
+  default_user: string;
+  memory: number;
+  size_bytes: number;
+  metadata: string;
+  created_at: number;
+}): SnapshotRecord {
+  return {
+    id: row.id,
+    sourceSandbox: row.source_sandbox,
+    template: row.template,
+    templateDigest: row.template_digest,
+    layers: JSON.parse(row.layers) as string[],
+    isolation: row.isolation as SnapshotRecord['isolation'],
+    defaultUser: row.default_user,
+    memory: row.memory === 1,
+    sizeBytes: row.size_bytes,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    createdAt: new Date(row.created_at),
+  };
+}

@@ -1,0 +1,286 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startServer, type TestServer } from './harness.js';
+import {
+  assertNoLeftovers,
+  createSandbox,
+  deleteSandbox,
+  exec,
+  run,
+  runtimeRoot,
+  sleep,
+  TIERS,
+  waitFor,
+  type ApiError,
+  type Sandbox,
+} from './hostile-lib.js';
+
+/**
+ * Issue 4: persistent sandboxes (stop/start), disk quotas, pause/resume (memory on gVisor, files
+ * on the container tier), lifecycle policies, volumes — on real tiers, across a kill -9 of the
+ * server. Every loop is bounded; every sandbox and volume is deleted in `after`.
+ */
+let server: TestServer;
+const created: string[] = [];
+const volumes: string[] = [];
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  for (const id of created) await deleteSandbox(server, id).catch(() => undefined);
+  for (const name of volumes) await server.api('DELETE', `/v1/volumes/${name}`).catch(() => undefined);
+  await server?.stop();
+});
+
+interface Full extends Sandbox {
+  state: string;
+  pauseMode: string | null;
+  diskMiB: number;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  error: string | null;
+  lifecycle: { persistent: boolean; onTimeout: string; autoResume: boolean };
+}
+interface PauseAnswer {
+  state: string;
+  pauseMode: string;
+  note: string | null;
+  durationMs: number;
+}
+
+async function make(body: Record<string, unknown>): Promise<Full> {
+  // Persistent sandboxes are created without a TTL, as a user would.
+  const sb = (body.persistent ? await createRaw(body) : await createSandbox(server, body)) as Full;
+  created.push(sb.id);
+  return sb;
+}
+
+async function createRaw(body: Record<string, unknown>): Promise<Full> {
+  const res = await server.api<Full>('POST', '/v1/sandboxes', body);
+  assert.equal(res.status, 201, `create ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+async function state(id: string): Promise<Full> {
+  return (await server.api<Full>('GET', `/v1/sandboxes/${id}`)).body;
+}
+
+const mountinfoMentions = (id: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').includes(id);
+
+const COUNTER = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done';
+
+for (const tier of TIERS) {
+  describe(`${tier} tier: persistence`, () => {
+    test(`${tier}: a persistent sandbox stops (processes, memory, mounts freed; files kept) and starts with the same id, files, env and metadata`, async () => {
+      const sb = await make({
+        template: 'base',
+        isolation: tier,
+        persistent: true,
+        env: { GREETING: 'hello' },
+        metadata: { owner: 'tests' },
+      });
+      assert.equal(sb.timeoutSeconds, null, 'a persistent sandbox has no forced lifetime by default');
+      assert.equal(sb.expiresAt, null);
+      await run(server, sb.id, 'echo kept > /home/user/notes.txt && echo tmp-kept > /tmp/t.txt');
+      await server.api('POST', `/v1/sandboxes/${sb.id}/processes`, { cmd: COUNTER, tag: 'counter' });
+      const stopped = await server.api<Full>('POST', `/v1/sandboxes/${sb.id}/stop`);
+      assert.equal(stopped.status, 200, JSON.stringify(stopped.body));
+      assert.equal(stopped.body.state, 'stopped');
+      assert.equal(existsSync(join(runtimeRoot(server, tier), sb.id)), false, 'no runtime state while stopped');
+      assert.equal(mountinfoMentions(sb.id), false, 'no mount while stopped (disk and root unmounted)');
+      assert.ok(existsSync(join(server.dataDir, 'sandboxes', sb.id, 'disk.img')), 'the disk stays');
+      const refused = await exec(server, sb.id, { cmd: 'true' });
+      assert.equal(refused.status, 409);
+      assert.match(refused.body.error.message, /stopped.*\/start/);
+      const started = await server.api<Full>('POST', `/v1/sandboxes/${sb.id}/start`);
+      assert.equal(started.status, 200, JSON.stringify(started.body));
+      assert.equal(started.body.state, 'running');
+      assert.deepEqual(started.body.metadata, { owner: 'tests' });
+      const out = await run(
+        server,
+        sb.id,
+        'cat /home/user/notes.txt /tmp/t.txt; echo $GREETING; pgrep -f "sleep 0[.]2" >/dev/null && echo counter-alive || echo counter-gone',
+      );
+      assert.equal(out.stdout, 'kept\ntmp-kept\nhello\ncounter-gone\n');
+    });
+
+    test(`${tier}: the disk quota (diskMiB) ends writes with ENOSPC, in / and in /tmp; usage is reported`, async () => {
+      const sb = await make({ template: 'base', isolation: tier, diskMiB: 64 });
+      assert.equal(sb.diskMiB, 64);
+      for (const path of ['/tmp/fill', '/home/user/fill']) {
+        const res = await exec(server, sb.id, { cmd: `dd if=/dev/zero of=${path} bs=1M count=100 2>&1; echo rc=$?`, timeoutMs: 60_000 });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.match(res.body.stdout, /No space left on device/, `${path}: ${res.body.stdout}`);
+        assert.match(res.body.stdout, /rc=1/);
+        const usage = await server.api<{ disk: { usedBytes: number; sizeBytes: number } }>('GET', `/v1/sandboxes/${sb.id}/usage`);
+        assert.ok(usage.body.disk.usedBytes > 40 * 1024 * 1024, `usage shows the fill: ${JSON.stringify(usage.body)}`);
+        assert.ok(usage.body.disk.sizeBytes <= 64 * 1024 * 1024);
+        await run(server, sb.id, `rm -f ${path}`);
+      }
+      assert.equal((await run(server, sb.id, 'echo still-writable > /tmp/ok && cat /tmp/ok')).stdout, 'still-writable\n');
+    });
+
+    test(`${tier}: pause says its mode; a paused sandbox refuses exec with a hint; resume brings it back`, async () => {
+      const sb = await make({ template: 'base', isolation: tier });
+      await run(server, sb.id, 'echo before-pause > /home/user/p.txt');
+      await server.api('POST', `/v1/sandboxes/${sb.id}/processes`, { cmd: COUNTER, tag: 'counter' });
+      await waitFor(async () => Number((await run(server, sb.id, 'cat /tmp/count 2>/dev/null || echo 0')).stdout) >= 3, 5000, 200);
+      const before = Number((await run(server, sb.id, 'cat /tmp/count')).stdout);
+      const paused = await server.api<PauseAnswer>('POST', `/v1/sandboxes/${sb.id}/pause`);
+      assert.equal(paused.status, 200, JSON.stringify(paused.body));
+      assert.equal(paused.body.state, 'paused');
+      if (tier === 'gvisor') {
+        assert.equal(paused.body.pauseMode, 'memory');
+      } else {
+        assert.equal(paused.body.pauseMode, 'filesystem');
+        assert.match(paused.body.note ?? '', /cannot keep memory/);
+      }
+      assert.equal((await state(sb.id)).pauseMode, paused.body.pauseMode);
+      const refused = await exec(server, sb.id, { cmd: 'true' });
+      assert.equal(refused.status, 409);
+      assert.match(refused.body.error.message, /paused.*resume.*autoResume/);
+      const resumed = await server.api<PauseAnswer>('POST', `/v1/sandboxes/${sb.id}/resume`);
+      assert.equal(resumed.status, 200, JSON.stringify(resumed.body));
+      assert.equal(resumed.body.state, 'running');
+      assert.equal((await run(server, sb.id, 'cat /home/user/p.txt')).stdout, 'before-pause\n');
+      if (tier === 'gvisor') {
+        // Memory kept: the counter process is still running and counts on from where it was.
+        const first = Number((await run(server, sb.id, 'cat /tmp/count')).stdout);
+        await sleep(1000);
+        const second = Number((await run(server, sb.id, 'cat /tmp/count')).stdout);
+        assert.ok(first >= before, `the counter did not restart: ${before} before pause, ${first} after resume`);
+        assert.ok(second > first, `the counter keeps counting after resume: ${first} → ${second}`);
+      } else {
+        const alive = await run(server, sb.id, 'pgrep -f "sleep 0[.]2" >/dev/null && echo alive || echo gone');
+        assert.equal(alive.stdout, 'gone\n', 'filesystem mode: processes stopped');
+      }
+    });
+
+    test(`${tier}: autoResume resumes a paused sandbox on the next call`, async () => {
+      const sb = await make({ template: 'minimal', isolation: tier, autoResume: true });
+      assert.equal((await server.api('POST', `/v1/sandboxes/${sb.id}/pause`)).status, 200);
+      const res = await exec(server, sb.id, { cmd: 'echo woke' });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.stdout, 'woke\n');
+      assert.equal((await state(sb.id)).state, 'running');
+    });
+  });
+}
+
+test('paused and stopped sandboxes survive kill -9 of the server; resume and start bring their files back', async () => {
+  const sandboxes: Array<{ sb: Full; how: 'pause' | 'stop' }> = [];
+  for (const tier of TIERS) {
+    for (const how of ['pause', 'stop'] as const) {
+      const sb = await make({ template: 'minimal', isolation: tier, persistent: true });
+      await run(server, sb.id, `echo ${how}-${tier} > /root/file`);
+      const res = await server.api('POST', `/v1/sandboxes/${sb.id}/${how}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      sandboxes.push({ sb, how });
+    }
+  }
+  await server.kill9();
+  await server.restart();
+  for (const { sb, how } of sandboxes) {
+    const got = await state(sb.id);
+    assert.equal(got.state, how === 'pause' ? 'paused' : 'stopped', JSON.stringify(got));
+    const res = await server.api('POST', `/v1/sandboxes/${sb.id}/${how === 'pause' ? 'resume' : 'start'}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal((await run(server, sb.id, 'cat /root/file')).stdout, `${how}-${sb.isolation}\n`);
+  }
+});
+
+describe('lifecycle policies', () => {
+  test('onTimeout "pause" pauses at the TTL; autoDeleteAfterSeconds then deletes, leaving nothing', async () => {
+    const sb = await make({ template: 'minimal', timeoutSeconds: 1, onTimeout: 'pause', autoDeleteAfterSeconds: 2 });
+    const paused = await waitFor(async () => (await state(sb.id)).state === 'paused', 10_000, 200);
+    assert.ok(paused, `paused at its TTL: ${JSON.stringify(await state(sb.id))}`);
+    const gone = await waitFor(async () => (await server.api('GET', `/v1/sandboxes/${sb.id}`)).status === 404, 10_000, 200);
+    assert.ok(gone, 'deleted after autoDeleteAfterSeconds');
+    await assertNoLeftovers(server, 'container', sb.id);
+  });
+
+  test('idleTimeoutSeconds: API activity keeps a sandbox; without it the sandbox is deleted', async () => {
+    const sb = await make({ template: 'minimal', timeoutSeconds: 600, idleTimeoutSeconds: 2 });
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await run(server, sb.id, 'true')).exitCode, 0);
+      await sleep(1000);
+    }
+    assert.equal((await state(sb.id)).state, 'running', 'calls every second keep it alive past its idle timeout');
+    const gone = await waitFor(async () => (await server.api('GET', `/v1/sandboxes/${sb.id}`)).status === 404, 10_000, 200);
+    assert.ok(gone, 'deleted once idle for 2 s');
+  });
+
+  test('create validation names the field', async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ onTimeout: 'sleep' }, /onTimeout/],
+      [{ diskMiB: 1 }, /diskMiB/],
+      [{ volumes: [{ name: 'no-such-volume', path: '/data' }] }, /volumes\[0\]\.name.*does not exist/],
+      [{ persistent: 'yes' }, /persistent/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await server.api<ApiError>('POST', '/v1/sandboxes', { template: 'minimal', ...body });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.match(res.body.error.message, message);
+    }
+  });
+});
+
+describe('volumes', () => {
+  test('a volume is shared by two sandboxes, read-only where asked, quota-bound, in-use protected, and outlives its users', async () => {
+    const name = `vol-${Date.now().toString(36)}`;
+    const createdVol = await server.api<{ name: string; sizeMiB: number }>('POST', '/v1/volumes', {
+      name,
+      sizeMiB: 64,
+      labels: { team: 'a' },
+    });
+    assert.equal(createdVol.status, 201, JSON.stringify(createdVol.body));
+    volumes.push(name);
+    assert.equal((await server.api('POST', '/v1/volumes', { name })).status, 409, 'names are unique');
+    const bad = await server.api<ApiError>('POST', '/v1/sandboxes', { template: 'minimal', volumes: [{ name, path: '/proc/x' }] });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /volumes\[0\]\.path/);
+
+    const writer = await make({ template: 'minimal', volumes: [{ name, path: '/data' }] });
+    const reader = await make({ template: 'minimal', volumes: [{ name, path: '/mnt/shared', readOnly: true }] });
+    await run(server, writer.id, 'echo shared-content > /data/hello.txt');
+    assert.equal((await run(server, reader.id, 'cat /mnt/shared/hello.txt')).stdout, 'shared-content\n');
+    const ro = await run(server, reader.id, '{ echo x > /mnt/shared/nope; } 2>&1; echo rc=$?');
+    assert.match(ro.stdout, /Read-only file system/);
+    const fill = await exec(server, writer.id, {
+      cmd: 'dd if=/dev/zero of=/data/fill bs=1M count=100 2>&1; echo rc=$?',
+      timeoutMs: 60_000,
+    });
+    assert.match(fill.body.stdout, /No space left on device/);
+    const listed = await server.api<{ usedBytes: number; usedBy: string[] }>('GET', `/v1/volumes/${name}`);
+    assert.ok(listed.body.usedBytes > 40 * 1024 * 1024, JSON.stringify(listed.body));
+    assert.deepEqual([...listed.body.usedBy].sort(), [writer.id, reader.id].sort());
+    await run(server, writer.id, 'rm /data/fill');
+
+    const inUse = await server.api<ApiError>('DELETE', `/v1/volumes/${name}`);
+    assert.equal(inUse.status, 409);
+    assert.match(inUse.body.error.message, /in use/);
+    await deleteSandbox(server, writer.id);
+    await deleteSandbox(server, reader.id);
+    const gvisor = await make({ template: 'minimal', isolation: 'gvisor', volumes: [{ name, path: '/data' }] });
+    assert.equal(
+      (await run(server, gvisor.id, 'cat /data/hello.txt')).stdout,
+      'shared-content\n',
+      'contents outlive the sandboxes that wrote them',
+    );
+    await deleteSandbox(server, gvisor.id);
+    assert.equal((await server.api('DELETE', `/v1/volumes/${name}`)).status, 204);
+    assert.equal(existsSync(join(server.dataDir, 'volumes', name)), false, 'a deleted volume leaves no files');
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(`/volumes/${name}/`), false, 'nor a mount');
+  });
+});
+
+test('H22: a deleted ephemeral sandbox leaves no directory, disk, loop device, cgroup or mount behind', async () => {
+  for (const tier of TIERS) {
+    const sb = await make({ template: 'minimal', isolation: tier });
+    await run(server, sb.id, 'dd if=/dev/zero of=/tmp/x bs=1M count=5 2>/dev/null; echo ok');
+    assert.equal((await server.api('DELETE', `/v1/sandboxes/${sb.id}`)).status, 204);
+    await assertNoLeftovers(server, tier, sb.id);
+  }
+});
