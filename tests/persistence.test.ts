@@ -284,3 +284,91 @@ test('H22: a deleted ephemeral sandbox leaves no directory, disk, loop device, c
     await assertNoLeftovers(server, tier, sb.id);
   }
 });
+
+describe('snapshots and forks', () => {
+  interface Snap {
+    id: string;
+    layers: string[];
+    reused?: boolean;
+    sizeBytes: number;
+  }
+  const snapshots: string[] = [];
+  after(async () => {
+    for (const id of snapshots) await server.api('DELETE', `/v1/snapshots/${id}`).catch(() => undefined);
+  });
+
+  test('a snapshot is a template: sandboxes made from it see its files (deletions included) and not later changes; identical content is one layer; in-use snapshots stay; gc collects the rest', async () => {
+    const source = await make({ template: 'minimal' });
+    await run(server, source.id, 'echo v1 > /root/a.txt && mkdir -p /opt/app && echo code > /opt/app/main.sh && rm /etc/profile');
+    const taken = await server.api<Snap>('POST', `/v1/sandboxes/${source.id}/snapshots`, { metadata: { step: '1' } });
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    snapshots.push(taken.body.id);
+    assert.match(taken.body.id, /^snap-[a-z0-9]{16}$/);
+    assert.equal(taken.body.reused, false);
+    const again = await server.api<Snap>('POST', `/v1/sandboxes/${source.id}/snapshots`);
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    snapshots.push(again.body.id);
+    assert.equal(again.body.reused, true, 'the same content is the same layer');
+    assert.equal(again.body.layers[0], taken.body.layers[0]);
+    await run(server, source.id, 'echo v2 > /root/a.txt');
+
+    for (const tier of TIERS) {
+      const child = await make({ template: taken.body.id, isolation: tier });
+      const out = await run(
+        server,
+        child.id,
+        'cat /root/a.txt /opt/app/main.sh; test -e /etc/profile && echo profile-present || echo profile-deleted',
+      );
+      assert.equal(out.stdout, 'v1\ncode\nprofile-deleted\n', `${tier} child of the snapshot`);
+      await run(server, child.id, 'echo child > /root/a.txt');
+      assert.equal((await run(server, source.id, 'cat /root/a.txt')).stdout, 'v2\n', 'children do not write into the source');
+      const inUse = await server.api<ApiError>('DELETE', `/v1/snapshots/${taken.body.id}`);
+      assert.equal(inUse.status, 409);
+      assert.match(inUse.body.error.message, new RegExp(child.id));
+      await deleteSandbox(server, child.id);
+    }
+
+    const listed = await server.api<{ snapshots: Snap[] }>('GET', '/v1/snapshots');
+    assert.ok(listed.body.snapshots.some((s) => s.id === taken.body.id));
+    const layerDir = join(server.dataDir, 'snapshots', 'layers', taken.body.layers[0]!);
+    assert.ok(existsSync(layerDir), 'the layer is stored under the data dir');
+    for (const id of [taken.body.id, again.body.id]) assert.equal((await server.api('DELETE', `/v1/snapshots/${id}`)).status, 204);
+    const dry = await server.api<{ layers: string[]; dryRun: boolean }>('POST', '/v1/gc?dryRun=true');
+    assert.equal(dry.status, 200, JSON.stringify(dry.body));
+    assert.ok(dry.body.layers.includes(taken.body.layers[0]!), `dry run lists the unreferenced layer: ${JSON.stringify(dry.body)}`);
+    assert.ok(existsSync(layerDir), 'a dry run removes nothing');
+    const real = await server.api<{ layers: string[] }>('POST', '/v1/gc');
+    assert.ok(real.body.layers.includes(taken.body.layers[0]!));
+    assert.equal(existsSync(layerDir), false, 'gc removed the layer');
+  });
+
+  test('fork creates N sandboxes from a fresh snapshot of a running sandbox, with its settings', async () => {
+    const source = await make({ template: 'minimal', env: { ROLE: 'worker' }, metadata: { job: 'j1' } });
+    await run(server, source.id, 'echo state-at-fork > /root/s.txt');
+    const forked = await server.api<{ snapshot: Snap; sandboxes: Full[] }>('POST', `/v1/sandboxes/${source.id}/fork`, { count: 2 });
+    assert.equal(forked.status, 201, JSON.stringify(forked.body));
+    snapshots.push(forked.body.snapshot.id);
+    assert.equal(forked.body.sandboxes.length, 2);
+    for (const child of forked.body.sandboxes) {
+      created.push(child.id);
+      assert.equal(child.metadata['hutch.forkOf'], source.id);
+      assert.equal(child.metadata.job, 'j1');
+      assert.equal((await run(server, child.id, 'cat /root/s.txt; echo $ROLE')).stdout, 'state-at-fork\nworker\n');
+    }
+  });
+
+  test('a stopped sandbox can be snapshotted; memory snapshots are refused with a reason', async () => {
+    const sb = await make({ template: 'minimal', persistent: true });
+    await run(server, sb.id, 'echo offline > /root/o.txt');
+    assert.equal((await server.api('POST', `/v1/sandboxes/${sb.id}/stop`)).status, 200);
+    const snap = await server.api<Snap>('POST', `/v1/sandboxes/${sb.id}/snapshots`);
+    assert.equal(snap.status, 201, JSON.stringify(snap.body));
+    snapshots.push(snap.body.id);
+    assert.equal(mountinfoMentions(sb.id), false, 'the disk is unmounted again after the snapshot');
+    const child = await make({ template: snap.body.id });
+    assert.equal((await run(server, child.id, 'cat /root/o.txt')).stdout, 'offline\n');
+    const memory = await server.api<ApiError>('POST', `/v1/sandboxes/${sb.id}/snapshots`, { memory: true });
+    assert.equal(memory.status, 422);
+    assert.match(memory.body.error.message, /memory/);
+  });
+});

@@ -96,7 +96,8 @@ func (g *Listeners) closeConns() {
 
 // QuiesceHandler closes the listeners before it answers (so once the host has
 // the answer, no new connection can be made), then closes every connection,
-// the one the answer went out on included.
+// the one the answer went out on included: when the host sees that one end,
+// the others are closed too (within microseconds).
 func (g *Listeners) QuiesceHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -109,7 +110,9 @@ func (g *Listeners) QuiesceHandler() http.Handler {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		go g.closeConns()
+		// Synchronously: the answer is out, and every connection (this one
+		// included) is closed before the handler returns.
+		g.closeConns()
 	})
 }
 

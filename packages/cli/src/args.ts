@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { Command, ProcessExit, SandboxState } from '@hutch/sdk';
+import type { Command, OnTimeout, ProcessExit, SandboxState, VolumeMount } from '@hutch/sdk';
 import type { CopyTarget } from './invocation.js';
 
 /**
@@ -13,7 +13,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STATES: readonly SandboxState[] = ['creating', 'running', 'paused', 'stopped', 'error', 'deleted'];
 
 /** `K=V` → [K, V]; the value may contain `=`; env names must be valid identifiers. */
-export function parseKeyValue(text: string, what: 'env' | 'metadata'): [string, string] {
+export function parseKeyValue(text: string, what: 'env' | 'metadata' | 'label'): [string, string] {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new ArgumentError(`--${what} expects KEY=VALUE, got '${text}'`);
   const key = text.slice(0, eq);
@@ -39,6 +39,41 @@ export function parseStates(text: string): SandboxState[] {
     if (!STATES.includes(state)) throw new ArgumentError(`--state: unknown state '${s}' (one of ${STATES.join(', ')})`);
     return state;
   });
+}
+
+/** The names `hutch volume create` accepts (the server's rule, checked here for a clear message). */
+const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** A volume name, or an error naming `flag`. */
+export function parseVolumeName(text: string, flag = 'name'): string {
+  if (!VOLUME_NAME.test(text)) {
+    throw new ArgumentError(`${flag}: '${text}' is not a volume name (1-63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)`);
+  }
+  return text;
+}
+
+/** `--volume NAME:/PATH[:ro|:rw]` → a mount; the path must be absolute and not `/`. */
+export function parseVolumeMount(text: string): VolumeMount {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new ArgumentError(`--volume expects NAME:/PATH[:ro], got '${text}'`);
+  const name = parseVolumeName(text.slice(0, colon), '--volume');
+  let path = text.slice(colon + 1);
+  let readOnly = false;
+  const mode = /:(ro|rw)$/.exec(path);
+  if (mode) {
+    readOnly = mode[1] === 'ro';
+    path = path.slice(0, -3);
+  }
+  if (!path.startsWith('/') || path.length < 2) {
+    throw new ArgumentError(`--volume: the mount path must be absolute and not '/' (NAME:/PATH[:ro]), got '${text}'`);
+  }
+  return readOnly ? { name, path, readOnly: true } : { name, path };
+}
+
+/** `--on-timeout delete|pause`. */
+export function parseOnTimeout(text: string): OnTimeout {
+  if (text !== 'delete' && text !== 'pause') throw new ArgumentError(`--on-timeout: '${text}' is not delete or pause`);
+  return text;
 }
 
 /** The words after `--`: one word is a shell command line, several are argv. */

@@ -24,6 +24,9 @@ export interface CommandSpec {
   stdin?: boolean;
 }
 
+/** The lifecycle verbs that act on one sandbox's state. */
+export type LifecycleAction = 'pause' | 'resume' | 'stop' | 'start';
+
 /** One side of `hutch cp`. */
 export type CopyTarget = { kind: 'local'; path: string } | { kind: 'stdio' } | { kind: 'sandbox'; id: string; path: string };
 
@@ -52,7 +55,12 @@ export type Invocation =
   | { kind: 'template-build'; names: string[]; layersDir: string; json: boolean }
   | { kind: 'timeout'; id: string; seconds: number; json: boolean }
   | { kind: 'url'; id: string; port: number; expiresIn?: number; json: boolean }
-  | { kind: 'network'; id: string; egress?: SandboxEgress; public?: boolean; json: boolean };
+  | { kind: 'network'; id: string; egress?: SandboxEgress; public?: boolean; json: boolean }
+  | { kind: LifecycleAction; id: string; json: boolean }
+  | { kind: 'usage'; id: string; json: boolean }
+  | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
+  | { kind: 'volume-ls'; json: boolean }
+  | { kind: 'volume-rm'; names: string[] };
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
 export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };

@@ -57,6 +57,19 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/network.js')).url(client(connection), inv);
     case 'network':
       return (await import('./commands/network.js')).network(client(connection), inv);
+    case 'pause':
+    case 'resume':
+    case 'stop':
+    case 'start':
+      return (await import('./commands/lifecycle.js')).lifecycle(client(connection), inv);
+    case 'usage':
+      return (await import('./commands/lifecycle.js')).usage(client(connection), inv);
+    case 'volume-create':
+      return (await import('./commands/volumes.js')).volumeCreate(client(connection), inv);
+    case 'volume-ls':
+      return (await import('./commands/volumes.js')).volumeList(client(connection), inv);
+    case 'volume-rm':
+      return (await import('./commands/volumes.js')).volumeRemove(client(connection), inv);
   }
 }
 

@@ -1,7 +1,17 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { SandboxCreateParams, SandboxEgress, SandboxState } from '@hutch/sdk';
-import { ArgumentError, commandFromWords, parseCopyTarget, parseKeyValue, parseNumber, parseStates } from './args.js';
-import type { CommandSpec, Connection, Invocation, Parsed } from './invocation.js';
+import type { OnTimeout, SandboxCreateParams, SandboxEgress, SandboxState, VolumeMount } from '@hutch/sdk';
+import {
+  ArgumentError,
+  commandFromWords,
+  parseCopyTarget,
+  parseKeyValue,
+  parseNumber,
+  parseOnTimeout,
+  parseStates,
+  parseVolumeMount,
+  parseVolumeName,
+} from './args.js';
+import type { CommandSpec, Connection, Invocation, LifecycleAction, Parsed } from './invocation.js';
 
 /** A command line that cannot be understood; the CLI exits with status 2. */
 export class UsageError extends Error {}
@@ -108,19 +118,30 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('hutch info --json'))
     .action((o: { json?: boolean }) => set({ kind: 'info', json: !!o.json }));
 
-  addCreateOptions(
-    program
-      .command('create')
-      .description('create a sandbox and print its id')
-      .option('--json', 'print the sandbox as JSON instead of its id'),
+  addLifecycleOptions(
+    addCreateOptions(
+      program
+        .command('create')
+        .description('create a sandbox and print its id')
+        .option('--json', 'print the sandbox as JSON instead of its id'),
+    ),
   )
-    .addHelpText('after', example('hutch create --template minimal --cpu 0.5 --memory 256 --env DEBUG=1'))
-    .action((o: CreateFlags & { json?: boolean }) => set({ kind: 'create', params: createParams(o), json: !!o.json }));
+    .addHelpText(
+      'after',
+      example(
+        'hutch create --template minimal --cpu 0.5 --memory 256 --env DEBUG=1',
+        'hutch create --persistent --disk 4096 --volume data:/data --volume refs:/refs:ro',
+        'hutch create --timeout 600 --on-timeout pause --idle-timeout 120 --auto-resume',
+      ),
+    )
+    .action((o: CreateFlags & LifecycleFlags & { json?: boolean }) =>
+      set({ kind: 'create', params: { ...createParams(o), ...lifecycleParams(o) }, json: !!o.json }),
+    );
 
   program
     .command('ls')
     .alias('list')
-    .description('list sandboxes')
+    .description('list sandboxes (every state but deleted: running, paused, stopped, …)')
     .option('--state <states>', 'only these states (comma-separated)', parseStates)
     .option('--metadata <K=V>', 'only sandboxes with this metadata (repeatable)', collectKv('metadata'), {})
     .option('--json', 'print JSON')
@@ -158,7 +179,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         .argument('<cmd...>', 'the command, after -- (one word: run by /bin/sh -c; several: argv)'),
     ),
   )
-    .addHelpText('after', example("hutch run --template minimal -- sh -c 'echo hello; exit 3'"))
+    .addHelpText(
+      'after',
+      example("hutch run --template minimal -- sh -c 'echo hello; exit 3'", 'hutch run --volume data:/data -- ls /data'),
+    )
     .action((words: string[], o: CreateFlags & ExecFlags) => set({ kind: 'run', params: createParams(o), spec: commandSpec(words, o) }));
 
   program
@@ -221,6 +245,72 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--json', 'print the sandbox as JSON')
     .addHelpText('after', example('hutch timeout $id 3600'))
     .action((id: string, seconds: number, o: { json?: boolean }) => set({ kind: 'timeout', id, seconds, json: !!o.json }));
+
+  const lifecycle: [LifecycleAction, string, string][] = [
+    [
+      'pause',
+      'pause a running sandbox: memory and processes kept where the tier can (gvisor), else only its files (the output says which)',
+      'print {id, state, pauseMode, note, durationMs} as JSON',
+    ],
+    ['resume', 'resume a paused sandbox', 'print {id, state, pauseMode, note, durationMs} as JSON'],
+    ['stop', 'stop a running or paused sandbox: its processes end, its files and volumes stay', 'print the sandbox as JSON'],
+    ['start', 'start a stopped sandbox again (same id, files, env and metadata; no processes)', 'print the sandbox as JSON'],
+  ];
+  for (const [verb, description, jsonHelp] of lifecycle) {
+    program
+      .command(verb)
+      .description(description)
+      .argument('<id>', 'sandbox id')
+      .option('--json', jsonHelp)
+      .addHelpText('after', example(`hutch ${verb} $id`))
+      .action((id: string, o: { json?: boolean }) => set({ kind: verb, id, json: !!o.json }));
+  }
+
+  program
+    .command('usage')
+    .description("show the disk use of a sandbox's filesystem and of its volumes")
+    .argument('<id>', 'sandbox id')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch usage $id', 'hutch usage $id --json'))
+    .action((id: string, o: { json?: boolean }) => set({ kind: 'usage', id, json: !!o.json }));
+
+  const volume = program
+    .command('volume')
+    .description("manage volumes: named, quota'd directories that outlive sandboxes")
+    .addHelpText(
+      'after',
+      example('hutch volume create data --size 512', 'hutch run --volume data:/data -- ls /data', 'hutch volume rm data'),
+    );
+  volume
+    .command('create')
+    .description('create an empty volume and print its name')
+    .argument('<name>', "1-63 of a-z, 0-9, '.', '_', '-'", (v) => parseVolumeName(v))
+    .option('--size <MiB>', 'quota in MiB (server default: 1024)', (v) => parseNumber(v, '--size', 64, 1024 * 1024, true))
+    .option('--label <K=V>', 'label (repeatable)', collectKv('label'))
+    .option('--json', 'print the volume as JSON instead of its name')
+    .addHelpText('after', example('hutch volume create data --size 512 --label owner=me', 'hutch create --volume data:/data'))
+    .action((name: string, o: { size?: number; label?: Record<string, string>; json?: boolean }) =>
+      set({
+        kind: 'volume-create',
+        name,
+        ...(o.size !== undefined ? { sizeMiB: o.size } : {}),
+        ...(o.label !== undefined ? { labels: o.label } : {}),
+        json: !!o.json,
+      }),
+    );
+  volume
+    .command('ls')
+    .alias('list')
+    .description('list volumes with their use and the sandboxes that mount them')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch volume ls'))
+    .action((o: { json?: boolean }) => set({ kind: 'volume-ls', json: !!o.json }));
+  volume
+    .command('rm')
+    .description('delete volumes and their contents (refused while a sandbox mounts them)')
+    .argument('<name...>', 'volume names')
+    .addHelpText('after', example('hutch volume rm data'))
+    .action((names: string[]) => set({ kind: 'volume-rm', names }));
 
   program
     .command('url')
@@ -290,7 +380,7 @@ function example(...lines: string[]): string {
   return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
 
-function collectKv(what: 'env' | 'metadata') {
+function collectKv(what: 'env' | 'metadata' | 'label') {
   return (value: string, previous: Record<string, string> | undefined): Record<string, string> => {
     const [k, v] = parseKeyValue(value, what);
     return { ...(previous ?? {}), [k]: v };
@@ -307,6 +397,12 @@ interface CreateFlags extends EgressFlags {
   timeout?: number;
   env?: Record<string, string>;
   metadata?: Record<string, string>;
+  disk?: number;
+  volume?: VolumeMount[];
+}
+
+function collectVolume(value: string, previous: VolumeMount[] | undefined): VolumeMount[] {
+  return [...(previous ?? []), parseVolumeMount(value)];
 }
 
 function addCreateOptions(cmd: Command): Command {
@@ -316,13 +412,51 @@ function addCreateOptions(cmd: Command): Command {
     .option('--cpu <cores>', 'CPU cores, fractional allowed', (v) => parseNumber(v, '--cpu', 0.1, 64, false))
     .option('--memory <MiB>', 'memory limit in MiB', (v) => parseNumber(v, '--memory', 16, 65_536, true))
     .option('--pids <n>', 'process limit', (v) => parseNumber(v, '--pids', 16, 32_768, true))
-    .option('--timeout <seconds>', 'sandbox lifetime in seconds (server default: 300)', (v) => parseNumber(v, '--timeout', 1, 86_400, true))
+    .option('--timeout <seconds>', 'sandbox lifetime in seconds (server default: 300; none with --persistent)', (v) =>
+      parseNumber(v, '--timeout', 1, 86_400, true),
+    )
     .addOption(new Option('--env <K=V>', 'environment variable of the sandbox (repeatable)').argParser(collectKv('env')))
     .option('--metadata <K=V>', 'metadata label (repeatable)', collectKv('metadata'))
     .option('--egress <policy>', 'network egress: none (default) or open')
     .option('--allow <entry>', 'egress allowlist entry: CIDR, IP or domain like pypi.org or *.example.com (repeatable)', collectList)
     .option('--deny <entry>', 'deny entry within the allowlist (repeatable)', collectList)
-    .option('--public', 'ports reachable through the ingress without a token');
+    .option('--public', 'ports reachable through the ingress without a token')
+    .option('--disk <MiB>', 'disk quota of the sandbox filesystem in MiB (server default: 2048)', (v) =>
+      parseNumber(v, '--disk', 64, 1024 * 1024, true),
+    )
+    .option('--volume <name:/path[:ro]>', 'mount an existing volume (repeatable; :ro for read-only)', collectVolume);
+}
+
+interface LifecycleFlags {
+  persistent?: boolean;
+  onTimeout?: OnTimeout;
+  idleTimeout?: number;
+  autoDelete?: number;
+  autoResume?: boolean;
+}
+
+/** Options that only make sense for a sandbox that outlives the command (create, not run). */
+function addLifecycleOptions(cmd: Command): Command {
+  return cmd
+    .option('--persistent', 'no forced lifetime (no --timeout unless given); stop/start keep its files')
+    .option('--on-timeout <action>', 'at the timeout or idle timeout: delete (default) or pause', parseOnTimeout)
+    .option('--idle-timeout <seconds>', 'apply --on-timeout after this many seconds without API activity', (v) =>
+      parseNumber(v, '--idle-timeout', 1, 30 * 86_400, true),
+    )
+    .option('--auto-delete <seconds>', 'delete it this long after it stops or pauses (default: 1 day; never with --persistent)', (v) =>
+      parseNumber(v, '--auto-delete', 1, 365 * 86_400, true),
+    )
+    .option('--auto-resume', 'resume it when paused and a call needs it running (exec, files, …)');
+}
+
+function lifecycleParams(o: LifecycleFlags): SandboxCreateParams {
+  const params: SandboxCreateParams = {};
+  if (o.persistent) params.persistent = true;
+  if (o.onTimeout !== undefined) params.onTimeout = o.onTimeout;
+  if (o.idleTimeout !== undefined) params.idleTimeoutSeconds = o.idleTimeout;
+  if (o.autoDelete !== undefined) params.autoDeleteAfterSeconds = o.autoDelete;
+  if (o.autoResume) params.autoResume = true;
+  return params;
 }
 
 function createParams(o: CreateFlags): SandboxCreateParams {
@@ -335,6 +469,15 @@ function createParams(o: CreateFlags): SandboxCreateParams {
   if (o.timeout !== undefined) params.timeoutSeconds = o.timeout;
   if (o.env !== undefined) params.env = o.env;
   if (o.metadata !== undefined) params.metadata = o.metadata;
+  if (o.disk !== undefined) params.diskMiB = o.disk;
+  if (o.volume !== undefined) {
+    const paths = new Set<string>();
+    for (const v of o.volume) {
+      if (paths.has(v.path)) throw new ArgumentError(`--volume: two volumes mount at ${v.path}`);
+      paths.add(v.path);
+    }
+    params.volumes = o.volume;
+  }
   const egress = egressFromFlags(o);
   if (egress !== undefined || o.public)
     params.network = { ...(egress !== undefined ? { egress } : {}), ...(o.public ? { public: true } : {}) };

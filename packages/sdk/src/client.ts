@@ -3,6 +3,7 @@ import { Transport } from './http.js';
 import { Sandboxes } from './sandboxes.js';
 import { Templates } from './templates.js';
 import type { ServerInfo } from './types.js';
+import { Volumes } from './volumes.js';
 
 /**
  * The client of one Hutch server.
@@ -19,12 +20,14 @@ import type { ServerInfo } from './types.js';
 export class Hutch {
   readonly sandboxes: Sandboxes;
   readonly templates: Templates;
+  readonly volumes: Volumes;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
     this.transport = new Transport(resolveConfig(options));
     this.sandboxes = new Sandboxes(this.transport);
     this.templates = new Templates(this.transport);
+    this.volumes = new Volumes(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

@@ -42,5 +42,6 @@ export {
 export { Pty, PtyHandle, type PtyCreateOptions, type PtyExit } from './pty.js';
 export { Files, type FileOptions, type ListOptions } from './files.js';
 export { Templates } from './templates.js';
+export { Volumes, type VolumeCreateOptions } from './volumes.js';
 export { NdjsonSplitter, readNdjson } from './ndjson.js';
 export type * from './types.js';

@@ -6,7 +6,17 @@ import type { Transport } from './http.js';
 import { Processes } from './processes.js';
 import { Pty } from './pty.js';
 import { sandboxScope, type SandboxScope } from './scope.js';
-import type { Command, ExecResult, PortUrl, RunOptions, SandboxInfo, SandboxNetworkSettings, SandboxNetworkState } from './types.js';
+import type {
+  Command,
+  ExecResult,
+  PauseResult,
+  PortUrl,
+  RunOptions,
+  SandboxInfo,
+  SandboxNetworkSettings,
+  SandboxNetworkState,
+  SandboxUsage,
+} from './types.js';
 
 export interface ExecOptions extends RunOptions {
   /** Text fed to the command's stdin (then closed). */
@@ -114,6 +124,49 @@ export class Sandbox implements AsyncDisposable {
       ...opts,
     });
     return this.info;
+  }
+
+  /**
+   * Pauses a running sandbox. Where the tier can (gVisor) its memory and processes are kept and
+   * resume continues them (`pauseMode: 'memory'`); elsewhere only its files are kept
+   * (`'filesystem'`) and `note` says why. Pausing a paused sandbox is a no-op; any other state is a
+   * `ConflictError`. Updates `info.state` and `info.pauseMode` (other fields: `refresh()`).
+   */
+  async pause(opts?: CallOptions): Promise<PauseResult> {
+    const result = await this.transport.json<PauseResult>({ method: 'POST', path: `${this.scope.path}/pause`, ...opts });
+    this.info = { ...this.info, state: result.state, pauseMode: result.pauseMode };
+    return result;
+  }
+
+  /**
+   * Resumes a paused sandbox (`pauseMode` in the result is the mode it was paused in). Resuming a
+   * running sandbox is a no-op; any other state is a `ConflictError`. Updates `info.state` and
+   * `info.pauseMode` (other fields: `refresh()`).
+   */
+  async resume(opts?: CallOptions): Promise<PauseResult> {
+    const result = await this.transport.json<PauseResult>({ method: 'POST', path: `${this.scope.path}/resume`, ...opts });
+    this.info = { ...this.info, state: result.state, pauseMode: result.state === 'paused' ? result.pauseMode : null };
+    return result;
+  }
+
+  /**
+   * Stops the sandbox: its processes end and its memory and cpu are freed; its files and volumes
+   * stay for `start()`. Stopping a stopped sandbox is a no-op; a paused one can be stopped too.
+   */
+  async stop(opts?: CallOptions): Promise<SandboxInfo> {
+    this.info = await this.transport.json<SandboxInfo>({ method: 'POST', path: `${this.scope.path}/stop`, ...opts });
+    return this.info;
+  }
+
+  /** Starts a stopped sandbox again: same id, files, env and metadata; no processes. */
+  async start(opts?: CallOptions): Promise<SandboxInfo> {
+    this.info = await this.transport.json<SandboxInfo>({ method: 'POST', path: `${this.scope.path}/start`, ...opts });
+    return this.info;
+  }
+
+  /** Disk use of the sandbox's own filesystem (null while it is not mounted) and of its volumes. */
+  async usage(opts?: CallOptions): Promise<SandboxUsage> {
+    return this.transport.json<SandboxUsage>({ method: 'GET', path: `${this.scope.path}/usage`, ...opts });
   }
 
   /**

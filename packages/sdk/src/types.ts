@@ -3,8 +3,20 @@
  * does not reshape them.
  */
 
-/** Lifecycle state of a sandbox (`paused` arrives with the persistence work). */
+/**
+ * Lifecycle state of a sandbox: `creating → running ⇄ paused`, `running ⇄ stopped`, then
+ * `deleted`; `error` carries a reason in {@link SandboxInfo.error}.
+ */
 export type SandboxState = 'creating' | 'running' | 'paused' | 'stopped' | 'error' | 'deleted';
+
+/** What happens when a sandbox's TTL or idle timeout runs out. */
+export type OnTimeout = 'delete' | 'pause';
+
+/**
+ * How a paused sandbox was paused: `memory` keeps its processes and memory (gVisor checkpoint),
+ * `filesystem` keeps only its files (its processes ended; resume starts it afresh).
+ */
+export type PauseMode = 'memory' | 'filesystem';
 
 /** An isolation tier; the server says which ones this host supports in {@link ServerInfo.tiers}. */
 export type Isolation = 'container' | 'gvisor' | 'microvm' | (string & {});
@@ -18,15 +30,110 @@ export interface SandboxInfo {
   cpu: number;
   memoryMiB: number;
   pids: number;
-  timeoutSeconds: number;
+  /** The TTL in seconds; null for a persistent sandbox created without one. */
+  timeoutSeconds: number | null;
   env: Record<string, string>;
   metadata: Record<string, string>;
   createdAt: string;
+  /**
+   * When the server acts on its own: the TTL of a running sandbox, the auto-delete time of a
+   * stopped or paused one; null when nothing is scheduled.
+   */
   expiresAt: string | null;
   /** The reason when `state` is `error`, else null. */
   error: string | null;
   network: SandboxNetworkSettings;
+  /** Disk quota of the sandbox's own filesystem, in MiB. */
+  diskMiB: number;
+  /** Volumes mounted into the sandbox. */
+  volumes: SandboxVolume[];
+  lifecycle: SandboxLifecycle;
+  /** How it was paused while `state` is `paused`, else null. */
+  pauseMode: PauseMode | null;
+  /** When the sandbox last entered its current state (null for sandboxes that never changed). */
+  stateChangedAt: string | null;
   [extra: string]: unknown;
+}
+
+/** A volume mounted into a sandbox, as the server reports it. */
+export interface SandboxVolume {
+  name: string;
+  /** Absolute mount path inside the sandbox. */
+  path: string;
+  readOnly: boolean;
+}
+
+/** A volume to mount at create time (`volumes` of {@link SandboxCreateParams}). */
+export interface VolumeMount {
+  /** The name of an existing volume (see `hutch.volumes.create`). */
+  name: string;
+  /** Absolute mount path inside the sandbox. */
+  path: string;
+  /** Mount read-only (default false). */
+  readOnly?: boolean;
+}
+
+/** The lifecycle policy a sandbox was created with. */
+export interface SandboxLifecycle {
+  /** No forced lifetime; stop/start keep its filesystem. */
+  persistent: boolean;
+  onTimeout: OnTimeout;
+  /** Seconds without API activity after which `onTimeout` applies; null for none. */
+  idleTimeoutSeconds: number | null;
+  /** Seconds a stopped or paused sandbox is kept before it is deleted; null to keep it. */
+  autoDeleteAfterSeconds: number | null;
+  /** A call that needs the sandbox running resumes it when it is paused. */
+  autoResume: boolean;
+}
+
+/** `POST /v1/sandboxes/{id}/pause` and `…/resume`. */
+export interface PauseResult {
+  id: string;
+  state: SandboxState;
+  /** The mode the sandbox was (or had been, for resume) paused in. */
+  pauseMode: PauseMode | null;
+  /** Why the mode is what it is (e.g. the tier cannot keep memory on this host); null otherwise. */
+  note: string | null;
+  /** How long the server took. */
+  durationMs: number;
+}
+
+/** Size and use of a filesystem, in bytes. */
+export interface DiskUsage {
+  sizeBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+}
+
+/** `GET /v1/sandboxes/{id}/usage`. */
+export interface SandboxUsage {
+  /** The sandbox's own filesystem; null while it is not mounted (e.g. stopped). */
+  disk: DiskUsage | null;
+  /** Each mounted volume; the sizes are null when they cannot be measured. */
+  volumes: { name: string; path: string; usedBytes: number | null; sizeBytes: number | null }[];
+}
+
+/** A named, quota'd, persistent volume. */
+export interface VolumeInfo {
+  name: string;
+  /** The quota. */
+  sizeMiB: number;
+  labels: Record<string, string>;
+  createdAt: string;
+  /** Bytes in use, null when it cannot be measured. */
+  usedBytes: number | null;
+  /** Ids of the sandboxes that mount it (a volume in use cannot be deleted). */
+  usedBy: string[];
+  [extra: string]: unknown;
+}
+
+/** Body of `POST /v1/volumes`. */
+export interface VolumeCreateParams {
+  /** 1–63 of `a-z 0-9 . _ -`, starting with a letter or digit. */
+  name: string;
+  /** Quota in MiB (64–1 048 576; server default 1024). */
+  sizeMiB?: number;
+  labels?: Record<string, string>;
 }
 
 /**
@@ -76,13 +183,30 @@ export interface SandboxCreateParams {
   cpu?: number;
   memoryMiB?: number;
   pids?: number;
-  /** Lifetime in seconds from creation (1–86 400; server default 300). */
+  /** Lifetime in seconds from creation (1–86 400; server default 300, none when `persistent`). */
   timeoutSeconds?: number;
   env?: Record<string, string>;
   metadata?: Record<string, string>;
   /** A repeated create with the same key returns the first sandbox. */
   idempotencyKey?: string;
   network?: Partial<SandboxNetworkSettings>;
+  /** Disk quota of the sandbox's filesystem in MiB (64–1 048 576; server default 2048). */
+  diskMiB?: number;
+  /** No forced lifetime (`timeoutSeconds` becomes optional and defaults to none); stop/start keep its files. */
+  persistent?: boolean;
+  /** At the TTL or idle timeout: `delete` (default) or `pause`. */
+  onTimeout?: OnTimeout;
+  /** Apply `onTimeout` after this many seconds without API activity (1–2 592 000). */
+  idleTimeoutSeconds?: number;
+  /**
+   * Delete a stopped or paused sandbox after this many seconds (1–31 536 000; server default: a
+   * day for ephemeral sandboxes, never for persistent ones).
+   */
+  autoDeleteAfterSeconds?: number;
+  /** Resume a paused sandbox when a call needs it running (exec, files, …) instead of a 409. */
+  autoResume?: boolean;
+  /** Volumes to mount (at most 16); they must exist. */
+  volumes?: VolumeMount[];
 }
 
 export interface TierInfo {

@@ -11,7 +11,9 @@ import { ProcessService } from './core/process-service.js';
 import { SandboxService } from './core/sandbox-service.js';
 import { VolumeService } from './core/volume-service.js';
 import { LocalVolumes } from './runtime/local/local-volumes.js';
-import { SqliteVolumeStore } from './store/volume-repo.js';
+import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
+import { SnapshotService } from './core/snapshot-service.js';
+import { LayerStore } from './templates/layer-store.js';
 import { probeHost, which } from './runtime/local/host-probe.js';
 import { LocalProvider } from './runtime/local/local-provider.js';
 import { openDatabase } from './store/database.js';
@@ -142,7 +144,16 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
   const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger);
-  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes);
+  const snapshots = new SnapshotService(
+    new SqliteSnapshotStore(db),
+    sandboxStore,
+    provider,
+    new LayerStore(join(dataDir, 'snapshots')),
+    templates,
+    logger,
+  );
+  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots);
+  snapshots.sandboxes = sandboxes;
   const processes = new ProcessService(sandboxes);
   const files = new FileService(sandboxes);
 
@@ -179,7 +190,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     },
   });
 
-  const app = await buildApp({ sandboxes, volumes, processes, files, templates, keys, info }, logger, VERSION, { domain });
+  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, info }, logger, VERSION, { domain });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -1,4 +1,4 @@
-import type { Hutch, SandboxCreateParams, SandboxInfo, SandboxState } from '@hutch/sdk';
+import type { Hutch, SandboxCreateParams, SandboxInfo, SandboxLifecycle, SandboxState } from '@hutch/sdk';
 import { json, labels, relativeTime, table } from '../format.js';
 
 /** Creating may build a template on first use; give it longer than an ordinary call. */
@@ -25,7 +25,7 @@ export async function list(
   for (const s of sandboxes) {
     rows.push([
       s.id,
-      s.state,
+      stateLabel(s),
       s.template,
       String(s.isolation),
       String(s.cpu),
@@ -72,18 +72,39 @@ export async function setTimeout(hutch: Hutch, opts: { id: string; seconds: numb
   return 0;
 }
 
+/** `running`, `paused (memory)`, `error`… (older servers send no pauseMode). */
+export function stateLabel(s: Pick<SandboxInfo, 'state' | 'pauseMode'>): string {
+  return s.state === 'paused' && s.pauseMode ? `${s.state} (${s.pauseMode})` : s.state;
+}
+
+/** `persistent, on timeout: pause, idle 120 s, auto-delete 86400 s, auto-resume`. */
+export function describeLifecycle(l: SandboxLifecycle | undefined): string {
+  if (!l) return '-';
+  const parts = [l.persistent ? 'persistent' : 'ephemeral', `on timeout: ${l.onTimeout}`];
+  if (l.idleTimeoutSeconds !== null) parts.push(`idle ${l.idleTimeoutSeconds} s`);
+  parts.push(l.autoDeleteAfterSeconds !== null ? `auto-delete ${l.autoDeleteAfterSeconds} s after stop/pause` : 'no auto-delete');
+  if (l.autoResume) parts.push('auto-resume');
+  return parts.join(', ');
+}
+
 function describe(s: SandboxInfo): string {
+  let state = s.error ? `${s.state} (${s.error})` : stateLabel(s);
+  if (s.stateChangedAt) state += ` since ${s.stateChangedAt} (${relativeTime(s.stateChangedAt)})`;
+  const volumes = (s.volumes ?? []).map((v) => `${v.name}:${v.path}${v.readOnly ? ':ro' : ''}`).join(', ');
   const rows: [string, string][] = [
     ['id', s.id],
-    ['state', s.error ? `${s.state} (${s.error})` : s.state],
+    ['state', state],
     ['template', s.template],
     ['isolation', String(s.isolation)],
     ['cpu', String(s.cpu)],
     ['memory', `${s.memoryMiB} MiB`],
     ['pids', String(s.pids)],
-    ['timeout', `${s.timeoutSeconds} s`],
+    ['disk', s.diskMiB !== undefined ? `${s.diskMiB} MiB` : '-'],
+    ['timeout', s.timeoutSeconds === null ? 'none' : `${s.timeoutSeconds} s`],
+    ['lifecycle', describeLifecycle(s.lifecycle)],
     ['created', `${s.createdAt} (${relativeTime(s.createdAt)})`],
     ['expires', s.expiresAt ? `${s.expiresAt} (${relativeTime(s.expiresAt)})` : '-'],
+    ['volumes', volumes || '-'],
     ['env', labels(s.env)],
     ['metadata', labels(s.metadata)],
   ];

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ArgumentError, commandFromWords, exitStatus, parseCopyTarget, parseKeyValue } from '../../src/args.js';
+import {
+  ArgumentError,
+  commandFromWords,
+  exitStatus,
+  parseCopyTarget,
+  parseKeyValue,
+  parseOnTimeout,
+  parseVolumeMount,
+  parseVolumeName,
+} from '../../src/args.js';
 
 test('exit status: the code, 128+n for signals, 124 for the time limit', () => {
   assert.equal(exitStatus({ exitCode: 0, signal: null, timedOut: false }), 0);
@@ -34,4 +43,27 @@ test('command words', () => {
   assert.equal(commandFromWords(['echo hi']), 'echo hi');
   assert.deepEqual(commandFromWords(['echo', 'hi']), ['echo', 'hi']);
   assert.throws(() => commandFromWords([]), ArgumentError);
+});
+
+test('volume mounts: NAME:/PATH[:ro|:rw]', () => {
+  assert.deepEqual(parseVolumeMount('data:/data'), { name: 'data', path: '/data' });
+  assert.deepEqual(parseVolumeMount('data:/data:ro'), { name: 'data', path: '/data', readOnly: true });
+  assert.deepEqual(parseVolumeMount('data:/data:rw'), { name: 'data', path: '/data' });
+  assert.deepEqual(parseVolumeMount('a-b_c.d:/x/y:z'), { name: 'a-b_c.d', path: '/x/y:z' });
+  for (const bad of ['data', 'data:', ':/x', 'data:x', 'data:/', 'data:/:ro', 'data::ro', '-x:/x', 'UP:/x'])
+    assert.throws(() => parseVolumeMount(bad), ArgumentError, bad);
+});
+
+test('volume names and --on-timeout', () => {
+  assert.equal(parseVolumeName('data-1.x_y'), 'data-1.x_y');
+  assert.throws(() => parseVolumeName('a'.repeat(64)), /name: .* is not a volume name/);
+  assert.throws(() => parseVolumeName('.hidden', '--volume'), /--volume: '.hidden' is not a volume name/);
+  assert.equal(parseOnTimeout('pause'), 'pause');
+  assert.equal(parseOnTimeout('delete'), 'delete');
+  assert.throws(() => parseOnTimeout('Pause'), /--on-timeout: 'Pause' is not delete or pause/);
+});
+
+test('labels use --label in their messages', () => {
+  assert.deepEqual(parseKeyValue('owner=me', 'label'), ['owner', 'me']);
+  assert.throws(() => parseKeyValue('owner', 'label'), /--label expects KEY=VALUE/);
 });

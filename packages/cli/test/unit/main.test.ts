@@ -16,7 +16,16 @@ function hutch(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 test('usage errors exit 2 with one "hutch:" line and no stack', { skip }, () => {
-  for (const args of [['exec', 'abc', 'ls', '-la'], ['bogus'], ['create', '--cpu', 'x'], []]) {
+  for (const args of [
+    ['exec', 'abc', 'ls', '-la'],
+    ['bogus'],
+    ['create', '--cpu', 'x'],
+    [],
+    ['create', '--volume', 'nopath'],
+    ['create', '--on-timeout', 'later'],
+    ['volume', 'create', 'BAD'],
+    ['pause'],
+  ]) {
     const r = hutch(args);
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.stderr, /^hutch: |\nhutch: /);

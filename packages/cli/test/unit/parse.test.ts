@@ -221,6 +221,108 @@ test('network flags: create allowlist, url, network changes', () => {
   usage(['network', 'abc', '--public', '--private'], /exclude each other/);
 });
 
+test('create: persistence flags map to API fields', () => {
+  assert.deepEqual(
+    inv([
+      'create',
+      '--persistent',
+      '--disk',
+      '4096',
+      '--on-timeout',
+      'pause',
+      '--idle-timeout',
+      '120',
+      '--auto-delete',
+      '3600',
+      '--auto-resume',
+      '--volume',
+      'data:/data',
+      '--volume',
+      'refs.v1:/mnt/refs:ro',
+      '--volume',
+      'scratch:/scratch:rw',
+    ]),
+    {
+      kind: 'create',
+      json: false,
+      params: {
+        diskMiB: 4096,
+        volumes: [
+          { name: 'data', path: '/data' },
+          { name: 'refs.v1', path: '/mnt/refs', readOnly: true },
+          { name: 'scratch', path: '/scratch' },
+        ],
+        persistent: true,
+        onTimeout: 'pause',
+        idleTimeoutSeconds: 120,
+        autoDeleteAfterSeconds: 3600,
+        autoResume: true,
+      },
+    },
+  );
+  // A path may contain colons; only a trailing :ro/:rw is the mode.
+  assert.deepEqual((inv(['create', '--volume', 'v:/a:b']) as { params: unknown }).params, { volumes: [{ name: 'v', path: '/a:b' }] });
+  assert.deepEqual((inv(['create', '--persistent', '--timeout', '60']) as { params: unknown }).params, {
+    timeoutSeconds: 60,
+    persistent: true,
+  });
+});
+
+test('create: persistence flag errors name the flag', () => {
+  usage(['create', '--disk', '32'], /--disk expects an integer from 64 to 1048576, got '32'/);
+  usage(['create', '--disk', '1.5'], /--disk expects an integer/);
+  usage(['create', '--on-timeout', 'stop'], /--on-timeout: 'stop' is not delete or pause/);
+  usage(['create', '--idle-timeout', '0'], /--idle-timeout expects an integer from 1/);
+  usage(['create', '--auto-delete', 'never'], /--auto-delete expects an integer/);
+  usage(['create', '--volume', 'data'], /--volume expects NAME:\/PATH\[:ro\], got 'data'/);
+  usage(['create', '--volume', ':/data'], /--volume expects NAME:\/PATH/);
+  usage(['create', '--volume', 'Data:/data'], /--volume: 'Data' is not a volume name/);
+  usage(['create', '--volume', 'data:rel/path'], /--volume: the mount path must be absolute/);
+  usage(['create', '--volume', 'data:/'], /--volume: the mount path must be absolute and not '\/'/);
+  usage(['create', '--volume', 'data:/:ro'], /must be absolute and not/);
+  usage(['create', '--volume', 'a:/x', '--volume', 'b:/x:ro'], /--volume: two volumes mount at \/x/);
+});
+
+test('run takes --disk and --volume, not the lifecycle flags of a sandbox that outlives it', () => {
+  assert.deepEqual(inv(['run', '--disk', '128', '--volume', 'data:/data:ro', '--', 'ls', '/data']), {
+    kind: 'run',
+    params: { diskMiB: 128, volumes: [{ name: 'data', path: '/data', readOnly: true }] },
+    spec: { cmd: ['ls', '/data'] },
+  });
+  usage(['run', '--persistent', '--', 'true'], /unknown option '--persistent'/);
+  usage(['run', '--auto-resume', '--', 'true'], /unknown option '--auto-resume'/);
+});
+
+test('pause, resume, stop, start, usage', () => {
+  for (const verb of ['pause', 'resume', 'stop', 'start', 'usage'] as const) {
+    assert.deepEqual(inv([verb, 'abc']), { kind: verb, id: 'abc', json: false });
+    assert.deepEqual(inv([verb, 'abc', '--json']), { kind: verb, id: 'abc', json: true });
+    usage([verb], /missing required argument 'id'/);
+    usage([verb, 'a', 'b'], /too many arguments/);
+  }
+  assert.deepEqual(inv(['ls', '--state', 'paused']), { kind: 'ls', state: ['paused'], metadata: {}, json: false });
+});
+
+test('volume create, ls, rm', () => {
+  assert.deepEqual(inv(['volume', 'create', 'data']), { kind: 'volume-create', name: 'data', json: false });
+  assert.deepEqual(inv(['volume', 'create', 'data', '--size', '512', '--label', 'owner=me', '--label', 'x=a=b', '--json']), {
+    kind: 'volume-create',
+    name: 'data',
+    sizeMiB: 512,
+    labels: { owner: 'me', x: 'a=b' },
+    json: true,
+  });
+  assert.deepEqual(inv(['volume', 'ls']), { kind: 'volume-ls', json: false });
+  assert.deepEqual(inv(['volume', 'list', '--json']), { kind: 'volume-ls', json: true });
+  assert.deepEqual(inv(['volume', 'rm', 'a', 'b']), { kind: 'volume-rm', names: ['a', 'b'] });
+  usage(['volume'], /command is required/);
+  usage(['volume', 'create'], /missing required argument 'name'/);
+  usage(['volume', 'create', 'My Volume'], /name: 'My Volume' is not a volume name/);
+  usage(['volume', 'create', 'data', '--size', '10'], /--size expects an integer from 64 to 1048576/);
+  usage(['volume', 'create', 'data', '--label', 'novalue'], /--label expects KEY=VALUE, got 'novalue'/);
+  usage(['volume', 'rm'], /missing required argument 'name'/);
+});
+
 test('global --url and --api-key, before or after the command', () => {
   const a = parse(['--url', 'http://h:1', 'ls', '--api-key', 'k'], { env: {}, io: quiet });
   assert.deepEqual(a.kind === 'invocation' && a.connection, { url: 'http://h:1', apiKey: 'k' });
@@ -229,11 +331,37 @@ test('global --url and --api-key, before or after the command', () => {
 });
 
 test('--help prints to stdout with an example and returns help', () => {
-  for (const argv of [['--help'], ['exec', '--help'], ['template', 'ls', '--help'], ['cp', '-h']]) {
+  for (const argv of [
+    ['--help'],
+    ['exec', '--help'],
+    ['template', 'ls', '--help'],
+    ['cp', '-h'],
+    ['pause', '--help'],
+    ['usage', '--help'],
+    ['volume', '--help'],
+    ['volume', 'create', '--help'],
+  ]) {
     let out = '';
     const p = parse(argv, { env: {}, io: { writeOut: (s) => (out += s), writeErr: () => {} } });
     assert.deepEqual(p, { kind: 'help' }, argv.join(' '));
     assert.match(out, /Usage: hutch/);
     assert.match(out, /Example/);
   }
+});
+
+test('help texts name the new verbs and flags', () => {
+  const help = (argv: string[]): string => {
+    let out = '';
+    parse(argv, { env: {}, io: { writeOut: (s) => (out += s), writeErr: () => {} } });
+    return out;
+  };
+  const top = help(['--help']);
+  for (const verb of ['pause', 'resume', 'stop', 'start', 'usage', 'volume']) assert.match(top, new RegExp(`\\n  ${verb} `), verb);
+  const create = help(['create', '--help']);
+  for (const flag of ['--persistent', '--disk', '--on-timeout', '--idle-timeout', '--auto-delete', '--auto-resume', '--volume'])
+    assert.ok(create.includes(flag), flag);
+  const run = help(['run', '--help']);
+  assert.match(run, /^\s+--volume /m);
+  assert.match(run, /^\s+--disk /m);
+  assert.doesNotMatch(run, /^\s+--persistent/m);
 });

@@ -12,6 +12,7 @@ import { ptyRoutes } from './routes/pty.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
 import { networkRoutes } from './routes/network.js';
 import { volumeRoutes } from './routes/volumes.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 import { Ingress } from './ingress.js';
 import type { Services } from './services.js';
 
@@ -89,6 +90,7 @@ export async function buildApp(
 
   await app.register(sandboxRoutes(services));
   await app.register(volumeRoutes(services));
+  await app.register(snapshotRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));

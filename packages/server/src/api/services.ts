@@ -2,6 +2,7 @@ import type { FileService } from '../core/file-service.js';
 import type { ProcessService } from '../core/process-service.js';
 import type { SandboxService } from '../core/sandbox-service.js';
 import type { VolumeService } from '../core/volume-service.js';
+import type { SnapshotService } from '../core/snapshot-service.js';
 import type { ApiKeyStore } from '../core/stores.js';
 import type { TemplateCatalog } from '../core/templates.js';
 
@@ -9,6 +10,7 @@ import type { TemplateCatalog } from '../core/templates.js';
 export interface Services {
   sandboxes: SandboxService;
   volumes: VolumeService;
+  snapshots: SnapshotService;
   processes: ProcessService;
   files: FileService;
   templates: TemplateCatalog;

@@ -9,7 +9,18 @@ const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 export const SANDBOX_ID_PATTERN = /^[a-z0-9]{20}$/;
 
 export function newSandboxId(): string {
-  const bytes = randomBytes(20);
+  return randomSuffix(20);
+}
+
+/** Snapshot ids: `snap-` and 16 characters of [a-z0-9] (valid as template names too). */
+export const SNAPSHOT_ID_PATTERN = /^snap-[a-z0-9]{16}$/;
+
+export function newSnapshotId(): string {
+  return `snap-${randomSuffix(16)}`;
+}
+
+function randomSuffix(length: number): string {
+  const bytes = randomBytes(length);
   let id = '';
   // 256 % 36 leaves a small bias; irrelevant for unguessable-enough ids with ~103 bits.
   for (const b of bytes) id += ID_ALPHABET[b % ID_ALPHABET.length];

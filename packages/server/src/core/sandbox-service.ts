@@ -199,6 +199,11 @@ export class SandboxService {
     );
   }
 
+  /** Runs `work` while no lifecycle change (stop, pause, delete…) can happen to the sandbox. */
+  whileLocked<T>(id: string, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, work);
+  }
+
   /** Records API activity on a sandbox (the idle timeout's clock). */
   touch(id: string): void {
     this.activity.set(id, Date.now());
@@ -244,7 +249,21 @@ export class SandboxService {
       // connection first, and listens again once restored (or if the checkpoint fails).
       if (mode === 'memory') await this.quiesceAgent(id);
       this.dropAgent(id);
-      await this.provider.pause(id, mode);
+      try {
+        await this.provider.pause(id, mode);
+      } catch (err) {
+        // A checkpoint that fails while saving ends the sandbox (runsc): its files are intact, so
+        // it is recorded stopped rather than left claiming to run.
+        if ((await this.provider.isRunning(id)) === false) {
+          await this.provider.stop(id).catch(() => undefined);
+          await this.enterIdleState(record, 'stopped', null);
+          throw new HutchError(
+            'internal',
+            `pause failed and the sandbox stopped (its files are kept; start it again): ${(err as Error).message}`,
+          );
+        }
+        throw err;
+      }
       this.log.info({ sandbox: id, mode }, 'sandbox paused');
       return { record: await this.enterIdleState(record, 'paused', mode), note };
     });

@@ -136,6 +136,17 @@ export class AgentClient {
     const res = await response;
     res.resume();
     if (res.statusCode !== 204) throw new HutchError('internal', `the agent answered ${res.statusCode} to quiesce`);
+    // The agent closes this connection after all the others: its end means they are closed too.
+    const socket = req.socket;
+    if (socket && !socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   async health(signal?: AbortSignal): Promise<boolean> {

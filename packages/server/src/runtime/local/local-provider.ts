@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
 import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
 import type { EgressPolicy } from '../../core/network.js';
@@ -49,6 +49,8 @@ interface SandboxPaths {
   work: string;
   /** gVisor checkpoint (pause with memory). */
   checkpoint: string;
+  /** The agent binary the checkpoint was taken with. */
+  checkpointAgent: string;
   /** The agent socket dir: on /run, owned by a mapped uid no workload runs as. */
   run: string;
   /** Which layers are below (`lower0`, `lower1`, … symlinks, top first): their count. */
@@ -158,6 +160,7 @@ export class LocalProvider implements Provider {
       upper: join(dir, 'disk', 'upper'),
       work: join(dir, 'disk', 'work'),
       checkpoint: join(dir, 'checkpoint'),
+      checkpointAgent: join(dir, 'checkpoint.agent'),
       run: join(this.stateRoot, 'sockets', id),
       lowers: join(dir, 'lowers.json'),
       log: join(dir, 'runtime.log'),
@@ -307,6 +310,7 @@ export class LocalProvider implements Provider {
   async stop(id: string): Promise<void> {
     await this.halt(id);
     await rm(this.paths(id).checkpoint, { recursive: true, force: true });
+    await rm(this.paths(id).checkpointAgent, { force: true });
   }
 
   /** Ends the container and unmounts its filesystems; files (and any checkpoint) stay. */
@@ -334,7 +338,16 @@ export class LocalProvider implements Provider {
     await this.runContainer(id, runtime, p, network !== null);
   }
 
-  /** The staged agent binary lives on /run: after a reboot (or an upgrade) its path may differ. */
+  private async agentMountSource(p: SandboxPaths): Promise<string> {
+    const config = JSON.parse(await readFile(join(p.bundle, 'config.json'), 'utf8')) as {
+      mounts: Array<{ destination: string; source: string }>;
+    };
+    const mount = config.mounts.find((m) => m.destination === AGENT_BINARY_PATH);
+    if (!mount) throw new HutchError('internal', 'the bundle has no agent mount');
+    return mount.source;
+  }
+
+  /** A (re)started sandbox runs the current agent: after a reboot or an upgrade its path may differ. */
   private async refreshAgentMount(p: SandboxPaths): Promise<void> {
     const file = join(p.bundle, 'config.json');
     const config = JSON.parse(await readFile(file, 'utf8')) as { mounts: Array<{ destination: string; source: string }> };
@@ -362,6 +375,9 @@ export class LocalProvider implements Provider {
     const runtime = this.runtimeFor('gvisor');
     await rm(p.checkpoint, { recursive: true, force: true });
     await mkdir(p.checkpoint, { recursive: true, mode: 0o700 });
+    // The restore needs the very agent binary the checkpoint was taken with (after a reboot or an
+    // upgrade /run holds another one): keep a copy with the checkpoint.
+    await copyFile(await this.agentMountSource(p), p.checkpointAgent);
     try {
       await runtime.checkpoint(id, p.checkpoint);
     } catch (err) {
@@ -381,7 +397,13 @@ export class LocalProvider implements Provider {
     await this.mountFilesystems(p);
     await this.prepareSocketDir(p);
     await this.writeNameFiles(p, []);
-    await this.refreshAgentMount(p);
+    const agent = await this.agentMountSource(p);
+    if (!existsSync(agent)) {
+      await mkdir(dirname(agent), { recursive: true });
+      await copyFile(p.checkpointAgent, `${agent}.tmp`);
+      await chmod(`${agent}.tmp`, 0o755);
+      await rename(`${agent}.tmp`, agent);
+    }
     const log = await open(p.log, 'a');
     try {
       await runtime.restore(id, p.bundle, p.checkpoint, log.fd, this.runFlags(runtime, false));
@@ -393,6 +415,7 @@ export class LocalProvider implements Provider {
     // The agent closed its socket before the checkpoint; the signal makes it listen again.
     await runtime.signal(id, 'USR1');
     await rm(p.checkpoint, { recursive: true, force: true });
+    await rm(p.checkpointAgent, { force: true });
   }
 
   async frozen<T>(id: string, work: () => Promise<T>): Promise<T> {
@@ -490,12 +513,17 @@ export class LocalProvider implements Provider {
 
   /**
    * The agent binary, copied under /run once: a bind mount shows its source path inside the
-   * sandbox (mountinfo), and that path must not reveal the data dir.
+   * sandbox (mountinfo), and that path must not reveal the data dir. Named by its content: a
+   * sandbox restored from a checkpoint must get exactly the binary it was checkpointed with.
    */
   private async stagedAgentBinary(): Promise<string> {
     if (this.agentBinary && existsSync(this.agentBinary)) return this.agentBinary;
     const source = this.options.agentBinary;
-    const target = join(this.stateRoot, `hutch-agent-${basename(dirname(source))}`);
+    const digest = createHash('sha256')
+      .update(await readFile(source))
+      .digest('hex')
+      .slice(0, 16);
+    const target = join(this.stateRoot, `hutch-agent-${digest}`);
     // Searchable by others: gVisor's gofer opens bind sources below it without root's privileges.
     await mkdir(this.stateRoot, { recursive: true });
     await chmod(dirname(this.stateRoot), 0o711);

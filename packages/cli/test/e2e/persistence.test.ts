@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { CLI_MAIN, startServer, type TestServer } from '../../../sdk/test/server.js';
+
+// The persistence verbs of the built CLI against a real server: pause/resume/stop/start, usage,
+// volumes, and the create flags that reach the API.
+let server: TestServer;
+before(async () => {
+  server = await startServer();
+});
+after(() => server?.stop());
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function hutch(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: server.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await hutch(args);
+  assert.equal(r.code, 0, `hutch ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+test('pause, resume, stop, start and usage print the resulting state; wrong states exit 1 with the reason', async () => {
+  const id = (await ok(['create', '--template', 'minimal', '--persistent', '--disk', '128', '--auto-delete', '600'])).trim();
+  try {
+    const info = JSON.parse(await ok(['get', id, '--json'])) as { diskMiB: number; timeoutSeconds: unknown; lifecycle: unknown };
+    assert.equal(info.diskMiB, 128);
+    assert.equal(info.timeoutSeconds, null);
+    assert.deepEqual(info.lifecycle, {
+      persistent: true,
+      onTimeout: 'delete',
+      idleTimeoutSeconds: null,
+      autoDeleteAfterSeconds: 600,
+      autoResume: false,
+    });
+    assert.match(await ok(['get', id]), /timeout: +none\n[^]*lifecycle: persistent/);
+
+    const paused = await ok(['pause', id]);
+    assert.match(paused, new RegExp(`^${id} paused \\(filesystem\\)\nnote: .*memory`));
+    assert.match(await ok(['ls']), new RegExp(`${id}  paused \\(filesystem\\)`));
+    const again = JSON.parse(await ok(['pause', id, '--json'])) as { state: string; pauseMode: string; note: string };
+    assert.equal(again.state, 'paused');
+    assert.equal(again.pauseMode, 'filesystem');
+    assert.equal(await ok(['resume', id]), `${id} running (from filesystem)\n`);
+
+    assert.match(await ok(['usage', id]), /^disk: +.* used of .* free\)\nvolumes: +-\n$/);
+    assert.equal(await ok(['stop', id]), `${id} stopped\n`);
+    assert.match(await ok(['usage', id]), /not mounted while the sandbox is stopped/);
+    const refused = await hutch(['pause', id]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^hutch: .*stopped.*only running sandboxes can be paused/);
+    assert.equal((JSON.parse(await ok(['start', id, '--json'])) as { state: string }).state, 'running');
+  } finally {
+    await hutch(['rm', id]);
+  }
+});
+
+test('volume create, ls, mount with --volume (also in run), rm refused while in use', async () => {
+  const name = `cli-${randomUUID().slice(0, 8)}`;
+  let id = '';
+  try {
+    assert.equal(await ok(['volume', 'create', name, '--size', '64', '--label', 'suite=cli']), `${name}\n`);
+    assert.match(await ok(['volume', 'ls']), new RegExp(`\n${name}  64\\.0 MiB .* suite=cli\n`));
+    const listed = JSON.parse(await ok(['volume', 'ls', '--json'])) as { name: string; labels: Record<string, string> }[];
+    assert.deepEqual(listed.find((v) => v.name === name)?.labels, { suite: 'cli' });
+
+    assert.equal(
+      await ok(['run', '--template', 'minimal', '--volume', `${name}:/data`, '--', 'sh', '-c', 'echo hi > /data/f; cat /data/f']),
+      'hi\n',
+    );
+    id = (await ok(['create', '--template', 'minimal', '--volume', `${name}:/data:ro`])).trim();
+    assert.match(await ok(['usage', id]), new RegExp(`\n  ${name}  /data `));
+    assert.equal(await ok(['exec', id, '--', 'cat /data/f']), 'hi\n');
+    const inUse = await hutch(['volume', 'rm', name]);
+    assert.equal(inUse.code, 1);
+    assert.match(inUse.stderr, new RegExp(`in use by sandbox ${id}`));
+    await ok(['rm', id]);
+    id = '';
+    assert.equal(await ok(['volume', 'rm', name]), `${name}\n`);
+    const gone = await hutch(['volume', 'rm', name]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no volume named/);
+  } finally {
+    if (id) await hutch(['rm', id]);
+    await hutch(['volume', 'rm', name]);
+  }
+});

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { describeUsage } from '../../src/commands/lifecycle.js';
+import { describeLifecycle, stateLabel } from '../../src/commands/sandboxes.js';
+
+test('state label shows the pause mode', () => {
+  assert.equal(stateLabel({ state: 'paused', pauseMode: 'memory' }), 'paused (memory)');
+  assert.equal(stateLabel({ state: 'paused', pauseMode: 'filesystem' }), 'paused (filesystem)');
+  assert.equal(stateLabel({ state: 'running', pauseMode: null }), 'running');
+});
+
+test('lifecycle summary', () => {
+  assert.equal(
+    describeLifecycle({ persistent: true, onTimeout: 'pause', idleTimeoutSeconds: 120, autoDeleteAfterSeconds: null, autoResume: true }),
+    'persistent, on timeout: pause, idle 120 s, no auto-delete, auto-resume',
+  );
+  assert.equal(
+    describeLifecycle({
+      persistent: false,
+      onTimeout: 'delete',
+      idleTimeoutSeconds: null,
+      autoDeleteAfterSeconds: 86400,
+      autoResume: false,
+    }),
+    'ephemeral, on timeout: delete, auto-delete 86400 s after stop/pause',
+  );
+  assert.equal(describeLifecycle(undefined), '-');
+});
+
+test('usage: disk line, volume table, unmounted disk', () => {
+  const text = describeUsage(
+    { state: 'running' },
+    {
+      disk: { sizeBytes: 2 * 1024 ** 3, usedBytes: 1536, availableBytes: 1024 ** 3 },
+      volumes: [{ name: 'data', path: '/data', usedBytes: 4096, sizeBytes: null }],
+    },
+  );
+  assert.equal(
+    text,
+    'disk:     1.5 KiB used of 2.0 GiB (1.0 GiB free)\nvolumes:\n  NAME  PATH   USED     SIZE\n  data  /data  4.0 KiB  -\n',
+  );
+  assert.equal(
+    describeUsage({ state: 'stopped' }, { disk: null, volumes: [] }),
+    'disk:     - (not mounted while the sandbox is stopped)\nvolumes:  -\n',
+  );
+});

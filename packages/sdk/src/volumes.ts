@@ -1,0 +1,52 @@
+import type { CallOptions } from './config.js';
+import { NotFoundError } from './errors.js';
+import type { Transport } from './http.js';
+import type { VolumeCreateParams, VolumeInfo } from './types.js';
+
+export interface VolumeCreateOptions extends Omit<VolumeCreateParams, 'name'>, CallOptions {}
+
+/**
+ * `hutch.volumes`: named, quota'd directories that outlive sandboxes. Mount one with
+ * `hutch.sandboxes.create({ volumes: [{ name, path }] })`; several sandboxes may mount it at once.
+ */
+export class Volumes {
+  /** @internal */
+  constructor(private readonly transport: Transport) {}
+
+  /** Creates an empty volume; a `ConflictError` when the name is taken. */
+  async create(name: string, opts: VolumeCreateOptions = {}): Promise<VolumeInfo> {
+    const { signal, timeoutMs, ...params } = opts;
+    const body: VolumeCreateParams = { name, ...params };
+    return this.transport.json<VolumeInfo>({ method: 'POST', path: '/v1/volumes', json: body, signal, timeoutMs });
+  }
+
+  /** Every volume, with its use and the sandboxes that mount it. */
+  async list(opts?: CallOptions): Promise<VolumeInfo[]> {
+    const res = await this.transport.json<{ volumes: VolumeInfo[] }>({ method: 'GET', path: '/v1/volumes', ...opts });
+    return res.volumes;
+  }
+
+  /** One volume; rejects with `NotFoundError` when there is none. */
+  async get(name: string, opts?: CallOptions): Promise<VolumeInfo> {
+    return this.transport.json<VolumeInfo>({ method: 'GET', path: volumePath(name), ...opts });
+  }
+
+  /**
+   * Deletes a volume and its contents. Idempotent: resolves `true` when this call deleted it,
+   * `false` when there was no such volume. A volume still mounted by a sandbox (in any state but
+   * deleted) is a `ConflictError` naming the sandboxes.
+   */
+  async delete(name: string, opts?: CallOptions): Promise<boolean> {
+    try {
+      await this.transport.bytes({ method: 'DELETE', path: volumePath(name), ...opts });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+}
+
+function volumePath(name: string): string {
+  return `/v1/volumes/${encodeURIComponent(name)}`;
+}

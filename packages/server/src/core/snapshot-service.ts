@@ -1,0 +1,195 @@
+import { newSnapshotId, SNAPSHOT_ID_PATTERN as SNAPSHOT_ID } from './ids.js';
+import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type { Logger } from './logger.js';
+import type { Provider } from './provider.js';
+import type { CreateSandboxInput, SandboxRecord } from './sandbox.js';
+import type { ResolvedSource, SandboxService, SnapshotSource } from './sandbox-service.js';
+import type { SandboxStore, SnapshotRecord, SnapshotStore } from './stores.js';
+import type { TemplateCatalog } from './templates.js';
+
+/** What snapshots need from the layer store (templates/layer-store.ts implements it). */
+export interface LayerRepository {
+  capture(sourceDir: string, parent: string | null): Promise<{ digest: string; rootfs: string; sizeBytes: number; reused: boolean }>;
+  get(digest: string): Promise<{ digest: string; rootfs: string } | null>;
+  gc(referenced: Set<string>, options: { dryRun: boolean }): Promise<{ layers: string[]; objects: number; bytes: number }>;
+}
+
+export interface SnapshotView extends SnapshotRecord {
+  reused?: boolean;
+  durationMs?: number;
+}
+
+/**
+ * Snapshots: a sandbox's files captured as a read-only layer on top of the layers it came from,
+ * usable as a template (`POST /v1/sandboxes {template: <snapshot id>}`). Layers are content-
+ * addressed and file-deduplicated by the layer store; a snapshot in use cannot be deleted, and
+ * layers no snapshot references are removed by `gc`.
+ */
+export class SnapshotService implements SnapshotSource {
+  /** Captures and gc are serialized: a layer captured after gc listed the references would go. */
+  private readonly layerLock = new KeyedMutex();
+
+  constructor(
+    private readonly store: SnapshotStore,
+    private readonly sandboxStore: SandboxStore,
+    private readonly provider: Provider,
+    private readonly layers: LayerRepository,
+    private readonly templates: TemplateCatalog,
+    private readonly log: Logger,
+    /** Set after construction: the sandbox service resolves snapshots through this one. */
+    public sandboxes: SandboxService | null = null,
+  ) {}
+
+  async create(sandboxId: string, input: { memory?: boolean; metadata?: Record<string, string> } = {}): Promise<SnapshotView> {
+    const sandboxes = this.requireSandboxes();
+    const record = await sandboxes.get(sandboxId);
+    if (input.memory)
+      throw new HutchError(
+        'tier_unavailable',
+        'memory: snapshots keep files only in this release (pause keeps memory on gVisor; a memory snapshot usable by many sandboxes is not supported yet)',
+      );
+    if (!['running', 'paused', 'stopped'].includes(record.state))
+      throw conflict(`sandbox ${sandboxId} is ${record.state}; only running, paused or stopped sandboxes can be snapshotted`);
+    const base = await this.baseOf(record);
+    const started = performance.now();
+    const capture = (): Promise<{ digest: string; sizeBytes: number; reused: boolean }> =>
+      this.provider.withUpperDir(record.id, (upper) => this.layers.capture(upper, base.layers[0] ?? base.templateDigest));
+    return this.layerLock.run('layers', async () => {
+      // A running sandbox is frozen while its upper layer is read, so the snapshot is consistent.
+      const layer = await sandboxes.whileLocked(record.id, async () => {
+        const current = await sandboxes.get(record.id);
+        return current.state === 'running' ? this.provider.frozen(record.id, capture) : capture();
+      });
+      return this.record(record, base, layer, input.metadata ?? {}, started);
+    });
+  }
+
+  private async record(
+    record: SandboxRecord,
+    base: { template: string; templateDigest: string; layers: string[]; defaultUser: string },
+    layer: { digest: string; sizeBytes: number; reused: boolean },
+    metadata: Record<string, string>,
+    started: number,
+  ): Promise<SnapshotView> {
+    const snapshot: SnapshotRecord = {
+      id: newSnapshotId(),
+      sourceSandbox: record.id,
+      template: base.template,
+      templateDigest: base.templateDigest,
+      layers: [layer.digest, ...base.layers],
+      isolation: record.isolation,
+      defaultUser: base.defaultUser,
+      memory: false,
+      sizeBytes: layer.sizeBytes,
+      metadata,
+      createdAt: new Date(),
+    };
+    await this.store.insert(snapshot);
+    const durationMs = Math.round(performance.now() - started);
+    this.log.info(
+      { snapshot: snapshot.id, sandbox: record.id, layer: layer.digest.slice(0, 12), reused: layer.reused, durationMs },
+      'snapshot taken',
+    );
+    return { ...snapshot, reused: layer.reused, durationMs };
+  }
+
+  /** The shipped template and snapshot layers a sandbox was made from. */
+  private async baseOf(
+    record: SandboxRecord,
+  ): Promise<{ template: string; templateDigest: string; layers: string[]; defaultUser: string }> {
+    const parent = await this.store.get(record.template);
+    if (parent)
+      return { template: parent.template, templateDigest: parent.templateDigest, layers: parent.layers, defaultUser: parent.defaultUser };
+    const template = await this.templates.resolve(record.template);
+    if (!template) throw new HutchError('internal', `sandbox ${record.id}: its template ${record.template} is gone`);
+    return { template: template.name, templateDigest: template.digest, layers: [], defaultUser: template.defaultUser };
+  }
+
+  async resolve(id: string): Promise<ResolvedSource | null> {
+    if (!SNAPSHOT_ID.test(id)) return null;
+    const snapshot = await this.store.get(id);
+    if (!snapshot) return null;
+    const template = await this.templates.resolve(snapshot.template);
+    if (!template || template.digest !== snapshot.templateDigest)
+      throw conflict(`snapshot ${id}: its template ${snapshot.template} is no longer the one it was taken on`);
+    const paths: string[] = [];
+    for (const digest of snapshot.layers) {
+      const layer = await this.layers.get(digest);
+      if (!layer) throw new HutchError('internal', `snapshot ${id}: layer ${digest.slice(0, 12)} is missing`);
+      paths.push(layer.rootfs);
+    }
+    return { digest: snapshot.layers[0]!, layers: [...paths, template.rootfs], defaultUser: snapshot.defaultUser, isolation: null };
+  }
+
+  async get(id: string): Promise<SnapshotRecord> {
+    const snapshot = SNAPSHOT_ID.test(id) ? await this.store.get(id) : null;
+    if (!snapshot) throw notFound(`snapshot ${id.slice(0, 40)} not found`);
+    return snapshot;
+  }
+
+  list(): Promise<SnapshotRecord[]> {
+    return this.store.list();
+  }
+
+  /** Deletes a snapshot record; its layers go at the next `gc` unless another snapshot shares them. */
+  async delete(id: string): Promise<void> {
+    await this.get(id);
+    const users = await this.sandboxStore.usingTemplate(id);
+    if (users.length > 0)
+      throw conflict(`snapshot ${id} is the template of sandbox${users.length > 1 ? 'es' : ''} ${users.join(', ')}; delete them first`);
+    await this.store.remove(id);
+    this.log.info({ snapshot: id }, 'snapshot deleted');
+  }
+
+  /** A fresh snapshot of a sandbox and `count` sandboxes created from it, with the source's settings. */
+  async fork(
+    id: string,
+    input: { count?: number; metadata?: Record<string, string> },
+  ): Promise<{ snapshot: SnapshotView; sandboxes: SandboxRecord[] }> {
+    const sandboxes = this.requireSandboxes();
+    const count = input.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 64) throw invalidArgument('count: must be an integer from 1 to 64');
+    const source = await sandboxes.get(id);
+    const snapshot = await this.create(id, { metadata: { forkOf: id } });
+    const body: CreateSandboxInput = {
+      template: snapshot.id,
+      isolation: source.isolation,
+      cpu: source.cpu,
+      memoryMiB: source.memoryMiB,
+      pids: source.pids,
+      diskMiB: source.diskMiB,
+      env: source.env,
+      metadata: { ...source.metadata, ...(input.metadata ?? {}), 'hutch.forkOf': id },
+      network: source.network,
+      persistent: source.lifecycle.persistent,
+      onTimeout: source.lifecycle.onTimeout,
+      autoResume: source.lifecycle.autoResume,
+      ...(source.timeoutSeconds !== null ? { timeoutSeconds: source.timeoutSeconds } : {}),
+      ...(source.lifecycle.idleTimeoutSeconds !== null ? { idleTimeoutSeconds: source.lifecycle.idleTimeoutSeconds } : {}),
+      ...(source.lifecycle.autoDeleteAfterSeconds !== null ? { autoDeleteAfterSeconds: source.lifecycle.autoDeleteAfterSeconds } : {}),
+      volumes: source.volumes,
+    };
+    const created: SandboxRecord[] = [];
+    for (let i = 0; i < count; i++) created.push(await sandboxes.create(body));
+    return { snapshot, sandboxes: created };
+  }
+
+  /** Removes layers no snapshot references (and their unshared files); `dryRun` only lists them. */
+  async gc(dryRun: boolean): Promise<{ layers: string[]; objects: number; bytes: number; dryRun: boolean }> {
+    // Every snapshot lists its whole chain, and a snapshot cannot be deleted while a sandbox was
+    // made from it, so the snapshots' layers are all a live sandbox can be mounted on.
+    const referenced = new Set<string>();
+    const result = await this.layerLock.run('layers', async () => {
+      for (const s of await this.store.list()) for (const d of s.layers) referenced.add(d);
+      return this.layers.gc(referenced, { dryRun });
+    });
+    this.log.info({ ...result, layers: result.layers.length, dryRun }, 'layer gc');
+    return { ...result, dryRun };
+  }
+
+  private requireSandboxes(): SandboxService {
+    if (!this.sandboxes) throw new HutchError('internal', 'snapshot service not wired');
+    return this.sandboxes;
+  }
+}
