@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { describeHost, type HostFacts } from './host.js';
 import { fmtMs, type Summary } from './stats.js';
+import type { PersistenceRow } from './persistence.js';
 
 export const TIERS = ['container', 'gvisor'] as const;
 export type Tier = (typeof TIERS)[number];
@@ -60,6 +61,8 @@ export interface BenchResult {
   tiers: TierResult[];
   /** Egress policy set-up cost (container tier); null when not measured. */
   network: PolicyResult[] | null;
+  /** Pause/resume, snapshot and create-from-snapshot series; null when not measured. */
+  persistence?: PersistenceRow[] | null;
   targets: TargetResult[];
   errors: string[];
 }
@@ -74,6 +77,18 @@ function policyRows(r: BenchResult): string[][] {
     fmtMs(p.delete?.median),
   ]);
 }
+const PERSISTENCE_HEADER = ['measure', 'tier', 'n', 'median', 'p95', 'note'];
+function persistenceRows(r: BenchResult): string[][] {
+  return (r.persistence ?? []).map((p) => [
+    p.measure,
+    p.tier,
+    String(p.summary?.n ?? 0),
+    p.summary ? fmtMs(p.summary.median) : '–',
+    p.summary ? fmtMs(p.summary.p95) : '–',
+    p.note,
+  ]);
+}
+
 const POLICY_HEADER = ['egress policy', 'n', 'create → first exec median', 'p95', 'added vs none', 'delete median'];
 
 const LABELS: Record<SeriesName, string> = {
@@ -179,6 +194,7 @@ export function renderText(r: BenchResult): string {
     }
   }
   if (r.network) out.push('', '== egress policy cost (container tier)', table(POLICY_HEADER, policyRows(r)));
+  if (r.persistence) out.push('', '== persistence', table(PERSISTENCE_HEADER, persistenceRows(r)));
   if (r.cli.floor)
     out.push(
       '',
@@ -235,6 +251,14 @@ export function renderMarkdown(r: BenchResult): string {
       '',
     );
     out.push(mdTable(POLICY_HEADER, policyRows(r)), '');
+  }
+  if (r.persistence) {
+    out.push('### persistence', '');
+    out.push(
+      'Pause and resume on one sandbox with a background process (memory mode on gVisor, filesystem mode on the container tier), timed until each answer; snapshot of 100 MB of fresh random files (fewer runs: each writes 100 MB); create → first exec from that snapshot and from the plain template, interleaved.',
+      '',
+    );
+    out.push(mdTable(PERSISTENCE_HEADER, persistenceRows(r)), '');
   }
   if (r.cli.floor)
     out.push(

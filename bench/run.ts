@@ -17,6 +17,7 @@ import { Api, ApiError } from './client.js';
 import { describeHost, hostFacts } from './host.js';
 import { timedRun } from './proc.js';
 import { podmanArgs, podmanOnce, removePodmanLeftovers } from './podman.js';
+import { benchPersistence, type PersistenceRow } from './persistence.js';
 import { startBenchServer, type BenchServer } from './server.js';
 import {
   evaluateTargets,
@@ -49,6 +50,7 @@ interface Options {
   cli: boolean;
   podman: boolean;
   network: boolean;
+  persistence: boolean;
 }
 
 const USAGE = `usage: npm run bench -- [options]
@@ -61,6 +63,7 @@ const USAGE = `usage: npm run bench -- [options]
   --no-cli           skip the \`hutch run\` CLI process measurement
   --no-podman        skip the podman comparison
   --no-network       skip the egress policy cost series (container tier)
+  --no-persistence   skip pause/resume, snapshot and create-from-snapshot series
   --json             print machine-readable results (with raw samples) instead of the table
   --write            rewrite the results block of docs/benchmarks.md
   -h, --help         this text
@@ -81,6 +84,7 @@ function parseArgs(argv: string[]): Options {
     cli: true,
     podman: true,
     network: true,
+    persistence: true,
   };
   const int = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -112,6 +116,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--no-network':
         o.network = false;
+        break;
+      case '--no-persistence':
+        o.persistence = false;
         break;
       case '--tier': {
         for (const t of (next() ?? '').split(',')) {
@@ -433,9 +440,9 @@ async function cleanup(bench: Bench, server: BenchServer): Promise<string[]> {
     await server.restart();
   }
   const listAll = async (): Promise<string[]> =>
-    (await bench.api.call<{ sandboxes: Array<{ id: string }> }>('GET', '/v1/sandboxes?state=creating,running,stopped,error')).sandboxes.map(
-      (s) => s.id,
-    );
+    (
+      await bench.api.call<{ sandboxes: Array<{ id: string }> }>('GET', '/v1/sandboxes?state=creating,running,paused,stopped,error')
+    ).sandboxes.map((s) => s.id);
   const ids = new Set([...bench.tracked, ...(await listAll())]);
   for (const id of ids) {
     try {
@@ -510,6 +517,7 @@ async function main(): Promise<number> {
   let cli: BenchResult['cli'] = { available: false, reason: 'disabled (--no-cli)', floor: null };
   let interrupted = false;
   let network: PolicyResult[] | null = null;
+  let persistence: PersistenceRow[] | null = null;
   try {
     info = await api.call<Info>('GET', '/v1/info');
     template = await waitTemplateReady(api);
@@ -534,6 +542,19 @@ async function main(): Promise<number> {
     }
     if (opts.network && opts.tiers.includes('container') && info.tiers.container?.available) {
       network = await benchPolicies(bench, opts);
+    }
+    if (opts.persistence) {
+      const tiers = opts.tiers.filter((t) => info?.tiers[t]?.available);
+      persistence = await benchPersistence({
+        api,
+        tiers,
+        runs: opts.runs,
+        warmup: opts.warmup,
+        template: TEMPLATE,
+        progress,
+        checkAbort,
+        tracked: bench.tracked,
+      });
     }
     if (opts.cli && existsSync(CLI_MAIN)) {
       progress('CLI process floor (hutch --version)');
@@ -590,6 +611,7 @@ async function main(): Promise<number> {
     cli,
     tiers,
     network,
+    persistence,
     targets: evaluateTargets(tiers),
     errors,
   };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type TestServer } from './harness.js';
 import {
@@ -26,7 +27,8 @@ let server: TestServer;
 const created: string[] = [];
 const volumes: string[] = [];
 before(async () => {
-  server = await startServer();
+  // A pool of its own: this file needs no egress, and must not meet another server's pool.
+  server = await startServer({ networkPool4: '10.215.0.0/16', networkPool6: 'fd68:7574:636a::/48' });
 });
 after(async () => {
   for (const id of created) await deleteSandbox(server, id).catch(() => undefined);
@@ -188,6 +190,51 @@ test('paused and stopped sandboxes survive kill -9 of the server; resume and sta
     const res = await server.api('POST', `/v1/sandboxes/${sb.id}/${how === 'pause' ? 'resume' : 'start'}`);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal((await run(server, sb.id, 'cat /root/file')).stdout, `${how}-${sb.isolation}\n`);
+  }
+});
+
+/**
+ * A host reboot, simulated without rebooting: the server is killed, then everything a reboot
+ * takes away is removed by hand — the sandboxes' processes (runtime delete), every mount under
+ * their directories, and the runtime state on /run (runc/runsc roots, sockets, staged agent).
+ */
+async function simulateReboot(ids: string[]): Promise<void> {
+  await server.kill9();
+  const stateRoot = dirname(runtimeRoot(server, 'container'));
+  for (const id of ids) {
+    for (const tier of TIERS)
+      spawnSync(tier === 'gvisor' ? 'runsc' : 'runc', ['--root', runtimeRoot(server, tier), 'delete', '--force', id], { stdio: 'ignore' });
+    const dir = join(server.dataDir, 'sandboxes', id);
+    for (const target of [join(dir, 'rootfs'), join(dir, 'disk')]) spawnSync('umount', ['-l', target], { stdio: 'ignore' });
+  }
+  rmSync(stateRoot, { recursive: true, force: true });
+  await server.restart();
+}
+
+test('after a host reboot (simulated) persistent sandboxes come back stopped and paused ones paused; both come back with their files', async () => {
+  const running: Full[] = [];
+  const paused: Full[] = [];
+  for (const tier of TIERS) {
+    const a = await make({ template: 'minimal', isolation: tier, persistent: true });
+    await run(server, a.id, `echo running-${tier} > /root/file`);
+    running.push(a);
+    const b = await make({ template: 'minimal', isolation: tier, persistent: true });
+    await run(server, b.id, `echo paused-${tier} > /root/file`);
+    assert.equal((await server.api('POST', `/v1/sandboxes/${b.id}/pause`)).status, 200);
+    paused.push(b);
+  }
+  await simulateReboot([...running, ...paused].map((s) => s.id));
+  for (const sb of running) {
+    const got = await state(sb.id);
+    assert.equal(got.state, 'stopped', `a persistent sandbox whose processes are gone is stopped: ${JSON.stringify(got)}`);
+    assert.equal((await server.api('POST', `/v1/sandboxes/${sb.id}/start`)).status, 200);
+    assert.equal((await run(server, sb.id, 'cat /root/file')).stdout, `running-${sb.isolation}\n`);
+  }
+  for (const sb of paused) {
+    assert.equal((await state(sb.id)).state, 'paused');
+    const resumed = await server.api('POST', `/v1/sandboxes/${sb.id}/resume`);
+    assert.equal(resumed.status, 200, JSON.stringify(resumed.body));
+    assert.equal((await run(server, sb.id, 'cat /root/file')).stdout, `paused-${sb.isolation}\n`);
   }
 });
 

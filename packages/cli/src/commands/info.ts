@@ -19,10 +19,12 @@ function describe(i: ServerInfo, url: string): string {
     '',
     'isolation tiers:',
   ];
-  const rows = [['  TIER', 'AVAILABLE', 'RUNTIME', 'NOTE']];
+  const rows = [['  TIER', 'AVAILABLE', 'RUNTIME', 'PAUSE KEEPS', 'NOTE']];
   for (const [name, t] of Object.entries(i.tiers ?? {})) {
     const runtime = [t.runtime, t.version].filter(Boolean).join(' ') || '-';
-    rows.push([`  ${name}`, t.available ? 'yes' : 'no', runtime, t.reason ?? '']);
+    const pause = (t.pause ?? null) as { mode?: string } | null;
+    const keeps = pause?.mode === 'memory' ? 'memory + files' : pause?.mode === 'filesystem' ? 'files only' : '-';
+    rows.push([`  ${name}`, t.available ? 'yes' : 'no', runtime, keeps, t.reason ?? '']);
   }
   return `${lines.join('\n')}\n${table(rows)}`;
 }

@@ -56,6 +56,8 @@ export interface TierStatus {
   reason?: string;
   /** Whether sandboxes of this tier can have egress other than `none` (and why not). */
   egress: { available: boolean; reason?: string };
+  /** What `pause` keeps on this tier here: memory (checkpoint) or files only, and why. */
+  pause?: { mode: PauseMode; note: string | null };
 }
 
 export interface RuntimeSandbox {

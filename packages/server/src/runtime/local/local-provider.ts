@@ -76,6 +76,8 @@ export class LocalProvider implements Provider {
     this.stateRoot = stateRoot;
     const host = options.host;
     this.tierStatus = { container: this.containerTier(host), gvisor: this.gvisorTier(host) };
+    for (const tier of ISOLATION_TIERS) this.tierStatus[tier].pause = this.pauseMode(tier, 'none');
+    if (this.tierStatus.gvisor.pause) this.tierStatus.gvisor.pause.note = 'memory kept (checkpoint/restore) for sandboxes with egress none';
     if (this.tierStatus.container.available) {
       const useCrun = host.cgroup === 'v2' && host.crun !== null;
       const tool = useCrun ? host.crun! : host.runc!;
