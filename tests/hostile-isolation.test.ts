@@ -393,7 +393,7 @@ except OSError as e:
           assert.match(attempt.stdout, /Uid:\s+1000\s+1000\s+1000\s+1000/, 'still uid 1000');
 
           // From the host: what sandbox root wrote belongs to an unprivileged host uid.
-          const onHost = statSync(join(server.dataDir, 'sandboxes', sb.id, 'upper', 'usr/local/bin/rootsh'));
+          const onHost = statSync(join(server.dataDir, 'sandboxes', sb.id, 'disk', 'upper', 'usr/local/bin/rootsh'));
           assert.ok((onHost.mode & 0o4000) !== 0, 'the host file is the planted setuid binary');
           assert.equal(onHost.uid, 100000, 'owned by the mapped sandbox root, not host root');
           assert.notEqual(onHost.uid, 0);
