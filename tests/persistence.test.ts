@@ -419,3 +419,42 @@ describe('snapshots and forks', () => {
     assert.match(memory.body.error.message, /memory/);
   });
 });
+
+test("gVisor memory snapshot: forks continue the source's running processes from the snapshot's moment; the source keeps running", async () => {
+  const source = await make({ template: 'minimal', isolation: 'gvisor' });
+  await run(server, source.id, 'echo at-snapshot > /root/f');
+  await server.api('POST', `/v1/sandboxes/${source.id}/processes`, { cmd: COUNTER, tag: 'counter' });
+  await waitFor(async () => Number((await run(server, source.id, 'cat /tmp/count 2>/dev/null || echo 0')).stdout) >= 3, 5000, 200);
+  const before = Number((await run(server, source.id, 'cat /tmp/count')).stdout);
+  const forked = await server.api<{ snapshot: { id: string; memory: boolean }; sandboxes: Full[] }>(
+    'POST',
+    `/v1/sandboxes/${source.id}/fork`,
+    {
+      count: 2,
+      memory: true,
+    },
+  );
+  assert.equal(forked.status, 201, JSON.stringify(forked.body));
+  assert.equal(forked.body.snapshot.memory, true);
+  const memoryDir = join(server.dataDir, 'snapshots', 'memory', forked.body.snapshot.id);
+  assert.ok(existsSync(memoryDir), 'the memory image is kept with the snapshot');
+  assert.equal((await state(source.id)).state, 'running', 'the source was resumed');
+  for (const child of forked.body.sandboxes) {
+    created.push(child.id);
+    const first = Number((await run(server, child.id, 'cat /tmp/count')).stdout);
+    await sleep(1000);
+    const second = Number((await run(server, child.id, 'cat /tmp/count')).stdout);
+    assert.ok(first >= before, `the fork's counter continues from the snapshot (${before}), not from 0: ${first}`);
+    assert.ok(second > first, `and keeps counting: ${first} → ${second}`);
+    assert.equal((await run(server, child.id, 'cat /root/f')).stdout, 'at-snapshot\n');
+  }
+  const [a, b] = forked.body.sandboxes;
+  await run(server, a!.id, 'echo only-a > /root/mine');
+  assert.equal((await run(server, b!.id, 'test -e /root/mine && echo shared || echo separate')).stdout, 'separate\n');
+  const s1 = Number((await run(server, source.id, 'cat /tmp/count')).stdout);
+  await sleep(600);
+  assert.ok(Number((await run(server, source.id, 'cat /tmp/count')).stdout) > s1, 'the source keeps counting too');
+  for (const child of forked.body.sandboxes) await deleteSandbox(server, child.id);
+  assert.equal((await server.api('DELETE', `/v1/snapshots/${forked.body.snapshot.id}`)).status, 204);
+  assert.equal(existsSync(memoryDir), false, 'deleting the snapshot removes its memory image');
+});

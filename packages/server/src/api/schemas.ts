@@ -371,6 +371,8 @@ export const Snapshot = z.object({
 export const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
 export const SnapshotParams = z.object({ snapshotId: z.string().max(128) });
 
-export const ForkBody = z.object({ count: z.number().int().min(1).max(64).optional(), metadata: Metadata.optional() }).strict();
+export const ForkBody = z
+  .object({ count: z.number().int().min(1).max(64).optional(), metadata: Metadata.optional(), memory: z.boolean().optional() })
+  .strict();
 
 export const GcQuery = z.object({ dryRun: z.enum(['true', 'false', '1', '0']).optional() });

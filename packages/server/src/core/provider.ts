@@ -20,6 +20,8 @@ export interface SandboxSpec extends SandboxResources {
   diskMiB: number;
   /** Host directories of mounted volumes and where they go inside. */
   volumes: Array<{ source: string; destination: string; readOnly: boolean }>;
+  /** Start from a saved memory image (`exportCheckpoint`) instead of booting fresh (gVisor). */
+  restoreFrom?: string;
 }
 
 export interface DiskUsage {
@@ -85,6 +87,12 @@ export interface Provider {
   pause(id: string, mode: PauseMode): Promise<void>;
   /** Resumes a paused sandbox (restoring its checkpoint in `memory` mode). */
   resume(id: string, mode: PauseMode, egress: EgressPolicy): Promise<void>;
+  /**
+   * Keeps the memory image of a sandbox paused in `memory` mode under `key` (it stays paused),
+   * so new sandboxes can start from it (`SandboxSpec.restoreFrom`).
+   */
+  exportCheckpoint(id: string, key: string): Promise<void>;
+  removeCheckpoint(key: string): Promise<void>;
   /** Freezes the sandbox's processes while `work` runs (consistent snapshots). */
   frozen<T>(id: string, work: () => Promise<T>): Promise<T>;
   /** The sandbox's upper layer, readable (mounted) for as long as `work` runs. */

@@ -40,6 +40,8 @@ export interface ResolvedSource {
   defaultUser: string;
   /** Snapshots must be used with the tier they were taken on (null: any). */
   isolation: Isolation | null;
+  /** A memory snapshot: the saved image to restore, and the resources it was taken with. */
+  memory?: { key: string; cpu: number; memoryMiB: number; pids: number; env: Record<string, string> };
 }
 
 export interface SnapshotSource {
@@ -102,7 +104,25 @@ export class SandboxService {
         `isolation: snapshot ${templateName} was taken from a "${source.isolation}" sandbox; create with that isolation`,
       );
 
+    if (source.memory) {
+      // Processes come back from the image: the sandbox must look like the one it was taken from.
+      for (const field of ['cpu', 'memoryMiB', 'pids'] as const) {
+        if (input[field] !== undefined && input[field] !== source.memory[field])
+          throw invalidArgument(
+            `${field}: snapshot ${templateName} holds memory taken with ${field} ${source.memory[field]}; omit it or use that value`,
+          );
+      }
+      input = {
+        ...input,
+        cpu: source.memory.cpu,
+        memoryMiB: source.memory.memoryMiB,
+        pids: source.memory.pids,
+        env: { ...source.memory.env, ...(input.env ?? {}) },
+      };
+    }
     const network = normalizeNetworkSettings(input.network);
+    if (source.memory && network.egress !== 'none')
+      throw invalidArgument(`network.egress: snapshot ${templateName} holds memory; a gVisor sandbox restored from it has egress none`);
     if (network.egress !== 'none' && !tier.egress.available) {
       throw new HutchError(
         'tier_unavailable',
@@ -164,6 +184,7 @@ export class SandboxService {
           egress: network.egress,
           diskMiB: record.diskMiB,
           volumes: sources,
+          ...(source.memory ? { restoreFrom: source.memory.key } : {}),
         });
         await this.waitForAgent(record.id);
         const expiresAt = ttlFrom(Date.now(), timeoutSeconds);

@@ -44,13 +44,9 @@ export class SnapshotService implements SnapshotSource {
   async create(sandboxId: string, input: { memory?: boolean; metadata?: Record<string, string> } = {}): Promise<SnapshotView> {
     const sandboxes = this.requireSandboxes();
     const record = await sandboxes.get(sandboxId);
-    if (input.memory)
-      throw new HutchError(
-        'tier_unavailable',
-        'memory: snapshots keep files only in this release (pause keeps memory on gVisor; a memory snapshot usable by many sandboxes is not supported yet)',
-      );
     if (!['running', 'paused', 'stopped'].includes(record.state))
       throw conflict(`sandbox ${sandboxId} is ${record.state}; only running, paused or stopped sandboxes can be snapshotted`);
+    if (input.memory) return this.createWithMemory(record, input.metadata ?? {});
     const base = await this.baseOf(record);
     const started = performance.now();
     const capture = (): Promise<{ digest: string; sizeBytes: number; reused: boolean }> =>
@@ -61,8 +57,49 @@ export class SnapshotService implements SnapshotSource {
         const current = await sandboxes.get(record.id);
         return current.state === 'running' ? this.provider.frozen(record.id, capture) : capture();
       });
-      return this.record(record, base, layer, input.metadata ?? {}, started);
+      return this.record(record, base, layer, input.metadata ?? {}, started, null);
     });
+  }
+
+  /**
+   * A memory snapshot (gVisor, egress none): the sandbox is paused with its memory, its files are
+   * captured while it is paused, the memory image is kept with the snapshot, and the sandbox is
+   * resumed if it was running. Sandboxes created from it restore the image: their processes
+   * continue from where the source's were.
+   */
+  private async createWithMemory(record: SandboxRecord, metadata: Record<string, string>): Promise<SnapshotView> {
+    const sandboxes = this.requireSandboxes();
+    const { mode, note } = this.provider.pauseMode(record.isolation, record.network.egress);
+    if (mode !== 'memory')
+      throw new HutchError('tier_unavailable', `memory: this sandbox cannot keep its memory (${note ?? 'its tier cannot checkpoint'})`);
+    if (record.state === 'stopped') throw conflict(`memory: sandbox ${record.id} is stopped: it has no memory to keep`);
+    const wasRunning = record.state === 'running';
+    const started = performance.now();
+    if (wasRunning) await sandboxes.pause(record.id);
+    try {
+      const base = await this.baseOf(record);
+      return await this.layerLock.run('layers', () =>
+        sandboxes.whileLocked(record.id, async () => {
+          const current = await sandboxes.get(record.id);
+          if (current.state !== 'paused' || current.pauseMode !== 'memory')
+            throw conflict(`sandbox ${record.id} changed state during the snapshot (${current.state})`);
+          const layer = await this.provider.withUpperDir(record.id, (upper) =>
+            this.layers.capture(upper, base.layers[0] ?? base.templateDigest),
+          );
+          const id = newSnapshotId();
+          await this.provider.exportCheckpoint(record.id, id);
+          const spec = { cpu: current.cpu, memoryMiB: current.memoryMiB, pids: current.pids, env: current.env };
+          return this.record(current, base, layer, metadata, started, spec, id);
+        }),
+      );
+    } finally {
+      if (wasRunning)
+        await sandboxes
+          .resume(record.id)
+          .catch((err: unknown) =>
+            this.log.error({ sandbox: record.id, err: (err as Error).message }, 'resume after a memory snapshot failed'),
+          );
+    }
   }
 
   private async record(
@@ -71,16 +108,19 @@ export class SnapshotService implements SnapshotSource {
     layer: { digest: string; sizeBytes: number; reused: boolean },
     metadata: Record<string, string>,
     started: number,
+    spec: SnapshotRecord['spec'],
+    id = newSnapshotId(),
   ): Promise<SnapshotView> {
     const snapshot: SnapshotRecord = {
-      id: newSnapshotId(),
+      id,
       sourceSandbox: record.id,
       template: base.template,
       templateDigest: base.templateDigest,
       layers: [layer.digest, ...base.layers],
       isolation: record.isolation,
       defaultUser: base.defaultUser,
-      memory: false,
+      memory: spec !== null,
+      spec,
       sizeBytes: layer.sizeBytes,
       metadata,
       createdAt: new Date(),
@@ -119,7 +159,14 @@ export class SnapshotService implements SnapshotSource {
       if (!layer) throw new HutchError('internal', `snapshot ${id}: layer ${digest.slice(0, 12)} is missing`);
       paths.push(layer.rootfs);
     }
-    return { digest: snapshot.layers[0]!, layers: [...paths, template.rootfs], defaultUser: snapshot.defaultUser, isolation: null };
+    return {
+      digest: snapshot.layers[0]!,
+      layers: [...paths, template.rootfs],
+      defaultUser: snapshot.defaultUser,
+      // A file snapshot suits either tier; a memory image only the tier that wrote it.
+      isolation: snapshot.memory ? snapshot.isolation : null,
+      ...(snapshot.memory && snapshot.spec ? { memory: { key: snapshot.id, ...snapshot.spec } } : {}),
+    };
   }
 
   async get(id: string): Promise<SnapshotRecord> {
@@ -139,19 +186,20 @@ export class SnapshotService implements SnapshotSource {
     if (users.length > 0)
       throw conflict(`snapshot ${id} is the template of sandbox${users.length > 1 ? 'es' : ''} ${users.join(', ')}; delete them first`);
     await this.store.remove(id);
+    await this.provider.removeCheckpoint(id);
     this.log.info({ snapshot: id }, 'snapshot deleted');
   }
 
   /** A fresh snapshot of a sandbox and `count` sandboxes created from it, with the source's settings. */
   async fork(
     id: string,
-    input: { count?: number; metadata?: Record<string, string> },
+    input: { count?: number; metadata?: Record<string, string>; memory?: boolean },
   ): Promise<{ snapshot: SnapshotView; sandboxes: SandboxRecord[] }> {
     const sandboxes = this.requireSandboxes();
     const count = input.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 64) throw invalidArgument('count: must be an integer from 1 to 64');
     const source = await sandboxes.get(id);
-    const snapshot = await this.create(id, { metadata: { forkOf: id } });
+    const snapshot = await this.create(id, { metadata: { forkOf: id }, ...(input.memory ? { memory: true } : {}) });
     const body: CreateSandboxInput = {
       template: snapshot.id,
       isolation: source.isolation,

@@ -73,6 +73,8 @@ export interface SnapshotRecord {
   defaultUser: string;
   /** Whether a memory image was taken with it (gVisor). */
   memory: boolean;
+  /** A memory snapshot's source resources and env: sandboxes restored from it get the same. */
+  spec: { cpu: number; memoryMiB: number; pids: number; env: Record<string, string> } | null;
   sizeBytes: number;
   metadata: Record<string, string>;
   createdAt: Date;

@@ -48,6 +48,7 @@ export interface SnapshotTable {
   isolation: string;
   default_user: string;
   memory: number;
+  spec: string | null;
   size_bytes: number;
   metadata: string;
   created_at: number;

@@ -86,6 +86,8 @@ export const migrations: Record<string, Migration> = {
         .addColumn('isolation', 'text', (c) => c.notNull())
         .addColumn('default_user', 'text', (c) => c.notNull())
         .addColumn('memory', 'integer', (c) => c.notNull())
+        // JSON {cpu, memoryMiB, pids, env} of a memory snapshot's source (restores must match it).
+        .addColumn('spec', 'text')
         .addColumn('size_bytes', 'integer', (c) => c.notNull())
         .addColumn('metadata', 'text', (c) => c.notNull())
         .addColumn('created_at', 'integer', (c) => c.notNull())

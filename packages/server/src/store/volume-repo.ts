@@ -54,6 +54,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
         isolation: r.isolation,
         default_user: r.defaultUser,
         memory: r.memory ? 1 : 0,
+        spec: r.spec ? JSON.stringify(r.spec) : null,
         size_bytes: r.sizeBytes,
         metadata: JSON.stringify(r.metadata),
         created_at: r.createdAt.getTime(),
@@ -84,6 +85,7 @@ function toSnapshot(row: {
   isolation: string;
   default_user: string;
   memory: number;
+  spec: string | null;
   size_bytes: number;
   metadata: string;
   created_at: number;
@@ -97,6 +99,7 @@ function toSnapshot(row: {
     isolation: row.isolation as SnapshotRecord['isolation'],
     defaultUser: row.default_user,
     memory: row.memory === 1,
+    spec: row.spec ? (JSON.parse(row.spec) as SnapshotRecord['spec']) : null,
     sizeBytes: row.size_bytes,
     metadata: JSON.parse(row.metadata) as Record<string, string>,
     createdAt: new Date(row.created_at),

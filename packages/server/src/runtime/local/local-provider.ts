@@ -10,6 +10,7 @@ import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sand
 import { HutchError } from '../../core/errors.js';
 import { type HostFacts, versionAtLeast } from './host-probe.js';
 import { OciRuntime } from './oci-runtime.js';
+import { runTool } from './exec-tool.js';
 import { buildOciSpec, AGENT_BINARY_PATH, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
 import { isMounted, mountOverlay, mountsUnder, unmount } from './overlay.js';
 import { createDiskImage, diskUsage, mountDiskImage, unmountDiskImage } from './disk-image.js';
@@ -216,7 +217,7 @@ export class LocalProvider implements Provider {
       id: spec.id,
       isolation: spec.isolation,
       rootfs: p.rootfs,
-      agentBinary: await this.stagedAgentBinary(),
+      agentBinary: spec.restoreFrom ? await this.stageSavedAgent(spec.restoreFrom) : await this.stagedAgentBinary(),
       socketDir: p.run,
       env: spec.env,
       defaultUser: spec.defaultUser,
@@ -234,7 +235,60 @@ export class LocalProvider implements Provider {
       volumes: spec.volumes,
     });
     await writeFile(join(p.bundle, 'config.json'), JSON.stringify(config));
-    await this.runContainer(spec.id, runtime, p, network !== null);
+    if (spec.restoreFrom) await this.restoreContainer(spec.id, runtime, p, join(this.savedDir(spec.restoreFrom), 'image'));
+    else await this.runContainer(spec.id, runtime, p, network !== null);
+  }
+
+  /** Saved memory images (memory snapshots): `<dataDir>/snapshots/memory/<key>/{image/,agent}`. */
+  private savedDir(key: string): string {
+    if (!/^[a-z0-9-]{1,64}$/.test(key)) throw new HutchError('invalid_argument', `bad checkpoint key ${key.slice(0, 70)}`);
+    return join(this.options.dataDir, 'snapshots', 'memory', key);
+  }
+
+  async exportCheckpoint(id: string, key: string): Promise<void> {
+    const p = this.paths(id);
+    if (!existsSync(p.checkpoint)) throw new HutchError('conflict', `sandbox ${id} is not paused with its memory`);
+    const dir = this.savedDir(key);
+    await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o700 });
+    // Copies (reflinks where the filesystem can): the sandbox's own image goes at its resume.
+    await runTool('cp', ['-a', '--reflink=auto', p.checkpoint, join(dir, 'image')]);
+    await copyFile(p.checkpointAgent, join(dir, 'agent'));
+  }
+
+  async removeCheckpoint(key: string): Promise<void> {
+    await rm(this.savedDir(key), { recursive: true, force: true });
+  }
+
+  /** Stages the agent a saved image was taken with (content-addressed, like the current one). */
+  private async stageSavedAgent(key: string): Promise<string> {
+    const source = join(this.savedDir(key), 'agent');
+    const digest = createHash('sha256')
+      .update(await readFile(source))
+      .digest('hex')
+      .slice(0, 16);
+    const target = join(this.stateRoot, `hutch-agent-${digest}`);
+    if (!existsSync(target)) {
+      await mkdir(this.stateRoot, { recursive: true });
+      await copyFile(source, `${target}.${process.pid}.tmp`);
+      await chmod(`${target}.${process.pid}.tmp`, 0o755);
+      await rename(`${target}.${process.pid}.tmp`, target);
+    }
+    return target;
+  }
+
+  /** Starts a container from a memory image; the agent closed its socket for the checkpoint. */
+  private async restoreContainer(id: string, runtime: OciRuntime, p: SandboxPaths, image: string): Promise<void> {
+    const log = await open(p.log, 'a');
+    try {
+      await runtime.restore(id, p.bundle, image, log.fd, this.runFlags(runtime, false));
+    } catch (err) {
+      throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
+    } finally {
+      await log.close();
+    }
+    await runtime.signal(id, 'USR1');
   }
 
   /** Mounts the sandbox's disk and its overlay root (idempotent: after a reboot both are gone). */
@@ -406,16 +460,8 @@ export class LocalProvider implements Provider {
       await chmod(`${agent}.tmp`, 0o755);
       await rename(`${agent}.tmp`, agent);
     }
-    const log = await open(p.log, 'a');
-    try {
-      await runtime.restore(id, p.bundle, p.checkpoint, log.fd, this.runFlags(runtime, false));
-    } catch (err) {
-      throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
-    } finally {
-      await log.close();
-    }
     // The agent closed its socket before the checkpoint; the signal makes it listen again.
-    await runtime.signal(id, 'USR1');
+    await this.restoreContainer(id, runtime, p, p.checkpoint);
     await rm(p.checkpoint, { recursive: true, force: true });
     await rm(p.checkpointAgent, { force: true });
   }
