@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort, launch, removeServerNetwork } from '../tests/harness.js';
 
@@ -88,14 +88,8 @@ export async function startBenchServer(): Promise<BenchServer> {
       // The runtimes' state root for this data dir (/run/hutch/<sha256(dataDir)[:12]>), empty by now.
       const key = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
       removeServerNetwork(key);
-      rmSync(join('/run/hutch', key, 'forwarding-enabled-by-hutch'), { force: true });
-      for (const d of ['runc', 'crun', 'runsc', 'net', '']) {
-        try {
-          rmdirSync(join('/run/hutch', key, d));
-        } catch {
-          /* absent or not empty */
-        }
-      }
+      // Nothing of this server runs any more: its state dir (staged agent, runtime roots) goes too.
+      rmSync(join('/run/hutch', key), { recursive: true, force: true });
       return { removed: true };
     },
     killNow() {

@@ -70,6 +70,22 @@ export function parseVolumeMount(text: string): VolumeMount {
   return readOnly ? { name, path, readOnly: true } : { name, path };
 }
 
+/** Sandbox ids: 20 characters of a-z0-9 (never a word like `ls` or `rm`). */
+const SANDBOX_ID = /^[a-z0-9]{20}$/;
+
+/**
+ * A sandbox id where a word could also be a subcommand (`hutch snapshot <id>` next to `hutch
+ * snapshot ls`): anything that is not an id is reported as neither, naming the subcommands.
+ */
+export function parseSandboxIdOrVerb(text: string, command: string, verbs: readonly string[]): string {
+  if (!SANDBOX_ID.test(text)) {
+    throw new ArgumentError(
+      `${command}: '${text}' is neither a sandbox id (20 characters of a-z, 0-9) nor a subcommand (${verbs.join(', ')})`,
+    );
+  }
+  return text;
+}
+
 /** `--on-timeout delete|pause`. */
 export function parseOnTimeout(text: string): OnTimeout {
   if (text !== 'delete' && text !== 'pause') throw new ArgumentError(`--on-timeout: '${text}' is not delete or pause`);

@@ -70,6 +70,16 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/volumes.js')).volumeList(client(connection), inv);
     case 'volume-rm':
       return (await import('./commands/volumes.js')).volumeRemove(client(connection), inv);
+    case 'snapshot':
+      return (await import('./commands/snapshots.js')).snapshot(client(connection), inv);
+    case 'snapshot-ls':
+      return (await import('./commands/snapshots.js')).snapshotList(client(connection), inv);
+    case 'snapshot-rm':
+      return (await import('./commands/snapshots.js')).snapshotRemove(client(connection), inv);
+    case 'fork':
+      return (await import('./commands/snapshots.js')).fork(client(connection), inv);
+    case 'gc':
+      return (await import('./commands/snapshots.js')).gc(client(connection), inv);
   }
 }
 

@@ -7,6 +7,7 @@ import {
   parseKeyValue,
   parseNumber,
   parseOnTimeout,
+  parseSandboxIdOrVerb,
   parseStates,
   parseVolumeMount,
   parseVolumeName,
@@ -312,6 +313,72 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('hutch volume rm data'))
     .action((names: string[]) => set({ kind: 'volume-rm', names }));
 
+  const snapshot = program
+    .command('snapshot')
+    .usage('<id> [--label K=V]... [--json] | ls [--json] | rm <snap-id...>')
+    .description("snapshot a sandbox's files (`hutch snapshot <id>` prints the snapshot id), list or delete snapshots")
+    .addHelpText(
+      'after',
+      example(
+        'snap=$(hutch snapshot $id --label step=1)',
+        'hutch run --template $snap -- ls /home/user',
+        'hutch snapshot ls',
+        'hutch snapshot rm $snap',
+      ),
+    );
+  snapshot
+    .command('create', { isDefault: true })
+    .description("snapshot a sandbox's files (not its memory) and print the snapshot id; the default: `hutch snapshot <id>`")
+    .argument('<id>', 'sandbox id (running, paused or stopped)', (v) => parseSandboxIdOrVerb(v, 'snapshot', SNAPSHOT_VERBS))
+    .option('--label <K=V>', 'snapshot metadata (repeatable)', collectKv('label'))
+    .option('--json', 'print the snapshot as JSON instead of its id')
+    .addHelpText(
+      'after',
+      example('snap=$(hutch snapshot $id)', 'hutch create --template $snap', 'hutch snapshot $id --label step=1 --json'),
+    )
+    .action((id: string, o: { label?: Record<string, string>; json?: boolean }) =>
+      set({ kind: 'snapshot', id, ...(o.label !== undefined ? { metadata: o.label } : {}), json: !!o.json }),
+    );
+  snapshot
+    .command('ls')
+    .alias('list')
+    .description('list snapshots')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch snapshot ls', 'hutch snapshot ls --json'))
+    .action((o: { json?: boolean }) => set({ kind: 'snapshot-ls', json: !!o.json }));
+  snapshot
+    .command('rm')
+    .description('delete snapshots (refused while a sandbox created from one exists; `hutch gc` then frees their layers)')
+    .argument('<snap-id...>', 'snapshot ids')
+    .addHelpText('after', example('hutch snapshot rm $snap', 'hutch gc'))
+    .action((ids: string[]) => set({ kind: 'snapshot-rm', ids }));
+
+  program
+    .command('fork')
+    .description('snapshot a sandbox and create sandboxes from the snapshot with its settings; prints the new ids, one per line')
+    .argument('<id>', 'sandbox id')
+    .option('--count <n>', 'how many sandboxes to create (default 1)', (v) => parseNumber(v, '--count', 1, 64, true))
+    .option('--metadata <K=V>', "metadata of the new sandboxes, over the source's (repeatable)", collectKv('metadata'))
+    .option('--json', 'print {snapshot, sandboxes} as JSON')
+    .addHelpText('after', example('hutch fork $id --count 4', 'for f in $(hutch fork $id --count 2); do hutch exec $f -- ls; done'))
+    .action((id: string, o: { count?: number; metadata?: Record<string, string>; json?: boolean }) =>
+      set({
+        kind: 'fork',
+        id,
+        ...(o.count !== undefined ? { count: o.count } : {}),
+        ...(o.metadata !== undefined ? { metadata: o.metadata } : {}),
+        json: !!o.json,
+      }),
+    );
+
+  program
+    .command('gc')
+    .description('remove snapshot layers no snapshot references any more, and the stored files only they used')
+    .option('--dry-run', 'only report what would be removed')
+    .option('--json', 'print {layers, objects, bytes, staging, dryRun} as JSON')
+    .addHelpText('after', example('hutch snapshot rm $snap && hutch gc --dry-run', 'hutch gc'))
+    .action((o: { dryRun?: boolean; json?: boolean }) => set({ kind: 'gc', dryRun: !!o.dryRun, json: !!o.json }));
+
   program
     .command('url')
     .description('print the URL of a port a process listens on inside a sandbox (signed when the port is private)')
@@ -371,6 +438,9 @@ function egressFromFlags(o: EgressFlags): SandboxEgress | undefined {
     throw new ArgumentError(`--egress: "${o.egress}" is not none or open (use --allow for an allowlist)`);
   return o.egress;
 }
+
+/** The words `hutch snapshot` takes as subcommands rather than as a sandbox id. */
+const SNAPSHOT_VERBS = ['create', 'ls', 'list', 'rm'] as const;
 
 function collectList(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -1,9 +1,15 @@
 import { resolveConfig, type CallOptions, type ConnectionOptions, type ResolvedConfig } from './config.js';
 import { Transport } from './http.js';
 import { Sandboxes } from './sandboxes.js';
+import { Snapshots } from './snapshots.js';
 import { Templates } from './templates.js';
-import type { ServerInfo } from './types.js';
+import type { GcResult, ServerInfo } from './types.js';
 import { Volumes } from './volumes.js';
+
+export interface GcOptions extends CallOptions {
+  /** Only report what would be removed (default false: remove it). */
+  dryRun?: boolean;
+}
 
 /**
  * The client of one Hutch server.
@@ -21,6 +27,7 @@ export class Hutch {
   readonly sandboxes: Sandboxes;
   readonly templates: Templates;
   readonly volumes: Volumes;
+  readonly snapshots: Snapshots;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -28,6 +35,7 @@ export class Hutch {
     this.sandboxes = new Sandboxes(this.transport);
     this.templates = new Templates(this.transport);
     this.volumes = new Volumes(this.transport);
+    this.snapshots = new Snapshots(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */
@@ -38,5 +46,15 @@ export class Hutch {
   /** Server version, available isolation tiers, templates and security posture. */
   info(opts?: CallOptions): Promise<ServerInfo> {
     return this.transport.json<ServerInfo>({ method: 'GET', path: '/v1/info', ...opts });
+  }
+
+  /**
+   * Removes the snapshot layers no snapshot references any more (deleted snapshots leave them
+   * behind), the pooled files only they used, and leftovers of crashed captures. With
+   * `dryRun: true` it only reports what it would remove.
+   */
+  gc(opts: GcOptions = {}): Promise<GcResult> {
+    const { dryRun = false, ...call } = opts;
+    return this.transport.json<GcResult>({ method: 'POST', path: '/v1/gc', query: { dryRun }, ...call });
   }
 }

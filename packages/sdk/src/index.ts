@@ -2,7 +2,7 @@
  * @hutch/sdk — the TypeScript client of a Hutch server.
  * Start with {@link Hutch}; every failure is a {@link HutchError} subclass.
  */
-export { Hutch } from './client.js';
+export { Hutch, type GcOptions } from './client.js';
 export {
   resolveConfig,
   DEFAULT_URL,
@@ -28,7 +28,7 @@ export {
   errorFromResponse,
 } from './errors.js';
 export { Sandboxes, type SandboxCreateOptions, type SandboxListOptions } from './sandboxes.js';
-export { Sandbox, type ExecOptions } from './sandbox.js';
+export { Sandbox, type ExecOptions, type ForkOptions, type ForkResult, type SnapshotOptions } from './sandbox.js';
 export {
   Processes,
   ProcessHandle,
@@ -43,5 +43,6 @@ export { Pty, PtyHandle, type PtyCreateOptions, type PtyExit } from './pty.js';
 export { Files, type FileOptions, type ListOptions } from './files.js';
 export { Templates } from './templates.js';
 export { Volumes, type VolumeCreateOptions } from './volumes.js';
+export { Snapshots } from './snapshots.js';
 export { NdjsonSplitter, readNdjson } from './ndjson.js';
 export type * from './types.js';

@@ -9,6 +9,8 @@ import { sandboxScope, type SandboxScope } from './scope.js';
 import type {
   Command,
   ExecResult,
+  ForkParams,
+  ForkResponse,
   PauseResult,
   PortUrl,
   RunOptions,
@@ -16,6 +18,8 @@ import type {
   SandboxNetworkSettings,
   SandboxNetworkState,
   SandboxUsage,
+  SnapshotCreateParams,
+  SnapshotInfo,
 } from './types.js';
 
 export interface ExecOptions extends RunOptions {
@@ -29,6 +33,17 @@ export interface ExecOptions extends RunOptions {
   /** How much of stdout and of stderr to keep (server default 1 MiB, max 16 MiB). */
   maxOutputBytes?: number;
   signal?: AbortSignal;
+}
+
+export interface SnapshotOptions extends SnapshotCreateParams, CallOptions {}
+
+export interface ForkOptions extends ForkParams, CallOptions {}
+
+/** What `sandbox.fork()` resolves to: the snapshot taken and the sandboxes made from it. */
+export interface ForkResult {
+  snapshot: SnapshotInfo;
+  /** Running sandboxes, as `hutch.sandboxes.create()` returns them. */
+  sandboxes: Sandbox[];
 }
 
 /** Time the server gets beyond the command's own limit to answer an exec. */
@@ -167,6 +182,32 @@ export class Sandbox implements AsyncDisposable {
   /** Disk use of the sandbox's own filesystem (null while it is not mounted) and of its volumes. */
   async usage(opts?: CallOptions): Promise<SandboxUsage> {
     return this.transport.json<SandboxUsage>({ method: 'GET', path: `${this.scope.path}/usage`, ...opts });
+  }
+
+  /**
+   * Captures the sandbox's files (not its memory) as a snapshot, usable as a template:
+   * `hutch.sandboxes.create({ template: snapshot.id })` sees the files as they are now. A running
+   * sandbox is frozen for the capture so the snapshot is consistent; paused and stopped sandboxes
+   * can be snapshotted too, any other state is a `ConflictError`. Content already stored is
+   * reused (`reused: true`).
+   */
+  async snapshot(opts: SnapshotOptions = {}): Promise<SnapshotInfo> {
+    const { signal, timeoutMs, ...params } = opts;
+    const body: SnapshotCreateParams = params;
+    return this.transport.json<SnapshotInfo>({ method: 'POST', path: `${this.scope.path}/snapshots`, json: body, signal, timeoutMs });
+  }
+
+  /**
+   * Snapshots the sandbox and creates `count` sandboxes (default 1, at most 64) from that
+   * snapshot with this one's resources, env, metadata (plus `opts.metadata` and `hutch.forkOf`),
+   * network, lifecycle and volumes. The snapshot cannot be deleted while they exist. The call's
+   * deadline covers the snapshot and every create: give a large `count` a longer `timeoutMs`.
+   */
+  async fork(opts: ForkOptions = {}): Promise<ForkResult> {
+    const { signal, timeoutMs, ...params } = opts;
+    const body: ForkParams = params;
+    const res = await this.transport.json<ForkResponse>({ method: 'POST', path: `${this.scope.path}/fork`, json: body, signal, timeoutMs });
+    return { snapshot: res.snapshot, sandboxes: res.sandboxes.map((info) => new Sandbox(this.transport, info)) };
   }
 
   /**

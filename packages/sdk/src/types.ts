@@ -137,6 +137,67 @@ export interface VolumeCreateParams {
 }
 
 /**
+ * A snapshot: a sandbox's files captured as a read-only layer over the layers it came from. Its
+ * `id` is usable as a template (`hutch.sandboxes.create({ template: snapshot.id })`).
+ */
+export interface SnapshotInfo {
+  /** `snap-` and 16 characters of a-z0-9. */
+  id: string;
+  /** The sandbox it was taken from (which may be gone by now). */
+  sourceSandbox: string;
+  /** The shipped template at the bottom of its layers. */
+  template: string;
+  /** Layer digests, top (this snapshot's own) first, down to the template's. */
+  layers: string[];
+  /** The tier of the source sandbox; sandboxes made from it may use either tier. */
+  isolation: Isolation;
+  /** Always false: snapshots keep files, not memory (pause keeps memory). */
+  memory: boolean;
+  /** Bytes of the files in its own layer (what the source changed over its base). */
+  sizeBytes: number;
+  metadata: Record<string, string>;
+  createdAt: string;
+  /** On create: true when identical content was already stored and its layer was reused. */
+  reused?: boolean;
+  /** On create: how long the capture took. */
+  durationMs?: number;
+  [extra: string]: unknown;
+}
+
+/** Body of `POST /v1/sandboxes/{id}/snapshots`. */
+export interface SnapshotCreateParams {
+  metadata?: Record<string, string>;
+}
+
+/** Body of `POST /v1/sandboxes/{id}/fork`. */
+export interface ForkParams {
+  /** How many sandboxes to create from the fresh snapshot (1–64; default 1). */
+  count?: number;
+  /** Metadata merged over the source's for the new sandboxes (they also get `hutch.forkOf`). */
+  metadata?: Record<string, string>;
+}
+
+/** `POST /v1/sandboxes/{id}/fork`, as the server sends it. */
+export interface ForkResponse {
+  snapshot: SnapshotInfo;
+  sandboxes: SandboxInfo[];
+}
+
+/** `POST /v1/gc`: what was removed, or with `dryRun` what would be. */
+export interface GcResult {
+  /** Digests of the layers no snapshot references. */
+  layers: string[];
+  /** Pooled files no remaining layer uses. */
+  objects: number;
+  /** Their size in bytes. */
+  bytes: number;
+  /** Leftover work directories of captures that crashed. */
+  staging: string[];
+  dryRun: boolean;
+  [extra: string]: unknown;
+}
+
+/**
  * Egress: `none` (no network, the default), `open` (internet via NAT, never the metadata
  * address, the host, private ranges or other sandboxes), or an allowlist of CIDRs, IPs and domain
  * names (`api.example.com`, `*.example.com`) with optional deny entries. Domain entries allow

@@ -16,6 +16,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -73,6 +74,9 @@ export async function startServer(): Promise<TestServer> {
   const cleanup = async (): Promise<void> => {
     await kill(child, exited);
     await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+    // The server's state dir on /run (staged agent, runtime roots) is named by a hash of its data dir.
+    const key = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+    await rm(`/run/hutch/${key}`, { recursive: true, force: true }).catch(() => {});
   };
 
   try {

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { CLI_MAIN, startServer, type TestServer } from '../../../sdk/test/server.js';
 
 // The persistence verbs of the built CLI against a real server: pause/resume/stop/start, usage,
-// volumes, and the create flags that reach the API.
+// volumes, snapshots, fork, gc, and the create flags that reach the API.
 let server: TestServer;
 before(async () => {
   server = await startServer();
@@ -99,5 +99,75 @@ test('volume create, ls, mount with --volume (also in run), rm refused while in 
   } finally {
     if (id) await hutch(['rm', id]);
     await hutch(['volume', 'rm', name]);
+  }
+});
+
+test('snapshot prints the id (--json the snapshot); a snapshot is a template; fork prints the new ids; snapshot ls/rm; gc --dry-run, then gc', async () => {
+  const sandboxes: string[] = [];
+  const snapshots: string[] = [];
+  try {
+    const id = (await ok(['create', '--template', 'minimal'])).trim();
+    sandboxes.push(id);
+    const token = randomUUID();
+    await ok(['exec', id, '--', `echo ${token} > /root/s.txt`]);
+
+    const snap = (await ok(['snapshot', id, '--label', 'suite=cli'])).trim();
+    snapshots.push(snap);
+    assert.match(snap, /^snap-[a-z0-9]{16}$/, 'only the id on stdout');
+    const again = JSON.parse(await ok(['snapshot', '--json', id])) as {
+      id: string;
+      sourceSandbox: string;
+      memory: boolean;
+      reused: boolean;
+    };
+    snapshots.push(again.id);
+    assert.equal(again.sourceSandbox, id);
+    assert.equal(again.memory, false);
+    assert.equal(typeof again.reused, 'boolean');
+    assert.equal(await ok(['run', '--template', snap, '--', 'cat', '/root/s.txt']), `${token}\n`);
+
+    const forks = (await ok(['fork', id, '--count', '2'])).split('\n').filter(Boolean);
+    sandboxes.push(...forks);
+    assert.equal(forks.length, 2);
+    for (const f of forks) {
+      assert.match(f, /^[a-z0-9]{20}$/);
+      assert.equal(await ok(['exec', f, '--', 'cat /root/s.txt']), `${token}\n`);
+    }
+    const listed = JSON.parse(await ok(['snapshot', 'ls', '--json'])) as {
+      id: string;
+      sourceSandbox: string;
+      metadata: Record<string, string>;
+    }[];
+    const forkSnap = listed.find((s) => s.metadata.forkOf === id)?.id;
+    assert.ok(forkSnap, JSON.stringify(listed));
+    snapshots.push(forkSnap);
+    assert.deepEqual(
+      listed
+        .filter((s) => s.sourceSandbox === id)
+        .map((s) => s.id)
+        .sort(),
+      [...snapshots].sort(),
+    );
+    assert.match(await ok(['snapshot', 'ls']), new RegExp(`^ID +SOURCE .*\n(.*\n)*${snap}  ${id}  minimal +container .* suite=cli\n`));
+
+    const inUse = await hutch(['snapshot', 'rm', forkSnap]);
+    assert.equal(inUse.code, 1);
+    assert.match(inUse.stderr, new RegExp(`^hutch: ${forkSnap}: .*template of sandboxes? .*${forks[0]}`));
+    await ok(['rm', ...sandboxes.splice(0)]);
+    assert.equal(await ok(['snapshot', 'rm', ...snapshots]), snapshots.map((s) => `${s}\n`).join(''));
+    const gone = await hutch(['snapshot', 'rm', snap]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, new RegExp(`^hutch: no snapshot with id ${snap}\n`));
+    snapshots.length = 0;
+
+    assert.match(await ok(['gc', '--dry-run']), /^would remove [1-9]\d* layers?, [1-9]\d* objects?, [\d.]+ (B|KiB|MiB)\n$/);
+    const dry = JSON.parse(await ok(['gc', '--dry-run', '--json'])) as { layers: string[]; dryRun: boolean; staging: string[] };
+    assert.equal(dry.dryRun, true);
+    assert.ok(dry.layers.length >= 1 && Array.isArray(dry.staging));
+    assert.match(await ok(['gc']), new RegExp(`^removed ${dry.layers.length} layers?, [1-9]\\d* objects?, `));
+    assert.match(await ok(['gc', '--dry-run']), /^would remove 0 layers, 0 objects, 0 B\n$/);
+  } finally {
+    if (sandboxes.length) await hutch(['rm', ...sandboxes]);
+    if (snapshots.length) await hutch(['snapshot', 'rm', ...snapshots]);
   }
 });

@@ -7,6 +7,7 @@ import {
   parseCopyTarget,
   parseKeyValue,
   parseOnTimeout,
+  parseSandboxIdOrVerb,
   parseVolumeMount,
   parseVolumeName,
 } from '../../src/args.js';
@@ -66,4 +67,25 @@ test('volume names and --on-timeout', () => {
 test('labels use --label in their messages', () => {
   assert.deepEqual(parseKeyValue('owner=me', 'label'), ['owner', 'me']);
   assert.throws(() => parseKeyValue('owner', 'label'), /--label expects KEY=VALUE/);
+});
+
+test('a sandbox id where a subcommand could stand: 20 of a-z0-9, else named as neither', () => {
+  assert.equal(parseSandboxIdOrVerb('k3j5h2l9q8w7e6r5t4y3', 'snapshot', ['ls', 'rm']), 'k3j5h2l9q8w7e6r5t4y3');
+  for (const bad of [
+    'ls',
+    'rm',
+    'lss',
+    'K3J5H2L9Q8W7E6R5T4Y3',
+    'k3j5h2l9q8w7e6r5t4y',
+    'k3j5h2l9q8w7e6r5t4y3x',
+    'snap-0123456789abcdef',
+    '',
+  ])
+    assert.throws(
+      () => parseSandboxIdOrVerb(bad, 'snapshot', ['ls', 'rm']),
+      (err: unknown) =>
+        err instanceof ArgumentError &&
+        err.message === `snapshot: '${bad}' is neither a sandbox id (20 characters of a-z, 0-9) nor a subcommand (ls, rm)`,
+      bad,
+    );
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeUsage } from '../../src/commands/lifecycle.js';
+import { describeGc } from '../../src/commands/snapshots.js';
 import { describeLifecycle, stateLabel } from '../../src/commands/sandboxes.js';
 
 test('state label shows the pause mode', () => {
@@ -42,5 +43,19 @@ test('usage: disk line, volume table, unmounted disk', () => {
   assert.equal(
     describeUsage({ state: 'stopped' }, { disk: null, volumes: [] }),
     'disk:     - (not mounted while the sandbox is stopped)\nvolumes:  -\n',
+  );
+});
+
+test('gc: what was or would be removed, in one line', () => {
+  const layer = 'a'.repeat(64);
+  assert.equal(
+    describeGc({ layers: [layer, 'b'.repeat(64)], objects: 17, bytes: 1536, staging: [], dryRun: true }),
+    'would remove 2 layers, 17 objects, 1.5 KiB\n',
+  );
+  assert.equal(describeGc({ layers: [layer], objects: 1, bytes: 10, staging: [], dryRun: false }), 'removed 1 layer, 1 object, 10 B\n');
+  assert.equal(describeGc({ layers: [], objects: 0, bytes: 0, staging: [], dryRun: false }), 'removed 0 layers, 0 objects, 0 B\n');
+  assert.equal(
+    describeGc({ layers: [], objects: 0, bytes: 0, staging: ['x'], dryRun: true }),
+    'would remove 0 layers, 0 objects, 0 B, 1 leftover capture dir\n',
   );
 });

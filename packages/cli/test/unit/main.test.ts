@@ -25,6 +25,9 @@ test('usage errors exit 2 with one "hutch:" line and no stack', { skip }, () => 
     ['create', '--on-timeout', 'later'],
     ['volume', 'create', 'BAD'],
     ['pause'],
+    ['snapshot', 'ls-all'],
+    ['fork', 'abc', '--count', '100'],
+    ['gc', '--force'],
   ]) {
     const r = hutch(args);
     assert.equal(r.code, 2, args.join(' '));

@@ -323,6 +323,57 @@ test('volume create, ls, rm', () => {
   usage(['volume', 'rm'], /missing required argument 'name'/);
 });
 
+test('snapshot <id>, snapshot ls, snapshot rm: a word that is not a sandbox id is a subcommand or an error', () => {
+  const id = 'k3j5h2l9q8w7e6r5t4y3';
+  assert.deepEqual(inv(['snapshot', id]), { kind: 'snapshot', id, json: false });
+  assert.deepEqual(inv(['snapshot', id, '--label', 'step=1', '--label', 'x=a=b', '--json']), {
+    kind: 'snapshot',
+    id,
+    metadata: { step: '1', x: 'a=b' },
+    json: true,
+  });
+  assert.deepEqual(inv(['snapshot', '--json', id]), { kind: 'snapshot', id, json: true }, 'options before the id');
+  assert.deepEqual(inv(['snapshot', 'create', id]), { kind: 'snapshot', id, json: false }, 'the default subcommand by name');
+  assert.deepEqual(inv(['snapshot', 'ls']), { kind: 'snapshot-ls', json: false });
+  assert.deepEqual(inv(['snapshot', 'ls', '--json']), { kind: 'snapshot-ls', json: true }, '--json reaches ls, not the default');
+  assert.deepEqual(inv(['snapshot', 'list', '--json']), { kind: 'snapshot-ls', json: true });
+  assert.deepEqual(inv(['snapshot', 'rm', 'snap-0123456789abcdef', 'snap-abcdefghijklmnop']), {
+    kind: 'snapshot-rm',
+    ids: ['snap-0123456789abcdef', 'snap-abcdefghijklmnop'],
+  });
+  assert.deepEqual(inv(['--url', 'http://h:1', 'snapshot', id, '--api-key', 'k']), { kind: 'snapshot', id, json: false });
+  usage(['snapshot'], /missing required argument 'id'/);
+  usage(
+    ['snapshot', 'lss'],
+    /snapshot: 'lss' is neither a sandbox id \(20 characters of a-z, 0-9\) nor a subcommand \(create, ls, list, rm\)/,
+  );
+  usage(['snapshot', 'snap-0123456789abcdef'], /'snap-0123456789abcdef' is neither a sandbox id/);
+  usage(['snapshot', id, '--label', 'novalue'], /--label expects KEY=VALUE, got 'novalue'/);
+  usage(['snapshot', id, 'extra'], /too many arguments/);
+  usage(['snapshot', 'ls', '--label', 'a=b'], /unknown option '--label'/);
+  usage(['snapshot', 'rm'], /missing required argument 'snap-id'/);
+});
+
+test('fork and gc', () => {
+  assert.deepEqual(inv(['fork', 'abc']), { kind: 'fork', id: 'abc', json: false });
+  assert.deepEqual(inv(['fork', 'abc', '--count', '4', '--metadata', 'branch=2', '--json']), {
+    kind: 'fork',
+    id: 'abc',
+    count: 4,
+    metadata: { branch: '2' },
+    json: true,
+  });
+  usage(['fork'], /missing required argument 'id'/);
+  usage(['fork', 'abc', '--count', '0'], /--count expects an integer from 1 to 64, got '0'/);
+  usage(['fork', 'abc', '--count', '65'], /--count expects an integer from 1 to 64, got '65'/);
+  usage(['fork', 'abc', '--count', '1.5'], /--count expects an integer/);
+  usage(['fork', 'abc', '--metadata', 'x'], /--metadata expects KEY=VALUE/);
+  assert.deepEqual(inv(['gc']), { kind: 'gc', dryRun: false, json: false });
+  assert.deepEqual(inv(['gc', '--dry-run', '--json']), { kind: 'gc', dryRun: true, json: true });
+  usage(['gc', 'now'], /too many arguments/);
+  usage(['gc', '--dryrun'], /unknown option '--dryrun'/);
+});
+
 test('global --url and --api-key, before or after the command', () => {
   const a = parse(['--url', 'http://h:1', 'ls', '--api-key', 'k'], { env: {}, io: quiet });
   assert.deepEqual(a.kind === 'invocation' && a.connection, { url: 'http://h:1', apiKey: 'k' });
@@ -340,6 +391,12 @@ test('--help prints to stdout with an example and returns help', () => {
     ['usage', '--help'],
     ['volume', '--help'],
     ['volume', 'create', '--help'],
+    ['snapshot', '--help'],
+    ['snapshot', 'create', '--help'],
+    ['snapshot', 'ls', '--help'],
+    ['snapshot', 'rm', '--help'],
+    ['fork', '--help'],
+    ['gc', '--help'],
   ]) {
     let out = '';
     const p = parse(argv, { env: {}, io: { writeOut: (s) => (out += s), writeErr: () => {} } });
@@ -356,7 +413,13 @@ test('help texts name the new verbs and flags', () => {
     return out;
   };
   const top = help(['--help']);
-  for (const verb of ['pause', 'resume', 'stop', 'start', 'usage', 'volume']) assert.match(top, new RegExp(`\\n  ${verb} `), verb);
+  for (const verb of ['pause', 'resume', 'stop', 'start', 'usage', 'volume', 'snapshot', 'fork', 'gc'])
+    assert.match(top, new RegExp(`\\n  ${verb} `), verb);
+  const snapshot = help(['snapshot', '--help']);
+  assert.match(snapshot, /Usage: hutch snapshot <id> \[--label K=V\]\.\.\. \[--json\] \| ls \[--json\] \| rm <snap-id\.\.\.>/);
+  for (const sub of ['create', 'ls', 'rm']) assert.match(snapshot, new RegExp(`\\n  ${sub}\\b`), sub);
+  assert.match(help(['fork', '--help']), /--count <n>/);
+  assert.match(help(['gc', '--help']), /--dry-run/);
   const create = help(['create', '--help']);
   for (const flag of ['--persistent', '--disk', '--on-timeout', '--idle-timeout', '--auto-delete', '--auto-resume', '--volume'])
     assert.ok(create.includes(flag), flag);

@@ -183,7 +183,8 @@ export class NetworkManager {
   private async ensureGatewayLink(): Promise<void> {
     // Two servers (two data dirs) with the same pool would answer each other's sandboxes: refuse.
     const holders = JSON.parse(await runTool('ip', ['-j', 'addr', 'show', 'to', `${this.pool.gateway4}/32`])) as Array<{ ifname: string }>;
-    const other = holders.find((h) => h.ifname !== this.gatewayIf);
+    // This server's own sandbox links (`hz…`, host side) carry the gateway address too.
+    const other = holders.find((h) => h.ifname !== this.gatewayIf && !h.ifname.startsWith('hz'));
     if (other)
       throw new Error(
         `the network pool's gateway ${this.pool.gateway4} is already on interface ${other.ifname} (another Hutch server on this host?); give this server its own --network-pool and --network-pool6`,
