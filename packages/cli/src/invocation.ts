@@ -61,10 +61,10 @@ export type Invocation =
   | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
   | { kind: 'volume-ls'; json: boolean }
   | { kind: 'volume-rm'; names: string[] }
-  | { kind: 'snapshot'; id: string; metadata?: Record<string, string>; json: boolean }
+  | { kind: 'snapshot'; id: string; metadata?: Record<string, string>; memory?: boolean; json: boolean }
   | { kind: 'snapshot-ls'; json: boolean }
   | { kind: 'snapshot-rm'; ids: string[] }
-  | { kind: 'fork'; id: string; count?: number; metadata?: Record<string, string>; json: boolean }
+  | { kind: 'fork'; id: string; count?: number; metadata?: Record<string, string>; memory?: boolean; json: boolean }
   | { kind: 'gc'; dryRun: boolean; json: boolean };
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */

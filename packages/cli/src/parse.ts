@@ -328,16 +328,25 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     );
   snapshot
     .command('create', { isDefault: true })
-    .description("snapshot a sandbox's files (not its memory) and print the snapshot id; the default: `hutch snapshot <id>`")
+    .description(
+      "snapshot a sandbox's files (--memory: its memory too, gVisor) and print the snapshot id; the default: `hutch snapshot <id>`",
+    )
     .argument('<id>', 'sandbox id (running, paused or stopped)', (v) => parseSandboxIdOrVerb(v, 'snapshot', SNAPSHOT_VERBS))
     .option('--label <K=V>', 'snapshot metadata (repeatable)', collectKv('label'))
+    .option('--memory', "keep the memory too (gVisor, egress none): sandboxes from it continue this one's processes")
     .option('--json', 'print the snapshot as JSON instead of its id')
     .addHelpText(
       'after',
       example('snap=$(hutch snapshot $id)', 'hutch create --template $snap', 'hutch snapshot $id --label step=1 --json'),
     )
-    .action((id: string, o: { label?: Record<string, string>; json?: boolean }) =>
-      set({ kind: 'snapshot', id, ...(o.label !== undefined ? { metadata: o.label } : {}), json: !!o.json }),
+    .action((id: string, o: { label?: Record<string, string>; memory?: boolean; json?: boolean }) =>
+      set({
+        kind: 'snapshot',
+        id,
+        ...(o.label !== undefined ? { metadata: o.label } : {}),
+        ...(o.memory ? { memory: true } : {}),
+        json: !!o.json,
+      }),
     );
   snapshot
     .command('ls')
@@ -359,13 +368,15 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .argument('<id>', 'sandbox id')
     .option('--count <n>', 'how many sandboxes to create (default 1)', (v) => parseNumber(v, '--count', 1, 64, true))
     .option('--metadata <K=V>', "metadata of the new sandboxes, over the source's (repeatable)", collectKv('metadata'))
+    .option('--memory', "fork with memory (gVisor, egress none): the forks continue this sandbox's processes")
     .option('--json', 'print {snapshot, sandboxes} as JSON')
     .addHelpText('after', example('hutch fork $id --count 4', 'for f in $(hutch fork $id --count 2); do hutch exec $f -- ls; done'))
-    .action((id: string, o: { count?: number; metadata?: Record<string, string>; json?: boolean }) =>
+    .action((id: string, o: { count?: number; metadata?: Record<string, string>; memory?: boolean; json?: boolean }) =>
       set({
         kind: 'fork',
         id,
         ...(o.count !== undefined ? { count: o.count } : {}),
+        ...(o.memory ? { memory: true } : {}),
         ...(o.metadata !== undefined ? { metadata: o.metadata } : {}),
         json: !!o.json,
       }),

@@ -185,7 +185,8 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
-   * Captures the sandbox's files (not its memory) as a snapshot, usable as a template:
+   * Captures the sandbox's files (and, with `memory: true` on gVisor, its memory) as a snapshot,
+   * usable as a template:
    * `hutch.sandboxes.create({ template: snapshot.id })` sees the files as they are now. A running
    * sandbox is frozen for the capture so the snapshot is consistent; paused and stopped sandboxes
    * can be snapshotted too, any other state is a `ConflictError`. Content already stored is

@@ -167,6 +167,11 @@ export interface SnapshotInfo {
 /** Body of `POST /v1/sandboxes/{id}/snapshots`. */
 export interface SnapshotCreateParams {
   metadata?: Record<string, string>;
+  /**
+   * Keep the memory too (gVisor sandboxes with egress `none`): sandboxes created from the
+   * snapshot continue its processes from this moment. Elsewhere the server answers 422.
+   */
+  memory?: boolean;
 }
 
 /** Body of `POST /v1/sandboxes/{id}/fork`. */
@@ -175,6 +180,8 @@ export interface ForkParams {
   count?: number;
   /** Metadata merged over the source's for the new sandboxes (they also get `hutch.forkOf`). */
   metadata?: Record<string, string>;
+  /** Fork with memory (gVisor, egress `none`): the forks continue this sandbox's processes. */
+  memory?: boolean;
 }
 
 /** `POST /v1/sandboxes/{id}/fork`, as the server sends it. */

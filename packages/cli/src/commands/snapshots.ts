@@ -6,10 +6,14 @@ import { CREATE_TIMEOUT_MS } from './sandboxes.js';
 const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
 
 /** `hutch snapshot <id>`: prints the snapshot id (or the snapshot as JSON). */
-export async function snapshot(hutch: Hutch, opts: { id: string; metadata?: Record<string, string>; json: boolean }): Promise<number> {
+export async function snapshot(
+  hutch: Hutch,
+  opts: { id: string; metadata?: Record<string, string>; memory?: boolean; json: boolean },
+): Promise<number> {
   const sandbox = await hutch.sandboxes.get(opts.id);
   const snap = await sandbox.snapshot({
     ...(opts.metadata !== undefined ? { metadata: opts.metadata } : {}),
+    ...(opts.memory ? { memory: true } : {}),
     timeoutMs: SNAPSHOT_TIMEOUT_MS,
   });
   process.stdout.write(opts.json ? json(snap) : `${snap.id}\n`);
@@ -61,11 +65,12 @@ export async function snapshotRemove(hutch: Hutch, opts: { ids: string[] }): Pro
 /** `hutch fork <id>`: prints the new sandbox ids one per line (or `{snapshot, sandboxes}` as JSON). */
 export async function fork(
   hutch: Hutch,
-  opts: { id: string; count?: number; metadata?: Record<string, string>; json: boolean },
+  opts: { id: string; count?: number; metadata?: Record<string, string>; memory?: boolean; json: boolean },
 ): Promise<number> {
   const sandbox = await hutch.sandboxes.get(opts.id);
   const { snapshot: snap, sandboxes } = await sandbox.fork({
     ...(opts.count !== undefined ? { count: opts.count } : {}),
+    ...(opts.memory ? { memory: true } : {}),
     ...(opts.metadata !== undefined ? { metadata: opts.metadata } : {}),
     timeoutMs: SNAPSHOT_TIMEOUT_MS + (opts.count ?? 1) * CREATE_TIMEOUT_MS,
   });

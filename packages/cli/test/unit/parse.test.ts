@@ -363,6 +363,7 @@ test('fork and gc', () => {
     metadata: { branch: '2' },
     json: true,
   });
+  assert.deepEqual(inv(['fork', 'abc', '--memory']), { kind: 'fork', id: 'abc', memory: true, json: false });
   usage(['fork'], /missing required argument 'id'/);
   usage(['fork', 'abc', '--count', '0'], /--count expects an integer from 1 to 64, got '0'/);
   usage(['fork', 'abc', '--count', '65'], /--count expects an integer from 1 to 64, got '65'/);
