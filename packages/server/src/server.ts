@@ -158,6 +158,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const files = new FileService(sandboxes);
 
   await sandboxes.reconcile();
+  await provider.startBackground();
   sandboxes.startReaper();
 
   const info = async (): Promise<Record<string, unknown>> => ({
@@ -231,6 +232,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     adminKey: admin.key,
     async close() {
       sandboxes.shutdown();
+      await provider.stopBackground();
       await app.close();
       await network?.close();
       await closeDb();

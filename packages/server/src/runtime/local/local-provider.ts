@@ -6,14 +6,14 @@ import type { AgentEndpoint } from '../../core/agent.js';
 import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
 import type { EgressPolicy } from '../../core/network.js';
 import type { NetworkManager } from '../../network/net-manager.js';
-import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sandbox.js';
+import { type Isolation, ISOLATION_TIERS, type PauseMode, SANDBOX_DEFAULTS } from '../../core/sandbox.js';
 import { HutchError } from '../../core/errors.js';
 import { type HostFacts, versionAtLeast } from './host-probe.js';
 import { OciRuntime } from './oci-runtime.js';
 import { runTool } from './exec-tool.js';
 import { buildOciSpec, AGENT_BINARY_PATH, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
 import { isMounted, mountOverlay, mountsUnder, unmount } from './overlay.js';
-import { createDiskImage, diskUsage, mountDiskImage, unmountDiskImage } from './disk-image.js';
+import { createDiskImage, diskUsage, mountDiskImage, SpareDisks, unmountDiskImage } from './disk-image.js';
 
 /**
  * The local provider: sandboxes are OCI bundles on this machine, run by runc (or crun on pure
@@ -68,6 +68,7 @@ export class LocalProvider implements Provider {
   private readonly tierStatus: Record<Isolation, TierStatus>;
   private readonly stateRoot: string;
   private agentBinary: string | null = null;
+  private readonly spares: SpareDisks;
 
   constructor(private readonly options: LocalProviderOptions) {
     this.sandboxesDir = join(options.dataDir, 'sandboxes');
@@ -76,6 +77,7 @@ export class LocalProvider implements Provider {
     const stateRoot = `/run/hutch/${key}`;
     this.stateRoot = stateRoot;
     const host = options.host;
+    this.spares = new SpareDisks(join(options.dataDir, 'spare-disks'), SANDBOX_DEFAULTS.diskMiB, { uid: ID_MAP_BASE, gid: ID_MAP_BASE });
     this.tierStatus = { container: this.containerTier(host), gvisor: this.gvisorTier(host) };
     for (const tier of ISOLATION_TIERS) this.tierStatus[tier].pause = this.pauseMode(tier, 'none');
     if (this.tierStatus.gvisor.pause) this.tierStatus.gvisor.pause.note = 'memory kept (checkpoint/restore) for sandboxes with egress none';
@@ -148,6 +150,15 @@ export class LocalProvider implements Provider {
     return status;
   }
 
+  /** Background work a running server does: spare disk images for quick creates. */
+  async startBackground(): Promise<void> {
+    await this.spares.start();
+  }
+
+  async stopBackground(): Promise<void> {
+    await this.spares.close();
+  }
+
   tiers(): Record<Isolation, TierStatus> {
     return this.tierStatus;
   }
@@ -199,25 +210,38 @@ export class LocalProvider implements Provider {
       );
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
-    await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
-    // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
-    await createDiskImage(p.diskImage, spec.diskMiB, { uid: ID_MAP_BASE, gid: ID_MAP_BASE });
-    for (const [i, layer] of spec.layers.entries()) {
-      await symlink(layer, join(p.dir, `lower${i}`)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
-      });
-    }
-    await writeFile(p.lowers, JSON.stringify({ count: spec.layers.length }));
-    await this.mountFilesystems(p);
-    if (spec.isolation === 'gvisor') await this.keepTmpOnDisk(p);
-    await this.prepareSocketDir(p);
-    const network = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress);
-    await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
+    // The root filesystem (disk, layers, overlay) and the rest (socket dir, network, name files,
+    // agent) do not depend on each other: prepared side by side, both settled before going on, so
+    // a failure never leaves one half still working while the caller cleans up.
+    const [network, agentBinary] = await settleAll(
+      (async () => {
+        await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
+        const spare = this.spares.take(spec.diskMiB);
+        if (spare) await rename(spare, p.diskImage);
+        // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
+        else await createDiskImage(p.diskImage, spec.diskMiB, { uid: ID_MAP_BASE, gid: ID_MAP_BASE });
+        for (const [i, layer] of spec.layers.entries()) {
+          await symlink(layer, join(p.dir, `lower${i}`)).catch((err: NodeJS.ErrnoException) => {
+            if (err.code !== 'EEXIST') throw err;
+          });
+        }
+        await writeFile(p.lowers, JSON.stringify({ count: spec.layers.length }));
+        await this.mountFilesystems(p);
+        if (spec.isolation === 'gvisor') await this.keepTmpOnDisk(p);
+      })(),
+      (async () => {
+        await this.prepareSocketDir(p);
+        const attached = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress);
+        await this.writeNameFiles(p, attached ? [attached.gateway4, attached.gateway6] : []);
+        return attached;
+      })(),
+      spec.restoreFrom ? this.stageSavedAgent(spec.restoreFrom) : this.stagedAgentBinary(),
+    ).then(([, net, agent]) => [net, agent] as const);
     const config = buildOciSpec({
       id: spec.id,
       isolation: spec.isolation,
       rootfs: p.rootfs,
-      agentBinary: spec.restoreFrom ? await this.stageSavedAgent(spec.restoreFrom) : await this.stagedAgentBinary(),
+      agentBinary,
       socketDir: p.run,
       env: spec.env,
       defaultUser: spec.defaultUser,
@@ -695,4 +719,12 @@ export class LocalProvider implements Provider {
     for (const id of (await this.options.network?.sweep(keep)) ?? []) if (!removed.includes(id)) removed.push(id);
     return removed;
   }
+}
+
+/** Like Promise.all, but waits for every promise to settle before rejecting with the first error. */
+async function settleAll<T extends readonly unknown[]>(...promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
