@@ -17,15 +17,24 @@ export interface DiskUsage {
   availableBytes: number;
 }
 
-/** Creates a sparse image of `sizeMiB` with an ext4 filesystem whose root belongs to `owner`. */
-export async function createDiskImage(image: string, sizeMiB: number, owner: { uid: number; gid: number }): Promise<void> {
+/**
+ * Creates a sparse image of `sizeMiB` with an ext4 filesystem whose root belongs to `owner`.
+ * `background` runs mkfs at a low cpu priority (spares must not slow the creates they serve).
+ */
+export async function createDiskImage(
+  image: string,
+  sizeMiB: number,
+  owner: { uid: number; gid: number },
+  background = false,
+): Promise<void> {
   const handle = await open(image, 'wx', 0o600);
   try {
     await handle.truncate(sizeMiB * 1024 * 1024);
   } finally {
     await handle.close();
   }
-  await runTool('mkfs.ext4', [
+  const mkfs = [
+    'mkfs.ext4',
     '-q',
     '-F',
     // No blocks reserved for root: the quota is the size the sandbox gets.
@@ -34,7 +43,9 @@ export async function createDiskImage(image: string, sizeMiB: number, owner: { u
     '-E',
     `lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=${owner.uid}:${owner.gid}`,
     image,
-  ]);
+  ];
+  if (background) await runTool('nice', ['-n', '15', ...mkfs]);
+  else await runTool(mkfs[0]!, mkfs.slice(1));
 }
 
 /**
@@ -63,6 +74,8 @@ export async function diskUsage(target: string): Promise<DiskUsage> {
  * into place (mkfs is ≈ 5 ms of the create path otherwise). Spares live in one directory on the
  * same filesystem as the sandboxes (rename), survive restarts, and are refilled in the background.
  */
+const REFILL_DELAY_MS = 300;
+
 export class SpareDisks {
   private readonly ready: string[] = [];
   private filling: Promise<void> | null = null;
@@ -72,7 +85,7 @@ export class SpareDisks {
     private readonly dir: string,
     private readonly sizeMiB: number,
     private readonly owner: { uid: number; gid: number },
-    private readonly count = 2,
+    private readonly count = 4,
   ) {}
 
   /** Picks up spares a previous run left, then fills up in the background. */
@@ -91,7 +104,8 @@ export class SpareDisks {
   take(sizeMiB: number): string | null {
     if (sizeMiB !== this.sizeMiB) return null;
     const path = this.ready.shift() ?? null;
-    this.refill();
+    // Later, not now: the create that took this spare is still running.
+    setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
     return path;
   }
 
@@ -101,7 +115,7 @@ export class SpareDisks {
       while (!this.closed && this.ready.length < this.count) {
         const name = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
         const tmp = join(this.dir, `${name}.tmp`);
-        await createDiskImage(tmp, this.sizeMiB, this.owner);
+        await createDiskImage(tmp, this.sizeMiB, this.owner, true);
         const path = join(this.dir, `${name}.img`);
         await rename(tmp, path);
         this.ready.push(path);

@@ -12,7 +12,7 @@ import { type HostFacts, versionAtLeast } from './host-probe.js';
 import { OciRuntime } from './oci-runtime.js';
 import { runTool } from './exec-tool.js';
 import { buildOciSpec, AGENT_BINARY_PATH, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
-import { isMounted, mountOverlay, mountsUnder, unmount } from './overlay.js';
+import { isMounted, mountOverlay, mountsUnder, unmount, unmountAll } from './overlay.js';
 import { createDiskImage, diskUsage, mountDiskImage, SpareDisks, unmountDiskImage } from './disk-image.js';
 
 /**
@@ -349,9 +349,9 @@ export class LocalProvider implements Provider {
   }
 
   private async unmountFilesystems(p: SandboxPaths): Promise<void> {
-    await unmount(p.rootfs);
+    // The overlay sits on the disk: it goes first.
+    await unmountAll([p.rootfs, p.disk]);
     if (await isMounted(p.rootfs)) throw new HutchError('internal', `could not unmount ${p.rootfs}`);
-    await unmountDiskImage(p.disk);
   }
 
   /**

@@ -30,6 +30,22 @@ export async function unmount(target: string): Promise<void> {
   }
 }
 
+/**
+ * Unmounts those of `targets` that are mounted, in the given order (innermost first), with one
+ * `umount` process; anything still busy falls back to a lazy unmount.
+ */
+export async function unmountAll(targets: string[]): Promise<void> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const mounted = new Set(info.split('\n').map((line) => line.split(' ')[4]));
+  const present = targets.filter((t) => mounted.has(t));
+  if (present.length === 0) return;
+  try {
+    await runTool('umount', present);
+  } catch {
+    for (const t of present) await unmount(t);
+  }
+}
+
 /** Mount points under `prefix` (for sweeping leftovers after a crash). */
 export async function mountsUnder(prefix: string): Promise<string[]> {
   const info = await readFile('/proc/self/mountinfo', 'utf8');
