@@ -457,7 +457,9 @@ export class SandboxService {
   async setNetwork(id: string, input: unknown): Promise<{ record: SandboxRecord; cut: number }> {
     await this.requireRunning(id);
     return this.locks.run(id, async () => {
-      const record = await this.requireRunning(id);
+      // Under the lock: no auto-resume here (it takes the lock too); it happened just above.
+      const record = await this.get(id);
+      if (record.state !== 'running') throw conflict(`sandbox ${id} is ${record.state}; it must be running`);
       const next: NetworkSettings = normalizeNetworkSettings(input, record.network);
       let cut = 0;
       if (JSON.stringify(next.egress) !== JSON.stringify(record.network.egress)) {
