@@ -14,6 +14,8 @@ import { networkRoutes } from './routes/network.js';
 import { volumeRoutes } from './routes/volumes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { Ingress } from './ingress.js';
+import { E2bDataPlane } from './e2b/data-plane.js';
+import { e2bControlRoutes } from './e2b/control-plane.js';
 import type { Services } from './services.js';
 
 /** HTTP adapter: validate, authorize, call a service, map errors. No decisions live here. */
@@ -32,11 +34,14 @@ export async function buildApp(
 ): Promise<FastifyInstance> {
   const domain = options.domain ?? null;
   const ingress = new Ingress(services, { domain: domain?.host ?? null });
+  const e2bData = new E2bDataPlane(services, { domain: domain?.host ?? null });
   const app = Fastify({
     // Sandbox port traffic is routed before Fastify sees it: it is proxied as-is (any method,
     // any body, streamed), which Fastify's body parsing and schemas must not touch.
     serverFactory: (handler) =>
       http.createServer((req, res) => {
+        const envd = e2bData.match(req);
+        if (envd) return void e2bData.handle(req, res, envd);
         const target = ingress.match(req);
         if (target) void ingress.handleRequest(req, res, target);
         else handler(req, res);
@@ -96,6 +101,7 @@ export async function buildApp(
   await app.register(fileRoutes(services));
   await app.register(ptyRoutes(services));
   await app.register(networkRoutes(services, { domain }));
+  await app.register(e2bControlRoutes(services, { domain: domain?.host ?? null }));
   await app.ready();
   // Upgrades: sandbox ports first, everything else to the listeners Fastify's plugins installed.
   const upgradeListeners = app.server.listeners('upgrade') as ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void)[];

@@ -1,0 +1,220 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { HutchError } from '../../core/errors.js';
+import type { SandboxRecord } from '../../core/sandbox.js';
+import { EnvMap, Metadata } from '../schemas.js';
+import { STATUS_BY_KIND } from '../errors.js';
+import type { Services } from '../services.js';
+
+/**
+ * The E2B control plane (REST, `X-API-KEY`), as a thin adapter over Hutch's sandbox service: the
+ * unmodified `e2b` SDK creates, lists, connects to, pauses and kills Hutch sandboxes with it. Paths
+ * are E2B's (`/sandboxes`, `/v2/sandboxes`), at the server's root, so `E2B_API_URL` is the plain
+ * server URL. Errors use E2B's shape: `{"code": <http status>, "message": "..."}`.
+ */
+export const ENVD_VERSION = '0.6.4';
+const CLIENT_ID = 'hutch';
+
+const CreateBody = z
+  .object({
+    templateID: z.string().min(1).max(128).optional(),
+    timeout: z.number().int().min(1).max(86400).optional(),
+    metadata: Metadata.nullish(),
+    envVars: EnvMap.nullish(),
+    secure: z.boolean().optional(),
+    autoPause: z.boolean().optional(),
+    autoResume: z.object({ enabled: z.boolean().optional() }).passthrough().nullish(),
+    allow_internet_access: z.boolean().optional(),
+    network: z
+      .object({
+        allowOut: z.array(z.string()).max(256).optional(),
+        denyOut: z.array(z.string()).max(256).optional(),
+        allowPublicTraffic: z.boolean().optional(),
+      })
+      .passthrough()
+      .nullish(),
+  })
+  .passthrough();
+const TimeoutBody = z.object({ timeout: z.number().int().min(0).max(86400) }).passthrough();
+const ConnectBody = z.object({ timeout: z.number().int().min(0).max(86400).optional() }).passthrough();
+
+class E2bError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  throw new E2bError(400, `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+}
+
+export function e2bControlRoutes(services: Services, options: { domain: string | null }): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    app.setErrorHandler((err: Error, _req, reply) => {
+      const status =
+        err instanceof E2bError
+          ? err.status
+          : err instanceof HutchError
+            ? STATUS_BY_KIND[err.kind]
+            : ((err as unknown as { statusCode?: number }).statusCode ?? 500);
+      void reply.status(status).send({ code: status, message: err.message });
+    });
+    app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+      const key = req.headers['x-api-key'];
+      const record = typeof key === 'string' && key.length > 0 && key.length <= 256 ? await services.keys.verify(key) : null;
+      if (!record) return reply.status(401).send({ code: 401, message: 'missing or invalid X-API-KEY (a Hutch API key)' });
+    });
+
+    const detail = (r: SandboxRecord) => ({
+      ...listed(r),
+      envdAccessToken: r.accessToken,
+      domain: options.domain,
+    });
+
+    const create = async (req: FastifyRequest, reply: FastifyReply) => {
+      const body = parse(CreateBody, req.body);
+      const egress =
+        body.network?.allowOut && body.network.allowOut.length > 0
+          ? { allow: body.network.allowOut, deny: body.network.denyOut ?? [] }
+          : body.allow_internet_access === true
+            ? 'open'
+            : 'none';
+      const record = await services.sandboxes.create({
+        template: body.templateID ?? 'base',
+        timeoutSeconds: body.timeout ?? 300,
+        env: body.envVars ?? {},
+        metadata: body.metadata ?? {},
+        onTimeout: body.autoPause ? 'pause' : 'delete',
+        autoResume: body.autoResume?.enabled === true,
+        // E2B: ports are public unless allowPublicTraffic is false (`secure` is about envd).
+        network: { egress, public: body.network?.allowPublicTraffic !== false },
+      });
+      return reply.status(201).send({
+        sandboxID: record.id,
+        templateID: record.template,
+        clientID: CLIENT_ID,
+        envdVersion: ENVD_VERSION,
+        envdAccessToken: record.accessToken,
+        trafficAccessToken: null,
+        domain: options.domain,
+      });
+    };
+    app.post('/sandboxes', create);
+    app.post('/v2/sandboxes', create);
+
+    const list = async (req: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply) => {
+      const q = req.query;
+      const wanted = (q.state ?? 'running')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const s of wanted) if (s !== 'running' && s !== 'paused') throw new E2bError(400, `state: "${s}" is not running or paused`);
+      const states = wanted.flatMap((s) => (s === 'paused' ? (['paused', 'stopped'] as const) : (['running'] as const)));
+      const metadata: Record<string, string> = {};
+      if (q.metadata) {
+        for (const [k, v] of new URLSearchParams(q.metadata)) metadata[k] = v;
+      }
+      let records = await services.sandboxes.list({ states: [...states], ...(Object.keys(metadata).length ? { metadata } : {}) });
+      if (q.template) records = records.filter((r) => r.template === q.template);
+      if (q.startedAfter) {
+        const after = Date.parse(q.startedAfter);
+        if (Number.isNaN(after)) throw new E2bError(400, `startedAfter: "${q.startedAfter}" is not a date`);
+        records = records.filter((r) => r.createdAt.getTime() > after);
+      }
+      const descending = (q.order ?? 'desc').toLowerCase() !== 'asc';
+      records.sort((a, b) => (a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)) * (descending ? -1 : 1));
+      const limit = q.limit === undefined ? 100 : Number(q.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new E2bError(400, `limit: must be an integer from 1 to 1000`);
+      let start = 0;
+      if (q.nextToken) {
+        const cursor = Buffer.from(q.nextToken, 'base64url').toString('utf8');
+        start = records.findIndex((r) => `${r.createdAt.getTime()}:${r.id}` === cursor) + 1;
+        if (start === 0) throw new E2bError(400, 'nextToken: not a token this server issued (or the sandbox is gone)');
+      }
+      const page = records.slice(start, start + limit);
+      const last = page[page.length - 1];
+      if (last && start + limit < records.length)
+        void reply.header('x-next-token', Buffer.from(`${last.createdAt.getTime()}:${last.id}`).toString('base64url'));
+      return page.map(listed);
+    };
+    app.get('/sandboxes', list);
+    app.get('/v2/sandboxes', list);
+
+    app.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => detail(await services.sandboxes.get(req.params.id)));
+
+    app.delete<{ Params: { id: string } }>('/sandboxes/:id', async (req, reply) => {
+      await services.sandboxes.delete(req.params.id);
+      return reply.status(204).send();
+    });
+
+    app.post<{ Params: { id: string } }>('/sandboxes/:id/timeout', async (req, reply) => {
+      const { timeout } = parse(TimeoutBody, req.body);
+      await services.sandboxes.setTimeout(req.params.id, Math.max(1, timeout));
+      return reply.status(204).send();
+    });
+
+    app.post<{ Params: { id: string } }>('/sandboxes/:id/pause', async (req, reply) => {
+      const record = await services.sandboxes.get(req.params.id);
+      if (record.state === 'paused') throw new E2bError(409, `sandbox ${record.id} is already paused`);
+      await services.sandboxes.pause(record.id);
+      return reply.status(204).send();
+    });
+
+    // Connect: resumes a paused sandbox (201), and only ever extends the TTL (200 if it was running).
+    const connect = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+      const { timeout } = parse(ConnectBody, req.body);
+      let record = await services.sandboxes.get(req.params.id);
+      let status = 200;
+      if (record.state === 'paused' || record.state === 'stopped') {
+        record = record.state === 'paused' ? await services.sandboxes.resume(record.id) : await services.sandboxes.start(record.id);
+        status = 201;
+      }
+      if (record.state !== 'running') throw new E2bError(404, `sandbox ${record.id} is ${record.state}`);
+      if (timeout !== undefined && timeout > 0) {
+        const wanted = Date.now() + timeout * 1000;
+        if (record.expiresAt === null || record.expiresAt.getTime() < wanted)
+          record = await services.sandboxes.setTimeout(record.id, timeout);
+      }
+      return reply.status(status).send({
+        sandboxID: record.id,
+        templateID: record.template,
+        clientID: CLIENT_ID,
+        envdVersion: ENVD_VERSION,
+        envdAccessToken: record.accessToken,
+        trafficAccessToken: null,
+        domain: options.domain,
+      });
+    };
+    app.post('/sandboxes/:id/connect', connect);
+    app.post('/v2/sandboxes/:id/connect', connect);
+    // Older SDKs resume through this path.
+    app.post<{ Params: { id: string } }>('/sandboxes/:id/resume', async (req, reply) => {
+      const record = await services.sandboxes.get(req.params.id);
+      if (record.state !== 'paused') throw new E2bError(409, `sandbox ${record.id} is ${record.state}, not paused`);
+      return connect(req, reply);
+    });
+  };
+}
+
+function listed(r: SandboxRecord) {
+  return {
+    sandboxID: r.id,
+    templateID: r.template,
+    alias: r.template,
+    clientID: CLIENT_ID,
+    startedAt: r.createdAt.toISOString(),
+    endAt: (r.expiresAt ?? new Date(8.64e15)).toISOString(),
+    cpuCount: Math.max(1, Math.ceil(r.cpu)),
+    memoryMB: r.memoryMiB,
+    diskSizeMB: r.diskMiB,
+    envdVersion: ENVD_VERSION,
+    metadata: r.metadata,
+    state: r.state === 'running' ? 'running' : 'paused',
+  };
+}
