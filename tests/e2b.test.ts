@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { CommandExitError, Sandbox, type CommandHandle } from 'e2b';
 import { startServer, type TestServer } from './harness.js';
@@ -8,6 +9,7 @@ import { startServer, type TestServer } from './harness.js';
  * server with real sandboxes — configured only by E2B_API_KEY, E2B_API_URL and E2B_SANDBOX_URL, as
  * a user would. Every E2B client call exercised is listed in CALLS and counted at the end.
  */
+const DOMAIN = 'e2b.hutch.test';
 let server: TestServer;
 const created: Sandbox[] = [];
 const calls = new Set<string>();
@@ -17,7 +19,7 @@ const call = <T>(name: string, p: Promise<T>): Promise<T> => {
 };
 
 before(async () => {
-  server = await startServer({ networkPool4: '10.217.0.0/16', networkPool6: 'fd68:7574:636c::/48' });
+  server = await startServer({ networkPool4: '10.217.0.0/16', networkPool6: 'fd68:7574:636c::/48', domain: DOMAIN });
   process.env.E2B_API_KEY = server.key;
   process.env.E2B_API_URL = server.url;
   process.env.E2B_SANDBOX_URL = server.url;
@@ -103,6 +105,56 @@ describe('e2b SDK: sandbox lifecycle', () => {
     const back = await Sandbox.connect(sb.sandboxId);
     assert.equal((await back.getInfo()).state, 'running');
     assert.equal(await call('files.read', back.files.read('/root/state.txt')), 'kept');
+  });
+});
+
+/** A GET to the server with a Host header (what wildcard DNS for the domain would send). */
+function getViaHost(host: string, path = '/'): Promise<{ status: number; body: string }> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path, headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+describe('e2b SDK: hosts and metrics', () => {
+  test('getHost(port) reaches a server started in the sandbox (host routing through the ingress)', async () => {
+    const sb = await make();
+    await sb.files.write('/home/user/site/index.html', 'served from the sandbox');
+    await sb.commands.run('cd /home/user/site && python3 -m http.server 8000', { background: true });
+    const host = sb.getHost(8000);
+    calls.add('sandbox.getHost');
+    assert.equal(host, `8000-${sb.sandboxId}.${DOMAIN}`);
+    let answer = { status: 0, body: '' };
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      answer = await getViaHost(host, '/index.html');
+      if (answer.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(answer.body, 'served from the sandbox');
+    // The envd port by host: what the SDK uses without E2B_SANDBOX_URL.
+    assert.equal((await getViaHost(`49983-${sb.sandboxId}.${DOMAIN}`, '/health')).status, 401, 'envd by host needs the access token');
+  });
+
+  test('getMetrics reports cpu, memory and disk', async () => {
+    const sb = await make({ template: 'minimal' });
+    const metrics = await call('sandbox.getMetrics', sb.getMetrics());
+    assert.equal(metrics.length, 1);
+    const m = metrics[0]!;
+    assert.ok(m.memUsed > 0 && m.memUsed < m.memTotal, JSON.stringify(m));
+    assert.equal(m.memTotal, 512 * 1024 * 1024);
+    assert.ok(m.diskTotal > 1024 * 1024 * 1024 && m.diskUsed >= 0, JSON.stringify(m));
+    assert.ok(m.cpuUsedPct >= 0 && m.cpuUsedPct <= 100);
+    assert.equal(m.cpuCount, 1);
+    assert.ok(m.timestamp instanceof Date && !Number.isNaN(m.timestamp.getTime()));
   });
 });
 

@@ -97,6 +97,8 @@ export interface Provider {
   frozen<T>(id: string, work: () => Promise<T>): Promise<T>;
   /** The sandbox's upper layer, readable (mounted) for as long as `work` runs. */
   withUpperDir<T>(id: string, work: (upper: string) => Promise<T>): Promise<T>;
+  /** Cumulative cpu time and current memory of the sandbox's cgroup; null when it has none. */
+  usage(id: string): Promise<{ cpuNs: number; memBytes: number; memCacheBytes: number } | null>;
   /** Usage of the sandbox's own filesystem; null when it is not mounted. */
   diskUsage(id: string): Promise<DiskUsage | null>;
   /** Sandboxes the runtime knows about (for reconciliation at start). */

@@ -355,6 +355,43 @@ export class SandboxService {
     return { ...record, ...patch };
   }
 
+  private readonly cpuSamples = new Map<string, { at: number; cpuNs: number }>();
+
+  /**
+   * A usage sample: cpu use since the previous sample (or since the sandbox started), as a
+   * percentage of its cpu allowance; memory and disk now.
+   */
+  async metrics(id: string): Promise<{
+    timestamp: Date;
+    cpuUsedPct: number;
+    cpuCount: number;
+    memUsed: number;
+    memTotal: number;
+    memCache: number;
+    diskUsed: number;
+    diskTotal: number;
+  } | null> {
+    const record = await this.get(id);
+    const usage = await this.provider.usage(id);
+    if (!usage) return null;
+    const now = Date.now();
+    const previous = this.cpuSamples.get(id) ?? { at: (record.stateChangedAt ?? record.createdAt).getTime(), cpuNs: 0 };
+    this.cpuSamples.set(id, { at: now, cpuNs: usage.cpuNs });
+    const elapsedNs = Math.max(1, (now - previous.at) * 1e6);
+    const cpuUsedPct = Math.max(0, Math.min(100, ((usage.cpuNs - previous.cpuNs) / elapsedNs / record.cpu) * 100));
+    const disk = await this.provider.diskUsage(id);
+    return {
+      timestamp: new Date(now),
+      cpuUsedPct: Math.round(cpuUsedPct * 100) / 100,
+      cpuCount: Math.max(1, Math.ceil(record.cpu)),
+      memUsed: usage.memBytes,
+      memTotal: record.memoryMiB * 1024 * 1024,
+      memCache: usage.memCacheBytes,
+      diskUsed: disk?.usedBytes ?? 0,
+      diskTotal: disk?.sizeBytes ?? record.diskMiB * 1024 * 1024,
+    };
+  }
+
   async diskUsage(id: string): Promise<DiskUsage | null> {
     await this.get(id);
     return this.provider.diskUsage(id);
@@ -484,6 +521,7 @@ export class SandboxService {
       this.dropAgent(id);
       this.defaultUsers.delete(id);
       this.activity.delete(id);
+      this.cpuSamples.delete(id);
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
       this.log.info({ sandbox: id }, 'sandbox deleted');
     });

@@ -166,6 +166,12 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
       return reply.status(204).send();
     });
 
+    app.get<{ Params: { id: string } }>('/sandboxes/:id/metrics', async (req) => {
+      const m = await services.sandboxes.metrics(req.params.id);
+      if (!m) return [];
+      return [{ ...m, timestamp: m.timestamp.toISOString(), timestampUnix: Math.floor(m.timestamp.getTime() / 1000) }];
+    });
+
     // Connect: resumes a paused sandbox (201), and only ever extends the TTL (200 if it was running).
     const connect = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
       const { timeout } = parse(ConnectBody, req.body);

@@ -672,6 +672,19 @@ export class LocalProvider implements Provider {
     return runtime.isRunning(id);
   }
 
+  async usage(id: string): Promise<{ cpuNs: number; memBytes: number; memCacheBytes: number } | null> {
+    const read = (file: string): Promise<string | null> => readFile(file, 'utf8').catch(() => null);
+    const v2 = this.options.host.cgroup === 'v2';
+    const dir = v2 ? `/sys/fs/cgroup/hutch/${id}` : null;
+    const cpuText = v2 ? await read(`${dir}/cpu.stat`) : await read(`/sys/fs/cgroup/cpuacct/hutch/${id}/cpuacct.usage`);
+    const memText = v2 ? await read(`${dir}/memory.current`) : await read(`/sys/fs/cgroup/memory/hutch/${id}/memory.usage_in_bytes`);
+    const statText = v2 ? await read(`${dir}/memory.stat`) : await read(`/sys/fs/cgroup/memory/hutch/${id}/memory.stat`);
+    if (cpuText === null || memText === null) return null;
+    const cpuNs = v2 ? Number(/^usage_usec (\d+)$/m.exec(cpuText)?.[1] ?? 0) * 1000 : Number(cpuText.trim());
+    const cache = Number((v2 ? /^file (\d+)$/m : /^cache (\d+)$/m).exec(statText ?? '')?.[1] ?? 0);
+    return { cpuNs, memBytes: Number(memText.trim()), memCacheBytes: cache };
+  }
+
   async pidsRefused(id: string): Promise<number | null> {
     const file =
       this.options.host.cgroup === 'v2' ? `/sys/fs/cgroup/hutch/${id}/pids.events` : `/sys/fs/cgroup/pids/hutch/${id}/pids.events`;
