@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { CommandExitError, Sandbox, type CommandHandle } from 'e2b';
+import { Sandbox as LegacySandbox } from 'e2b-v2-14';
 import { startServer, type TestServer } from './harness.js';
 
 /**
@@ -309,6 +310,37 @@ describe('e2b SDK: files', () => {
     assert.ok(
       events.some((e) => e.includes('sub/new.txt') || e.endsWith(':new.txt')),
       `events: ${events.join(', ')}`,
+    );
+  });
+});
+
+describe('e2b 2.14 (the v1 create path) with an e2b-shaped key', () => {
+  test('create, commands, files, list, kill', async () => {
+    const made = await server.api<{ key: string }>('POST', '/v1/keys', { name: 'legacy-sdk', e2b: true });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const apiKey = made.body.key;
+    assert.match(apiKey, /^e2b_[0-9a-f]+$/);
+    const opts = { apiKey, apiUrl: server.url, sandboxUrl: server.url };
+    const sb = await LegacySandbox.create({ ...opts, metadata: { sdk: '2.14' }, envs: { OLD: 'yes' }, timeoutMs: 120_000 });
+    try {
+      const r = await sb.commands.run('echo legacy $OLD; whoami');
+      assert.equal(r.stdout, 'legacy yes\nuser\n');
+      await sb.files.write('/home/user/legacy.txt', 'v1 path');
+      assert.equal(await sb.files.read('/home/user/legacy.txt'), 'v1 path');
+      assert.ok((await sb.files.list('/home/user')).some((e) => e.name === 'legacy.txt'));
+      const listed = await LegacySandbox.list({ ...opts, query: { metadata: { sdk: '2.14' } } }).nextItems();
+      assert.deepEqual(
+        listed.map((i) => i.sandboxId),
+        [sb.sandboxId],
+      );
+    } finally {
+      await sb.kill(); // 2.14's kill() resolves to nothing
+    }
+    assert.equal(await sb.isRunning(), false);
+    const keys = await server.api<{ keys: Array<{ name: string; lastUsedAt: string | null }> }>('GET', '/v1/keys');
+    assert.ok(
+      keys.body.keys.some((k) => k.name === 'legacy-sdk' && k.lastUsedAt !== null),
+      'the key is listed, with its last use',
     );
   });
 });

@@ -60,6 +60,8 @@ export type Invocation =
   | { kind: 'usage'; id: string; json: boolean }
   | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
   | { kind: 'volume-ls'; json: boolean }
+  | { kind: 'keys-create'; name: string; e2b?: boolean; json: boolean }
+  | { kind: 'keys-ls'; json: boolean }
   | { kind: 'volume-rm'; names: string[] }
   | { kind: 'snapshot'; id: string; metadata?: Record<string, string>; memory?: boolean; json: boolean }
   | { kind: 'snapshot-ls'; json: boolean }

@@ -64,6 +64,10 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/lifecycle.js')).lifecycle(client(connection), inv);
     case 'usage':
       return (await import('./commands/lifecycle.js')).usage(client(connection), inv);
+    case 'keys-create':
+      return (await import('./commands/keys.js')).keysCreate(client(connection), inv);
+    case 'keys-ls':
+      return (await import('./commands/keys.js')).keysList(client(connection), inv);
     case 'volume-create':
       return (await import('./commands/volumes.js')).volumeCreate(client(connection), inv);
     case 'volume-ls':

@@ -275,6 +275,27 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('hutch usage $id', 'hutch usage $id --json'))
     .action((id: string, o: { json?: boolean }) => set({ kind: 'usage', id, json: !!o.json }));
 
+  const keys = program
+    .command('keys')
+    .description("manage API keys (each works as Authorization: Bearer and as the E2B SDK's E2B_API_KEY)")
+    .addHelpText('after', example('hutch keys create ci', 'hutch keys create agents --e2b', 'hutch keys ls'));
+  keys
+    .command('create')
+    .description('create an API key and print it (it is shown only once)')
+    .argument('<name>', 'a name to recognise the key by')
+    .option('--e2b', 'shape the key as e2b_<hex>, for e2b SDKs older than 2.46 (they check the format)')
+    .option('--json', 'print {id, name, key, ...} as JSON')
+    .addHelpText('after', example('export E2B_API_KEY=$(hutch keys create my-agent --e2b)'))
+    .action((name: string, o: { e2b?: boolean; json?: boolean }) =>
+      set({ kind: 'keys-create', name, ...(o.e2b ? { e2b: true } : {}), json: !!o.json }),
+    );
+  keys
+    .command('ls')
+    .alias('list')
+    .description('list API keys (never their secrets)')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => set({ kind: 'keys-ls', json: !!o.json }));
+
   const volume = program
     .command('volume')
     .description("manage volumes: named, quota'd directories that outlive sandboxes")

@@ -5,6 +5,7 @@ import { Snapshots } from './snapshots.js';
 import { Templates } from './templates.js';
 import type { GcResult, ServerInfo } from './types.js';
 import { Volumes } from './volumes.js';
+import { ApiKeys } from './keys.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -28,6 +29,7 @@ export class Hutch {
   readonly templates: Templates;
   readonly volumes: Volumes;
   readonly snapshots: Snapshots;
+  readonly keys: ApiKeys;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -36,6 +38,7 @@ export class Hutch {
     this.templates = new Templates(this.transport);
     this.volumes = new Volumes(this.transport);
     this.snapshots = new Snapshots(this.transport);
+    this.keys = new ApiKeys(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

@@ -46,3 +46,4 @@ export { Volumes, type VolumeCreateOptions } from './volumes.js';
 export { Snapshots } from './snapshots.js';
 export { NdjsonSplitter, readNdjson } from './ndjson.js';
 export type * from './types.js';
+export { ApiKeys, type ApiKeyInfo, type ApiKeyCreateOptions, type CreatedApiKey } from './keys.js';

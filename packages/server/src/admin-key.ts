@@ -12,6 +12,11 @@ export function newApiKey(): string {
   return `hutch_${randomBytes(24).toString('hex')}`;
 }
 
+/** A key in E2B's shape (`e2b_<hex>`): e2b SDKs before 2.46 refuse keys of any other form. */
+export function newE2bShapedKey(): string {
+  return `e2b_${randomBytes(20).toString('hex')}`;
+}
+
 export async function ensureAdminKey(dataDir: string, keys: ApiKeyStore): Promise<{ key: string; created: boolean }> {
   const file = join(dataDir, 'admin.key');
   if (existsSync(file)) {

@@ -9,6 +9,7 @@ import { buildApp } from './api/app.js';
 import { FileService } from './core/file-service.js';
 import { ProcessService } from './core/process-service.js';
 import { SandboxService } from './core/sandbox-service.js';
+import { ENVD_VERSION } from './api/e2b/control-plane.js';
 import { VolumeService } from './core/volume-service.js';
 import { LocalVolumes } from './runtime/local/local-volumes.js';
 import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
@@ -169,6 +170,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     defaultIsolation: 'container',
     tiers: provider.tiers(),
     templates: await templates.list(),
+    // What an unmodified e2b SDK needs: E2B_API_URL = apiUrl, E2B_SANDBOX_URL = sandboxUrl, and
+    // E2B_API_KEY = any Hutch key (`hutch keys create --e2b` for SDKs before 2.46).
+    e2b: { apiUrl: publicUrl, sandboxUrl: publicUrl, domain: domain?.host ?? null, envdVersion: ENVD_VERSION },
     posture: {
       kernel: host.kernel,
       cgroup: host.cgroup,
@@ -191,11 +195,14 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     },
   });
 
+  // The URL clients use (the listening address is only known later; info is read after listen).
+  let publicUrl = '';
   const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, info }, logger, VERSION, { domain });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+  publicUrl = url;
 
   if (options.buildTemplates !== false) {
     void (async () => {

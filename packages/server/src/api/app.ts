@@ -13,6 +13,7 @@ import { sandboxRoutes } from './routes/sandboxes.js';
 import { networkRoutes } from './routes/network.js';
 import { volumeRoutes } from './routes/volumes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
+import { keyRoutes } from './routes/keys.js';
 import { Ingress } from './ingress.js';
 import { E2bDataPlane } from './e2b/data-plane.js';
 import { e2bControlRoutes } from './e2b/control-plane.js';
@@ -96,6 +97,7 @@ export async function buildApp(
   await app.register(sandboxRoutes(services));
   await app.register(volumeRoutes(services));
   await app.register(snapshotRoutes(services));
+  await app.register(keyRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));

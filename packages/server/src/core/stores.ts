@@ -40,6 +40,8 @@ export interface ApiKeyStore {
   /** Resolves a presented key (constant-time on the hash), touching last-used. */
   verify(key: string): Promise<ApiKeyRecord | null>;
   countAdmins(): Promise<number>;
+  /** Keys that are not revoked (never the secrets). */
+  list(): Promise<Array<ApiKeyRecord & { lastUsedAt: Date | null }>>;
 }
 
 export interface MetaStore {

@@ -43,6 +43,17 @@ export class SqliteApiKeyStore implements ApiKeyStore {
     return record;
   }
 
+  async list(): Promise<Array<ApiKeyRecord & { lastUsedAt: Date | null }>> {
+    const rows = await this.db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null).orderBy('created_at', 'asc').execute();
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      role: 'admin' as const,
+      createdAt: new Date(r.created_at),
+      lastUsedAt: r.last_used_at === null ? null : new Date(r.last_used_at),
+    }));
+  }
+
   async countAdmins(): Promise<number> {
     const row = await this.db
       .selectFrom('api_keys')
