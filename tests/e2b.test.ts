@@ -278,6 +278,18 @@ describe('e2b SDK: files', () => {
     assert.equal(await sb.files.exists('/home/user/d'), false);
   });
 
+  test('gzip both ways, octet-stream upload, and file metadata', async () => {
+    const big = 'compressible line\n'.repeat(5000);
+    await sb.files.write('/home/user/gz.txt', big, { gzip: true });
+    assert.equal(await sb.files.read('/home/user/gz.txt', { gzip: true }), big);
+    await sb.files.write('/home/user/octet.txt', 'octet', { useOctetStream: true });
+    assert.equal(await sb.files.read('/home/user/octet.txt'), 'octet');
+    const written = await sb.files.write('/home/user/meta.txt', 'm', { metadata: { owner: 'agent-7', step: '3' } });
+    assert.deepEqual(written.metadata, { owner: 'agent-7', step: '3' });
+    const info = await sb.files.getInfo('/home/user/meta.txt');
+    assert.deepEqual(info.metadata, { owner: 'agent-7', step: '3' });
+  });
+
   test('upload and download URLs work without headers; an expired one is refused', async () => {
     const up = await call('sandbox.uploadUrl', sb.uploadUrl('/home/user/via-url.txt'));
     const form = new FormData();

@@ -20,9 +20,10 @@ import (
 
 // UploadedEntry is one element of the upload response.
 type UploadedEntry struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	Path string `json:"path"`
+	Name     string            `json:"name"`
+	Type     string            `json:"type"`
+	Path     string            `json:"path"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // httpError carries a status out of the write path.
@@ -42,6 +43,19 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pathQ := r.URL.Query().Get("path")
+	// X-Metadata-<key>: <value> headers become the files' metadata (user.e2b.* xattrs).
+	requested := map[string]string{}
+	for name, values := range r.Header {
+		// Go 1.19 (Debian's) has no strings.CutPrefix.
+		if lower := strings.ToLower(name); strings.HasPrefix(lower, "x-metadata-") && len(values) > 0 {
+			requested[strings.TrimPrefix(lower, "x-metadata-")] = values[0]
+		}
+	}
+	metadata, mdErr := fs.CheckMetadata(requested)
+	if mdErr != nil {
+		writeError(w, http.StatusBadRequest, mdErr.Error())
+		return
+	}
 	body, err := decodedBody(r)
 	if err != nil {
 		writeError(w, http.StatusNotAcceptable, err.Error())
@@ -63,6 +77,15 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		err = &httpError{http.StatusBadRequest, fmt.Sprintf("unsupported Content-Type %q", mt)}
+	}
+	if err == nil && len(metadata) > 0 {
+		for i := range written {
+			if mErr := fs.WriteMetadata(written[i].Path, metadata); mErr != nil {
+				err = &httpError{http.StatusInternalServerError, mErr.Error()}
+				break
+			}
+			written[i].Metadata = metadata
+		}
 	}
 	if err != nil {
 		var he *httpError

@@ -20,16 +20,17 @@ const (
 
 // EntryInfo is filesystem.EntryInfo in proto3 JSON form.
 type EntryInfo struct {
-	Name          string        `json:"name"`
-	Type          string        `json:"type"`
-	Path          string        `json:"path"`
-	Size          connect.Int64 `json:"size"`
-	Mode          uint32        `json:"mode"`
-	Permissions   string        `json:"permissions"`
-	Owner         string        `json:"owner"`
-	Group         string        `json:"group"`
-	ModifiedTime  string        `json:"modifiedTime"`
-	SymlinkTarget *string       `json:"symlinkTarget,omitempty"`
+	Name          string            `json:"name"`
+	Type          string            `json:"type"`
+	Path          string            `json:"path"`
+	Size          connect.Int64     `json:"size"`
+	Mode          uint32            `json:"mode"`
+	Permissions   string            `json:"permissions"`
+	Owner         string            `json:"owner"`
+	Group         string            `json:"group"`
+	ModifiedTime  string            `json:"modifiedTime"`
+	SymlinkTarget *string           `json:"symlinkTarget,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
 }
 
 // Stat describes path without following a final symlink (lstat): a symlink
@@ -58,6 +59,8 @@ func entryFromStat(path string, st *syscall.Stat_t, names *users.Names) *EntryIn
 		if target, err := os.Readlink(path); err == nil {
 			e.SymlinkTarget = &target
 		}
+	} else if mode := st.Mode & syscall.S_IFMT; mode == syscall.S_IFREG || mode == syscall.S_IFDIR {
+		e.Metadata = ReadMetadata(path)
 	}
 	return e
 }
