@@ -7,7 +7,7 @@
  * rewrites the results block of docs/benchmarks.md. See docs/benchmarks.md for the method.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +18,7 @@ import { describeHost, hostFacts } from './host.js';
 import { timedRun } from './proc.js';
 import { podmanArgs, podmanOnce, removePodmanLeftovers } from './podman.js';
 import { benchPersistence, type PersistenceRow } from './persistence.js';
+import { benchE2b, renderE2b, type E2bBenchResult } from './e2b.js';
 import { startBenchServer, type BenchServer } from './server.js';
 import {
   evaluateTargets,
@@ -38,6 +39,7 @@ const execFileP = promisify(execFile);
 const CLI_MAIN = join(REPO, 'packages/cli/dist/main.js');
 const DOCS = join(REPO, 'docs/benchmarks.md');
 const TEMPLATE = 'minimal';
+const E2B_VERSION = (JSON.parse(readFileSync(join(REPO, 'node_modules/e2b/package.json'), 'utf8')) as { version: string }).version;
 
 interface Options {
   runs: number;
@@ -51,9 +53,14 @@ interface Options {
   podman: boolean;
   network: boolean;
   persistence: boolean;
+  /** `e2b`: only the E2B compatibility series. */
+  mode: 'all' | 'e2b';
 }
 
-const USAGE = `usage: npm run bench -- [options]
+const USAGE = `usage: npm run bench -- [e2b] [options]
+
+  e2b                only the E2B compatibility series: the published e2b SDK's
+                     create → commands.run → kill against the native API (overhead)
 
   --runs N           measured runs per series (default 20; --write needs ≥ 20)
   --warmup N         discarded warm-up runs per series (default 3)
@@ -85,6 +92,7 @@ function parseArgs(argv: string[]): Options {
     podman: true,
     network: true,
     persistence: true,
+    mode: 'all',
   };
   const int = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -119,6 +127,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--no-persistence':
         o.persistence = false;
+        break;
+      case 'e2b':
+        o.mode = 'e2b';
         break;
       case '--tier': {
         for (const t of (next() ?? '').split(',')) {
@@ -466,6 +477,51 @@ function gitCommit(): string {
   }
 }
 
+/** `npm run bench -- e2b`: its own server, the e2b series, cleanup; `--write` fills its block. */
+async function mainE2b(opts: Options): Promise<number> {
+  process.on('SIGINT', () => void (aborting = true));
+  process.on('SIGTERM', () => void (aborting = true));
+  const host = await hostFacts();
+  progress(`host: ${describeHost(host)}`);
+  const server = await startBenchServer();
+  const api = new Api(server.url, server.key);
+  const bench = new Bench(api, server, opts);
+  let result: E2bBenchResult | null = null;
+  const errors: string[] = [];
+  try {
+    result = await benchE2b({
+      api,
+      url: server.url,
+      key: server.key,
+      runs: opts.runs,
+      warmup: opts.warmup,
+      progress,
+      checkAbort,
+      tracked: bench.tracked,
+    });
+  } catch (err) {
+    errors.push((err as Error).message);
+  } finally {
+    const left = await cleanup(bench, server).catch(() => ['(cleanup failed)']);
+    api.close();
+    if (left.length === 0) await server.stop();
+    else errors.push(`left behind: ${left.join(', ')} (data dir ${server.dataDir} kept)`);
+  }
+  for (const e of errors) progress(`ERROR: ${e}`);
+  if (!result) return 1;
+  console.log(renderE2b(result, false));
+  if (opts.write && errors.length === 0) {
+    const md = [
+      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}), ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up, interleaved; e2b ${E2B_VERSION}.`,
+      '',
+      renderE2b(result, true),
+    ].join('\n');
+    writeDocs(DOCS, md, 'e2b');
+    progress(`wrote the e2b results into ${DOCS}`);
+  }
+  return errors.length > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let opts: Options;
   try {
@@ -479,6 +535,7 @@ async function main(): Promise<number> {
     console.error('bench: must run as root (the server manages namespaces, cgroups and mounts)');
     return 1;
   }
+  if (opts.mode === 'e2b') return mainE2b(opts);
   let forceExit = (): void => undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (aborting) {
