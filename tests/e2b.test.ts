@@ -124,6 +124,38 @@ function getViaHost(host: string, path = '/'): Promise<{ status: number; body: s
   });
 }
 
+describe('e2b SDK: snapshots and fork', () => {
+  test('createSnapshot is a template for Sandbox.create; listSnapshots; fork; deleteSnapshot', async () => {
+    const sb = await make({ template: 'minimal' });
+    await sb.files.write('/root/snap.txt', 'in the snapshot');
+    const snap = await call('sandbox.createSnapshot', sb.createSnapshot({ name: 'e2b-test-snap' }));
+    assert.match(snap.snapshotId, /^snap-/);
+    assert.deepEqual(snap.names, ['e2b-test-snap']);
+    await sb.files.write('/root/snap.txt', 'changed later');
+    const child = await make({ template: snap.snapshotId } as Parameters<typeof Sandbox.create>[0]);
+    assert.equal(await child.files.read('/root/snap.txt'), 'in the snapshot');
+    const listed = await call('Sandbox.listSnapshots', Promise.resolve(Sandbox.listSnapshots({ sandboxId: sb.sandboxId })));
+    const items = await listed.nextItems();
+    assert.ok(
+      items.some((i) => i.snapshotId === snap.snapshotId && i.names.includes('e2b-test-snap')),
+      JSON.stringify(items),
+    );
+    const forks = await call('sandbox.fork', sb.fork({ count: 2 }));
+    assert.equal(forks.length, 2);
+    for (const f of forks) {
+      assert.ok(!(f instanceof Error), String(f));
+      const fork = f as Sandbox;
+      created.push(fork);
+      assert.equal(await fork.files.read('/root/snap.txt'), 'changed later');
+      await fork.kill();
+    }
+    await assert.rejects(Sandbox.deleteSnapshot(snap.snapshotId), /in use|template of sandbox/, 'a snapshot a sandbox was made from stays');
+    await child.kill();
+    assert.equal(await call('Sandbox.deleteSnapshot', Sandbox.deleteSnapshot(snap.snapshotId)), true);
+    assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), false, 'deleting it again answers false');
+  });
+});
+
 describe('e2b SDK: hosts and metrics', () => {
   test('getHost(port) reaches a server started in the sandbox (host routing through the ingress)', async () => {
     const sb = await make();

@@ -36,6 +36,10 @@ const CreateBody = z
   })
   .passthrough();
 const TimeoutBody = z.object({ timeout: z.number().int().min(0).max(86400) }).passthrough();
+const SnapshotBody = z.object({ name: z.string().min(1).max(128).optional() }).passthrough();
+const ForkBody = z
+  .object({ timeout: z.number().int().min(1).max(86400).optional(), count: z.number().int().min(1).max(64).optional() })
+  .passthrough();
 const ConnectBody = z.object({ timeout: z.number().int().min(0).max(86400).optional() }).passthrough();
 
 class E2bError extends Error {
@@ -95,15 +99,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
         // E2B: ports are public unless allowPublicTraffic is false (`secure` is about envd).
         network: { egress, public: body.network?.allowPublicTraffic !== false },
       });
-      return reply.status(201).send({
-        sandboxID: record.id,
-        templateID: record.template,
-        clientID: CLIENT_ID,
-        envdVersion: ENVD_VERSION,
-        envdAccessToken: record.accessToken,
-        trafficAccessToken: null,
-        domain: options.domain,
-      });
+      return reply.status(201).send(created(record, options.domain));
     };
     app.post('/sandboxes', create);
     app.post('/v2/sandboxes', create);
@@ -166,6 +162,42 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
       return reply.status(204).send();
     });
 
+    // Snapshots and forks, over Hutch's snapshot service. A snapshot id is a template id.
+    app.post<{ Params: { id: string } }>('/sandboxes/:id/snapshots', async (req, reply) => {
+      const { name } = parse(SnapshotBody, req.body);
+      const snapshot = await services.snapshots.create(req.params.id, name ? { metadata: { name } } : {});
+      return reply.status(201).send({ snapshotID: snapshot.id, names: name ? [name] : [] });
+    });
+    app.get('/snapshots', async (req: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
+      const q = req.query;
+      let all = await services.snapshots.list();
+      if (q.sandboxID) all = all.filter((s) => s.sourceSandbox === q.sandboxID);
+      if (q.name) all = all.filter((s) => s.metadata.name === q.name);
+      all.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.id.localeCompare(b.id));
+      const limit = q.limit === undefined ? 100 : Number(q.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new E2bError(400, 'limit: must be an integer from 1 to 1000');
+      const start = q.nextToken ? all.findIndex((s) => s.id === Buffer.from(q.nextToken!, 'base64url').toString('utf8')) + 1 : 0;
+      if (q.nextToken && start === 0) throw new E2bError(400, 'nextToken: not a token this server issued');
+      const page = all.slice(start, start + limit);
+      if (start + limit < all.length) void reply.header('x-next-token', Buffer.from(page[page.length - 1]!.id).toString('base64url'));
+      return page.map((s) => ({ snapshotID: s.id, names: s.metadata.name ? [s.metadata.name] : [] }));
+    });
+    // E2B deletes snapshots as templates.
+    app.delete<{ Params: { templateID: string } }>('/templates/:templateID', async (req, reply) => {
+      await services.snapshots.delete(req.params.templateID);
+      return reply.status(204).send();
+    });
+    app.post<{ Params: { id: string } }>('/sandboxes/:id/fork', async (req, reply) => {
+      const body = parse(ForkBody, req.body);
+      const { sandboxes } = await services.snapshots.fork(req.params.id, { count: body.count ?? 1 });
+      const results = [];
+      for (const sb of sandboxes) {
+        const record = body.timeout ? await services.sandboxes.setTimeout(sb.id, body.timeout) : sb;
+        results.push({ sandbox: created(record, options.domain) });
+      }
+      return reply.status(201).send(results);
+    });
+
     app.get<{ Params: { id: string } }>('/sandboxes/:id/metrics', async (req) => {
       const m = await services.sandboxes.metrics(req.params.id);
       if (!m) return [];
@@ -187,15 +219,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
         if (record.expiresAt === null || record.expiresAt.getTime() < wanted)
           record = await services.sandboxes.setTimeout(record.id, timeout);
       }
-      return reply.status(status).send({
-        sandboxID: record.id,
-        templateID: record.template,
-        clientID: CLIENT_ID,
-        envdVersion: ENVD_VERSION,
-        envdAccessToken: record.accessToken,
-        trafficAccessToken: null,
-        domain: options.domain,
-      });
+      return reply.status(status).send(created(record, options.domain));
     };
     app.post('/sandboxes/:id/connect', connect);
     app.post('/v2/sandboxes/:id/connect', connect);
@@ -205,6 +229,19 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
       if (record.state !== 'paused') throw new E2bError(409, `sandbox ${record.id} is ${record.state}, not paused`);
       return connect(req, reply);
     });
+  };
+}
+
+/** What create, connect and fork answer for a sandbox. */
+function created(r: SandboxRecord, domain: string | null) {
+  return {
+    sandboxID: r.id,
+    templateID: r.template,
+    clientID: CLIENT_ID,
+    envdVersion: ENVD_VERSION,
+    envdAccessToken: r.accessToken,
+    trafficAccessToken: null,
+    domain,
   };
 }
 
