@@ -177,6 +177,19 @@ describe('e2b SDK: hosts and metrics', () => {
     assert.equal((await getViaHost(`49983-${sb.sandboxId}.${DOMAIN}`, '/health')).status, 401, 'envd by host needs the access token');
   });
 
+  test('the httpbin template answers on port 8080 as soon as Sandbox.create returns', async () => {
+    const sb = await make({ template: 'httpbin' } as Parameters<typeof Sandbox.create>[0]);
+    const answer = await getViaHost(sb.getHost(8080), '/anything/echo?x=1');
+    assert.equal(answer.status, 200, answer.body);
+    const echoed = JSON.parse(answer.body) as { method: string; url: string; args: Record<string, string> };
+    assert.equal(echoed.method, 'GET');
+    assert.equal(echoed.url, '/anything/echo?x=1');
+    assert.deepEqual(echoed.args, { x: '1' });
+    assert.equal((await getViaHost(sb.getHost(8080), '/status/418')).status, 418);
+    const inside = await sb.commands.run('curl -s -X POST -d hello http://127.0.0.1:8080/post');
+    assert.equal((JSON.parse(inside.stdout) as { data: string }).data, 'hello');
+  });
+
   test('getMetrics reports cpu, memory and disk', async () => {
     const sb = await make({ template: 'minimal' });
     const metrics = await call('sandbox.getMetrics', sb.getMetrics());

@@ -156,6 +156,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots);
   snapshots.sandboxes = sandboxes;
   const processes = new ProcessService(sandboxes);
+  sandboxes.startProcess = (id, req) => processes.startDetached(id, req);
   const files = new FileService(sandboxes);
 
   await sandboxes.reconcile();

@@ -31,6 +31,8 @@ const REAPER_INTERVAL_MS = 1000;
 const AGENT_PATIENCE_MS = 20_000;
 /** Time for the agent's connection closes to land before a checkpoint. */
 const QUIESCE_SETTLE_MS = 30;
+/** How long a template's start command gets to listen on its port. */
+const TEMPLATE_READY_MS = 15_000;
 
 /** A sandbox's starting point: a template's layer, or a snapshot's layers over it. */
 export interface ResolvedSource {
@@ -40,6 +42,8 @@ export interface ResolvedSource {
   defaultUser: string;
   /** Snapshots must be used with the tier they were taken on (null: any). */
   isolation: Isolation | null;
+  /** The template's start command (shipped templates only). */
+  start?: { cmd: string; readyPort?: number };
   /** A memory snapshot: the saved image to restore, and the resources it was taken with. */
   memory?: { key: string; cpu: number; memoryMiB: number; pids: number; env: Record<string, string> };
 }
@@ -191,6 +195,7 @@ export class SandboxService {
         const stateChangedAt = new Date();
         await this.store.update(record.id, { state: 'running', expiresAt, stateChangedAt });
         this.touch(record.id);
+        if (source.start && !source.memory) await this.runTemplateStart(record.id, source.start, source.defaultUser);
         this.log.info({ sandbox: record.id, isolation, template: templateName, egress: egressMode(network.egress) }, 'sandbox created');
         return { ...record, state: 'running' as const, expiresAt, stateChangedAt };
       } catch (err) {
@@ -211,7 +216,14 @@ export class SandboxService {
   private async resolveSource(name: string): Promise<ResolvedSource> {
     if (this.templates.names().includes(name)) {
       const template = await this.templates.resolve(name);
-      if (template) return { digest: template.digest, layers: [template.rootfs], defaultUser: template.defaultUser, isolation: null };
+      if (template)
+        return {
+          digest: template.digest,
+          layers: template.layers,
+          defaultUser: template.defaultUser,
+          isolation: null,
+          ...(template.start ? { start: template.start } : {}),
+        };
     }
     const snapshot = await this.snapshots?.resolve(name);
     if (snapshot) return snapshot;
@@ -223,6 +235,34 @@ export class SandboxService {
   /** Runs `work` while no lifecycle change (stop, pause, delete…) can happen to the sandbox. */
   whileLocked<T>(id: string, work: () => Promise<T>): Promise<T> {
     return this.locks.run(id, work);
+  }
+
+  /** Starts a process in a sandbox and returns once it started (wired to the process service). */
+  startProcess: ((id: string, req: { cmd: string[]; user?: string; tag?: string }) => Promise<unknown>) | null = null;
+
+  /**
+   * A template's start command (e.g. httpbin's server): started in the background as the
+   * template's user, then its port is awaited (bounded), so the sandbox is usable when it is
+   * reported running. A start that fails is logged and the sandbox stays (it is still a sandbox).
+   */
+  private async runTemplateStart(id: string, start: { cmd: string; readyPort?: number }, user: string): Promise<void> {
+    if (!this.startProcess) return;
+    try {
+      await this.startProcess(id, { cmd: ['/bin/sh', '-c', start.cmd], user, tag: 'template-start' });
+      if (start.readyPort === undefined) return;
+      const deadline = Date.now() + TEMPLATE_READY_MS;
+      for (;;) {
+        try {
+          (await this.agent(id).openTunnel(start.readyPort, 1000)).destroy();
+          return;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await delay(25);
+        }
+      }
+    } catch (err) {
+      this.log.warn({ sandbox: id, cmd: start.cmd, err: (err as Error).message }, 'template start command did not come up');
+    }
   }
 
   /** Records API activity on a sandbox (the idle timeout's clock). */
@@ -336,6 +376,11 @@ export class SandboxService {
     };
     await this.store.update(id, patch);
     this.touch(id);
+    // Fresh processes (start, or a files-only resume): the template's start command runs again.
+    if (record.pauseMode !== 'memory' && this.templates.names().includes(record.template)) {
+      const template = await this.templates.resolve(record.template);
+      if (template?.start) await this.runTemplateStart(id, template.start, template.defaultUser);
+    }
     this.log.info({ sandbox: id }, what);
     return { ...record, ...patch };
   }

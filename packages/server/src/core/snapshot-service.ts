@@ -161,7 +161,7 @@ export class SnapshotService implements SnapshotSource {
     }
     return {
       digest: snapshot.layers[0]!,
-      layers: [...paths, template.rootfs],
+      layers: [...paths, ...template.layers],
       defaultUser: snapshot.defaultUser,
       // A file snapshot suits either tier; a memory image only the tier that wrote it.
       isolation: snapshot.memory ? snapshot.isolation : null,

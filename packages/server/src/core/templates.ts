@@ -13,8 +13,13 @@ export interface TemplateInfo {
 export interface ResolvedTemplate {
   name: string;
   digest: string;
+  /** The template's own layer. */
   rootfs: string;
+  /** Every layer a sandbox mounts, top first (the template's own, then its parents'). */
+  layers: string[];
   defaultUser: string;
+  /** A command started in every new (or started) sandbox, and the port to wait for. */
+  start?: { cmd: string; readyPort?: number };
 }
 
 export interface TemplateCatalog {

@@ -48,8 +48,10 @@ export async function buildLayer(layersDir: string, recipe: TemplateRecipe, prog
     progress(`template ${recipe.name}: building layer ${digest.slice(0, 12)}`);
     if (recipe.inputs.kind === 'busybox') await buildBusybox(rootfs);
     else if (recipe.inputs.kind === 'debootstrap') await buildDebian(rootfs, progress);
+    else if (recipe.inputs.kind === 'files') await addFiles(rootfs, recipe);
     else throw new HutchError('internal', `unknown recipe kind ${String(recipe.inputs.kind)}`);
-    await writeCommonFiles(rootfs);
+    // A 'files' layer sits on its parent's, which has the common files already.
+    if (recipe.inputs.kind !== 'files') await writeCommonFiles(rootfs);
     progress(`template ${recipe.name}: shifting ownership into the sandbox uid range`);
     await shiftOwnership(rootfs, ID_MAP_BASE);
     const layer: TemplateLayer = {
@@ -72,6 +74,17 @@ export async function buildLayer(layersDir: string, recipe: TemplateRecipe, prog
     return (await readLayer(layersDir, recipe)) ?? layer;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** A layer of a few files over a parent template's layers (e.g. httpbin's server script). */
+async function addFiles(rootfs: string, recipe: TemplateRecipe): Promise<void> {
+  const modes = (recipe.inputs.files ?? {}) as Record<string, { mode: number }>;
+  for (const [dest, source] of Object.entries(recipe.files ?? {})) {
+    const target = join(rootfs, dest);
+    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    await copyFile(source, target);
+    await chmod(target, modes[dest]?.mode ?? 0o644);
   }
 }
 

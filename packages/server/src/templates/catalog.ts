@@ -65,7 +65,17 @@ export class LocalTemplateCatalog implements TemplateCatalog {
   async resolve(name: string): Promise<ResolvedTemplate | null> {
     const recipe = this.recipes.get(name);
     if (!recipe) return null;
+    // A parent is resolved (built if needed) first: its layers go below this one's.
+    const parent = recipe.parent ? await this.resolve(recipe.parent) : null;
+    if (recipe.parent && !parent) throw new HutchError('internal', `template ${name}: its parent ${recipe.parent} is unknown`);
     const layer = (await readLayer(this.layersDir, recipe)) ?? (await this.build(name));
-    return { name, digest: layer.digest, rootfs: layer.rootfs, defaultUser: layer.defaultUser };
+    return {
+      name,
+      digest: layer.digest,
+      rootfs: layer.rootfs,
+      layers: [layer.rootfs, ...(parent?.layers ?? [])],
+      defaultUser: layer.defaultUser,
+      ...(recipe.start ? { start: recipe.start } : {}),
+    };
   }
 }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * Recipes of the templates that ship. A template's layer is addressed by the digest of its
@@ -13,7 +15,17 @@ export interface TemplateRecipe {
   defaultUser: string;
   /** Everything that determines the layer's content. Bump `revision` when the build code changes. */
   inputs: Record<string, unknown>;
+  /** A template whose layers sit below this one's (this layer then holds only what it adds). */
+  parent?: string;
+  /** kind 'files': where each added file comes from (its digest and mode are in `inputs`). */
+  files?: Record<string, string>;
+  /** Started in the background when a sandbox starts; `readyPort` is awaited before it is `running`. */
+  start?: { cmd: string; readyPort?: number };
 }
+
+/** Files a template adds on top of its parent: path in the sandbox → source file in this package. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const HTTPBIN_SCRIPT = join(PACKAGE_ROOT, 'src/templates/files/hutch-httpbin.py');
 
 export const BASE_PACKAGES = ['bash', 'coreutils', 'python3', 'nodejs', 'git', 'curl', 'ca-certificates', 'procps'];
 
@@ -28,6 +40,19 @@ function fileDigest(path: string): string {
 }
 
 export function shippedRecipes(): TemplateRecipe[] {
+  const base: TemplateRecipe = {
+    name: 'base',
+    description: 'Debian bookworm with bash, coreutils, python3, nodejs, git, curl, ca-certificates, procps; user "user" (uid 1000)',
+    defaultUser: 'user',
+    inputs: {
+      revision: 1,
+      kind: 'debootstrap',
+      suite: 'bookworm',
+      variant: 'minbase',
+      packages: BASE_PACKAGES,
+      user: { name: 'user', uid: 1000 },
+    },
+  };
   return [
     {
       name: 'minimal',
@@ -35,18 +60,20 @@ export function shippedRecipes(): TemplateRecipe[] {
       defaultUser: 'root',
       inputs: { revision: 1, kind: 'busybox', busybox: fileDigest(BUSYBOX_PATH) },
     },
+    base,
     {
-      name: 'base',
-      description: 'Debian bookworm with bash, coreutils, python3, nodejs, git, curl, ca-certificates, procps; user "user" (uid 1000)',
+      name: 'httpbin',
+      description: 'base plus an httpbin-style HTTP echo server started on port 8080 (/anything, /get, /post, /status/<code>, /headers)',
       defaultUser: 'user',
+      parent: 'base',
       inputs: {
         revision: 1,
-        kind: 'debootstrap',
-        suite: 'bookworm',
-        variant: 'minbase',
-        packages: BASE_PACKAGES,
-        user: { name: 'user', uid: 1000 },
+        kind: 'files',
+        parent: recipeDigest(base),
+        files: { '/usr/local/bin/hutch-httpbin': { digest: fileDigest(HTTPBIN_SCRIPT), mode: 0o755 } },
       },
+      files: { '/usr/local/bin/hutch-httpbin': HTTPBIN_SCRIPT },
+      start: { cmd: 'exec /usr/local/bin/hutch-httpbin 8080', readyPort: 8080 },
     },
   ];
 }
