@@ -198,15 +198,23 @@ test('paused and stopped sandboxes survive kill -9 of the server; resume and sta
  * takes away is removed by hand — the sandboxes' processes (runtime delete), every mount under
  * their directories, and the runtime state on /run (runc/runsc roots, sockets, staged agent).
  */
-async function simulateReboot(ids: string[]): Promise<void> {
+async function simulateReboot(): Promise<void> {
   await server.kill9();
   const stateRoot = dirname(runtimeRoot(server, 'container'));
-  for (const id of ids) {
-    for (const tier of TIERS)
-      spawnSync(tier === 'gvisor' ? 'runsc' : 'runc', ['--root', runtimeRoot(server, tier), 'delete', '--force', id], { stdio: 'ignore' });
-    const dir = join(server.dataDir, 'sandboxes', id);
-    for (const target of [join(dir, 'rootfs'), join(dir, 'disk')]) spawnSync('umount', ['-l', target], { stdio: 'ignore' });
+  // Every sandbox of this server dies, as in a reboot — not only the ones the test looks at.
+  for (const tier of TIERS) {
+    const bin = tier === 'gvisor' ? 'runsc' : 'runc';
+    const listed = spawnSync(bin, ['--root', runtimeRoot(server, tier), 'list', '--format', 'json'], { encoding: 'utf8' });
+    const containers = (JSON.parse(listed.stdout.trim() || 'null') as Array<{ id: string }> | null) ?? [];
+    for (const c of containers) spawnSync(bin, ['--root', runtimeRoot(server, tier), 'delete', '--force', c.id], { stdio: 'ignore' });
   }
+  const prefix = join(server.dataDir, 'sandboxes') + '/';
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(prefix))
+    .reverse();
+  for (const target of mounts) spawnSync('umount', ['-l', target], { stdio: 'ignore' });
   rmSync(stateRoot, { recursive: true, force: true });
   await server.restart();
 }
@@ -223,7 +231,7 @@ test('after a host reboot (simulated) persistent sandboxes come back stopped and
     assert.equal((await server.api('POST', `/v1/sandboxes/${b.id}/pause`)).status, 200);
     paused.push(b);
   }
-  await simulateReboot([...running, ...paused].map((s) => s.id));
+  await simulateReboot();
   for (const sb of running) {
     const got = await state(sb.id);
     assert.equal(got.state, 'stopped', `a persistent sandbox whose processes are gone is stopped: ${JSON.stringify(got)}`);
