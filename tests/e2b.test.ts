@@ -103,6 +103,13 @@ describe('e2b SDK: sandbox lifecycle', () => {
     assert.equal((await sb.getInfo()).state, 'paused');
     assert.equal(await sb.isRunning(), false, 'a paused sandbox is not running');
     assert.equal(await sb.pause(), false, 'pausing a paused sandbox answers false');
+    const pausedOnes = await Sandbox.list({ query: { state: ['paused'] } }).nextItems();
+    assert.ok(
+      pausedOnes.some((i) => i.sandboxId === sb.sandboxId && i.state === 'paused'),
+      'listed under state=paused',
+    );
+    const runningOnes = await Sandbox.list({ query: { state: ['running'] } }).nextItems();
+    assert.ok(!runningOnes.some((i) => i.sandboxId === sb.sandboxId), 'and not under state=running');
     const back = await Sandbox.connect(sb.sandboxId);
     assert.equal((await back.getInfo()).state, 'running');
     assert.equal(await call('files.read', back.files.read('/root/state.txt')), 'kept');
@@ -219,6 +226,19 @@ describe('e2b SDK: commands', () => {
     assert.equal(root.stdout, 'root\n');
     const py = await sb.commands.run('python3 -c "print(6*7)"');
     assert.equal(py.stdout, '42\n');
+  });
+
+  test('timeoutMs (Connect-Timeout-Ms) ends a command at its deadline', async () => {
+    const started = Date.now();
+    await assert.rejects(sb.commands.run('sleep 30', { timeoutMs: 1500 }));
+    assert.ok(Date.now() - started < 10_000, `ended by the deadline (${Date.now() - started} ms)`);
+    // The deadline is the agent's too (Connect-Timeout-Ms): the process goes, not only the stream.
+    let left = '';
+    for (let i = 0; i < 20 && left !== 'none\n'; i++) {
+      left = (await sb.commands.run('pgrep -x sleep || echo none')).stdout;
+      if (left !== 'none\n') await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(left, 'none\n', 'the process was killed, not only detached');
   });
 
   test('a failing command throws CommandExitError with its output', async () => {
