@@ -37,6 +37,14 @@ async function make(opts: Parameters<typeof Sandbox.create>[0] = {}): Promise<Sa
   return sb;
 }
 
+test('GET /v1/info tells a client the E2B URLs and domain', async () => {
+  const info = await server.api<{ e2b: { apiUrl: string; sandboxUrl: string; domain: string | null; envdVersion: string } }>(
+    'GET',
+    '/v1/info',
+  );
+  assert.deepEqual(info.body.e2b, { apiUrl: server.url, sandboxUrl: server.url, domain: DOMAIN, envdVersion: '0.6.4' });
+});
+
 describe('e2b SDK: sandbox lifecycle', () => {
   test('create with metadata, envs and timeout; getInfo; list with a metadata filter; kill twice; isRunning after kill', async () => {
     const tag = `t${Date.now().toString(36)}`;
