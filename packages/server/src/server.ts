@@ -12,6 +12,7 @@ import { SandboxService } from './core/sandbox-service.js';
 import { ENVD_VERSION } from './api/e2b/control-plane.js';
 import { VolumeService } from './core/volume-service.js';
 import { LocalVolumes } from './runtime/local/local-volumes.js';
+import { PLATFORM_MOUNT_PATHS } from './runtime/local/oci-spec.js';
 import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
 import { SnapshotService } from './core/snapshot-service.js';
 import { LayerStore } from './templates/layer-store.js';
@@ -144,7 +145,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const provider = new LocalProvider({ dataDir, agentBinary, host, network, ...(networkUnavailable ? { networkUnavailable } : {}) });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
-  const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger);
+  const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger, PLATFORM_MOUNT_PATHS);
   const snapshots = new SnapshotService(
     new SqliteSnapshotStore(db),
     sandboxStore,

@@ -5,6 +5,7 @@ import { isPortPublic, verifyAccessToken, verifyPortToken } from '../core/port-a
 import type { SandboxRecord } from '../core/sandbox.js';
 import { STATUS_BY_KIND, errorBody } from './errors.js';
 import type { Services } from './services.js';
+import { endToEndHeaders } from './proxy-headers.js';
 
 /**
  * The ingress: HTTP (including streaming and WebSocket upgrades) to ports that processes listen
@@ -37,17 +38,6 @@ const PATH_ROUTE = /^\/v1\/sandboxes\/([a-z0-9]{20})\/ports\/(\d{1,5})(\/[^?#]*)
 const TOKEN_PARAM = 'hutch_token';
 const TOKEN_COOKIE = 'hutch_port_token';
 const ACCESS_HEADER = 'x-hutch-access-token';
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 export class Ingress {
   constructor(
@@ -125,18 +115,7 @@ export class Ingress {
   }
 
   private upstreamHeaders(req: http.IncomingMessage, keepUpgrade: boolean): http.OutgoingHttpHeaders {
-    const headers: http.OutgoingHttpHeaders = {};
-    const connectionTokens = new Set(
-      (req.headers.connection ?? '')
-        .toLowerCase()
-        .split(',')
-        .map((t) => t.trim()),
-    );
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined) continue;
-      if ((HOP_BY_HOP.has(name) || connectionTokens.has(name)) && !(keepUpgrade && name === 'upgrade')) continue;
-      headers[name] = value;
-    }
+    const headers = endToEndHeaders(req.headers, { keepUpgrade });
     const remote = req.socket.remoteAddress ?? '';
     const prior = req.headers['x-forwarded-for'];
     headers['x-forwarded-for'] = prior ? `${String(prior)}, ${remote}` : remote;
@@ -163,8 +142,7 @@ export class Ingress {
         headers: this.upstreamHeaders(req, false),
       });
       upstream.once('response', (up) => {
-        const headers: http.OutgoingHttpHeaders = {};
-        for (const [name, value] of Object.entries(up.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+        const headers = endToEndHeaders(up.headers);
         if (setCookie) headers['set-cookie'] = [...toArray(headers['set-cookie']).map(String), setCookie];
         res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
         // Flush headers at once so streamed responses (SSE, chunked progress) start immediately.

@@ -525,6 +525,13 @@ export class SandboxService {
     return this.store.list({ states, ...(filter.metadata ? { metadata: filter.metadata } : {}) });
   }
 
+  /** Sets the TTL to `timeoutSeconds` from now unless the sandbox already lives longer. */
+  async extendTimeout(id: string, timeoutSeconds: number): Promise<SandboxRecord> {
+    const record = await this.requireRunning(id);
+    if (record.expiresAt === null || record.expiresAt.getTime() >= Date.now() + timeoutSeconds * 1000) return record;
+    return this.setTimeout(id, timeoutSeconds);
+  }
+
   async setTimeout(id: string, timeoutSeconds: number): Promise<SandboxRecord> {
     const record = await this.requireRunning(id);
     const expiresAt = new Date(Date.now() + timeoutSeconds * 1000);

@@ -8,9 +8,6 @@ import type { SandboxStore, VolumeRecord, VolumeStore } from './stores.js';
 const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const VOLUME_DEFAULT_MIB = 1024;
 
-/** Paths a volume may not cover: the platform's own mounts and the kernel's virtual filesystems. */
-const RESERVED = ['/proc', '/sys', '/dev', '/run/hutch', '/.hutch', '/etc/resolv.conf', '/etc/hosts'];
-
 export interface VolumeView extends VolumeRecord {
   usedBytes: number | null;
   usedBy: string[];
@@ -26,6 +23,8 @@ export class VolumeService {
     private readonly sandboxes: SandboxStore,
     private readonly backend: VolumeBackend,
     private readonly log: Logger,
+    /** Paths a volume may not cover: the runtime's own mounts and the kernel's virtual filesystems. */
+    private readonly reserved: readonly string[],
   ) {}
 
   async create(input: { name: string; sizeMiB?: number; labels?: Record<string, string> }): Promise<VolumeView> {
@@ -94,7 +93,7 @@ export class VolumeService {
       const path = posix.normalize(v.path).replace(/\/+$/, '');
       if (path === '' || path !== v.path.replace(/\/+$/, '') || v.path.includes('\0'))
         throw invalidArgument(`${field}.path: "${v.path.slice(0, 100)}" must be a normalized absolute path other than /`);
-      const reserved = RESERVED.find((r) => path === r || path.startsWith(`${r}/`) || r.startsWith(`${path}/`));
+      const reserved = this.reserved.find((r) => path === r || path.startsWith(`${r}/`) || r.startsWith(`${path}/`));
       if (reserved) throw invalidArgument(`${field}.path: "${path}" overlaps ${reserved}, which the platform mounts`);
       if (seen.has(path)) throw invalidArgument(`${field}.path: "${path}" is mounted twice`);
       seen.add(path);

@@ -1,5 +1,5 @@
 import type { SnapshotRecord, SnapshotStore, VolumeRecord, VolumeStore } from '../core/stores.js';
-import type { Db } from './database.js';
+import type { Db, SnapshotTable } from './database.js';
 
 /** SQLite implementations of the volume and snapshot stores. */
 export class SqliteVolumeStore implements VolumeStore {
@@ -76,20 +76,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
 }
 
-function toSnapshot(row: {
-  id: string;
-  source_sandbox: string;
-  template: string;
-  template_digest: string;
-  layers: string;
-  isolation: string;
-  default_user: string;
-  memory: number;
-  spec: string | null;
-  size_bytes: number;
-  metadata: string;
-  created_at: number;
-}): SnapshotRecord {
+function toSnapshot(row: SnapshotTable): SnapshotRecord {
   return {
     id: row.id,
     sourceSandbox: row.source_sandbox,

@@ -214,11 +214,8 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
         status = 201;
       }
       if (record.state !== 'running') throw new E2bError(404, `sandbox ${record.id} is ${record.state}`);
-      if (timeout !== undefined && timeout > 0) {
-        const wanted = Date.now() + timeout * 1000;
-        if (record.expiresAt === null || record.expiresAt.getTime() < wanted)
-          record = await services.sandboxes.setTimeout(record.id, timeout);
-      }
+      // Only ever extends (a sandbox without a TTL keeps none).
+      if (timeout !== undefined && timeout > 0) record = await services.sandboxes.extendTimeout(record.id, timeout);
       return reply.status(status).send(created(record, options.domain));
     };
     app.post('/sandboxes/:id/connect', connect);

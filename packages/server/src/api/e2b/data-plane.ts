@@ -1,6 +1,8 @@
 import http from 'node:http';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { HutchError } from '../../core/errors.js';
+import { signedBy, signedFileUrlProblem, type SignedFileRequest } from '../../core/file-url-signature.js';
+import { endToEndHeaders } from '../proxy-headers.js';
 import type { Services } from '../services.js';
 
 /**
@@ -11,7 +13,8 @@ import type { Services } from '../services.js';
  * check its envd access token, and stream the request to the agent and the answer back unchanged.
  */
 export const ENVD_PORT = 49983;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** The envd token is checked here; neither it nor the client's Host goes to the agent. */
+const NOT_FORWARDED: ReadonlySet<string> = new Set(['x-access-token', 'host']);
 const SANDBOX_ID = /^[a-z0-9]{20}$/;
 const ENVD_PATH = /^\/(process\.Process\/|filesystem\.Filesystem\/|files(\?|$)|health(\?|$))/;
 
@@ -81,45 +84,34 @@ export class E2bDataPlane {
   }
 
   /**
-   * The running sandbox whose envd token made a signed `/files` URL's signature:
-   * `v1_` + base64(sha256("<path>:<read|write>:<user>:<token>[:<expiration>]")) without padding.
-   * Checked against each running sandbox (a single node holds few enough for this to be cheap).
+   * The sandbox whose envd token made a signed `/files` URL's signature (core/file-url-signature),
+   * checked against each running or paused one: a single node holds few enough for this to be cheap.
    */
   private async signedSandbox(req: http.IncomingMessage): Promise<string | { status: number; message: string }> {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;
-    const signature = q.get('signature') ?? '';
-    const expiration = q.get('signature_expiration');
-    if (expiration !== null) {
-      const at = Number(expiration);
-      if (!Number.isInteger(at)) return { status: 400, message: 'signature_expiration: not a unix time' };
-      if (at * 1000 < Date.now()) return { status: 401, message: 'the signed URL has expired' };
-    }
-    const operation = req.method === 'GET' ? 'read' : 'write';
-    const base = `${q.get('path') ?? ''}:${operation}:${q.get('username') ?? ''}:`;
+    const signed: SignedFileRequest = {
+      path: q.get('path') ?? '',
+      operation: req.method === 'GET' ? 'read' : 'write',
+      user: q.get('username') ?? '',
+      signature: q.get('signature') ?? '',
+      expiration: q.get('signature_expiration'),
+    };
+    const problem = signedFileUrlProblem(signed);
+    if (problem) return { status: problem.startsWith('signature_expiration') ? 400 : 401, message: problem };
     for (const record of await this.services.sandboxes.list({ states: ['running', 'paused'] })) {
-      const raw = `${base}${record.accessToken}${expiration !== null ? `:${expiration}` : ''}`;
-      const expected = `v1_${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}`;
-      if (expected.length === signature.length && timingSafeEqual(Buffer.from(expected), Buffer.from(signature))) return record.id;
+      if (signedBy(signed, record.accessToken)) return record.id;
     }
     return { status: 401, message: 'the signature matches no running sandbox' };
   }
 
   /** Streams the request to the agent and its answer back (Connect streams included). */
   private forward(req: http.IncomingMessage, res: http.ServerResponse, id: string): void {
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue;
-      // The envd token was checked here; the agent behind the socket does not need it.
-      if (name === 'x-access-token' || name === 'host') continue;
-      headers[name] = value;
-    }
+    const headers = endToEndHeaders(req.headers, { drop: NOT_FORWARDED });
     const agent = this.services.sandboxes.agent(id);
     const upstream = agent.request(req.method ?? 'GET', req.url ?? '/', headers as Record<string, string>, {});
     upstream.response.then(
       (answer) => {
-        const out: http.OutgoingHttpHeaders = {};
-        for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-        res.writeHead(answer.statusCode ?? 502, out);
+        res.writeHead(answer.statusCode ?? 502, endToEndHeaders(answer.headers));
         // Streams must reach the client as they come (Connect server streams, downloads).
         res.flushHeaders();
         answer.pipe(res);

@@ -235,7 +235,7 @@ export class LocalProvider implements Provider {
         await this.writeNameFiles(p, attached ? [attached.gateway4, attached.gateway6] : []);
         return attached;
       })(),
-      spec.restoreFrom ? this.stageSavedAgent(spec.restoreFrom) : this.stagedAgentBinary(),
+      spec.restoreFrom ? this.stageAgent(join(this.savedDir(spec.restoreFrom), 'agent')) : this.stagedAgentBinary(),
     ).then(([, net, agent]) => [net, agent] as const);
     const config = buildOciSpec({
       id: spec.id,
@@ -283,23 +283,6 @@ export class LocalProvider implements Provider {
 
   async removeCheckpoint(key: string): Promise<void> {
     await rm(this.savedDir(key), { recursive: true, force: true });
-  }
-
-  /** Stages the agent a saved image was taken with (content-addressed, like the current one). */
-  private async stageSavedAgent(key: string): Promise<string> {
-    const source = join(this.savedDir(key), 'agent');
-    const digest = createHash('sha256')
-      .update(await readFile(source))
-      .digest('hex')
-      .slice(0, 16);
-    const target = join(this.stateRoot, `hutch-agent-${digest}`);
-    if (!existsSync(target)) {
-      await mkdir(this.stateRoot, { recursive: true });
-      await copyFile(source, `${target}.${process.pid}.tmp`);
-      await chmod(`${target}.${process.pid}.tmp`, 0o755);
-      await rename(`${target}.${process.pid}.tmp`, target);
-    }
-    return target;
   }
 
   /** Starts a container from a memory image; the agent closed its socket for the checkpoint. */
@@ -477,13 +460,9 @@ export class LocalProvider implements Provider {
     await this.mountFilesystems(p);
     await this.prepareSocketDir(p);
     await this.writeNameFiles(p, []);
-    const agent = await this.agentMountSource(p);
-    if (!existsSync(agent)) {
-      await mkdir(dirname(agent), { recursive: true });
-      await copyFile(p.checkpointAgent, `${agent}.tmp`);
-      await chmod(`${agent}.tmp`, 0o755);
-      await rename(`${agent}.tmp`, agent);
-    }
+    // Content-addressed: staging the kept copy gives back the path the bundle names (after a
+    // reboot /run is empty).
+    await this.stageAgent(p.checkpointAgent);
     // The agent closed its socket before the checkpoint; the signal makes it listen again.
     await this.restoreContainer(id, runtime, p, p.checkpoint);
     await rm(p.checkpoint, { recursive: true, force: true });
@@ -590,7 +569,12 @@ export class LocalProvider implements Provider {
    */
   private async stagedAgentBinary(): Promise<string> {
     if (this.agentBinary && existsSync(this.agentBinary)) return this.agentBinary;
-    const source = this.options.agentBinary;
+    this.agentBinary = await this.stageAgent(this.options.agentBinary);
+    return this.agentBinary;
+  }
+
+  /** Copies an agent binary to `/run/hutch/<key>/hutch-agent-<sha256[:16]>` unless it is there. */
+  private async stageAgent(source: string): Promise<string> {
     const digest = createHash('sha256')
       .update(await readFile(source))
       .digest('hex')
@@ -606,7 +590,6 @@ export class LocalProvider implements Provider {
       await chmod(tmp, 0o755);
       await rename(tmp, target);
     }
-    this.agentBinary = target;
     return target;
   }
 

@@ -19,6 +19,17 @@ export const AGENT_BINARY_PATH = '/.hutch/hutch-agent';
 export const AGENT_SOCKET_DIR = '/run/hutch';
 export const AGENT_SOCKET_NAME = 'agent.sock';
 
+/** Where the runtime mounts things of its own: volumes may not cover these. */
+export const PLATFORM_MOUNT_PATHS: readonly string[] = [
+  '/proc',
+  '/sys',
+  '/dev',
+  AGENT_SOCKET_DIR,
+  AGENT_BINARY_PATH.slice(0, AGENT_BINARY_PATH.lastIndexOf('/')),
+  '/etc/resolv.conf',
+  '/etc/hosts',
+];
+
 export interface OciSpecInput {
   id: string;
   isolation: Isolation;
