@@ -18,7 +18,8 @@ import (
 // Manager starts processes and keeps track of them.
 type Manager struct {
 	reaper   *reaper.Reaper
-	shimPath string   // the agent binary, re-executed as the exec shim
+	shimPath string // the agent binary, re-executed as the exec shim
+	envMu    sync.RWMutex
 	baseEnv  []string // the agent's environment, inherited by processes
 	log      *log.Logger
 	reg      *registry
@@ -131,7 +132,7 @@ func (m *Manager) Start(u *users.User, req *StartRequest, timeout time.Duration,
 	if err != nil {
 		return nil, err
 	}
-	env, err := buildEnv(m.baseEnv, u, cfg.Envs, req.PTY != nil)
+	env, err := buildEnv(m.BaseEnv(), u, cfg.Envs, req.PTY != nil)
 	if err != nil {
 		return nil, err
 	}

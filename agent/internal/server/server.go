@@ -48,6 +48,7 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Quiesce != nil {
 		mux.Handle("/hutch/quiesce", cfg.Quiesce)
 	}
+	mux.Handle("/hutch/env", cfg.Processes.BaseEnvHandler())
 	(&process.Service{M: cfg.Processes, Users: cfg.Users}).Register(mux)
 	(&fs.Service{Users: cfg.Users}).Register(mux)
 	if cfg.AccessToken == "" {

@@ -142,7 +142,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       network = null;
     }
   }
-  const provider = new LocalProvider({ dataDir, agentBinary, host, network, ...(networkUnavailable ? { networkUnavailable } : {}) });
+  const provider = new LocalProvider({ dataDir, agentBinary, host, network, log: logger, ...(networkUnavailable ? { networkUnavailable } : {}) });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
   const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger, PLATFORM_MOUNT_PATHS);

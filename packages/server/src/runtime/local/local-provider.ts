@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
 import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
 import type { EgressPolicy } from '../../core/network.js';
+import type { Logger } from '../../core/logger.js';
 import type { NetworkManager } from '../../network/net-manager.js';
 import { type Isolation, ISOLATION_TIERS, type PauseMode, SANDBOX_DEFAULTS } from '../../core/sandbox.js';
 import { HutchError } from '../../core/errors.js';
@@ -37,6 +38,8 @@ export interface LocalProviderOptions {
   network: NetworkManager | null;
   /** Why `network` is null, for error messages. */
   networkUnavailable?: string;
+  /** Where cleanup trouble is reported (a cgroup that would not go away). */
+  log?: Logger;
 }
 
 interface SandboxPaths {
@@ -616,14 +619,34 @@ export class LocalProvider implements Provider {
     await this.removeCgroups(id);
   }
 
-  /** runc/runsc remove their cgroups on delete; this catches what a crash mid-create left. */
-  private async removeCgroups(id: string): Promise<void> {
+  /**
+   * runc/runsc remove their cgroups on delete; this catches what they could not. After a fork
+   * bomb, the kernel is still tearing down hundreds of processes when runc sees its init gone and
+   * gives up on a busy cgroup (EBUSY), so retry for a bounded time, killing whatever is still in
+   * the cgroup (only this sandbox's processes can be: the cgroup is ours), and also what a crash
+   * mid-create left.
+   */
+  private async removeCgroups(id: string, patienceMs = 10_000): Promise<void> {
     const candidates =
       this.options.host.cgroup === 'v2'
         ? [`/sys/fs/cgroup/hutch/${id}`]
         : (await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((c) => `/sys/fs/cgroup/${c}/hutch/${id}`);
+    const deadline = Date.now() + patienceMs;
     for (const dir of candidates) {
-      if (existsSync(dir)) await rmdir(dir).catch(() => undefined);
+      while (existsSync(dir)) {
+        try {
+          await rmdir(dir);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') break;
+          if (code !== 'EBUSY' || Date.now() > deadline) {
+            this.options.log?.warn({ sandboxId: id, cgroup: dir, err: String(err) }, 'cgroup left behind');
+            break;
+          }
+          await killCgroupMembers(dir);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
     }
   }
 
@@ -723,4 +746,18 @@ async function settleAll<T extends readonly unknown[]>(...promises: { [K in keyo
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/** SIGKILLs every process still listed in a cgroup (v1 and v2 both have cgroup.procs). */
+async function killCgroupMembers(dir: string): Promise<void> {
+  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const pid = Number(line);
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
 }
