@@ -51,6 +51,9 @@ export interface ExtraServerOptions {
   domain?: string;
   networkPool4?: string;
   networkPool6?: string;
+  overcommit?: { cpu?: number; memoryMiB?: number; pids?: number; diskMiB?: number };
+  createConcurrency?: number;
+  createQueue?: number;
 }
 
 export function launch(

@@ -25,12 +25,12 @@ export async function ensureAdminKey(dataDir: string, keys: ApiKeyStore): Promis
     if (key && (await keys.verify(key))) return { key, created: false };
     if (key) {
       // The file is there but the database does not know the key (e.g. a new database): adopt it.
-      await keys.insert(key, { id: randomUUID(), name: 'admin', role: 'admin', createdAt: new Date() });
+      await keys.insert(key, { id: randomUUID(), name: 'admin', role: 'admin', createdAt: new Date(), limits: null });
       return { key, created: false };
     }
   }
   const key = newApiKey();
-  await keys.insert(key, { id: randomUUID(), name: 'admin', role: 'admin', createdAt: new Date() });
+  await keys.insert(key, { id: randomUUID(), name: 'admin', role: 'admin', createdAt: new Date(), limits: null });
   await writeFile(file, key + '\n', { mode: 0o600 });
   return { key, created: true };
 }

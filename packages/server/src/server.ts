@@ -24,6 +24,13 @@ import { SqliteSandboxStore } from './store/sandbox-repo.js';
 import { LocalTemplateCatalog } from './templates/catalog.js';
 import { VERSION } from './version.js';
 import { NetworkManager } from './network/net-manager.js';
+import { type Allocation, CapacityLedger } from './core/capacity.js';
+import { CreateQueue } from './core/create-queue.js';
+import { PoolService } from './core/pool-service.js';
+import { SqlitePoolStore } from './store/pool-repo.js';
+import { liveHostFigures, nodeSize } from './runtime/local/host-capacity.js';
+import { newSandboxId } from './core/ids.js';
+import { availableParallelism } from 'node:os';
 
 export interface ServerOptions {
   host: string;
@@ -43,7 +50,20 @@ export interface ServerOptions {
   dnsUpstreams?: string[];
   /** Host routing for sandbox ports, `<port>-<id>.<domain>`; may carry a scheme and port. */
   domain?: string;
+  /** Allocation may exceed the node's size by these factors (see DEFAULT_OVERCOMMIT). */
+  overcommit?: Partial<Allocation>;
+  /** Cold creates running at once (default: the cpu count, at least 2). */
+  createConcurrency?: number;
+  /** Cold creates waiting at most (default 64); beyond: 429. */
+  createQueue?: number;
 }
+
+/**
+ * cpu is compressible (oversubscribed sandboxes are throttled, never killed) and idle sandboxes
+ * use a small part of their memory, pids and (sparse) disk limits; the live checks (free memory,
+ * disk and pids on the host) guard what the ratios let through.
+ */
+export const DEFAULT_OVERCOMMIT: Allocation = { cpu: 100, memoryMiB: 4, pids: 8, diskMiB: 4 };
 
 export const DEFAULT_POOL4 = '10.213.0.0/16';
 export const DEFAULT_POOL6 = 'fd68:7574:6368::/48';
@@ -142,7 +162,14 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       network = null;
     }
   }
-  const provider = new LocalProvider({ dataDir, agentBinary, host, network, log: logger, ...(networkUnavailable ? { networkUnavailable } : {}) });
+  const provider = new LocalProvider({
+    dataDir,
+    agentBinary,
+    host,
+    network,
+    log: logger,
+    ...(networkUnavailable ? { networkUnavailable } : {}),
+  });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
   const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger, PLATFORM_MOUNT_PATHS);
@@ -154,8 +181,37 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     templates,
     logger,
   );
-  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots);
+  const node = nodeSize(dataDir);
+  const capacity = new CapacityLedger({
+    node,
+    overcommit: { ...DEFAULT_OVERCOMMIT, ...options.overcommit },
+    reserve: {
+      memoryMiB: Math.max(256, Math.round(node.memoryMiB * 0.05)),
+      diskMiB: Math.max(1024, Math.round(node.diskMiB * 0.02)),
+      pids: Math.max(512, Math.round(node.pids * 0.05)),
+    },
+    retryAfterSeconds: 10,
+    live: () => liveHostFigures(dataDir),
+  });
+  const createQueue = new CreateQueue({
+    concurrency: options.createConcurrency ?? Math.max(2, availableParallelism()),
+    maxQueued: options.createQueue ?? 64,
+  });
+  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots, capacity, createQueue);
   snapshots.sandboxes = sandboxes;
+  const pools = new PoolService(
+    new SqlitePoolStore(db),
+    {
+      templateDigest: (t) => sandboxes.templateDigest(t),
+      bootWarm: (id, spec) => sandboxes.bootWarm(id, spec),
+      destroyWarm: (id) => sandboxes.destroyWarm(id),
+      newId: newSandboxId,
+    },
+    capacity,
+    createQueue,
+    logger,
+  );
+  sandboxes.pools = pools;
   const processes = new ProcessService(sandboxes);
   sandboxes.startProcess = (id, req) => processes.startDetached(id, req);
   const files = new FileService(sandboxes);
@@ -163,6 +219,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   await sandboxes.reconcile();
   await provider.startBackground();
   sandboxes.startReaper();
+  await pools.load();
+  pools.start();
 
   const info = async (): Promise<Record<string, unknown>> => ({
     version: VERSION,
@@ -172,6 +230,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     defaultIsolation: 'container',
     tiers: provider.tiers(),
     templates: await templates.list(),
+    capacity: { ...capacity.report(), createQueue: createQueue.stats },
     // What an unmodified e2b SDK needs: E2B_API_URL = apiUrl, E2B_SANDBOX_URL = sandboxUrl, and
     // E2B_API_KEY = any Hutch key (`hutch keys create --e2b` for SDKs before 2.46).
     e2b: { apiUrl: publicUrl, sandboxUrl: publicUrl, domain: domain?.host ?? null, envdVersion: ENVD_VERSION },
@@ -199,7 +258,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
 
   // The URL clients use (the listening address is only known later; info is read after listen).
   let publicUrl = '';
-  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, info }, logger, VERSION, { domain });
+  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, pools, info }, logger, VERSION, {
+    domain,
+  });
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -240,6 +301,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
+      pools.shutdown();
       sandboxes.shutdown();
       await provider.stopBackground();
       await app.close();

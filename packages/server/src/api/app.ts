@@ -14,6 +14,8 @@ import { networkRoutes } from './routes/network.js';
 import { volumeRoutes } from './routes/volumes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { keyRoutes } from './routes/keys.js';
+import { poolRoutes } from './routes/pools.js';
+import './caller.js';
 import { Ingress } from './ingress.js';
 import { E2bDataPlane } from './e2b/data-plane.js';
 import { e2bControlRoutes } from './e2b/control-plane.js';
@@ -72,12 +74,14 @@ export async function buildApp(
   });
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
+  app.decorateRequest('apiKey', null);
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/')) return;
     const header = req.headers.authorization ?? '';
     let key = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!key && req.headers.upgrade === 'websocket') key = new URL(req.url, 'http://x').searchParams.get('token') ?? '';
     const record = key.length > 0 && key.length <= 256 ? await services.keys.verify(key) : null;
+    req.apiKey = record;
     if (!record) {
       return reply
         .status(401)
@@ -98,6 +102,7 @@ export async function buildApp(
   await app.register(volumeRoutes(services));
   await app.register(snapshotRoutes(services));
   await app.register(keyRoutes(services));
+  await app.register(poolRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));

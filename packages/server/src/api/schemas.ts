@@ -53,29 +53,34 @@ const VolumeMountBody = z
   })
   .strict();
 
+/** What a sandbox is made of: shared by create and by warm pools (which must match creates). */
+const SandboxShape = {
+  template: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[a-z0-9][a-z0-9._-]*$/, 'template names are lowercase letters, digits, ".", "_" and "-"')
+    .optional(),
+  isolation: z.enum(ISOLATION_TIERS).optional(),
+  cpu: z.number().min(0.1).max(64).optional(),
+  memoryMiB: z.number().int().min(16).max(65536).optional(),
+  pids: z.number().int().min(16).max(32768).optional(),
+  diskMiB: z
+    .number()
+    .int()
+    .min(64)
+    .max(1024 * 1024)
+    .optional(),
+};
+
 export const CreateSandboxBody = z
   .object({
-    template: z
-      .string()
-      .min(1)
-      .max(128)
-      .regex(/^[a-z0-9][a-z0-9._-]*$/, 'template names are lowercase letters, digits, ".", "_" and "-"')
-      .optional(),
-    isolation: z.enum(ISOLATION_TIERS).optional(),
-    cpu: z.number().min(0.1).max(64).optional(),
-    memoryMiB: z.number().int().min(16).max(65536).optional(),
-    pids: z.number().int().min(16).max(32768).optional(),
+    ...SandboxShape,
     timeoutSeconds: z.number().int().min(1).max(86400).optional(),
     env: EnvMap.optional(),
     metadata: Metadata.optional(),
     idempotencyKey: z.string().min(1).max(256).optional(),
     network: NetworkSettingsBody.optional(),
-    diskMiB: z
-      .number()
-      .int()
-      .min(64)
-      .max(1024 * 1024)
-      .optional(),
     persistent: z.boolean().optional(),
     onTimeout: z.enum(['delete', 'pause']).optional(),
     idleTimeoutSeconds: z
@@ -123,6 +128,42 @@ export const Sandbox = z.object({
   lifecycle: Lifecycle,
   pauseMode: z.enum(['memory', 'filesystem']).nullable(),
   stateChangedAt: z.string().nullable(),
+  /** Create answers only: whether a warm pool served it (true) or it was booted cold (false). */
+  warm: z.boolean().optional(),
+});
+
+const PoolSpecFields = {
+  ...SandboxShape,
+  template: SandboxShape.template.unwrap(),
+  min: z.number().int().min(0).max(1000).default(0),
+  max: z.number().int().min(0).max(1000),
+  target: z.number().int().min(0).max(1000),
+};
+export const PutPoolBody = z.object(PoolSpecFields).strict();
+export const PoolView = z.object({
+  name: z.string(),
+  spec: z.object({
+    template: z.string(),
+    isolation: z.enum(ISOLATION_TIERS),
+    cpu: z.number(),
+    memoryMiB: z.number(),
+    pids: z.number(),
+    diskMiB: z.number(),
+    min: z.number(),
+    max: z.number(),
+    target: z.number(),
+  }),
+  size: z.number(),
+  starting: z.number(),
+  desired: z.number(),
+  hits: z.number(),
+  misses: z.number(),
+  demandPerMinute: z.number(),
+  refillPerMinute: z.number(),
+  lastFillMs: z.number().nullable(),
+  lastError: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
 });
 
 export const NetworkState = NetworkSettings.extend({

@@ -1,7 +1,7 @@
 import type { SandboxRecord } from '../core/sandbox.js';
 
 /** The API's view of a sandbox record (no internal fields such as the idempotency key). */
-export function sandboxJson(r: SandboxRecord) {
+export function sandboxJson(r: SandboxRecord & { warm?: boolean }) {
   return {
     id: r.id,
     state: r.state,
@@ -22,5 +22,6 @@ export function sandboxJson(r: SandboxRecord) {
     lifecycle: r.lifecycle,
     pauseMode: r.pauseMode,
     stateChangedAt: r.stateChangedAt?.toISOString() ?? null,
+    ...(r.warm === undefined ? {} : { warm: r.warm }),
   };
 }

@@ -5,6 +5,7 @@ import type { VolumeService } from '../core/volume-service.js';
 import type { SnapshotService } from '../core/snapshot-service.js';
 import type { ApiKeyStore } from '../core/stores.js';
 import type { TemplateCatalog } from '../core/templates.js';
+import type { PoolService } from '../core/pool-service.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -15,5 +16,6 @@ export interface Services {
   files: FileService;
   templates: TemplateCatalog;
   keys: ApiKeyStore;
+  pools: PoolService;
   info: () => Promise<Record<string, unknown>>;
 }

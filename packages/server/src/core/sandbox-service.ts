@@ -6,7 +6,7 @@ import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
 import { isSandboxId, newSandboxId } from './ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
-import type { DiskUsage, Provider, SandboxNetworkInfo } from './provider.js';
+import type { DiskUsage, Provider, SandboxNetworkInfo, SandboxSpec } from './provider.js';
 import type { VolumeService } from './volume-service.js';
 import {
   type CreateSandboxInput,
@@ -19,6 +19,10 @@ import {
 } from './sandbox.js';
 import type { SandboxStore } from './stores.js';
 import type { TemplateCatalog } from './templates.js';
+import type { Allocation, CapacityLedger } from './capacity.js';
+import type { CreateQueue } from './create-queue.js';
+import type { PoolService, PoolSpec } from './pool-service.js';
+import type { KeyLimits } from './stores.js';
 
 /**
  * Sandbox lifecycle: create, get, list, delete, TTL, and reconciliation with the runtime after a
@@ -66,6 +70,21 @@ function normalizeLifecycle(input: CreateSandboxInput): Lifecycle {
   };
 }
 
+/** Who asks for a create: the API key (per-key limits, queue fairness). */
+export interface Caller {
+  keyId: string;
+  limits: KeyLimits | null;
+}
+
+const ANONYMOUS: Caller = { keyId: 'anonymous', limits: null };
+
+const allocationOf = (r: { cpu: number; memoryMiB: number; pids: number; diskMiB: number }): Allocation => ({
+  cpu: r.cpu,
+  memoryMiB: r.memoryMiB,
+  pids: r.pids,
+  diskMiB: r.diskMiB,
+});
+
 function ttlFrom(now: number, seconds: number | null): Date | null {
   return seconds === null ? null : new Date(now + seconds * 1000);
 }
@@ -79,6 +98,11 @@ export class SandboxService {
   /** Last API activity per running sandbox (in memory: a restart starts the idle clock again). */
   private readonly activity = new Map<string, number>();
 
+  /** Recent create times per API key (createsPerMinute). */
+  private readonly recentCreates = new Map<string, number[]>();
+  /** Warm pools (wired after construction: they boot sandboxes through this service). */
+  pools: PoolService | null = null;
+
   constructor(
     private readonly store: SandboxStore,
     private readonly provider: Provider,
@@ -86,9 +110,16 @@ export class SandboxService {
     private readonly log: Logger,
     private readonly volumes: VolumeService | null = null,
     private readonly snapshots: SnapshotSource | null = null,
+    private readonly capacity: CapacityLedger | null = null,
+    private readonly queue: CreateQueue | null = null,
   ) {}
 
-  async create(input: CreateSandboxInput): Promise<SandboxRecord> {
+  /**
+   * Creates a sandbox: from a matching warm pool when one has a member ready (`warm: true`),
+   * else cold through the bounded create queue. Refused at once (429/503 with Retry-After) when a
+   * per-key limit, the queue or the node's capacity says no, naming which.
+   */
+  async create(input: CreateSandboxInput, caller: Caller = ANONYMOUS): Promise<SandboxRecord & { warm?: boolean }> {
     if (input.idempotencyKey) {
       const existing = await this.store.getByIdempotencyKey(input.idempotencyKey);
       if (existing) return existing;
@@ -139,8 +170,19 @@ export class SandboxService {
       this.volumes && input.volumes ? await this.volumes.resolveMounts(input.volumes) : { mounts: [], sources: [] };
     const now = new Date();
     const timeoutSeconds = input.timeoutSeconds ?? (lifecycle.persistent ? null : SANDBOX_DEFAULTS.timeoutSeconds);
+    const resources = {
+      cpu: input.cpu ?? SANDBOX_DEFAULTS.cpu,
+      memoryMiB: input.memoryMiB ?? SANDBOX_DEFAULTS.memoryMiB,
+      pids: input.pids ?? SANDBOX_DEFAULTS.pids,
+      diskMiB: input.diskMiB ?? SANDBOX_DEFAULTS.diskMiB,
+    };
+    this.checkKeyLimits(caller, resources);
+    const warm =
+      this.pools && mounts.length === 0 && !source.memory
+        ? this.pools.claim({ template: templateName, digest: source.digest, isolation, ...resources })
+        : null;
     const record: SandboxRecord = {
-      id: newSandboxId(),
+      id: warm?.id ?? newSandboxId(),
       state: 'creating',
       template: templateName,
       templateDigest: source.digest,
@@ -163,12 +205,39 @@ export class SandboxService {
       volumes: mounts,
       pauseMode: null,
       stateChangedAt: now,
+      owner: caller.keyId,
     };
+    this.noteCreate(caller);
+    if (warm) {
+      const claimed = await this.finishWarm(record, warm.pool, caller);
+      if (claimed) return claimed;
+      record.id = newSandboxId(); // the member was unusable: go cold
+    }
+    if (!this.queue) return this.createCold(record, source, sources, caller);
+    // Reserved while waiting, so the queue never holds more than fits.
+    this.capacity?.admit(record.id, allocationOf(record), caller.keyId);
+    try {
+      return await this.queue.run(caller.keyId, () => this.createCold(record, source, sources, caller));
+    } catch (err) {
+      this.capacity?.release(record.id);
+      throw err;
+    }
+  }
+
+  private async createCold(
+    record: SandboxRecord,
+    source: ResolvedSource,
+    sources: SandboxSpec['volumes'],
+    caller: Caller,
+  ): Promise<SandboxRecord & { warm?: boolean }> {
+    const { isolation, network, timeoutSeconds, template: templateName } = record;
+    if (this.capacity && !this.capacity.has(record.id)) this.capacity.admit(record.id, allocationOf(record), caller.keyId);
     try {
       await this.store.insert(record);
     } catch (err) {
       // Lost a race with a concurrent create carrying the same idempotency key.
-      const winner = input.idempotencyKey ? await this.store.getByIdempotencyKey(input.idempotencyKey) : null;
+      this.capacity?.release(record.id);
+      const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.idempotencyKey) : null;
       if (winner) return winner;
       throw err;
     }
@@ -197,7 +266,7 @@ export class SandboxService {
         this.touch(record.id);
         if (source.start && !source.memory) await this.runTemplateStart(record.id, source.start, source.defaultUser);
         this.log.info({ sandbox: record.id, isolation, template: templateName, egress: egressMode(network.egress) }, 'sandbox created');
-        return { ...record, state: 'running' as const, expiresAt, stateChangedAt };
+        return { ...record, state: 'running' as const, expiresAt, stateChangedAt, warm: false };
       } catch (err) {
         const message = (err as Error).message;
         this.log.error({ sandbox: record.id, err: message }, 'sandbox create failed');
@@ -205,11 +274,125 @@ export class SandboxService {
           .destroy(record.id)
           .catch((e: unknown) => this.log.error({ sandbox: record.id, err: (e as Error).message }, 'cleanup after failed create'));
         this.dropAgent(record.id);
+        this.capacity?.release(record.id);
         await this.store.update(record.id, { state: 'error', error: `create failed: ${message}`, expiresAt: null });
         if (err instanceof HutchError) throw err;
         throw new HutchError('internal', `sandbox create failed: ${message}`, { cause: err });
       }
     });
+  }
+
+  /** Per-key limits: 429 naming the limit when this create would pass one. */
+  private checkKeyLimits(caller: Caller, want: Allocation): void {
+    const limits = caller.limits;
+    if (!limits) return;
+    const refuse = (what: string): never => {
+      throw new HutchError('resource_exhausted', `API key limit reached: ${what}`, { retryAfterSeconds: 5 });
+    };
+    if (limits.createsPerMinute !== undefined) {
+      const recent = this.recentCreates.get(caller.keyId)?.filter((t) => Date.now() - t < 60_000) ?? [];
+      if (recent.length >= limits.createsPerMinute) {
+        const wait = Math.max(1, Math.ceil((60_000 - (Date.now() - recent[0]!)) / 1000));
+        throw new HutchError(
+          'resource_exhausted',
+          `API key limit reached: createsPerMinute ${limits.createsPerMinute} (${recent.length} in the last minute)`,
+          { retryAfterSeconds: wait },
+        );
+      }
+    }
+    if (!this.capacity) return;
+    if (limits.maxSandboxes !== undefined && this.capacity.count(caller.keyId) >= limits.maxSandboxes)
+      refuse(`maxSandboxes ${limits.maxSandboxes} (it has ${this.capacity.count(caller.keyId)}; delete some first)`);
+    const used = this.capacity.allocated(caller.keyId);
+    for (const field of ['cpu', 'memoryMiB', 'diskMiB'] as const) {
+      const limit = limits[field];
+      if (limit !== undefined && used[field] + want[field] > limit)
+        refuse(`${field} ${limit} (its sandboxes use ${used[field]}, this one asks ${want[field]})`);
+    }
+  }
+
+  private noteCreate(caller: Caller): void {
+    if (caller.limits?.createsPerMinute === undefined) return;
+    const now = Date.now();
+    const recent = (this.recentCreates.get(caller.keyId) ?? []).filter((t) => now - t < 60_000);
+    recent.push(now);
+    this.recentCreates.set(caller.keyId, recent);
+  }
+
+  /**
+   * Hands a claimed warm-pool member to its create: the record is written and the request's own
+   * settings applied (env for later processes, egress policy; metadata and TTL are the record's).
+   * Null when the member turned out unusable (it is destroyed; the caller goes cold).
+   */
+  private async finishWarm(record: SandboxRecord, pool: string, caller: Caller): Promise<(SandboxRecord & { warm: true }) | null> {
+    const id = record.id;
+    return this.locks.run(id, async () => {
+      try {
+        if (!(await this.agent(id).health(AbortSignal.timeout(2000)))) throw new Error('its agent does not answer');
+        if (Object.keys(record.env).length > 0) await this.agent(id).setBaseEnv(record.env);
+        if (record.network.egress !== 'none') await this.provider.setEgress(id, record.isolation, 'none', record.network.egress);
+      } catch (err) {
+        this.log.warn({ sandbox: id, pool, err: (err as Error).message }, 'warm sandbox unusable: creating cold');
+        await this.destroyWarm(id).catch(() => undefined);
+        this.capacity?.release(id);
+        return null;
+      }
+      this.capacity?.setOwner(id, caller.keyId);
+      const now = new Date();
+      const claimed = {
+        ...record,
+        state: 'running' as const,
+        expiresAt: ttlFrom(now.getTime(), record.timeoutSeconds),
+        stateChangedAt: now,
+      };
+      await this.store.insert(claimed);
+      this.touch(id);
+      this.log.info({ sandbox: id, pool, isolation: record.isolation, template: record.template }, 'sandbox created (warm)');
+      return { ...claimed, warm: true as const };
+    });
+  }
+
+  /** The current digest of a template or snapshot (warm pools compare their members with it). */
+  async templateDigest(template: string): Promise<string> {
+    return (await this.resolveSource(template)).digest;
+  }
+
+  /**
+   * Boots a warm-pool member: a sandbox with no record (it gets one when claimed), egress none,
+   * no env of its own; the template's start command runs now. Cleaned up if it fails.
+   */
+  async bootWarm(id: string, spec: PoolSpec): Promise<{ digest: string }> {
+    const source = await this.resolveSource(spec.template);
+    if (source.memory) throw invalidArgument(`template: ${spec.template} is a memory snapshot; pools boot templates and file snapshots`);
+    this.defaultUsers.set(id, source.defaultUser);
+    try {
+      await this.provider.create({
+        id,
+        isolation: spec.isolation,
+        layers: source.layers,
+        env: {},
+        defaultUser: source.defaultUser,
+        cpu: spec.cpu,
+        memoryMiB: spec.memoryMiB,
+        pids: spec.pids,
+        egress: 'none',
+        diskMiB: spec.diskMiB,
+        volumes: [],
+      });
+      await this.waitForAgent(id);
+      if (source.start) await this.runTemplateStart(id, source.start, source.defaultUser);
+      return { digest: source.digest };
+    } catch (err) {
+      await this.destroyWarm(id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Destroys a warm-pool member that was never claimed. */
+  async destroyWarm(id: string): Promise<void> {
+    this.dropAgent(id);
+    this.defaultUsers.delete(id);
+    await this.provider.destroy(id);
   }
 
   /** A shipped template or a snapshot, as the layers to mount (top first). */
@@ -355,11 +538,14 @@ export class SandboxService {
 
   private async bringUp(record: SandboxRecord, up: () => Promise<void>, what: string): Promise<SandboxRecord> {
     const id = record.id;
+    if (this.capacity && !this.capacity.has(id)) this.capacity.record(id, allocationOf(record), false, record.owner);
+    this.capacity?.wake(id); // 503 naming the resource when it no longer fits
     try {
       if (this.volumes) await this.volumes.attachAll(record.volumes);
       await up();
       await this.waitForAgent(id);
     } catch (err) {
+      this.capacity?.rest(id);
       this.dropAgent(id);
       await this.provider.stop(id).catch(() => undefined);
       throw err instanceof HutchError
@@ -397,6 +583,7 @@ export class SandboxService {
     };
     await this.store.update(record.id, patch);
     this.activity.delete(record.id);
+    this.capacity?.rest(record.id);
     return { ...record, ...patch };
   }
 
@@ -570,6 +757,7 @@ export class SandboxService {
       const record = await this.store.get(id);
       if (!record || record.state === 'deleted') return;
       await this.provider.destroy(id);
+      this.capacity?.release(id);
       this.dropAgent(id);
       this.defaultUsers.delete(id);
       this.activity.delete(id);
@@ -607,6 +795,7 @@ export class SandboxService {
           ? "the sandbox was ended when its runtime hit the host's process backstop (a fork bomb?)"
           : 'the sandbox stopped unexpectedly (its agent no longer answers)';
       await this.store.update(id, { state: 'error', error: reason, expiresAt: null });
+      this.capacity?.release(id);
       this.log.warn({ sandbox: id, oomKilled }, reason);
     }
     return { alive, oomKilled };
@@ -752,6 +941,10 @@ export class SandboxService {
     }
     // Errored sandboxes keep their record but no resources.
     result.cleaned.push(...(await this.provider.sweep(keep)));
+    if (this.capacity) {
+      for (const record of await this.store.list({ states: ['running', 'paused', 'stopped'] }))
+        this.capacity.record(record.id, allocationOf(record), record.state === 'running', record.owner);
+    }
     this.log.info(result, 'reconciled with the runtime');
     return result;
   }

@@ -68,6 +68,8 @@ export interface SandboxRecord extends SandboxResources {
   pauseMode: PauseMode | null;
   /** When the sandbox last entered its current state (stopped/paused: the auto-delete clock). */
   stateChangedAt: Date | null;
+  /** Id of the API key that created it (per-key limits); null when unknown. */
+  owner: string | null;
 }
 
 export interface CreateSandboxInput extends Partial<SandboxResources> {

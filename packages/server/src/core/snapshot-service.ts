@@ -4,7 +4,7 @@ import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
 import type { Provider } from './provider.js';
 import type { CreateSandboxInput, SandboxRecord } from './sandbox.js';
-import type { ResolvedSource, SandboxService, SnapshotSource } from './sandbox-service.js';
+import type { Caller, ResolvedSource, SandboxService, SnapshotSource } from './sandbox-service.js';
 import type { SandboxStore, SnapshotRecord, SnapshotStore } from './stores.js';
 import type { TemplateCatalog } from './templates.js';
 
@@ -194,6 +194,7 @@ export class SnapshotService implements SnapshotSource {
   async fork(
     id: string,
     input: { count?: number; metadata?: Record<string, string>; memory?: boolean },
+    caller?: Caller,
   ): Promise<{ snapshot: SnapshotView; sandboxes: SandboxRecord[] }> {
     const sandboxes = this.requireSandboxes();
     const count = input.count ?? 1;
@@ -219,7 +220,7 @@ export class SnapshotService implements SnapshotSource {
       volumes: source.volumes,
     };
     const created: SandboxRecord[] = [];
-    for (let i = 0; i < count; i++) created.push(await sandboxes.create(body));
+    for (let i = 0; i < count; i++) created.push(await sandboxes.create(body, caller));
     return { snapshot, sandboxes: created };
   }
 

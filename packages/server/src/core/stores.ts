@@ -27,11 +27,25 @@ export interface SandboxStore {
   count(): Promise<number>;
 }
 
+/** Per-API-key limits (absent fields: unlimited). The tenancy work moves them to tenants. */
+export interface KeyLimits {
+  /** Sandboxes (running, paused or stopped) the key may have at once. */
+  maxSandboxes?: number;
+  /** Sum of cpu limits of its running sandboxes. */
+  cpu?: number;
+  /** Sum of memory limits of its running sandboxes. */
+  memoryMiB?: number;
+  /** Sum of disk quotas of all its sandboxes. */
+  diskMiB?: number;
+  createsPerMinute?: number;
+}
+
 export interface ApiKeyRecord {
   id: string;
   name: string;
   role: 'admin';
   createdAt: Date;
+  limits: KeyLimits | null;
 }
 
 export interface ApiKeyStore {
@@ -42,6 +56,8 @@ export interface ApiKeyStore {
   countAdmins(): Promise<number>;
   /** Keys that are not revoked (never the secrets). */
   list(): Promise<Array<ApiKeyRecord & { lastUsedAt: Date | null }>>;
+  /** Replaces a key's limits (null: unlimited); false when there is no such key. */
+  setLimits(id: string, limits: KeyLimits | null): Promise<boolean>;
 }
 
 export interface MetaStore {

@@ -30,6 +30,8 @@ export interface SandboxTable {
   volumes: string;
   pause_mode: string | null;
   state_changed_at: number | null;
+  /** 0004: the API key that created it. */
+  owner: string | null;
 }
 
 export interface VolumeTable {
@@ -62,6 +64,15 @@ export interface ApiKeyTable {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** 0004: JSON KeyLimits; null: unlimited. */
+  limits: string | null;
+}
+
+export interface PoolTable {
+  name: string;
+  spec: string;
+  created_at: number;
+  updated_at: number;
 }
 
 export interface MetaTable {
@@ -75,6 +86,7 @@ export interface Schema {
   snapshots: SnapshotTable;
   api_keys: ApiKeyTable;
   meta: MetaTable;
+  pools: PoolTable;
   _placeholder?: { id: Generated<number> };
 }
 

@@ -1,8 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ApiKeyRecord, ApiKeyStore, MetaStore } from '../core/stores.js';
+import type { ApiKeyRecord, ApiKeyStore, KeyLimits, MetaStore } from '../core/stores.js';
 import type { Db } from './database.js';
 
 const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+
+function parseLimits(text: string | null): KeyLimits | null {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as KeyLimits;
+  } catch {
+    return null;
+  }
+}
 
 export class SqliteApiKeyStore implements ApiKeyStore {
   /** Verified keys are cached by hash so the hot path does not touch SQLite on every call. */
@@ -21,6 +30,7 @@ export class SqliteApiKeyStore implements ApiKeyStore {
         created_at: record.createdAt.getTime(),
         last_used_at: null,
         revoked_at: null,
+        limits: record.limits ? JSON.stringify(record.limits) : null,
       })
       .execute();
   }
@@ -37,7 +47,13 @@ export class SqliteApiKeyStore implements ApiKeyStore {
       .executeTakeFirst();
     // The lookup is by hash, so timing reveals nothing about the key; compare again in constant time anyway.
     if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash))) return null;
-    const record: ApiKeyRecord = { id: row.id, name: row.name, role: 'admin', createdAt: new Date(row.created_at) };
+    const record: ApiKeyRecord = {
+      id: row.id,
+      name: row.name,
+      role: 'admin',
+      createdAt: new Date(row.created_at),
+      limits: parseLimits(row.limits),
+    };
     await this.db.updateTable('api_keys').set({ last_used_at: Date.now() }).where('id', '=', row.id).execute();
     this.cache.set(hash, record);
     return record;
@@ -50,8 +66,21 @@ export class SqliteApiKeyStore implements ApiKeyStore {
       name: r.name,
       role: 'admin' as const,
       createdAt: new Date(r.created_at),
+      limits: parseLimits(r.limits),
       lastUsedAt: r.last_used_at === null ? null : new Date(r.last_used_at),
     }));
+  }
+
+  async setLimits(id: string, limits: KeyLimits | null): Promise<boolean> {
+    const result = await this.db
+      .updateTable('api_keys')
+      .set({ limits: limits ? JSON.stringify(limits) : null })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    // Cached verifications carry the old limits.
+    for (const [hash, cached] of this.cache) if (cached.id === id) this.cache.set(hash, { ...cached, limits });
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async countAdmins(): Promise<number> {

@@ -94,4 +94,20 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_pools_and_limits': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The API key that created a sandbox (per-key limits); null for older rows.
+      await db.schema.alterTable('sandboxes').addColumn('owner', 'text').execute();
+      // JSON KeyLimits of an API key; null: unlimited.
+      await db.schema.alterTable('api_keys').addColumn('limits', 'text').execute();
+      await db.schema
+        .createTable('pools')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        // JSON PoolSpec (template, isolation, resources, min, max, target).
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -30,6 +30,7 @@ function toRecord(row: SandboxTable): SandboxRecord {
     volumes: parseJson<VolumeMount[]>(row.volumes, []),
     pauseMode: (row.pause_mode as PauseMode | null) ?? null,
     stateChangedAt: row.state_changed_at === null ? null : new Date(row.state_changed_at),
+    owner: row.owner ?? null,
   };
 }
 
@@ -86,6 +87,7 @@ function toRow(r: SandboxRecord): SandboxTable {
     volumes: JSON.stringify(r.volumes),
     pause_mode: r.pauseMode,
     state_changed_at: r.stateChangedAt?.getTime() ?? null,
+    owner: r.owner,
   };
 }
 

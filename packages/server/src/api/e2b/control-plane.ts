@@ -5,6 +5,7 @@ import type { SandboxRecord } from '../../core/sandbox.js';
 import { EnvMap, Metadata } from '../schemas.js';
 import { STATUS_BY_KIND } from '../errors.js';
 import type { Services } from '../services.js';
+import { callerOf } from '../caller.js';
 
 /**
  * The E2B control plane (REST, `X-API-KEY`), as a thin adapter over Hutch's sandbox service: the
@@ -73,6 +74,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
       const key = req.headers['x-api-key'];
       const record = typeof key === 'string' && key.length > 0 && key.length <= 256 ? await services.keys.verify(key) : null;
       if (!record) return reply.status(401).send({ code: 401, message: 'missing or invalid X-API-KEY (a Hutch API key)' });
+      req.apiKey = record;
     });
 
     const detail = (r: SandboxRecord) => ({
@@ -89,16 +91,19 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
           : body.allow_internet_access === true
             ? 'open'
             : 'none';
-      const record = await services.sandboxes.create({
-        template: body.templateID ?? 'base',
-        timeoutSeconds: body.timeout ?? 300,
-        env: body.envVars ?? {},
-        metadata: body.metadata ?? {},
-        onTimeout: body.autoPause ? 'pause' : 'delete',
-        autoResume: body.autoResume?.enabled === true,
-        // E2B: ports are public unless allowPublicTraffic is false (`secure` is about envd).
-        network: { egress, public: body.network?.allowPublicTraffic !== false },
-      });
+      const record = await services.sandboxes.create(
+        {
+          template: body.templateID ?? 'base',
+          timeoutSeconds: body.timeout ?? 300,
+          env: body.envVars ?? {},
+          metadata: body.metadata ?? {},
+          onTimeout: body.autoPause ? 'pause' : 'delete',
+          autoResume: body.autoResume?.enabled === true,
+          // E2B: ports are public unless allowPublicTraffic is false (`secure` is about envd).
+          network: { egress, public: body.network?.allowPublicTraffic !== false },
+        },
+        callerOf(req),
+      );
       return reply.status(201).send(created(record, options.domain));
     };
     app.post('/sandboxes', create);
@@ -189,7 +194,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
     });
     app.post<{ Params: { id: string } }>('/sandboxes/:id/fork', async (req, reply) => {
       const body = parse(ForkBody, req.body);
-      const { sandboxes } = await services.snapshots.fork(req.params.id, { count: body.count ?? 1 });
+      const { sandboxes } = await services.snapshots.fork(req.params.id, { count: body.count ?? 1 }, callerOf(req));
       const results = [];
       for (const sb of sandboxes) {
         const record = body.timeout ? await services.sandboxes.setTimeout(sb.id, body.timeout) : sb;

@@ -14,6 +14,7 @@ import {
   TemplateList,
 } from '../schemas.js';
 import { sandboxJson } from '../serialize.js';
+import { callerOf } from '../caller.js';
 import type { Services } from '../services.js';
 
 export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
@@ -23,13 +24,13 @@ export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
       {
         schema: {
           body: CreateSandboxBody,
-          response: { 201: Sandbox, 400: ErrorBody, 422: ErrorBody },
+          response: { 201: Sandbox, 400: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody },
           tags: ['sandboxes'],
-          summary: 'Create a sandbox',
+          summary: 'Create a sandbox (warm from a matching pool when one has a sandbox ready; 429/503 with Retry-After when over a limit)',
         },
       },
       async (req, reply) => {
-        const record = await services.sandboxes.create(req.body);
+        const record = await services.sandboxes.create(req.body, callerOf(req));
         return reply.status(201).send(sandboxJson(record));
       },
     );

@@ -3,6 +3,7 @@ import type { SnapshotView } from '../../core/snapshot-service.js';
 import { CreateSnapshotBody, ErrorBody, ForkBody, GcQuery, IdParams, Snapshot, SnapshotList, SnapshotParams } from '../schemas.js';
 import { sandboxJson } from '../serialize.js';
 import type { Services } from '../services.js';
+import { callerOf } from '../caller.js';
 
 function snapshotJson(s: SnapshotView) {
   return {
@@ -46,7 +47,7 @@ export function snapshotRoutes(services: Services): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const { snapshot, sandboxes } = await services.snapshots.fork(req.params.id, req.body ?? {});
+        const { snapshot, sandboxes } = await services.snapshots.fork(req.params.id, req.body ?? {}, callerOf(req));
         return reply.status(201).send({ snapshot: snapshotJson(snapshot), sandboxes: sandboxes.map(sandboxJson) });
       },
     );

@@ -149,6 +149,23 @@ export class AgentClient {
     }
   }
 
+  /** Sets variables every later process inherits (a warm-pool sandbox gets its create's env). */
+  async setBaseEnv(env: Record<string, string>): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ env }));
+    const { req, response } = this.request(
+      'POST',
+      '/hutch/env',
+      { 'content-type': 'application/json', 'content-length': String(body.length) },
+      { signal: AbortSignal.timeout(10_000) },
+    );
+    req.end(body);
+    const res = await response;
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    if (res.statusCode !== 204)
+      throw new HutchError('internal', `the agent refused the environment (${res.statusCode}): ${Buffer.concat(chunks).toString().trim()}`);
+  }
+
   async health(signal?: AbortSignal): Promise<boolean> {
     try {
       const { req, response } = this.request('GET', '/health', {}, { signal });

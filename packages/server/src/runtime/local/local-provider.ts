@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -588,7 +588,8 @@ export class LocalProvider implements Provider {
     await chmod(dirname(this.stateRoot), 0o711);
     await chmod(this.stateRoot, 0o711);
     if (!existsSync(target)) {
-      const tmp = `${target}.${process.pid}.tmp`;
+      // Concurrent first creates stage at once: each through its own temporary name.
+      const tmp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
       await copyFile(source, tmp);
       await chmod(tmp, 0o755);
       await rename(tmp, target);
