@@ -1,4 +1,4 @@
-import type { Command, SandboxCreateParams, SandboxEgress, SandboxState } from '@hutch/sdk';
+import type { ApiKeyLimits, Command, PoolSpec, SandboxCreateParams, SandboxEgress, SandboxState } from '@hutch/sdk';
 
 /**
  * A parsed command line: what to do, fully typed and validated. `parse.ts` produces it from argv;
@@ -24,6 +24,14 @@ export interface CommandSpec {
   stdin?: boolean;
 }
 
+/** Overcommit ratios for `hutch server --overcommit`. */
+export interface Overcommit {
+  cpu?: number;
+  memoryMiB?: number;
+  pids?: number;
+  diskMiB?: number;
+}
+
 /** The lifecycle verbs that act on one sandbox's state. */
 export type LifecycleAction = 'pause' | 'resume' | 'stop' | 'start';
 
@@ -41,6 +49,9 @@ export type Invocation =
       networkPool6?: string;
       dnsUpstreams?: string[];
       domain?: string;
+      overcommit?: Overcommit;
+      createConcurrency?: number;
+      createQueue?: number;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -60,7 +71,11 @@ export type Invocation =
   | { kind: 'usage'; id: string; json: boolean }
   | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
   | { kind: 'volume-ls'; json: boolean }
-  | { kind: 'keys-create'; name: string; e2b?: boolean; json: boolean }
+  | { kind: 'keys-create'; name: string; e2b?: boolean; limits?: ApiKeyLimits; json: boolean }
+  | { kind: 'keys-limits'; id: string; limits: ApiKeyLimits | null }
+  | { kind: 'pool-put'; name: string; spec: PoolSpec; json: boolean }
+  | { kind: 'pool-ls'; json: boolean }
+  | { kind: 'pool-rm'; names: string[] }
   | { kind: 'keys-ls'; json: boolean }
   | { kind: 'volume-rm'; names: string[] }
   | { kind: 'snapshot'; id: string; metadata?: Record<string, string>; memory?: boolean; json: boolean }

@@ -68,6 +68,14 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/keys.js')).keysCreate(client(connection), inv);
     case 'keys-ls':
       return (await import('./commands/keys.js')).keysList(client(connection), inv);
+    case 'keys-limits':
+      return (await import('./commands/keys.js')).keysLimits(client(connection), inv);
+    case 'pool-put':
+      return (await import('./commands/pools.js')).poolPut(client(connection), inv);
+    case 'pool-ls':
+      return (await import('./commands/pools.js')).poolList(client(connection), inv);
+    case 'pool-rm':
+      return (await import('./commands/pools.js')).poolRemove(client(connection), inv);
     case 'volume-create':
       return (await import('./commands/volumes.js')).volumeCreate(client(connection), inv);
     case 'volume-ls':

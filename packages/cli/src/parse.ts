@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { OnTimeout, SandboxCreateParams, SandboxEgress, SandboxState, VolumeMount } from '@hutch/sdk';
+import type { ApiKeyLimits, OnTimeout, SandboxCreateParams, SandboxEgress, SandboxState, VolumeMount } from '@hutch/sdk';
 import {
   ArgumentError,
   commandFromWords,
@@ -12,7 +12,7 @@ import {
   parseVolumeMount,
   parseVolumeName,
 } from './args.js';
-import type { CommandSpec, Connection, Invocation, LifecycleAction, Parsed } from './invocation.js';
+import type { CommandSpec, Connection, Invocation, LifecycleAction, Overcommit, Parsed } from './invocation.js';
 
 /** A command line that cannot be understood; the CLI exits with status 2. */
 export class UsageError extends Error {}
@@ -87,7 +87,25 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       undefined,
     )
     .option('--domain <domain>', 'serve sandbox ports at <port>-<id>.<domain> (wildcard DNS is yours; may include scheme and port)')
-    .addHelpText('after', example('sudo hutch server --port 7171 --data-dir /var/lib/hutch', 'sudo hutch server --domain sbx.example.com'))
+    .option(
+      '--overcommit <ratios>',
+      'how far sandbox limits may exceed the node: one ratio for all, or cpu=N,memory=N,pids=N,disk=N (default cpu=100,memory=4,pids=8,disk=4)',
+      parseOvercommit,
+    )
+    .option('--create-concurrency <n>', 'cold creates run at once (default: cpu count, at least 2)', (v) =>
+      parseNumber(v, '--create-concurrency', 1, 256, true),
+    )
+    .option('--create-queue <n>', 'cold creates that may wait; beyond: 429 (default 64)', (v) =>
+      parseNumber(v, '--create-queue', 0, 100_000, true),
+    )
+    .addHelpText(
+      'after',
+      example(
+        'sudo hutch server --port 7171 --data-dir /var/lib/hutch',
+        'sudo hutch server --domain sbx.example.com',
+        'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
+      ),
+    )
     .action(
       (o: {
         host: string;
@@ -98,9 +116,15 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         networkPool6: string;
         dnsUpstream?: string[];
         domain?: string;
+        overcommit?: Overcommit;
+        createConcurrency?: number;
+        createQueue?: number;
       }) =>
         set({
           kind: 'server',
+          ...(o.overcommit ? { overcommit: o.overcommit } : {}),
+          ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
+          ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
           host: o.host,
           port: o.port,
           dataDir: o.dataDir,
@@ -285,9 +309,26 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .argument('<name>', 'a name to recognise the key by')
     .option('--e2b', 'shape the key as e2b_<hex>, for e2b SDKs older than 2.46 (they check the format)')
     .option('--json', 'print {id, name, key, ...} as JSON')
-    .addHelpText('after', example('export E2B_API_KEY=$(hutch keys create my-agent --e2b)'))
-    .action((name: string, o: { e2b?: boolean; json?: boolean }) =>
-      set({ kind: 'keys-create', name, ...(o.e2b ? { e2b: true } : {}), json: !!o.json }),
+    .addHelpText(
+      'after',
+      example('export E2B_API_KEY=$(hutch keys create my-agent --e2b)', 'hutch keys create ci --max-sandboxes 20 --memory 8192'),
+    );
+  addLimitOptions(keys.commands.at(-1)!).action((name: string, o: LimitFlags & { e2b?: boolean; json?: boolean }) =>
+    set({ kind: 'keys-create', name, ...(o.e2b ? { e2b: true } : {}), ...limitsOf(o), json: !!o.json }),
+  );
+  addLimitOptions(
+    keys
+      .command('limits')
+      .description("replace an API key's limits (flags not given become unlimited; --none lifts all)")
+      .argument('<key-id>', 'the key id (hutch keys ls)')
+      .option('--none', 'no limits at all'),
+  )
+    .addHelpText(
+      'after',
+      example('hutch keys limits $keyId --max-sandboxes 50 --creates-per-minute 120', 'hutch keys limits $keyId --none'),
+    )
+    .action((id: string, o: LimitFlags & { none?: boolean }) =>
+      set({ kind: 'keys-limits', id, limits: o.none ? null : (limitsOf(o).limits ?? null) }),
     );
   keys
     .command('ls')
@@ -295,6 +336,77 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .description('list API keys (never their secrets)')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) => set({ kind: 'keys-ls', json: !!o.json }));
+
+  const pool = program
+    .command('pool')
+    .description('manage warm pools: sandboxes booted ahead so that matching creates start in milliseconds')
+    .addHelpText(
+      'after',
+      example(
+        'hutch pool put py --template base --memory 512 --min 1 --target 4 --max 16',
+        'hutch create --template base --memory 512   # claims a ready one ("warm")',
+        'hutch pool ls',
+        'hutch pool rm py',
+      ),
+    );
+  pool
+    .command('put')
+    .description('create or replace a pool (creates with the same template, isolation, cpu, memory, pids and disk match it)')
+    .argument('<name>', '1-63 of a-z, 0-9, -')
+    .requiredOption('--template <name>', 'template or snapshot')
+    .option('--isolation <tier>', 'container or gvisor (default container)')
+    .option('--cpu <cores>', 'CPU cores (server default 1)', (v) => parseNumber(v, '--cpu', 0.1, 64, false))
+    .option('--memory <MiB>', 'memory limit (server default 512)', (v) => parseNumber(v, '--memory', 16, 65_536, true))
+    .option('--pids <n>', 'process limit (server default 512)', (v) => parseNumber(v, '--pids', 16, 32_768, true))
+    .option('--disk <MiB>', 'disk quota (server default 2048)', (v) => parseNumber(v, '--disk', 64, 1024 * 1024, true))
+    .option('--min <n>', 'ready sandboxes kept even when idle (default 0)', (v) => parseNumber(v, '--min', 0, 1000, true), 0)
+    .requiredOption('--target <n>', 'ready sandboxes kept while there is demand', (v) => parseNumber(v, '--target', 0, 1000, true))
+    .requiredOption('--max <n>', 'upper bound when demand is high', (v) => parseNumber(v, '--max', 0, 1000, true))
+    .option('--json', 'print the pool as JSON')
+    .action(
+      (
+        name: string,
+        o: {
+          template: string;
+          isolation?: string;
+          cpu?: number;
+          memory?: number;
+          pids?: number;
+          disk?: number;
+          min: number;
+          target: number;
+          max: number;
+          json?: boolean;
+        },
+      ) =>
+        set({
+          kind: 'pool-put',
+          name,
+          spec: {
+            template: o.template,
+            ...(o.isolation ? { isolation: o.isolation } : {}),
+            ...(o.cpu !== undefined ? { cpu: o.cpu } : {}),
+            ...(o.memory !== undefined ? { memoryMiB: o.memory } : {}),
+            ...(o.pids !== undefined ? { pids: o.pids } : {}),
+            ...(o.disk !== undefined ? { diskMiB: o.disk } : {}),
+            min: o.min,
+            target: o.target,
+            max: o.max,
+          },
+          json: !!o.json,
+        }),
+    );
+  pool
+    .command('ls')
+    .alias('list')
+    .description('list pools: ready, booting, what each aims for, hits and misses')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => set({ kind: 'pool-ls', json: !!o.json }));
+  pool
+    .command('rm')
+    .description('remove pools and destroy their ready sandboxes')
+    .argument('<name...>', 'pool names')
+    .action((names: string[]) => set({ kind: 'pool-rm', names }));
 
   const volume = program
     .command('volume')
@@ -505,6 +617,56 @@ interface CreateFlags extends EgressFlags {
 
 function collectVolume(value: string, previous: VolumeMount[] | undefined): VolumeMount[] {
   return [...(previous ?? []), parseVolumeMount(value)];
+}
+
+interface LimitFlags {
+  maxSandboxes?: number;
+  cpu?: number;
+  memory?: number;
+  disk?: number;
+  createsPerMinute?: number;
+}
+
+function addLimitOptions(cmd: Command): Command {
+  return cmd
+    .option('--max-sandboxes <n>', 'sandboxes the key may have at once', (v) => parseNumber(v, '--max-sandboxes', 0, 1_000_000, true))
+    .option('--cpu <cores>', 'sum of cpu of its running sandboxes', (v) => parseNumber(v, '--cpu', 0, 100_000, false))
+    .option('--memory <MiB>', 'sum of memory of its running sandboxes', (v) => parseNumber(v, '--memory', 0, 1 << 30, true))
+    .option('--disk <MiB>', 'sum of disk quotas of its sandboxes', (v) => parseNumber(v, '--disk', 0, 1 << 30, true))
+    .option('--creates-per-minute <n>', 'creates per minute', (v) => parseNumber(v, '--creates-per-minute', 0, 1_000_000, true));
+}
+
+function limitsOf(o: LimitFlags): { limits?: ApiKeyLimits } {
+  const limits: ApiKeyLimits = {
+    ...(o.maxSandboxes !== undefined ? { maxSandboxes: o.maxSandboxes } : {}),
+    ...(o.cpu !== undefined ? { cpu: o.cpu } : {}),
+    ...(o.memory !== undefined ? { memoryMiB: o.memory } : {}),
+    ...(o.disk !== undefined ? { diskMiB: o.disk } : {}),
+    ...(o.createsPerMinute !== undefined ? { createsPerMinute: o.createsPerMinute } : {}),
+  };
+  return Object.keys(limits).length > 0 ? { limits } : {};
+}
+
+/** `--overcommit 4` or `--overcommit cpu=100,memory=2`. */
+function parseOvercommit(text: string): Overcommit {
+  const names: Record<string, keyof Overcommit> = { cpu: 'cpu', memory: 'memoryMiB', pids: 'pids', disk: 'diskMiB' };
+  const ratio = (v: string, what: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > 10_000) throw new ArgumentError(`--overcommit: ${what} "${v}" is not a ratio above 0`);
+    return n;
+  };
+  if (!text.includes('=')) {
+    const r = ratio(text, 'ratio');
+    return { cpu: r, memoryMiB: r, pids: r, diskMiB: r };
+  }
+  const out: Overcommit = {};
+  for (const part of text.split(',')) {
+    const [k, v] = part.split('=');
+    const field = names[(k ?? '').trim()];
+    if (!field || v === undefined) throw new ArgumentError(`--overcommit: "${part}" is not cpu=N, memory=N, pids=N or disk=N`);
+    out[field] = ratio(v.trim(), k!.trim());
+  }
+  return out;
 }
 
 function addCreateOptions(cmd: Command): Command {

@@ -6,6 +6,7 @@ import { Templates } from './templates.js';
 import type { GcResult, ServerInfo } from './types.js';
 import { Volumes } from './volumes.js';
 import { ApiKeys } from './keys.js';
+import { Pools } from './pools.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -30,6 +31,7 @@ export class Hutch {
   readonly volumes: Volumes;
   readonly snapshots: Snapshots;
   readonly keys: ApiKeys;
+  readonly pools: Pools;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -39,6 +41,7 @@ export class Hutch {
     this.volumes = new Volumes(this.transport);
     this.snapshots = new Snapshots(this.transport);
     this.keys = new ApiKeys(this.transport);
+    this.pools = new Pools(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

@@ -42,6 +42,14 @@ export class RateLimitError extends HutchError {
 }
 /** 5xx: a server bug, a runtime failure, or the server starting/stopping (503). */
 export class ServerError extends HutchError {}
+/** 503 `unavailable`: the node is full (the message names the resource) or the server is stopping. */
+export class UnavailableError extends ServerError {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(code: string, message: string, status?: number, retryAfterSeconds?: number) {
+    super(code, message, status);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
 /** The server could not be reached at all (refused, DNS, reset before a response). */
 export class ConnectionError extends HutchError {}
 /** The call did not finish within its `timeoutMs`. */
@@ -62,14 +70,14 @@ export const ERROR_TABLE: ReadonlyArray<{ code: string; status: number; type: Er
   { code: 'tier_unavailable', status: 422, type: TierUnavailableError },
   { code: 'resource_exhausted', status: 429, type: RateLimitError },
   { code: 'internal', status: 500, type: ServerError },
-  { code: 'unavailable', status: 503, type: ServerError },
+  { code: 'unavailable', status: 503, type: UnavailableError },
 ];
 
 /** What to do next, appended to the server's message for kinds where the fix is on the caller. */
 const HINTS: Record<string, string> = {
   unauthenticated: 'pass an API key (apiKey option, --api-key, or HUTCH_API_KEY); the admin key is in <data-dir>/admin.key',
   resource_exhausted: 'retry later',
-  unavailable: 'the server is starting or shutting down; retry shortly',
+  unavailable: 'retry later',
 };
 
 function codeForStatus(status: number): string {
@@ -107,9 +115,11 @@ export function makeError(code: string, message: string, status?: number, retryA
   const row = ERROR_TABLE.find((r) => r.code === code) ?? (status ? ERROR_TABLE.find((r) => r.status === status) : undefined);
   const hint = HINTS[code];
   const text = hint && !message.includes(hint) ? `${message} (${hint})` : message;
-  if (row?.type === RateLimitError) {
+  if (row?.type === RateLimitError || row?.type === UnavailableError) {
     const seconds = retryAfter != null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined;
-    return new RateLimitError(code, text, status, seconds);
+    return row.type === RateLimitError
+      ? new RateLimitError(code, text, status, seconds)
+      : new UnavailableError(code, text, status, seconds);
   }
   if (row) return new row.type(code, text, status);
   if (status !== undefined && status >= 500) return new ServerError(code, text, status);

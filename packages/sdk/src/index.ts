@@ -22,6 +22,7 @@ export {
   TierUnavailableError,
   RateLimitError,
   ServerError,
+  UnavailableError,
   ConnectionError,
   TimeoutError,
   ERROR_TABLE,
@@ -46,4 +47,5 @@ export { Volumes, type VolumeCreateOptions } from './volumes.js';
 export { Snapshots } from './snapshots.js';
 export { NdjsonSplitter, readNdjson } from './ndjson.js';
 export type * from './types.js';
-export { ApiKeys, type ApiKeyInfo, type ApiKeyCreateOptions, type CreatedApiKey } from './keys.js';
+export { ApiKeys, type ApiKeyInfo, type ApiKeyCreateOptions, type ApiKeyLimits, type CreatedApiKey } from './keys.js';
+export { Pools, type PoolInfo, type PoolSpec } from './pools.js';

@@ -1,11 +1,21 @@
 import type { CallOptions } from './config.js';
 import type { Transport } from './http.js';
 
+/** Per-key limits (absent: unlimited); over one, creates get a `RateLimitError`-style 429. */
+export interface ApiKeyLimits {
+  maxSandboxes?: number;
+  cpu?: number;
+  memoryMiB?: number;
+  diskMiB?: number;
+  createsPerMinute?: number;
+}
+
 export interface ApiKeyInfo {
   id: string;
   name: string;
   createdAt: string;
   lastUsedAt: string | null;
+  limits: ApiKeyLimits | null;
 }
 
 export interface CreatedApiKey extends ApiKeyInfo {
@@ -16,6 +26,7 @@ export interface CreatedApiKey extends ApiKeyInfo {
 export interface ApiKeyCreateOptions extends CallOptions {
   /** Shape the key as `e2b_<hex>`, for e2b SDKs older than 2.46 (they check the format). */
   e2b?: boolean;
+  limits?: ApiKeyLimits;
 }
 
 /** `hutch.keys`: API keys (each works as `Authorization: Bearer` and as E2B's `X-API-KEY`). */
@@ -24,14 +35,19 @@ export class ApiKeys {
   constructor(private readonly transport: Transport) {}
 
   async create(name: string, opts: ApiKeyCreateOptions = {}): Promise<CreatedApiKey> {
-    const { signal, timeoutMs, e2b } = opts;
+    const { signal, timeoutMs, e2b, limits } = opts;
     return this.transport.json<CreatedApiKey>({
       method: 'POST',
       path: '/v1/keys',
-      json: { name, ...(e2b ? { e2b: true } : {}) },
+      json: { name, ...(e2b ? { e2b: true } : {}), ...(limits ? { limits } : {}) },
       signal,
       timeoutMs,
     });
+  }
+
+  /** Replaces a key's limits (null: unlimited). */
+  async setLimits(id: string, limits: ApiKeyLimits | null, opts?: CallOptions): Promise<void> {
+    await this.transport.json({ method: 'PUT', path: `/v1/keys/${encodeURIComponent(id)}/limits`, json: limits, ...opts });
   }
 
   async list(opts?: CallOptions): Promise<ApiKeyInfo[]> {

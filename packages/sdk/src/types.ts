@@ -52,6 +52,8 @@ export interface SandboxInfo {
   pauseMode: PauseMode | null;
   /** When the sandbox last entered its current state (null for sandboxes that never changed). */
   stateChangedAt: string | null;
+  /** In create answers only: whether a warm pool served the create. */
+  warm?: boolean;
   [extra: string]: unknown;
 }
 

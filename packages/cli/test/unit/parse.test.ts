@@ -429,3 +429,40 @@ test('help texts name the new verbs and flags', () => {
   assert.match(run, /^\s+--disk /m);
   assert.doesNotMatch(run, /^\s+--persistent/m);
 });
+
+test('pool put, ls, rm; keys create with limits and keys limits; server capacity flags', () => {
+  assert.deepEqual(inv(['pool', 'put', 'py', '--template', 'base', '--memory', '256', '--target', '4', '--max', '8', '--min', '1']), {
+    kind: 'pool-put',
+    name: 'py',
+    spec: { template: 'base', memoryMiB: 256, min: 1, target: 4, max: 8 },
+    json: false,
+  });
+  usage(['pool', 'put', 'py', '--template', 'base', '--max', '8'], /--target/);
+  assert.deepEqual(inv(['pool', 'ls', '--json']), { kind: 'pool-ls', json: true });
+  assert.deepEqual(inv(['pool', 'rm', 'a', 'b']), { kind: 'pool-rm', names: ['a', 'b'] });
+  assert.deepEqual(inv(['keys', 'create', 'ci', '--max-sandboxes', '5', '--memory', '2048']), {
+    kind: 'keys-create',
+    name: 'ci',
+    limits: { maxSandboxes: 5, memoryMiB: 2048 },
+    json: false,
+  });
+  assert.deepEqual(inv(['keys', 'limits', 'k1', '--creates-per-minute', '60']), {
+    kind: 'keys-limits',
+    id: 'k1',
+    limits: { createsPerMinute: 60 },
+  });
+  assert.deepEqual(inv(['keys', 'limits', 'k1', '--none']), { kind: 'keys-limits', id: 'k1', limits: null });
+  const srv = inv(['server', '--overcommit', 'cpu=50,memory=2', '--create-concurrency', '3', '--create-queue', '100']);
+  assert.equal(srv.kind, 'server');
+  assert.deepEqual((srv as Extract<Invocation, { kind: 'server' }>).overcommit, { cpu: 50, memoryMiB: 2 });
+  assert.equal((srv as Extract<Invocation, { kind: 'server' }>).createConcurrency, 3);
+  assert.equal((srv as Extract<Invocation, { kind: 'server' }>).createQueue, 100);
+  assert.deepEqual((inv(['server', '--overcommit', '3']) as Extract<Invocation, { kind: 'server' }>).overcommit, {
+    cpu: 3,
+    memoryMiB: 3,
+    pids: 3,
+    diskMiB: 3,
+  });
+  usage(['server', '--overcommit', 'ram=2'], /--overcommit: "ram=2"/);
+  usage(['server', '--overcommit', 'cpu=0'], /not a ratio/);
+});

@@ -10,6 +10,7 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   RateLimitError,
+  UnavailableError,
   ServerError,
   TierUnavailableError,
   connectionError,
@@ -29,7 +30,7 @@ test('each documented code maps to its class, keeping code, status and message',
     ['tier_unavailable', 422, TierUnavailableError],
     ['resource_exhausted', 429, RateLimitError],
     ['internal', 500, ServerError],
-    ['unavailable', 503, ServerError],
+    ['unavailable', 503, UnavailableError],
   ];
   assert.equal(ERROR_TABLE.length, expected.length);
   for (const [code, status, type] of expected) {
@@ -68,6 +69,13 @@ test('429 carries Retry-After seconds', () => {
   assert.equal(err.retryAfterSeconds, 7);
   const noHeader = errorFromResponse(429, body('resource_exhausted', 'too many creates'));
   assert.equal((noHeader as RateLimitError).retryAfterSeconds, undefined);
+});
+
+test('503 (node full) is a ServerError carrying Retry-After seconds', () => {
+  const err = errorFromResponse(503, body('unavailable', 'node capacity exhausted: memory'), '10');
+  assert.ok(err instanceof UnavailableError && err instanceof ServerError);
+  assert.equal(err.retryAfterSeconds, 10);
+  assert.match(err.message, /memory/);
 });
 
 test('messages say what to do next where the fix is on the caller', () => {
