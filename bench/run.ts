@@ -19,6 +19,7 @@ import { timedRun } from './proc.js';
 import { podmanArgs, podmanOnce, removePodmanLeftovers } from './podman.js';
 import { benchPersistence, type PersistenceRow } from './persistence.js';
 import { benchE2b, renderE2b, type E2bBenchResult } from './e2b.js';
+import { benchLoadTier, renderLoad, type LoadTier, type LoadTierResult } from './load.js';
 import { startBenchServer, type BenchServer } from './server.js';
 import {
   evaluateTargets,
@@ -53,14 +54,24 @@ interface Options {
   podman: boolean;
   network: boolean;
   persistence: boolean;
-  /** `e2b`: only the E2B compatibility series. */
-  mode: 'all' | 'e2b';
+  /** `e2b`: only the E2B compatibility series; `load`: warm pools, churn, burst, density. */
+  mode: 'all' | 'e2b' | 'load';
+  warmRuns: number;
+  churnSeconds: number;
+  burst: number;
+  densityCap: number | null;
 }
 
-const USAGE = `usage: npm run bench -- [e2b] [options]
+const USAGE = `usage: npm run bench -- [e2b | load] [options]
 
   e2b                only the E2B compatibility series: the published e2b SDK's
                      create → commands.run → kill against the native API (overhead)
+  load               warm-pool create latency, churn (8 clients), a burst of creates
+                     and density, per tier (options below; --tier applies)
+    --warm-runs N      warm samples per tier (default 200)
+    --churn-seconds N  churn duration (default 60)
+    --burst N          creates sent at once (default 1000)
+    --density-cap N    most idle sandboxes to hold (default 600 container, 250 gvisor)
 
   --runs N           measured runs per series (default 20; --write needs ≥ 20)
   --warmup N         discarded warm-up runs per series (default 3)
@@ -93,6 +104,10 @@ function parseArgs(argv: string[]): Options {
     network: true,
     persistence: true,
     mode: 'all',
+    warmRuns: 200,
+    churnSeconds: 60,
+    burst: 1000,
+    densityCap: null,
   };
   const int = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -130,6 +145,21 @@ function parseArgs(argv: string[]): Options {
         break;
       case 'e2b':
         o.mode = 'e2b';
+        break;
+      case 'load':
+        o.mode = 'load';
+        break;
+      case '--warm-runs':
+        o.warmRuns = int(arg, next(), 1, 100_000);
+        break;
+      case '--churn-seconds':
+        o.churnSeconds = int(arg, next(), 1, 3600);
+        break;
+      case '--burst':
+        o.burst = int(arg, next(), 1, 10_000);
+        break;
+      case '--density-cap':
+        o.densityCap = int(arg, next(), 1, 100_000);
         break;
       case '--tier': {
         for (const t of (next() ?? '').split(',')) {
@@ -454,6 +484,9 @@ async function cleanup(bench: Bench, server: BenchServer): Promise<string[]> {
     (
       await bench.api.call<{ sandboxes: Array<{ id: string }> }>('GET', '/v1/sandboxes?state=creating,running,paused,stopped,error')
     ).sandboxes.map((s) => s.id);
+  // Warm pools first: their ready sandboxes have no record, only the pool destroys them.
+  const pools = await bench.api.call<{ pools: Array<{ name: string }> }>('GET', '/v1/pools').catch(() => ({ pools: [] }));
+  for (const p of pools.pools) await bench.api.call('DELETE', `/v1/pools/${p.name}`).catch(() => undefined);
   const ids = new Set([...bench.tracked, ...(await listAll())]);
   for (const id of ids) {
     try {
@@ -522,6 +555,65 @@ async function mainE2b(opts: Options): Promise<number> {
   return errors.length > 0 ? 1 : 0;
 }
 
+/** The podman one-shot median recorded by the foundation bench in docs/benchmarks.md (for scale). */
+function recordedPodman(): string | null {
+  try {
+    const m = /\| `podman run --rm` \(runc, same rootfs\) \| \d+ \| ([\d.]+) \|/.exec(readFileSync(DOCS, 'utf8'));
+    return m ? `${m[1]} ms median` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `npm run bench -- load`: per tier a fresh server, the load series, cleanup; `--write` fills its block. */
+async function mainLoad(opts: Options): Promise<number> {
+  process.on('SIGINT', () => void (aborting = true));
+  process.on('SIGTERM', () => void (aborting = true));
+  const host = await hostFacts();
+  progress(`host: ${describeHost(host)}`);
+  const tiers: LoadTier[] = opts.tiers.length > 0 ? opts.tiers : ['container', 'gvisor'];
+  const results: LoadTierResult[] = [];
+  const errors: string[] = [];
+  for (const tier of tiers) {
+    const server = await startBenchServer();
+    try {
+      results.push(
+        await benchLoadTier(server, tier, {
+          warmRuns: opts.warmRuns,
+          churnSeconds: opts.churnSeconds,
+          churnClients: 8,
+          burst: opts.burst,
+          densityCap: { container: opts.densityCap ?? 600, gvisor: opts.densityCap ?? 250 },
+          progress,
+          checkAbort,
+        }),
+      );
+    } catch (err) {
+      errors.push(`${tier}: ${(err as Error).message}`);
+    } finally {
+      const api = new Api(server.url, server.key);
+      const left = await cleanup(new Bench(api, server, opts), server).catch(() => ['(cleanup failed)']);
+      api.close();
+      if (left.length === 0) await server.stop();
+      else errors.push(`left behind: ${left.join(', ')} (data dir ${server.dataDir} kept)`);
+    }
+    if (aborting) break;
+  }
+  for (const e of errors) progress(`ERROR: ${e}`);
+  if (opts.json) console.log(JSON.stringify({ host, results, errors }, null, 2));
+  else console.log(renderLoad(results, recordedPodman(), false));
+  if (opts.write && errors.length === 0) {
+    const md = [
+      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}) with \`npm run bench -- load --write\`, ${describeHost(host)}.`,
+      '',
+      renderLoad(results, recordedPodman(), true),
+    ].join('\n');
+    writeDocs(DOCS, md, 'load');
+    progress(`wrote the load results into ${DOCS}`);
+  }
+  return errors.length > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let opts: Options;
   try {
@@ -536,6 +628,7 @@ async function main(): Promise<number> {
     return 1;
   }
   if (opts.mode === 'e2b') return mainE2b(opts);
+  if (opts.mode === 'load') return mainLoad(opts);
   let forceExit = (): void => undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (aborting) {

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { freePort, launch, removeServerNetwork } from '../tests/harness.js';
+import { type ExtraServerOptions, freePort, launch, removeServerNetwork } from '../tests/harness.js';
 
 /**
  * The benchmark's own server, started as tests/harness.ts does (child process, free loopback port,
@@ -15,6 +15,8 @@ export interface BenchServer {
   key: string;
   dataDir: string;
   alive(): boolean;
+  /** The server process's pid (RSS sampling). */
+  pid(): number | undefined;
   /** The server's recent output (for diagnostics). */
   output(): string;
   /** Starts it again on the same data dir and port (after it died). */
@@ -47,13 +49,13 @@ function mountedUnder(prefix: string): boolean {
     .some((line) => (line.split(' ')[4] ?? '').startsWith(prefix));
 }
 
-export async function startBenchServer(): Promise<BenchServer> {
+export async function startBenchServer(extra: ExtraServerOptions = {}): Promise<BenchServer> {
   const dataDir = resolve(mkdtempSync('/var/tmp/hutch-bench-data-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const log: string[] = [];
   // Its own address pools, so a bench can run beside a test or dev server on the default pools.
-  const network = { networkPool4: '10.214.0.0/16', networkPool6: 'fd68:7574:6369::/48' };
+  const network = { networkPool4: '10.214.0.0/16', networkPool6: 'fd68:7574:6369::/48', ...extra };
   let child = launch(dataDir, port, log, { detached: true, server: network });
   try {
     await waitHealthy(url, child, log);
@@ -75,6 +77,7 @@ export async function startBenchServer(): Promise<BenchServer> {
     key: readFileSync(join(dataDir, 'admin.key'), 'utf8').trim(),
     dataDir,
     alive,
+    pid: () => child.pid,
     output: () => log.join(''),
     async restart() {
       if (alive()) return;
