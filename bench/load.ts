@@ -42,7 +42,16 @@ export interface Dist {
 export interface LoadTierResult {
   tier: LoadTier;
   warm: { dist: Dist | null; hits: number; misses: number; coldSamples: number };
-  churn: { seconds: number; clients: number; cycles: number; perSecond: number; dist: Dist | null; warmShare: number; refused: number; errors: string[] };
+  churn: {
+    seconds: number;
+    clients: number;
+    cycles: number;
+    perSecond: number;
+    dist: Dist | null;
+    warmShare: number;
+    refused: number;
+    errors: string[];
+  };
   burst: {
     sent: number;
     created: number;
@@ -82,7 +91,12 @@ class Client {
   close(): void {
     this.agent.destroy();
   }
-  request<T>(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<{ status: number; body: T; retryAfter: string | null }> {
+  request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = 120_000,
+  ): Promise<{ status: number; body: T; retryAfter: string | null }> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { authorization: `Bearer ${this.key}` };
     if (payload) {
@@ -103,7 +117,11 @@ class Client {
             } catch {
               /* not JSON */
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed as T, retryAfter: (res.headers['retry-after'] as string | undefined) ?? null });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: parsed as T,
+              retryAfter: (res.headers['retry-after'] as string | undefined) ?? null,
+            });
           });
           res.on('error', reject);
         },
@@ -283,7 +301,9 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
     await sampler;
     const created = answers.filter((a) => a.status === 201).map((a) => a.body.id!);
     const refusedBurst = answers.filter((a) => a.status === 429 || a.status === 503);
-    const other = answers.filter((a) => a.status !== 201 && a.status !== 429 && a.status !== 503).map((a) => `${a.status} ${JSON.stringify(a.body).slice(0, 160)}`);
+    const other = answers
+      .filter((a) => a.status !== 201 && a.status !== 429 && a.status !== 503)
+      .map((a) => `${a.status} ${JSON.stringify(a.body).slice(0, 160)}`);
     o.progress(`${tier}: burst answered (${created.length} created, ${refusedBurst.length} refused); deleting`);
     await deleteAll(client, created);
     await sleep(500);
@@ -301,10 +321,12 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
     let stoppedBy = `the bench's cap of ${o.densityCap[tier]}`;
     const tiny = { template: 'minimal', isolation: tier, cpu: 0.1, memoryMiB: 64, pids: 32, diskMiB: 64, timeoutSeconds: 3600 };
     let stop = false;
+    let asked = 0;
     await Promise.all(
       Array.from({ length: 2 }, async () => {
-        while (!stop && held.length < o.densityCap[tier]) {
+        while (!stop && asked < o.densityCap[tier]) {
           o.checkAbort();
+          asked++;
           const r = await client.request<{ id?: string; error?: { message: string } }>('POST', '/v1/sandboxes', tiny);
           if (r.status === 201) {
             held.push(r.body.id!);
