@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"hutch/agent/internal/hostexec"
 	"hutch/agent/internal/process"
 	"hutch/agent/internal/reaper"
 	"hutch/agent/internal/server"
@@ -36,6 +37,14 @@ func main() {
 	// The same binary is the exec shim for user processes: that mode must
 	// take over before anything else (no flags, no goroutines, no logging).
 	shim.MaybeRun()
+	// On the host (never in a sandbox): the server's tool runner, see package hostexec.
+	if len(os.Args) == 2 && os.Args[1] == "host-exec" {
+		if err := hostexec.Serve(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "hutch-agent host-exec:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 
 	var listens listenFlags
 	flag.Var(&listens, "listen", "address to serve on: unix:PATH or tcp:HOST:PORT (repeatable)")

@@ -13,6 +13,8 @@ import { ENVD_VERSION } from './api/e2b/control-plane.js';
 import { VolumeService } from './core/volume-service.js';
 import { LocalVolumes } from './runtime/local/local-volumes.js';
 import { PLATFORM_MOUNT_PATHS } from './runtime/local/oci-spec.js';
+import { HostExecutor } from './runtime/local/host-exec.js';
+import { useHostExecutor } from './runtime/local/exec-tool.js';
 import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
 import { SnapshotService } from './core/snapshot-service.js';
 import { LayerStore } from './templates/layer-store.js';
@@ -136,6 +138,11 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const host = await probeHost();
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
   const domain = options.domain ? parseDomain(options.domain) : null;
+  // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a
+  // fork of this one (see runtime/local/host-exec.ts). Without it, tools are spawned directly.
+  const hostExec = new HostExecutor(agentBinary);
+  if (await hostExec.start()) useHostExecutor(hostExec);
+  else logger.warn('the host-exec helper did not start: host tools are spawned by the server itself (slower)');
   const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
   const netTools = ['ip', 'nft', 'conntrack', 'nsenter'];
   const found = await Promise.all(netTools.map((t) => which(t)));
@@ -306,6 +313,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       await provider.stopBackground();
       await app.close();
       await network?.close();
+      useHostExecutor(null);
+      hostExec.close();
       await closeDb();
     },
   };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient } from '../runtime/agent/agent-client.js';
 import { egressMode, normalizeNetworkSettings, type NetworkSettings } from './network.js';
@@ -633,7 +634,13 @@ export class SandboxService {
     const agent = this.agent(id);
     const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
     const started = Date.now();
+    const endpoint = this.provider.agentEndpoint(id);
     while (Date.now() < deadline) {
+      // Until the agent's socket exists a request cannot succeed: a stat is far cheaper than one.
+      if ('socketPath' in endpoint && !existsSync(endpoint.socketPath)) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
       if (await agent.health()) return;
       // The socket usually appears within a few ms: poll tightly at first, then back off.
       await new Promise((r) => setTimeout(r, Date.now() - started < 500 ? 1 : 20));

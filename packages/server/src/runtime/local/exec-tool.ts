@@ -1,18 +1,50 @@
 import { execFile, spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import type { HostExecutor } from './host-exec.js';
+
+/** The helper that starts tools cheaply (see host-exec.ts); null: spawn from this process. */
+let executor: HostExecutor | null = null;
+
+export function useHostExecutor(e: HostExecutor | null): void {
+  executor = e;
+}
+
+export interface ToolOptions {
+  timeoutMs?: number;
+  cwd?: string;
+  /** Batched input (nft -f -, ip -batch -): one process for many operations. */
+  input?: string;
+  /**
+   * Detached start: output is appended to this file (never a pipe of ours, so the sandbox outlives
+   * this server without writing to a closed pipe), in a session of its own (a Ctrl-C at the
+   * server's terminal must not reach the sandboxes). Resolves with '' on exit 0.
+   */
+  logFile?: string;
+}
 
 /** Runs a host tool (runc, mount, …) and returns stdout; errors carry the tool's stderr. */
-export function runTool(
-  file: string,
-  args: string[],
-  options: { timeoutMs?: number; stdio?: number; cwd?: string; input?: string } = {},
-): Promise<string> {
-  if (options.stdio !== undefined) {
-    // Detached start: the child's output goes to a log fd we own, never to a pipe of ours,
-    // so the sandbox outlives this server without writing to a closed pipe.
-    return new Promise((resolve, reject) => {
-      // A session of its own: a Ctrl-C at the server's terminal must not reach the sandboxes.
+export async function runTool(file: string, args: string[], options: ToolOptions = {}): Promise<string> {
+  if (executor?.available) {
+    const r = await executor.run({
+      file,
+      args,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.input !== undefined ? { input: options.input } : {}),
+      ...(options.logFile ? { logFile: options.logFile } : {}),
+      timeoutMs: options.timeoutMs ?? 30_000,
+    });
+    if (r.code === 0 && !r.error) return r.stdout;
+    throw new ToolError(file, args, r.code, r.signal, r.stderr.trim() || r.error || '');
+  }
+  return options.logFile ? spawnDetached(file, args, options.logFile, options) : spawnCollect(file, args, options);
+}
+
+async function spawnDetached(file: string, args: string[], logFile: string, options: ToolOptions): Promise<string> {
+  const log = await open(logFile, 'a');
+  try {
+    return await new Promise((resolve, reject) => {
       const child = spawn(file, args, {
-        stdio: ['ignore', options.stdio, options.stdio],
+        stdio: ['ignore', log.fd, log.fd],
         detached: true,
         ...(options.cwd ? { cwd: options.cwd } : {}),
       });
@@ -27,7 +59,12 @@ export function runTool(
         else reject(new ToolError(file, args, code, signal, ''));
       });
     });
+  } finally {
+    await log.close();
   }
+}
+
+function spawnCollect(file: string, args: string[], options: ToolOptions): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,
@@ -40,7 +77,6 @@ export function runTool(
         } else resolve(stdout);
       },
     );
-    // Batched input (nft -f -, ip -batch -): one process for many operations.
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }

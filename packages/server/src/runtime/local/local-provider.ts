@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
 import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
@@ -290,13 +290,10 @@ export class LocalProvider implements Provider {
 
   /** Starts a container from a memory image; the agent closed its socket for the checkpoint. */
   private async restoreContainer(id: string, runtime: OciRuntime, p: SandboxPaths, image: string): Promise<void> {
-    const log = await open(p.log, 'a');
     try {
-      await runtime.restore(id, p.bundle, image, log.fd, this.runFlags(runtime, false));
+      await runtime.restore(id, p.bundle, image, p.log, this.runFlags(runtime, false));
     } catch (err) {
       throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
-    } finally {
-      await log.close();
     }
     await runtime.signal(id, 'USR1');
   }
@@ -358,13 +355,10 @@ export class LocalProvider implements Provider {
   }
 
   private async runContainer(id: string, runtime: OciRuntime, p: SandboxPaths, networked: boolean): Promise<void> {
-    const log = await open(p.log, 'a');
     try {
-      await runtime.run(id, p.bundle, log.fd, this.runFlags(runtime, networked));
+      await runtime.run(id, p.bundle, p.log, this.runFlags(runtime, networked));
     } catch (err) {
       throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
-    } finally {
-      await log.close();
     }
   }
 

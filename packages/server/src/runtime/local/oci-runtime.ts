@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, ToolError } from './exec-tool.js';
@@ -25,12 +26,12 @@ export class OciRuntime {
     return ['--root', this.root, ...this.globalFlags, ...rest];
   }
 
-  /** Creates and starts the container detached; its stdio goes to `logFd`. */
-  async run(id: string, bundle: string, logFd: number, runFlags: string[] = []): Promise<void> {
+  /** Creates and starts the container detached; its stdio goes to the file `log` (appended). */
+  async run(id: string, bundle: string, log: string, runFlags: string[] = []): Promise<void> {
     const detach = this.name === 'runsc' ? '--detach' : '-d';
     try {
       await runTool(this.binary, ['--root', this.root, ...this.globalFlags, ...runFlags, 'run', detach, '--bundle', bundle, id], {
-        stdio: logFd,
+        logFile: log,
         timeoutMs: 60_000,
       });
     } catch (err) {
@@ -49,12 +50,12 @@ export class OciRuntime {
   }
 
   /** runsc only: starts the container `id` from a checkpoint image, detached. */
-  async restore(id: string, bundle: string, imageDir: string, logFd: number, runFlags: string[] = []): Promise<void> {
+  async restore(id: string, bundle: string, imageDir: string, log: string, runFlags: string[] = []): Promise<void> {
     try {
       await runTool(
         this.binary,
         ['--root', this.root, ...this.globalFlags, ...runFlags, 'restore', '--detach', '--image-path', imageDir, '--bundle', bundle, id],
-        { stdio: logFd, timeoutMs: 120_000 },
+        { logFile: log, timeoutMs: 120_000 },
       );
     } catch (err) {
       throw err instanceof ToolError ? new Error(`${this.name} restore failed (exit ${err.exitCode ?? err.signal})`) : err;
@@ -81,7 +82,11 @@ export class OciRuntime {
     // first and deleting the stopped container is ~6× faster. Anything unexpected falls back.
     if (this.name !== 'runsc') {
       try {
-        if (!(await this.killInit(id))) await runTool(this.binary, this.args('kill', id, 'KILL'), { timeoutMs: 10_000 });
+        const killed = await this.killInit(id);
+        if (killed === null) await runTool(this.binary, this.args('kill', id, 'KILL'), { timeoutMs: 10_000 });
+        // runc refuses to delete while the init still runs: wait for it in /proc (a stat, where
+        // each early `runc delete` would cost a process), then delete once.
+        else await waitGone(killed.pid, killed.start, 2000);
         for (let attempt = 0; attempt < 50; attempt++) {
           try {
             await runTool(this.binary, this.args('delete', id), { timeoutMs: 10_000 });
@@ -106,23 +111,22 @@ export class OciRuntime {
   /**
    * SIGKILLs the container's init (PID 1 of its pid namespace, so everything in it dies) straight
    * from runc's state file, saving a `runc kill` process. The init's start time is checked against
-   * /proc so a recycled pid is never signalled. False when that cannot be done safely.
+   * /proc so a recycled pid is never signalled. Null when that cannot be done safely.
    */
-  private async killInit(id: string): Promise<boolean> {
+  private async killInit(id: string): Promise<{ pid: number; start: string } | null> {
     try {
       const state = JSON.parse(await readFile(join(this.root, id, 'state.json'), 'utf8')) as {
         init_process_pid?: number;
         init_process_start?: number;
       };
       const pid = state.init_process_pid;
-      if (!pid || pid <= 1) return false;
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-      if (startTime === undefined || String(state.init_process_start) !== startTime) return false;
+      if (!pid || pid <= 1) return null;
+      const startTime = await procStart(pid);
+      if (startTime === null || String(state.init_process_start) !== startTime) return null;
       process.kill(pid, 'SIGKILL');
-      return true;
+      return { pid, start: startTime };
     } catch {
-      return false;
+      return null;
     }
   }
 
@@ -163,5 +167,31 @@ export class OciRuntime {
   async version(): Promise<string> {
     const out = await runTool(this.binary, ['--version']);
     return out.split('\n')[0] ?? '';
+  }
+}
+
+/** A process's start time from /proc (field 22), and whether it is a zombie; null when gone. */
+async function procStat(pid: number): Promise<{ start: string; zombie: boolean } | null> {
+  try {
+    // Synchronous on purpose: a procfs read never blocks, and this is polled while a sandbox dies.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] === undefined ? null : { start: fields[19], zombie: fields[0] === 'Z' };
+  } catch {
+    return null;
+  }
+}
+
+async function procStart(pid: number): Promise<string | null> {
+  return (await procStat(pid))?.start ?? null;
+}
+
+/** Waits (bounded) until the process `pid` started at `start` has exited (gone or a zombie). */
+async function waitGone(pid: number, start: string, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    const s = await procStat(pid);
+    if (!s || s.start !== start || s.zombie) return;
+    await new Promise((r) => setTimeout(r, 1));
   }
 }
