@@ -63,7 +63,8 @@ export function launch(
   options: { detached?: boolean; server?: ExtraServerOptions } = {},
 ): ChildProcess {
   const serverOptions = { host: '127.0.0.1', port, dataDir, layersDir: LAYERS_DIR, logLevel: 'warn', ...(options.server ?? {}) };
-  const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer(${JSON.stringify(serverOptions)})).catch((e) => { console.error(e); process.exit(1); });`;
+  // SIGTERM closes the server as `hutch server` does (deleted sandboxes finish their teardown).
+  const script = `import(${JSON.stringify(join(REPO, 'packages/server/dist/index.js'))}).then((m) => m.runServer(${JSON.stringify(serverOptions)})).then((s) => { process.once('SIGTERM', () => { s.close().finally(() => process.exit(0)); }); }).catch((e) => { console.error(e); process.exit(1); });`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.detached === true,
@@ -110,7 +111,10 @@ export async function startServer(extra: ExtraServerOptions = {}): Promise<TestS
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill(signal);
+    // A graceful stop that hangs is ended (bounded).
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await exited;
+    clearTimeout(timer);
   };
   const server: TestServer = {
     url,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -44,9 +45,38 @@ const canaryIntact = (): void => {
   assert.equal(readFileSync(canaryFile, 'utf8'), canaryText, 'the host canary file is unchanged');
 };
 
-/** Raw JSON request (the harness's api() would serialise objects itself). */
+/**
+ * Raw JSON request (the harness's api() would serialise objects itself), over node:http: a server
+ * that answers 413 before reading a large body and closes may make our write fail (EPIPE), which
+ * fetch reports as a failure; the answer it already sent is what counts.
+ */
 const rawJson = (method: string, path: string, text: string) =>
-  server.api<ApiError>(method, path, text, { 'content-type': 'application/json' });
+  new Promise<{ status: number; body: ApiError; headers: Headers }>((resolve, reject) => {
+    const payload = Buffer.from(text);
+    let answered = false;
+    const req = httpRequest(
+      `${server.url}${path}`,
+      {
+        method,
+        headers: { authorization: `Bearer ${server.key}`, 'content-type': 'application/json', 'content-length': String(payload.length) },
+      },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+          const body = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode ?? 0, body: (body ? JSON.parse(body) : {}) as ApiError, headers });
+        });
+      },
+    );
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    req.end(payload);
+  });
 
 /** Every route that names a sandbox, with a plausible body. */
 const ROUTES: Array<[string, (id: string) => string, unknown]> = [

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { startServer, type TestServer } from './harness.js';
+import { waitFor } from './hostile-lib.js';
 
 /** The server is not the parent of sandboxes: SIGKILL it, restart, and nothing is lost or leaked. */
 interface Sandbox {
@@ -59,7 +60,8 @@ test('running sandboxes and their background processes survive kill -9 of the se
       'the tagged background process is listed',
     );
     assert.equal((await server.api('DELETE', `/v1/sandboxes/${id}`)).status, 204);
-    assert.ok(!mounts().includes(id), 'no mount left after delete');
+    // The teardown finishes after the answer (bounded).
+    assert.ok(await waitFor(() => !mounts().includes(id), 5000), 'no mount left after delete');
   }
 });
 

@@ -310,6 +310,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     async close() {
       pools.shutdown();
       sandboxes.shutdown();
+      await sandboxes.settle();
       await provider.stopBackground();
       await app.close();
       await network?.close();

@@ -48,5 +48,22 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
     reply.raw.destroy();
     return;
   }
-  void reply.status(status).send(errorBody(e.kind, e.message));
+  const send = (): void => void reply.status(status).send(errorBody(e.kind, e.message));
+  // A body refused for its size is answered before it was read, and the connection is closed
+  // after the answer: a client still writing it then sees a broken pipe instead of the 413. A
+  // moderately large body is read and discarded first (never kept), so the client gets the answer.
+  const declared = Number(request.headers['content-length'] ?? Number.NaN);
+  if (e.kind === 'payload_too_large' && !request.raw.complete && declared <= DRAIN_LIMIT) {
+    const timer = setTimeout(send, 5000);
+    request.raw.once('end', () => {
+      clearTimeout(timer);
+      send();
+    });
+    request.raw.resume();
+    return;
+  }
+  send();
 }
+
+/** Bodies up to this size that are over the limit are drained before the 413 (see errorHandler). */
+const DRAIN_LIMIT = 32 * 1024 * 1024;

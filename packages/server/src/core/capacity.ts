@@ -141,7 +141,8 @@ export class CapacityLedger {
     e.running = true;
   }
 
-  setOwner(id: string, owner: string): void {
+  /** Null: no owner's limits count it any more (a deleted sandbox whose teardown is running). */
+  setOwner(id: string, owner: string | null): void {
     const e = this.entries.get(id);
     if (e) e.owner = owner;
   }

@@ -77,6 +77,11 @@ export interface Provider {
   agentEndpoint(id: string): AgentEndpoint;
   /** Kills everything in the sandbox and removes every resource it used. Idempotent. */
   destroy(id: string): Promise<void>;
+  /**
+   * SIGKILLs every process of the sandbox right away (no cleanup: `destroy` follows). Lets delete
+   * answer as soon as nothing of the sandbox runs any more, with the teardown after the answer.
+   */
+  kill(id: string): Promise<void>;
   /** Ends the sandbox's processes and frees memory, cpu and network; its files stay. Idempotent. */
   stop(id: string): Promise<void>;
   /** Starts a stopped sandbox again (same id, files, env, network policy). */

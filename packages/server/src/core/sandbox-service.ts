@@ -99,6 +99,8 @@ export class SandboxService {
   /** Last API activity per running sandbox (in memory: a restart starts the idle clock again). */
   private readonly activity = new Map<string, number>();
 
+  /** Teardowns of deleted sandboxes still running after their delete answered. */
+  private readonly teardowns = new Map<string, Promise<void>>();
   /** Recent create times per API key (createsPerMinute). */
   private readonly recentCreates = new Map<string, number[]>();
   /** Warm pools (wired after construction: they boot sandboxes through this service). */
@@ -763,13 +765,26 @@ export class SandboxService {
     await this.locks.run(id, async () => {
       const record = await this.store.get(id);
       if (!record || record.state === 'deleted') return;
-      await this.provider.destroy(id);
-      this.capacity?.release(id);
+      // Everything in the sandbox ends now; the answer does not wait for unmounting and removal,
+      // which finish in the background (a crash meanwhile: reconcile reaps what is left). A
+      // sandbox with volumes waits, so its volumes are free when the answer says so.
+      await this.provider.kill(id);
       this.dropAgent(id);
       this.defaultUsers.delete(id);
       this.activity.delete(id);
       this.cpuSamples.delete(id);
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
+      // Gone for its key's limits now; its resources count for the node until the teardown ends.
+      this.capacity?.setOwner(id, null);
+      const teardown = this.provider
+        .destroy(id)
+        .catch((err: unknown) => this.log.error({ sandbox: id, err: (err as Error).message }, 'teardown after delete failed'))
+        .finally(() => {
+          this.capacity?.release(id);
+          this.teardowns.delete(id);
+        });
+      this.teardowns.set(id, teardown);
+      if (record.volumes.length > 0) await teardown;
       this.log.info({ sandbox: id }, 'sandbox deleted');
     });
   }
@@ -864,6 +879,11 @@ export class SandboxService {
 
   private timeoutFailed(id: string, err: unknown): void {
     this.log.error({ sandbox: id, err: (err as Error).message }, 'timeout action failed');
+  }
+
+  /** Waits for the teardowns of deleted sandboxes still in progress (server shutdown). */
+  async settle(): Promise<void> {
+    await Promise.all(this.teardowns.values());
   }
 
   /** Stops the reaper and closes agent connections (server shutdown; sandboxes keep running). */

@@ -601,6 +601,13 @@ export class LocalProvider implements Provider {
     return [...ISOLATION_TIERS];
   }
 
+  async kill(id: string): Promise<void> {
+    // The sandbox's cgroup holds all its host processes: runc's init and everything below it, or
+    // runsc's sentry, gofer and ptrace stubs. Only this sandbox's processes can be in it.
+    const dir = this.options.host.cgroup === 'v2' ? `/sys/fs/cgroup/hutch/${id}` : `/sys/fs/cgroup/pids/hutch/${id}`;
+    await killCgroupMembers(dir);
+  }
+
   async destroy(id: string): Promise<void> {
     const p = this.paths(id);
     for (const isolation of await this.isolationOf(id)) {

@@ -83,17 +83,20 @@ export class OciRuntime {
     if (this.name !== 'runsc') {
       try {
         const killed = await this.killInit(id);
-        if (killed === null) await runTool(this.binary, this.args('kill', id, 'KILL'), { timeoutMs: 10_000 });
         // runc refuses to delete while the init still runs: wait for it in /proc (a stat, where
-        // each early `runc delete` would cost a process), then delete once.
-        else await waitGone(killed.pid, killed.start, 2000);
-        for (let attempt = 0; attempt < 50; attempt++) {
-          try {
-            await runTool(this.binary, this.args('delete', id), { timeoutMs: 10_000 });
-            return;
-          } catch (err) {
-            if (!(err instanceof ToolError) || !/running|not stopped/i.test(err.stderr)) break;
-            await new Promise((r) => setTimeout(r, 2));
+        // each early `runc delete` would cost a process), then delete once. An init that is gone
+        // already (killed through its cgroup) needs no wait; one we cannot read falls through to
+        // `delete --force`.
+        if (killed) await waitGone(killed.pid, killed.start, 2000);
+        if (killed || (await this.initGone(id))) {
+          for (let attempt = 0; attempt < 50; attempt++) {
+            try {
+              await runTool(this.binary, this.args('delete', id), { timeoutMs: 10_000 });
+              return;
+            } catch (err) {
+              if (!(err instanceof ToolError) || !/running|not stopped/i.test(err.stderr)) break;
+              await new Promise((r) => setTimeout(r, 2));
+            }
           }
         }
       } catch {
@@ -127,6 +130,21 @@ export class OciRuntime {
       return { pid, start: startTime };
     } catch {
       return null;
+    }
+  }
+
+  /** Whether runc's state names an init that no longer runs (false when unknown). */
+  private async initGone(id: string): Promise<boolean> {
+    try {
+      const state = JSON.parse(await readFile(join(this.root, id, 'state.json'), 'utf8')) as {
+        init_process_pid?: number;
+        init_process_start?: number;
+      };
+      if (!state.init_process_pid) return false;
+      const s = await procStat(state.init_process_pid);
+      return !s || s.zombie || s.start !== String(state.init_process_start);
+    } catch {
+      return false;
     }
   }
 
