@@ -64,6 +64,8 @@ export interface LoadTierResult {
     lagMaxMs: number;
     lagP99Ms: number;
     seconds: number;
+    /** From the last delete's answer until nothing was left on the host. */
+    cleanSeconds: number;
     leftovers: string[];
   };
   density: { created: number; stoppedBy: string; memPerSandboxMiB: number | null; pidsPerSandbox: number | null; seconds: number };
@@ -306,8 +308,14 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
       .map((a) => `${a.status} ${JSON.stringify(a.body).slice(0, 160)}`);
     o.progress(`${tier}: burst answered (${created.length} created, ${refusedBurst.length} refused); deleting`);
     await deleteAll(client, created);
-    await sleep(500);
-    const leftovers = leftoversOf(created);
+    // Deletes answer once the sandboxes are killed; their teardown finishes in the background.
+    const cleanStart = performance.now();
+    let leftovers = leftoversOf(created);
+    while (leftovers.length > 0 && performance.now() - cleanStart < 180_000) {
+      await sleep(250);
+      leftovers = leftoversOf(created);
+    }
+    const cleanSeconds = (performance.now() - cleanStart) / 1000;
     const rssAfter = rssMiB(pid);
     const lagDist = dist(lags);
 
@@ -346,6 +354,8 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
     if (held.length > 0 && alive.body.stdout !== 'hi\n') stoppedBy += ' (the last sandbox did not answer!)';
     o.progress(`${tier}: density ${held.length}; deleting`);
     await deleteAll(client, held);
+    const settleStart = performance.now();
+    while (leftoversOf(held).length > 0 && performance.now() - settleStart < 300_000) await sleep(500);
     return {
       tier,
       warm: { dist: dist(warmSamples), hits: afterWarm.hits, misses: afterWarm.misses, coldSamples },
@@ -371,6 +381,7 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
         lagMaxMs: lagDist?.max ?? 0,
         lagP99Ms: lagDist?.p99 ?? 0,
         seconds: burstSeconds,
+        cleanSeconds,
         leftovers,
       },
       density: {
@@ -410,7 +421,7 @@ export function renderLoad(results: LoadTierResult[], podman: string | null, mar
       [
         `burst: ${r.burst.sent} creates at once`,
         `${r.burst.created} created, ${r.burst.refused} refused (${r.burst.refusedWithRetryAfter} with Retry-After), ${r.burst.other.length} other`,
-        `${r.burst.seconds.toFixed(1)} s; server RSS ${r.burst.rssBeforeMiB} → peak ${r.burst.rssPeakMiB} → ${r.burst.rssAfterMiB} MiB; /healthz lag p99 ${fmtMs(r.burst.lagP99Ms)}, max ${fmtMs(r.burst.lagMaxMs)} ms; leftovers ${r.burst.leftovers.length}`,
+        `${r.burst.seconds.toFixed(1)} s; server RSS ${r.burst.rssBeforeMiB} → peak ${r.burst.rssPeakMiB} → ${r.burst.rssAfterMiB} MiB; /healthz lag p99 ${fmtMs(r.burst.lagP99Ms)}, max ${fmtMs(r.burst.lagMaxMs)} ms; leftovers ${r.burst.leftovers.length} (host clean ${r.burst.cleanSeconds.toFixed(1)} s after the last delete)`,
         `only 201/429, no leftovers: ${mark(r.burst.other.length === 0 && r.burst.leftovers.length === 0 && r.burst.refusedWithRetryAfter === r.burst.refused)}`,
       ],
       [

@@ -68,7 +68,8 @@ export async function startBenchServer(extra: ExtraServerOptions = {}): Promise<
     if (!alive()) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    // Bounded: a graceful close waits for teardowns still running (gVisor's take about a second each).
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     await exited;
     clearTimeout(timer);
   };

@@ -25,14 +25,18 @@ import (
 	"time"
 )
 
-// Request is one tool run.
+// Request is one tool run, or (Op "mount" / "umount") one of the mount
+// operations of mount.go.
 type Request struct {
-	ID        uint64   `json:"id"`
-	File      string   `json:"file"`
-	Args      []string `json:"args"`
-	Cwd       string   `json:"cwd,omitempty"`
-	Input     *string  `json:"input,omitempty"`
-	TimeoutMs int      `json:"timeoutMs,omitempty"`
+	ID        uint64        `json:"id"`
+	Op        string        `json:"op,omitempty"`
+	Mount     *MountRequest `json:"mount,omitempty"`
+	Targets   []string      `json:"targets,omitempty"`
+	File      string        `json:"file"`
+	Args      []string      `json:"args"`
+	Cwd       string        `json:"cwd,omitempty"`
+	Input     *string       `json:"input,omitempty"`
+	TimeoutMs int           `json:"timeoutMs,omitempty"`
 	// LogFile, when set, receives the tool's stdout and stderr (appended) and
 	// the tool runs in a session of its own: a detached start (runc run -d)
 	// whose container must not hold a pipe of ours.
@@ -99,6 +103,28 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // Run runs one request to completion.
 func Run(req Request) Response {
 	res := Response{ID: req.ID}
+	switch req.Op {
+	case "":
+	case "mount", "umount":
+		var err error
+		if req.Op == "mount" && req.Mount != nil {
+			err = Mount(*req.Mount)
+		} else if req.Op == "mount" {
+			err = errors.New("mount: no mount given")
+		} else {
+			err = Unmount(req.Targets)
+		}
+		code := 0
+		if err != nil {
+			code = 1
+			res.Stderr = err.Error()
+		}
+		res.Code = &code
+		return res
+	default:
+		res.Error = "unknown op " + req.Op
+		return res
+	}
 	timeout := time.Duration(req.TimeoutMs) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 30 * time.Second

@@ -14,6 +14,7 @@ import { VolumeService } from './core/volume-service.js';
 import { LocalVolumes } from './runtime/local/local-volumes.js';
 import { PLATFORM_MOUNT_PATHS } from './runtime/local/oci-spec.js';
 import { HostExecutor } from './runtime/local/host-exec.js';
+import { raiseHostLimits } from './runtime/local/host-tuning.js';
 import { useHostExecutor } from './runtime/local/exec-tool.js';
 import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
 import { SnapshotService } from './core/snapshot-service.js';
@@ -136,6 +137,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const admin = await ensureAdminKey(dataDir, keys);
 
   const host = await probeHost();
+  await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
   const domain = options.domain ? parseDomain(options.domain) : null;
   // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import pLimit from 'p-limit';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient } from '../runtime/agent/agent-client.js';
 import { egressMode, normalizeNetworkSettings, type NetworkSettings } from './network.js';
@@ -31,6 +32,7 @@ import type { KeyLimits } from './stores.js';
  * a record that reconciliation can finish or clean.
  */
 const AGENT_READY_TIMEOUT_MS = 15_000;
+const MAX_PARALLEL_TEARDOWNS = 4;
 const REAPER_INTERVAL_MS = 1000;
 /** How long a sandbox whose runtime still runs it gets for its agent to answer again. */
 const AGENT_PATIENCE_MS = 20_000;
@@ -101,6 +103,8 @@ export class SandboxService {
 
   /** Teardowns of deleted sandboxes still running after their delete answered. */
   private readonly teardowns = new Map<string, Promise<void>>();
+  /** Background teardowns run a few at a time (a burst of deletes must not start hundreds of runtimes at once). */
+  private readonly teardownLimit = pLimit(MAX_PARALLEL_TEARDOWNS);
   /** Recent create times per API key (createsPerMinute). */
   private readonly recentCreates = new Map<string, number[]>();
   /** Warm pools (wired after construction: they boot sandboxes through this service). */
@@ -776,8 +780,7 @@ export class SandboxService {
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
       // Gone for its key's limits now; its resources count for the node until the teardown ends.
       this.capacity?.setOwner(id, null);
-      const teardown = this.provider
-        .destroy(id)
+      const teardown = this.teardownLimit(() => this.provider.destroy(id))
         .catch((err: unknown) => this.log.error({ sandbox: id, err: (err as Error).message }, 'teardown after delete failed'))
         .finally(() => {
           this.capacity?.release(id);

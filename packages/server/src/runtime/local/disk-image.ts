@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runTool } from './exec-tool.js';
+import { helperMount, runTool } from './exec-tool.js';
 import { isMounted, unmount } from './overlay.js';
 
 /**
@@ -55,6 +55,7 @@ export async function createDiskImage(
  */
 export async function mountDiskImage(image: string, target: string): Promise<void> {
   if (await isMounted(target)) return;
+  if (await helperMount({ loop: image, target, fstype: 'ext4', flags: ['nosuid', 'nodev', 'noatime'], data: 'discard' })) return;
   await runTool('mount', ['-t', 'ext4', '-o', 'loop,discard,nosuid,nodev,noatime', image, target]);
 }
 

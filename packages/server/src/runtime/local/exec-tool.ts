@@ -1,12 +1,28 @@
 import { execFile, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
-import type { HostExecutor } from './host-exec.js';
+import type { HelperMount, HostExecutor } from './host-exec.js';
 
 /** The helper that starts tools cheaply (see host-exec.ts); null: spawn from this process. */
 let executor: HostExecutor | null = null;
 
 export function useHostExecutor(e: HostExecutor | null): void {
   executor = e;
+}
+
+/** Mounts through the helper's mount(2); false when there is no helper (use mount(8) then). */
+export async function helperMount(mount: HelperMount): Promise<boolean> {
+  if (!executor?.available) return false;
+  const r = await executor.run({ op: 'mount', mount });
+  if (r.code !== 0) throw new ToolError('mount', [mount.target], r.code, r.signal, r.stderr || r.error || '');
+  return true;
+}
+
+/** Unmounts (in order; busy ones lazily) through the helper; false when there is no helper. */
+export async function helperUnmount(targets: string[]): Promise<boolean> {
+  if (!executor?.available) return false;
+  const r = await executor.run({ op: 'umount', targets });
+  if (r.code !== 0) throw new ToolError('umount', targets, r.code, r.signal, r.stderr || r.error || '');
+  return true;
 }
 
 export interface ToolOptions {

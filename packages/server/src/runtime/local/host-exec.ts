@@ -10,7 +10,22 @@ import { createInterface } from 'node:readline';
  *
  * If the helper cannot be started or dies, callers fall back to spawning directly (runTool).
  */
-export interface HostExecRequest {
+/** A mount(2) done by the helper (no mount(8) process; see agent/internal/hostexec/mount.go). */
+export interface HelperMount {
+  source?: string;
+  target: string;
+  fstype: string;
+  flags?: Array<'nosuid' | 'nodev' | 'noexec' | 'noatime' | 'ro'>;
+  data?: string;
+  /** Relative paths in `data` resolve against this directory. */
+  cwd?: string;
+  /** An image file to attach to a free loop device (auto-cleared on unmount) and mount. */
+  loop?: string;
+}
+
+export type HostExecRequest = HostToolRequest | { op: 'mount'; mount: HelperMount } | { op: 'umount'; targets: string[] };
+
+export interface HostToolRequest {
   file: string;
   args: string[];
   cwd?: string;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
 import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
@@ -630,14 +630,14 @@ export class LocalProvider implements Provider {
    */
   private async removeCgroups(id: string, patienceMs = 10_000): Promise<void> {
     const candidates =
-      this.options.host.cgroup === 'v2'
-        ? [`/sys/fs/cgroup/hutch/${id}`]
-        : (await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((c) => `/sys/fs/cgroup/${c}/hutch/${id}`);
+      this.options.host.cgroup === 'v2' ? [`/sys/fs/cgroup/hutch/${id}`] : this.cgroupV1Roots().map((c) => `${c}/hutch/${id}`);
     const deadline = Date.now() + patienceMs;
     for (const dir of candidates) {
-      while (existsSync(dir)) {
+      for (;;) {
         try {
-          await rmdir(dir);
+          // Synchronous: cgroupfs rmdir does not block on I/O (see killCgroupMembers).
+          rmdirSync(dir);
+          break;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT') break;
@@ -650,6 +650,13 @@ export class LocalProvider implements Provider {
         }
       }
     }
+  }
+
+  private v1Roots: string[] | null = null;
+  /** The cgroup v1 hierarchies (read once: they do not change while the server runs). */
+  private cgroupV1Roots(): string[] {
+    this.v1Roots ??= readdirSync('/sys/fs/cgroup').map((c) => `/sys/fs/cgroup/${c}`);
+    return this.v1Roots;
   }
 
   async list(): Promise<RuntimeSandbox[]> {
@@ -752,7 +759,13 @@ async function settleAll<T extends readonly unknown[]>(...promises: { [K in keyo
 
 /** SIGKILLs every process still listed in a cgroup (v1 and v2 both have cgroup.procs). */
 async function killCgroupMembers(dir: string): Promise<void> {
-  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  // Synchronous: a cgroupfs read never blocks, and the promise machinery costs more than the read.
+  let text = '';
+  try {
+    text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+  } catch {
+    return;
+  }
   for (const line of text.split('\n')) {
     const pid = Number(line);
     if (!Number.isInteger(pid) || pid <= 1) continue;

@@ -118,7 +118,8 @@ export class OciRuntime {
    */
   private async killInit(id: string): Promise<{ pid: number; start: string } | null> {
     try {
-      const state = JSON.parse(await readFile(join(this.root, id, 'state.json'), 'utf8')) as {
+      // Synchronous: the state file is on tmpfs (/run) and tiny.
+      const state = JSON.parse(readFileSync(join(this.root, id, 'state.json'), 'utf8')) as {
         init_process_pid?: number;
         init_process_start?: number;
       };

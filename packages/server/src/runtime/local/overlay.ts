@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { runTool } from './exec-tool.js';
+import { helperMount, helperUnmount, runTool } from './exec-tool.js';
 
 /**
  * overlayfs mounts for sandbox root filesystems: read-only layers below (a snapshot's layers over
@@ -10,6 +10,8 @@ import { runTool } from './exec-tool.js';
  */
 export async function mountOverlay(cwd: string, target: string, lowerCount: number): Promise<void> {
   const lowers = Array.from({ length: lowerCount }, (_, i) => `lower${i}`).join(':');
+  const data = `lowerdir=${lowers},upperdir=disk/upper,workdir=disk/work`;
+  if (await helperMount({ source: 'overlay', target, fstype: 'overlay', data, cwd })) return;
   await runTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers},upperdir=disk/upper,workdir=disk/work`, target], {
     cwd,
   });
@@ -23,6 +25,7 @@ export async function isMounted(target: string): Promise<boolean> {
 /** Unmounts if mounted; falls back to a lazy unmount when something still holds it busy. */
 export async function unmount(target: string): Promise<void> {
   if (!(await isMounted(target))) return;
+  if (await helperUnmount([target])) return;
   try {
     await runTool('umount', [target]);
   } catch {
@@ -39,6 +42,7 @@ export async function unmountAll(targets: string[]): Promise<void> {
   const mounted = new Set(info.split('\n').map((line) => line.split(' ')[4]));
   const present = targets.filter((t) => mounted.has(t));
   if (present.length === 0) return;
+  if (await helperUnmount(present)) return;
   try {
     await runTool('umount', present);
   } catch {
