@@ -54,6 +54,7 @@ export interface ExtraServerOptions {
   overcommit?: { cpu?: number; memoryMiB?: number; pids?: number; diskMiB?: number };
   createConcurrency?: number;
   createQueue?: number;
+  poolIdleDrainMs?: number;
 }
 
 export function launch(

@@ -167,6 +167,29 @@ describe('warm pools', () => {
   });
 });
 
+test('an idle pool drains to its min; demand brings it back to target', { timeout: 120_000 }, async () => {
+  const idle = await startServer({ networkPool4: '10.222.0.0/16', networkPool6: 'fd68:7574:6371::/48', poolIdleDrainMs: 3000 });
+  const ids: string[] = [];
+  try {
+    const put = await idle.api('PUT', '/v1/pools/p-idle', { ...SMALL, pids: 72, min: 1, target: 3, max: 3 });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const view = async (): Promise<Pool> => (await idle.api<Pool>('GET', '/v1/pools/p-idle')).body;
+    assert.ok(await waitFor(async () => (await view()).size === 3, 30_000), `filled to target: ${JSON.stringify(await view())}`);
+    // No matching create for longer than the drain time: down to min, the surplus destroyed.
+    assert.ok(await waitFor(async () => (await view()).size === 1, 15_000), `drained to min: ${JSON.stringify(await view())}`);
+    assert.equal((await view()).desired, 1);
+    const res = await idle.api<Created>('POST', '/v1/sandboxes', { ...SMALL, pids: 72, timeoutSeconds: 300 });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    ids.push(res.body.id);
+    assert.equal(res.body.warm, true, 'the min member served it');
+    assert.ok(await waitFor(async () => (await view()).size === 3, 30_000), `back to target with demand: ${JSON.stringify(await view())}`);
+    assert.equal((await idle.api('DELETE', '/v1/pools/p-idle')).status, 204);
+  } finally {
+    for (const id of ids) await deleteSandbox(idle, id);
+    await idle.stop();
+  }
+});
+
 describe('admission and the create queue', () => {
   let small: TestServer;
   before(async () => {

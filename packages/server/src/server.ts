@@ -59,6 +59,8 @@ export interface ServerOptions {
   createConcurrency?: number;
   /** Cold creates waiting at most (default 64); beyond: 429. */
   createQueue?: number;
+  /** A pool without matching creates for this long shrinks to its min (default 5 minutes). */
+  poolIdleDrainMs?: number;
 }
 
 /**
@@ -219,6 +221,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     capacity,
     createQueue,
     logger,
+    options.poolIdleDrainMs !== undefined ? { idleDrainMs: options.poolIdleDrainMs } : {},
   );
   sandboxes.pools = pools;
   const processes = new ProcessService(sandboxes);
