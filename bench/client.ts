@@ -16,15 +16,24 @@ export class ApiError extends Error {
   }
 }
 
+export interface RawAnswer<T> {
+  status: number;
+  body: T;
+  retryAfter: string | null;
+}
+
 export class Api {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  private readonly agent: http.Agent;
   private readonly target: URL;
 
+  /** `maxSockets`: requests in flight at once (the load bench's burst needs many). */
   constructor(
     url: string,
     private readonly key: string,
+    maxSockets = 4,
   ) {
     this.target = new URL(url);
+    this.agent = new http.Agent({ keepAlive: true, maxSockets });
   }
 
   close(): void {
@@ -32,7 +41,14 @@ export class Api {
   }
 
   /** Sends one request; resolves with the parsed body of a 2xx, rejects with ApiError otherwise. */
-  call<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  async call<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+    const answer = await this.request<T>(method, path, body, timeoutMs);
+    if (answer.status >= 200 && answer.status < 300) return answer.body;
+    throw new ApiError(answer.status, answer.body, `${method} ${path}`);
+  }
+
+  /** Sends one request; resolves with whatever status came back (rejects only when none did). */
+  request<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<RawAnswer<T>> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { authorization: `Bearer ${this.key}` };
     if (payload) {
@@ -40,7 +56,7 @@ export class Api {
       headers['content-length'] = String(payload.length);
     }
     const what = `${method} ${path}`;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<RawAnswer<T>>((resolve, reject) => {
       const req = http.request({ host: this.target.hostname, port: this.target.port, method, path, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -55,9 +71,8 @@ export class Api {
               /* keep the text */
             }
           }
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve(parsed as T);
-          else reject(new ApiError(status, parsed, what));
+          const retryAfter = res.headers['retry-after'];
+          resolve({ status: res.statusCode ?? 0, body: parsed as T, retryAfter: typeof retryAfter === 'string' ? retryAfter : null });
         });
       });
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`${what}: no answer within ${timeoutMs} ms`)));

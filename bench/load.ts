@@ -14,9 +14,10 @@
  *    create is refused or the bench's cap; memory per idle sandbox from MemAvailable before/after.
  * Bounded everywhere in count and time; only loopback traffic.
  */
-import http from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { leftoversOfMany } from '../tests/hostile-lib.js';
+import { Api } from './client.js';
 import type { BenchServer } from './server.js';
 import { fmtMs } from './stats.js';
 
@@ -78,68 +79,6 @@ export function dist(samples: number[]): Dist | null {
   return { n: s.length, p50: rank(0.5), p99: rank(0.99), max: s[s.length - 1]! };
 }
 
-/** A small JSON client with its own socket pool (the burst needs many sockets at once). */
-class Client {
-  private readonly agent: http.Agent;
-  private readonly target: URL;
-  constructor(
-    url: string,
-    private readonly key: string,
-    maxSockets: number,
-  ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
-    this.target = new URL(url);
-  }
-  close(): void {
-    this.agent.destroy();
-  }
-  request<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    timeoutMs = 120_000,
-  ): Promise<{ status: number; body: T; retryAfter: string | null }> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string> = { authorization: `Bearer ${this.key}` };
-    if (payload) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(payload.length);
-    }
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        { host: this.target.hostname, port: this.target.port, path, method, headers, agent: this.agent, timeout: timeoutMs },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : null;
-            } catch {
-              /* not JSON */
-            }
-            resolve({
-              status: res.statusCode ?? 0,
-              body: parsed as T,
-              retryAfter: (res.headers['retry-after'] as string | undefined) ?? null,
-            });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-  async ok<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const r = await this.request<T>(method, path, body);
-    if (r.status >= 300) throw new Error(`${method} ${path} → ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
-    return r.body;
-  }
-}
-
 const SHAPE = { template: 'minimal', cpu: 0.5, memoryMiB: 64, pids: 64, diskMiB: 256 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -162,35 +101,7 @@ function threadsInUse(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[3]?.split('/')[1] ?? 0);
 }
 
-/** What a deleted sandbox must not leave: its cgroups, mounts naming it, loop devices backing its files. */
-function leftoversOf(ids: string[]): string[] {
-  const problems: string[] = [];
-  const want = new Set(ids);
-  const cgroupDirs = ['/sys/fs/cgroup/hutch', '/sys/fs/cgroup/pids/hutch', '/sys/fs/cgroup/memory/hutch'];
-  for (const dir of cgroupDirs) {
-    let entries: string[] = [];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const e of entries) if (want.has(e)) problems.push(`cgroup ${dir}/${e}`);
-  }
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
-  for (const id of ids) if (mounts.includes(id)) problems.push(`mount of ${id}`);
-  for (const dev of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
-    let backing = '';
-    try {
-      backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const id of ids) if (backing.includes(id)) problems.push(`loop ${dev} → ${backing.trim()}`);
-  }
-  return problems;
-}
-
-async function deleteAll(client: Client, ids: string[], parallel = 8): Promise<void> {
+async function deleteAll(client: Api, ids: string[], parallel = 8): Promise<void> {
   const queue = [...ids];
   await Promise.all(
     Array.from({ length: parallel }, async () => {
@@ -200,16 +111,16 @@ async function deleteAll(client: Client, ids: string[], parallel = 8): Promise<v
 }
 
 export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: LoadOptions): Promise<LoadTierResult> {
-  const client = new Client(server.url, server.key, 1100);
+  const client = new Api(server.url, server.key, 1100);
   const shape = { ...SHAPE, isolation: tier };
   const poolName = `load-${tier}`;
   try {
     // --- warm create → first exec
-    await client.ok('PUT', `/v1/pools/${poolName}`, { ...shape, min: 2, target: 4, max: 16 });
+    await client.call('PUT', `/v1/pools/${poolName}`, { ...shape, min: 2, target: 4, max: 16 });
     const waitReady = async (n: number, withinMs: number): Promise<boolean> => {
       const deadline = Date.now() + withinMs;
       while (Date.now() < deadline) {
-        const p = await client.ok<{ size: number }>('GET', `/v1/pools/${poolName}`);
+        const p = await client.call<{ size: number }>('GET', `/v1/pools/${poolName}`);
         if (p.size >= n) return true;
         await sleep(20);
       }
@@ -224,15 +135,15 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
       o.checkAbort();
       await waitReady(1, 30_000);
       const t0 = performance.now();
-      const sb = await client.ok<{ id: string; warm?: boolean }>('POST', '/v1/sandboxes', { ...shape, timeoutSeconds: 300 });
-      const r = await client.ok<{ stdout: string }>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: ['echo', 'hi'] });
+      const sb = await client.call<{ id: string; warm?: boolean }>('POST', '/v1/sandboxes', { ...shape, timeoutSeconds: 300 });
+      const r = await client.call<{ stdout: string }>('POST', `/v1/sandboxes/${sb.id}/exec`, { cmd: ['echo', 'hi'] });
       const ms = performance.now() - t0;
       if (r.stdout !== 'hi\n') throw new Error(`exec in ${sb.id}: ${JSON.stringify(r)}`);
       if (sb.warm) warmSamples.push(ms);
       else coldSamples++;
-      await client.ok('DELETE', `/v1/sandboxes/${sb.id}`);
+      await client.call('DELETE', `/v1/sandboxes/${sb.id}`);
     }
-    const afterWarm = await client.ok<{ hits: number; misses: number }>('GET', `/v1/pools/${poolName}`);
+    const afterWarm = await client.call<{ hits: number; misses: number }>('GET', `/v1/pools/${poolName}`);
 
     // --- churn
     o.progress(`${tier}: churn, ${o.churnClients} clients for ${o.churnSeconds} s`);
@@ -280,7 +191,7 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
     const lags: number[] = [];
     let sampling = true;
     const sampler = (async () => {
-      const probe = new Client(server.url, server.key, 1);
+      const probe = new Api(server.url, server.key, 1);
       while (sampling) {
         rssPeak = Math.max(rssPeak, rssMiB(pid));
         const t0 = performance.now();
@@ -310,10 +221,10 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
     await deleteAll(client, created);
     // Deletes answer once the sandboxes are killed; their teardown finishes in the background.
     const cleanStart = performance.now();
-    let leftovers = leftoversOf(created);
+    let leftovers = leftoversOfMany(server, tier, created);
     while (leftovers.length > 0 && performance.now() - cleanStart < 180_000) {
       await sleep(250);
-      leftovers = leftoversOf(created);
+      leftovers = leftoversOfMany(server, tier, created);
     }
     const cleanSeconds = (performance.now() - cleanStart) / 1000;
     const rssAfter = rssMiB(pid);
@@ -355,7 +266,7 @@ export async function benchLoadTier(server: BenchServer, tier: LoadTier, o: Load
     o.progress(`${tier}: density ${held.length}; deleting`);
     await deleteAll(client, held);
     const settleStart = performance.now();
-    while (leftoversOf(held).length > 0 && performance.now() - settleStart < 300_000) await sleep(500);
+    while (leftoversOfMany(server, tier, held).length > 0 && performance.now() - settleStart < 300_000) await sleep(500);
     return {
       tier,
       warm: { dist: dist(warmSamples), hits: afterWarm.hits, misses: afterWarm.misses, coldSamples },

@@ -232,7 +232,7 @@ export function procState(pid: number): string | null {
 }
 
 /** The OCI runtime's state root of this server (one per data dir), as the local provider names it. */
-export function runtimeRoot(server: TestServer, tier: Tier): string {
+export function runtimeRoot(server: Pick<TestServer, 'dataDir'>, tier: Tier): string {
   const key = createHash('sha256').update(server.dataDir).digest('hex').slice(0, 12);
   return `/run/hutch/${key}/${tier === 'gvisor' ? 'runsc' : 'runc'}`;
 }
@@ -246,22 +246,34 @@ export function serverRssKiB(server: TestServer): number {
  * Everything a deleted sandbox must not leave behind: cgroups, mounts, processes, runtime state,
  * its directory. Returns the problems found (empty when clean).
  */
-export function leftovers(server: TestServer, tier: Tier, id: string): string[] {
+export function leftovers(server: Pick<TestServer, 'dataDir'>, tier: Tier, id: string): string[] {
+  return leftoversOfMany(server, tier, [id]);
+}
+
+/** `leftovers` of many sandboxes at once (one pass over /proc, mountinfo and the loop devices). */
+export function leftoversOfMany(server: Pick<TestServer, 'dataDir'>, tier: Tier, ids: string[]): string[] {
   const problems: string[] = [];
-  const dirs = cgroupV2 ? [join(CGROUP_ROOT, 'hutch', id)] : readdirSync(CGROUP_ROOT).map((c) => join(CGROUP_ROOT, c, 'hutch', id));
-  for (const d of dirs) if (existsSync(d)) problems.push(`cgroup ${d} still exists`);
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(id)) problems.push(`mount: ${line}`);
+  const roots = cgroupV2 ? [CGROUP_ROOT] : readdirSync(CGROUP_ROOT).map((c) => join(CGROUP_ROOT, c));
+  for (const id of ids) {
+    for (const root of roots) {
+      const d = join(root, 'hutch', id);
+      if (existsSync(d)) problems.push(`cgroup ${d} still exists`);
+    }
+    if (existsSync(join(runtimeRoot(server, tier), id))) problems.push(`runtime state ${join(runtimeRoot(server, tier), id)} still exists`);
+    if (existsSync(join(server.dataDir, 'sandboxes', id))) problems.push(`sandbox directory of ${id} still exists`);
+  }
+  const named = (text: string): string | undefined => ids.find((id) => text.includes(id));
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (named(line)) problems.push(`mount: ${line}`);
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const cg = readText(`/proc/${entry}/cgroup`);
-    if (cg?.includes(id)) problems.push(`process ${entry} (${cmdlineOf(entry).slice(0, 80)}) is still in a cgroup of ${id}`);
-    else if (cmdlineOf(entry).includes(id)) problems.push(`process ${entry} (${cmdlineOf(entry).slice(0, 80)}) names ${id}`);
+    const inCgroup = cg ? named(cg) : undefined;
+    if (inCgroup) problems.push(`process ${entry} (${cmdlineOf(entry).slice(0, 80)}) is still in a cgroup of ${inCgroup}`);
+    else if (named(cmdlineOf(entry))) problems.push(`process ${entry} (${cmdlineOf(entry).slice(0, 80)}) names ${named(cmdlineOf(entry))}`);
   }
-  if (existsSync(join(runtimeRoot(server, tier), id))) problems.push(`runtime state ${join(runtimeRoot(server, tier), id)} still exists`);
-  if (existsSync(join(server.dataDir, 'sandboxes', id))) problems.push(`sandbox directory of ${id} still exists`);
   for (const dev of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
     const backing = readText(`/sys/block/${dev}/loop/backing_file`);
-    if (backing?.includes(id)) problems.push(`loop device ${dev} still backs ${backing.trim()}`);
+    if (backing && named(backing)) problems.push(`loop device ${dev} still backs ${backing.trim()}`);
   }
   return problems;
 }

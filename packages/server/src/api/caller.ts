@@ -13,7 +13,3 @@ declare module 'fastify' {
 export function callerOf(req: FastifyRequest): Caller {
   return req.apiKey ? { keyId: req.apiKey.id, limits: req.apiKey.limits } : { keyId: 'anonymous', limits: null };
 }
-
-export function keyCaller(key: ApiKeyRecord): Caller {
-  return { keyId: key.id, limits: key.limits };
-}

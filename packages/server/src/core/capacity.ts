@@ -116,11 +116,6 @@ export class CapacityLedger {
     this.entries.set(id, { ...want, running: true, owner });
   }
 
-  /** Like admit, answering instead of throwing. */
-  fits(want: Allocation, headroom = 0): boolean {
-    return this.problem(want, headroom) === null;
-  }
-
   /** Records a sandbox without checking (reattached at start, or one being deleted anyway). */
   record(id: string, alloc: Allocation, running: boolean, owner: string | null): void {
     this.entries.set(id, { ...alloc, running, owner });

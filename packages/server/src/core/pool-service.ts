@@ -2,7 +2,7 @@ import type { CapacityLedger } from './capacity.js';
 import type { CreateQueue } from './create-queue.js';
 import { invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
-import type { Isolation } from './sandbox.js';
+import { type Isolation, SANDBOX_DEFAULTS } from './sandbox.js';
 
 /**
  * Warm pools: sandboxes booted ahead of demand, keyed by what makes them interchangeable
@@ -29,6 +29,9 @@ export interface PoolSpec {
   max: number;
   target: number;
 }
+
+/** What a pool is defined with: resources left out take the create defaults, as in a create. */
+export type PoolSpecInput = Pick<PoolSpec, 'template' | 'max' | 'target'> & Partial<Omit<PoolSpec, 'template' | 'max' | 'target'>>;
 
 export interface PoolDefinition {
   name: string;
@@ -117,7 +120,7 @@ const IDLE_DRAIN_MS = 5 * 60_000;
 const POOL_HEADROOM = 0.1;
 /** After a failed fill, wait this long before the next try. */
 const FAILURE_BACKOFF_MS = 5_000;
-export const POOL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const POOL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export class PoolService {
   private readonly pools = new Map<string, PoolState>();
@@ -152,7 +155,18 @@ export class PoolService {
     this.timer = null;
   }
 
-  async put(name: string, spec: PoolSpec): Promise<PoolView> {
+  async put(name: string, input: PoolSpecInput): Promise<PoolView> {
+    const spec: PoolSpec = {
+      template: input.template,
+      isolation: input.isolation ?? SANDBOX_DEFAULTS.isolation,
+      cpu: input.cpu ?? SANDBOX_DEFAULTS.cpu,
+      memoryMiB: input.memoryMiB ?? SANDBOX_DEFAULTS.memoryMiB,
+      pids: input.pids ?? SANDBOX_DEFAULTS.pids,
+      diskMiB: input.diskMiB ?? SANDBOX_DEFAULTS.diskMiB,
+      min: input.min ?? 0,
+      max: input.max,
+      target: input.target,
+    };
     if (!POOL_NAME.test(name)) throw invalidArgument(`name: "${name.slice(0, 70)}" must be 1-63 characters a-z, 0-9 and -`);
     if (spec.min > spec.max) throw invalidArgument(`min: ${spec.min} is above max ${spec.max}`);
     if (spec.target < spec.min || spec.target > spec.max)

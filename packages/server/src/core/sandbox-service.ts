@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient } from '../runtime/agent/agent-client.js';
@@ -331,7 +330,7 @@ export class SandboxService {
    * settings applied (env for later processes, egress policy; metadata and TTL are the record's).
    * Null when the member turned out unusable (it is destroyed; the caller goes cold).
    */
-  private async finishWarm(record: SandboxRecord, pool: string, caller: Caller): Promise<(SandboxRecord & { warm: true }) | null> {
+  private async finishWarm(record: SandboxRecord, pool: string, caller: Caller): Promise<(SandboxRecord & { warm?: boolean }) | null> {
     const id = record.id;
     return this.locks.run(id, async () => {
       try {
@@ -344,7 +343,6 @@ export class SandboxService {
         this.capacity?.release(id);
         return null;
       }
-      this.capacity?.setOwner(id, caller.keyId);
       const now = new Date();
       const claimed = {
         ...record,
@@ -352,7 +350,18 @@ export class SandboxService {
         expiresAt: ttlFrom(now.getTime(), record.timeoutSeconds),
         stateChangedAt: now,
       };
-      await this.store.insert(claimed);
+      try {
+        await this.store.insert(claimed);
+      } catch (err) {
+        // Lost a race with a concurrent create carrying the same idempotency key: that one stands,
+        // and the claimed member goes (never handed out twice, never back to its pool).
+        await this.destroyWarm(id).catch(() => undefined);
+        this.capacity?.release(id);
+        const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.idempotencyKey) : null;
+        if (winner) return winner;
+        throw err;
+      }
+      this.capacity?.setOwner(id, caller.keyId);
       this.touch(id);
       this.log.info({ sandbox: id, pool, isolation: record.isolation, template: record.template }, 'sandbox created (warm)');
       return { ...claimed, warm: true as const };
@@ -640,13 +649,7 @@ export class SandboxService {
     const agent = this.agent(id);
     const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
     const started = Date.now();
-    const endpoint = this.provider.agentEndpoint(id);
     while (Date.now() < deadline) {
-      // Until the agent's socket exists a request cannot succeed: a stat is far cheaper than one.
-      if ('socketPath' in endpoint && !existsSync(endpoint.socketPath)) {
-        await new Promise((r) => setTimeout(r, 1));
-        continue;
-      }
       if (await agent.health()) return;
       // The socket usually appears within a few ms: poll tightly at first, then back off.
       await new Promise((r) => setTimeout(r, Date.now() - started < 500 ? 1 : 20));

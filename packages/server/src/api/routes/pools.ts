@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SANDBOX_DEFAULTS } from '../../core/sandbox.js';
 import { ErrorBody, PoolView, PutPoolBody } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -20,20 +19,7 @@ export function poolRoutes(services: Services): FastifyPluginAsyncZod {
           summary: 'Define a warm pool: creates with the same template, isolation, cpu, memoryMiB, pids and diskMiB claim a ready sandbox',
         },
       },
-      async (req) => {
-        const b = req.body;
-        return services.pools.put(req.params.name, {
-          template: b.template,
-          isolation: b.isolation ?? SANDBOX_DEFAULTS.isolation,
-          cpu: b.cpu ?? SANDBOX_DEFAULTS.cpu,
-          memoryMiB: b.memoryMiB ?? SANDBOX_DEFAULTS.memoryMiB,
-          pids: b.pids ?? SANDBOX_DEFAULTS.pids,
-          diskMiB: b.diskMiB ?? SANDBOX_DEFAULTS.diskMiB,
-          min: b.min,
-          max: b.max,
-          target: b.target,
-        });
-      },
+      async (req) => services.pools.put(req.params.name, req.body),
     );
     app.get(
       '/v1/pools',

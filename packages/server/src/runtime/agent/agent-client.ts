@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { AgentEndpoint } from '../../core/agent.js';
@@ -167,6 +168,9 @@ export class AgentClient {
   }
 
   async health(signal?: AbortSignal): Promise<boolean> {
+    // No socket yet (an agent still starting): no request can succeed, and a stat is far cheaper
+    // than one (the create path polls this every millisecond).
+    if ('socketPath' in this.endpoint && !existsSync(this.endpoint.socketPath)) return false;
     try {
       const { req, response } = this.request('GET', '/health', {}, { signal });
       req.end();

@@ -1,5 +1,30 @@
 import { readFile } from 'node:fs/promises';
 import { helperMount, helperUnmount, runTool } from './exec-tool.js';
+import type { HelperMount } from './host-exec.js';
+
+/**
+ * The host mounts of the local provider. Each goes through the host-exec helper's mount(2) and
+ * umount(2) when it runs, else through mount(8)/umount(8) with the same options.
+ */
+export async function mount(m: HelperMount): Promise<void> {
+  if (await helperMount(m)) return;
+  const options = [...(m.loop ? ['loop'] : []), ...(m.flags ?? []), ...(m.data ? [m.data] : [])].join(',');
+  const source = m.loop ?? m.source ?? m.fstype;
+  await runTool('mount', ['-t', m.fstype, ...(options ? ['-o', options] : []), source, m.target], m.cwd ? { cwd: m.cwd } : {});
+}
+
+/** Unmounts `targets` in order; one still busy is detached lazily. */
+async function umount(targets: string[]): Promise<void> {
+  if (await helperUnmount(targets)) return;
+  try {
+    await runTool('umount', targets);
+  } catch {
+    for (const t of targets) {
+      if (!(await isMounted(t))) continue;
+      await runTool('umount', [t]).catch(() => runTool('umount', ['-l', t]));
+    }
+  }
+}
 
 /**
  * overlayfs mounts for sandbox root filesystems: read-only layers below (a snapshot's layers over
@@ -10,11 +35,7 @@ import { helperMount, helperUnmount, runTool } from './exec-tool.js';
  */
 export async function mountOverlay(cwd: string, target: string, lowerCount: number): Promise<void> {
   const lowers = Array.from({ length: lowerCount }, (_, i) => `lower${i}`).join(':');
-  const data = `lowerdir=${lowers},upperdir=disk/upper,workdir=disk/work`;
-  if (await helperMount({ source: 'overlay', target, fstype: 'overlay', data, cwd })) return;
-  await runTool('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers},upperdir=disk/upper,workdir=disk/work`, target], {
-    cwd,
-  });
+  await mount({ source: 'overlay', target, fstype: 'overlay', data: `lowerdir=${lowers},upperdir=disk/upper,workdir=disk/work`, cwd });
 }
 
 export async function isMounted(target: string): Promise<boolean> {
@@ -24,30 +45,18 @@ export async function isMounted(target: string): Promise<boolean> {
 
 /** Unmounts if mounted; falls back to a lazy unmount when something still holds it busy. */
 export async function unmount(target: string): Promise<void> {
-  if (!(await isMounted(target))) return;
-  if (await helperUnmount([target])) return;
-  try {
-    await runTool('umount', [target]);
-  } catch {
-    await runTool('umount', ['-l', target]);
-  }
+  if (await isMounted(target)) await umount([target]);
 }
 
 /**
- * Unmounts those of `targets` that are mounted, in the given order (innermost first), with one
- * `umount` process; anything still busy falls back to a lazy unmount.
+ * Unmounts those of `targets` that are mounted, in the given order (innermost first), in one call;
+ * anything still busy falls back to a lazy unmount.
  */
 export async function unmountAll(targets: string[]): Promise<void> {
   const info = await readFile('/proc/self/mountinfo', 'utf8');
   const mounted = new Set(info.split('\n').map((line) => line.split(' ')[4]));
   const present = targets.filter((t) => mounted.has(t));
-  if (present.length === 0) return;
-  if (await helperUnmount(present)) return;
-  try {
-    await runTool('umount', present);
-  } catch {
-    for (const t of present) await unmount(t);
-  }
+  if (present.length > 0) await umount(present);
 }
 
 /** Mount points under `prefix` (for sweeping leftovers after a crash). */
