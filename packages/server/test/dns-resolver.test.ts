@@ -102,21 +102,37 @@ function sendForgeries(real: dgram.Socket, spoofer: dgram.Socket, query: Decoded
   real.send(forged((query.id! + 1) & 0xffff), to.port, to.address);
 }
 
+/**
+ * A UDP socket and a TCP server on one free port. The UDP port is free by construction; the same
+ * number may be taken for TCP (e.g. by an outgoing connection), so that is retried (bounded).
+ * Whatever was opened is closed at the end of the test, also when this fails.
+ */
+async function bindUdpAndTcp(t: TestContext, tcp: net.Server): Promise<{ udp: dgram.Socket; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    const port = udp.address().port;
+    const listened = await new Promise<Error | null>((resolve) => {
+      tcp.once('error', resolve);
+      tcp.listen(port, '127.0.0.1', () => {
+        tcp.off('error', resolve);
+        resolve(null);
+      });
+    });
+    if (!listened) {
+      t.after(() => new Promise<void>((r) => udp.close(() => r())));
+      return { udp, port };
+    }
+    await new Promise<void>((r) => udp.close(() => r()));
+    if ((listened as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw listened;
+  }
+}
+
 async function startUpstream(t: TestContext): Promise<FakeUpstream> {
   const received: string[] = [];
-  const udp = dgram.createSocket('udp4');
   const spoofer = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
   await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', r));
-  const port = udp.address().port;
-  udp.on('message', (message, remote) => {
-    const query = decode(message);
-    const name = query.questions![0]!.name.toLowerCase();
-    received.push(`udp ${name}`);
-    if (name === 'spoofed.example.test') sendForgeries(udp, spoofer, query, remote);
-    setTimeout(() => udp.send(upstreamAnswer(query, 'udp'), remote.port, remote.address), name === 'spoofed.example.test' ? 30 : 0);
-  });
-
+  t.after(() => new Promise<void>((r) => spoofer.close(() => r())));
   const connections = new Set<net.Socket>();
   const tcp = net.createServer((socket) => {
     connections.add(socket);
@@ -128,13 +144,17 @@ async function startUpstream(t: TestContext): Promise<FakeUpstream> {
       socket.write(lengthPrefixed(upstreamAnswer(query, 'tcp')));
     });
   });
-  await new Promise<void>((r) => tcp.listen(port, '127.0.0.1', r));
-
+  const { udp, port } = await bindUdpAndTcp(t, tcp);
   t.after(async () => {
     for (const socket of connections) socket.destroy();
     await new Promise((r) => tcp.close(r));
-    await new Promise<void>((r) => udp.close(r));
-    await new Promise<void>((r) => spoofer.close(r));
+  });
+  udp.on('message', (message, remote) => {
+    const query = decode(message);
+    const name = query.questions![0]!.name.toLowerCase();
+    received.push(`udp ${name}`);
+    if (name === 'spoofed.example.test') sendForgeries(udp, spoofer, query, remote);
+    setTimeout(() => udp.send(upstreamAnswer(query, 'udp'), remote.port, remote.address), name === 'spoofed.example.test' ? 30 : 0);
   });
   return { address: `127.0.0.1:${port}`, received };
 }
