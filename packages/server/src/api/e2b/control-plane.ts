@@ -109,43 +109,61 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
     app.post('/sandboxes', create);
     app.post('/v2/sandboxes', create);
 
-    const list = async (req: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply) => {
-      const q = req.query;
-      const wanted = (q.state ?? 'running')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-      for (const s of wanted) if (s !== 'running' && s !== 'paused') throw new E2bError(400, `state: "${s}" is not running or paused`);
-      const states = wanted.flatMap((s) => (s === 'paused' ? (['paused', 'stopped'] as const) : (['running'] as const)));
-      const metadata: Record<string, string> = {};
-      if (q.metadata) {
-        for (const [k, v] of new URLSearchParams(q.metadata)) metadata[k] = v;
-      }
-      let records = await services.sandboxes.list({ states: [...states], ...(Object.keys(metadata).length ? { metadata } : {}) });
-      if (q.template) records = records.filter((r) => r.template === q.template);
-      if (q.startedAfter) {
-        const after = Date.parse(q.startedAfter);
-        if (Number.isNaN(after)) throw new E2bError(400, `startedAfter: "${q.startedAfter}" is not a date`);
-        records = records.filter((r) => r.createdAt.getTime() > after);
-      }
-      const descending = (q.order ?? 'desc').toLowerCase() !== 'asc';
-      records.sort((a, b) => (a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)) * (descending ? -1 : 1));
-      const limit = q.limit === undefined ? 100 : Number(q.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new E2bError(400, `limit: must be an integer from 1 to 1000`);
-      let start = 0;
-      if (q.nextToken) {
-        const cursor = Buffer.from(q.nextToken, 'base64url').toString('utf8');
-        start = records.findIndex((r) => `${r.createdAt.getTime()}:${r.id}` === cursor) + 1;
-        if (start === 0) throw new E2bError(400, 'nextToken: not a token this server issued (or the sandbox is gone)');
-      }
-      const page = records.slice(start, start + limit);
-      const last = page[page.length - 1];
-      if (last && start + limit < records.length)
-        void reply.header('x-next-token', Buffer.from(`${last.createdAt.getTime()}:${last.id}`).toString('base64url'));
-      return page.map(listed);
-    };
-    app.get('/sandboxes', list);
-    app.get('/v2/sandboxes', list);
+    // v2 lists running and paused sandboxes unless `state` says otherwise (what the SDK documents);
+    // v1 lists the running ones.
+    const list =
+      (defaultStates: string) =>
+      async (req: FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }>, reply: FastifyReply) => {
+        const q = req.query;
+        const one = (name: string): string | undefined => {
+          const v = q[name];
+          if (Array.isArray(v)) throw new E2bError(400, `${name}: give it once`);
+          return v;
+        };
+        // `state=running,paused` (the JS SDK) or `state=running&state=paused` (repeated).
+        const wanted = [q.state ?? defaultStates]
+          .flat()
+          .flatMap((s) => s.split(','))
+          .map((s) => s.trim())
+          .filter(Boolean);
+        for (const s of wanted) if (s !== 'running' && s !== 'paused') throw new E2bError(400, `state: "${s}" is not running or paused`);
+        const states = wanted.flatMap((s) => (s === 'paused' ? (['paused', 'stopped'] as const) : (['running'] as const)));
+        const metadata = metadataQuery(one('metadata'));
+        let records = await services.sandboxes.list({
+          states: [...new Set(states)],
+          ...(Object.keys(metadata).length ? { metadata } : {}),
+        });
+        const template = one('template');
+        if (template) records = records.filter((r) => r.template === template);
+        const startedAfter = one('startedAfter');
+        if (startedAfter) {
+          const after = Date.parse(startedAfter);
+          if (Number.isNaN(after)) throw new E2bError(400, `startedAfter: "${startedAfter}" is not a date`);
+          // At or after, as E2B documents it.
+          records = records.filter((r) => r.createdAt.getTime() >= after);
+        }
+        const order = (one('order') ?? 'desc').toLowerCase();
+        if (order !== 'asc' && order !== 'desc') throw new E2bError(400, `order: "${order}" is not asc or desc`);
+        const descending = order === 'desc';
+        records.sort((a, b) => (a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)) * (descending ? -1 : 1));
+        const limitText = one('limit');
+        const limit = limitText === undefined ? 100 : Number(limitText);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new E2bError(400, `limit: must be an integer from 1 to 1000`);
+        let start = 0;
+        const nextToken = one('nextToken');
+        if (nextToken) {
+          const cursor = Buffer.from(nextToken, 'base64url').toString('utf8');
+          start = records.findIndex((r) => `${r.createdAt.getTime()}:${r.id}` === cursor) + 1;
+          if (start === 0) throw new E2bError(400, 'nextToken: not a token this server issued (or the sandbox is gone)');
+        }
+        const page = records.slice(start, start + limit);
+        const last = page[page.length - 1];
+        if (last && start + limit < records.length)
+          void reply.header('x-next-token', Buffer.from(`${last.createdAt.getTime()}:${last.id}`).toString('base64url'));
+        return page.map(listed);
+      };
+    app.get('/sandboxes', list('running'));
+    app.get('/v2/sandboxes', list('running,paused'));
 
     app.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => detail(await services.sandboxes.get(req.params.id)));
 
@@ -232,6 +250,25 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
       return connect(req, reply);
     });
   };
+}
+
+/**
+ * The `metadata` list filter: `k=v&k2=v2` whose keys and values the SDKs URL-encode before
+ * encoding the whole query parameter (so after the query string is parsed they are still
+ * encoded once); decoded once more, as E2B's API does.
+ */
+function metadataQuery(text: string | undefined): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  if (!text) return metadata;
+  const decode = (part: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new E2bError(400, `metadata: "${part}" is not URL-encoded`);
+    }
+  };
+  for (const [k, v] of new URLSearchParams(text)) metadata[decode(k)] = decode(v);
+  return metadata;
 }
 
 /** What create, connect and fork answer for a sandbox. */
