@@ -13,6 +13,7 @@ import { endToEndHeaders } from './proxy-headers.js';
  * (`<port>-<id>.<domain>`, with --domain). Each request gets its own TCP stream through the
  * sandbox's agent, which dials the sandbox's own loopback: the proxy can reach nothing but the
  * one sandbox named in the request, so it can be neither a relay nor a bridge between sandboxes.
+ * The sandbox service holds the sandbox active while such a stream is open.
  *
  * Hand-written on node:http rather than a proxy library because the upstream is not a host and
  * port but a stream the agent opens per request; what remains (header filtering, piping, the
@@ -134,7 +135,7 @@ export class Ingress {
         return;
       }
       const { record, setCookie } = await this.authorize(req, target);
-      const tunnel = await this.services.sandboxes.agent(record.id).openTunnel(target.port);
+      const tunnel = await this.services.sandboxes.openTunnel(record.id, target.port);
       const upstream = http.request({
         createConnection: () => tunnel as unknown as import('node:net').Socket,
         method: req.method,
@@ -168,7 +169,7 @@ export class Ingress {
     socket.on('error', () => socket.destroy());
     try {
       const { record } = await this.authorize(req, target);
-      const tunnel = await this.services.sandboxes.agent(record.id).openTunnel(target.port);
+      const tunnel = await this.services.sandboxes.openTunnel(record.id, target.port);
       const headers = this.upstreamHeaders(req, true);
       let headText = `${req.method ?? 'GET'} ${target.path} HTTP/1.1\r\n`;
       for (const [name, value] of Object.entries(headers)) {

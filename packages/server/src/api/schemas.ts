@@ -257,6 +257,7 @@ export const ExecBody = z
       .min(0)
       .max(16 * 1024 * 1024)
       .optional(),
+    keepAlive: z.boolean().optional(),
   })
   .strict();
 
@@ -285,6 +286,7 @@ export const StartProcessBody = z
     tag: z.string().min(1).max(128).optional(),
     stdin: z.boolean().optional(),
     pty: PtySize.optional(),
+    keepAlive: z.boolean().optional(),
   })
   .strict();
 

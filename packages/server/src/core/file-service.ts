@@ -148,9 +148,18 @@ export class FileService {
     if (entry.size > this.maxFileBytes) {
       throw new HutchError('payload_too_large', `path: ${path} is ${entry.size} bytes, over the download limit of ${this.maxFileBytes}`);
     }
-    const { req, response } = this.sandboxes.agent(id).request('GET', filesQuery(path, user), {}, userOption(user));
-    req.end();
-    const res = await response;
+    // The sandbox is held active until the download ends (a large file can take a while).
+    const hold = this.sandboxes.hold(id, 'file download');
+    let res: IncomingMessage;
+    try {
+      const { req, response } = this.sandboxes.agent(id).request('GET', filesQuery(path, user), {}, userOption(user));
+      req.end();
+      res = await response;
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
+    res.once('close', () => hold.release());
     if (res.statusCode !== 200) return raiseAgentFileError(res);
     const declared = Number(res.headers['content-length'] ?? entry.size);
     if (declared > this.maxFileBytes) {
@@ -166,10 +175,14 @@ export class FileService {
     return { size: declared, stream: res };
   }
 
-  /** Writes a file from a byte stream (parents created), returning its entry. */
+  /** Writes a file from a byte stream (parents created), returning its entry; holds the sandbox meanwhile. */
   async write(id: string, path: string, body: Readable, user?: string): Promise<FileEntry> {
     await this.sandboxes.requireRunning(id);
     validatePath(path);
+    return this.sandboxes.holding(id, 'file upload', () => this.upload(id, path, body, user));
+  }
+
+  private async upload(id: string, path: string, body: Readable, user?: string): Promise<FileEntry> {
     const { req, response } = this.sandboxes
       .agent(id)
       .request(

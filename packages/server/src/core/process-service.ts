@@ -1,10 +1,13 @@
 import { HutchError, invalidArgument } from './errors.js';
+import { KEEP_ALIVE_ENV } from './keep-alive.js';
 import { type AgentProcessMessage, type ProcessEvent, toProcessEvent } from './process-events.js';
 import type { SandboxService } from './sandbox-service.js';
 
 /**
  * Processes inside sandboxes: buffered exec, streamed processes, stdin, signals, PTY. The agent
  * runs them; this service shapes requests, bounds what it keeps in memory, and translates events.
+ * An exec and an attached output stream hold their sandbox active (not idle) while they last; a
+ * process started with `keepAlive` holds it for as long as the process runs.
  */
 export interface ProcessRequest {
   cmd: string | string[];
@@ -16,6 +19,11 @@ export interface ProcessRequest {
   /** Keep stdin open for later writes. */
   stdin?: boolean;
   pty?: { cols: number; rows: number };
+  /**
+   * The process is activity: its sandbox is not idle while it runs, attached or not (it gets
+   * `HUTCH_KEEP_ALIVE=1` in its environment, which is how the server recognizes it).
+   */
+  keepAlive?: boolean;
 }
 
 export interface ExecRequest extends Omit<ProcessRequest, 'stdin' | 'tag' | 'pty'> {
@@ -54,6 +62,11 @@ const AGENT_GRACE_MS = 5000;
 
 export const SIGNALS = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP'] as const;
 export type SignalName = (typeof SIGNALS)[number];
+
+/** Whether a request starts a keepAlive process (the flag, or the marker variable given directly). */
+function isKeepAlive(req: Pick<ProcessRequest, 'keepAlive' | 'env'>): boolean {
+  return req.keepAlive === true || req.env?.[KEEP_ALIVE_ENV] === '1';
+}
 
 function argv(cmd: string | string[]): { cmd: string; args: string[] } {
   if (typeof cmd === 'string') return { cmd: '/bin/sh', args: ['-c', cmd] };
@@ -106,7 +119,8 @@ export class ProcessService {
 
   private startBody(req: ProcessRequest): Record<string, unknown> {
     if (req.cwd !== undefined && /^\/proc(\/|$)/.test(req.cwd)) throw invalidArgument('cwd: must not be under /proc');
-    const process: Record<string, unknown> = { ...argv(req.cmd), envs: req.env ?? {} };
+    const envs = isKeepAlive(req) ? { ...req.env, [KEEP_ALIVE_ENV]: '1' } : (req.env ?? {});
+    const process: Record<string, unknown> = { ...argv(req.cmd), envs };
     if (req.cwd !== undefined) process.cwd = req.cwd;
     const body: Record<string, unknown> = { process, stdin: req.stdin === true };
     if (req.tag !== undefined) body.tag = req.tag;
@@ -114,9 +128,13 @@ export class ProcessService {
     return body;
   }
 
-  /** Runs a command to completion, keeping at most maxOutputBytes of each stream. */
+  /** Runs a command to completion, keeping at most maxOutputBytes of each stream; holds the sandbox meanwhile. */
   async exec(id: string, req: ExecRequest): Promise<ExecResult> {
     await this.sandboxes.requireRunning(id);
+    return this.sandboxes.holding(id, 'exec', () => this.execHeld(id, req));
+  }
+
+  private async execHeld(id: string, req: ExecRequest): Promise<ExecResult> {
     const agent = this.sandboxes.agent(id);
     const timeoutMs = req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const limit = req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
@@ -151,6 +169,7 @@ export class ProcessService {
         if (!event) continue;
         if (event.type === 'start') {
           pid = event.pid;
+          if (isKeepAlive(req)) this.sandboxes.keepAlive.follow(id, pid);
           if (req.stdin !== undefined) {
             if (req.stdin.length > 0) await this.sendStdin(id, { pid }, Buffer.from(req.stdin));
             await this.closeStdin(id, { pid });
@@ -177,21 +196,29 @@ export class ProcessService {
 
   /**
    * Starts a process and yields its events until it exits. Stopping the iteration only detaches:
-   * the process keeps running.
+   * the process keeps running. The sandbox is held while the events are read.
    */
   async *start(id: string, req: ProcessRequest, signal?: AbortSignal): AsyncGenerator<ProcessEvent> {
     await this.sandboxes.requireRunning(id);
     const timeoutMs = req.timeoutMs ?? 0;
     const started = performance.now();
-    const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Start', this.startBody(req), {
-      ...(req.user !== undefined ? { user: req.user } : {}),
-      connectTimeoutMs: timeoutMs,
-      ...(signal ? { signal } : {}),
-    });
-    for await (const message of stream) {
-      const event = toProcessEvent(message, () => timeoutMs > 0 && performance.now() - started >= timeoutMs - 50);
-      if (event?.type === 'start') this.rememberDeadline(id, event.pid, timeoutMs, started);
-      if (event) yield event;
+    const hold = this.sandboxes.hold(id, req.pty ? 'terminal' : 'process stream');
+    try {
+      const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Start', this.startBody(req), {
+        ...(req.user !== undefined ? { user: req.user } : {}),
+        connectTimeoutMs: timeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+      for await (const message of stream) {
+        const event = toProcessEvent(message, () => timeoutMs > 0 && performance.now() - started >= timeoutMs - 50);
+        if (event?.type === 'start') {
+          this.rememberDeadline(id, event.pid, timeoutMs, started);
+          if (isKeepAlive(req)) this.sandboxes.keepAlive.follow(id, event.pid);
+        }
+        if (event) yield event;
+      }
+    } finally {
+      hold.release();
     }
   }
 
@@ -208,15 +235,20 @@ export class ProcessService {
     throw invalidArgument('the process ended before it started');
   }
 
-  /** Attaches to a running (or recently exited) process's output from now on. */
+  /** Attaches to a running (or recently exited) process's output from now on; holds the sandbox meanwhile. */
   async *connect(id: string, selector: ProcessSelector, signal?: AbortSignal): AsyncGenerator<ProcessEvent> {
     await this.sandboxes.requireRunning(id);
-    const stream = this.sandboxes
-      .agent(id)
-      .stream<AgentProcessMessage>('process.Process/Connect', { process: selector }, signal ? { signal } : {});
-    for await (const message of stream) {
-      const event = toProcessEvent(message, () => this.pastDeadline(id, selector));
-      if (event && event.type !== 'start') yield event;
+    const hold = this.sandboxes.hold(id, 'process stream');
+    try {
+      const stream = this.sandboxes
+        .agent(id)
+        .stream<AgentProcessMessage>('process.Process/Connect', { process: selector }, signal ? { signal } : {});
+      for await (const message of stream) {
+        const event = toProcessEvent(message, () => this.pastDeadline(id, selector));
+        if (event && event.type !== 'start') yield event;
+      }
+    } finally {
+      hold.release();
     }
   }
 

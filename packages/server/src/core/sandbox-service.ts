@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import pLimit from 'p-limit';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AgentClient } from '../runtime/agent/agent-client.js';
+import { ActivityTracker, type Hold } from './activity.js';
 import { egressMode, normalizeNetworkSettings, type NetworkSettings } from './network.js';
 import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
 import { isSandboxId, newSandboxId } from './ids.js';
+import { KeepAliveProcesses } from './keep-alive.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
 import type { DiskUsage, Provider, SandboxNetworkInfo, SandboxSpec } from './provider.js';
@@ -97,8 +100,10 @@ export class SandboxService {
   private reaper: NodeJS.Timeout | null = null;
   private readonly defaultUsers = new Map<string, string>();
 
-  /** Last API activity per running sandbox (in memory: a restart starts the idle clock again). */
-  private readonly activity = new Map<string, number>();
+  /** The idle clock: last activity and current holds per running sandbox (in memory). */
+  private readonly activity = new ActivityTracker();
+  /** Processes started with keepAlive, followed to their end. */
+  readonly keepAlive: KeepAliveProcesses;
 
   /** Teardowns of deleted sandboxes still running after their delete answered. */
   private readonly teardowns = new Map<string, Promise<void>>();
@@ -118,7 +123,9 @@ export class SandboxService {
     private readonly snapshots: SnapshotSource | null = null,
     private readonly capacity: CapacityLedger | null = null,
     private readonly queue: CreateQueue | null = null,
-  ) {}
+  ) {
+    this.keepAlive = new KeepAliveProcesses(this, log);
+  }
 
   /**
    * Creates a sandbox: from a matching warm pool when one has a member ready (`warm: true`),
@@ -466,7 +473,42 @@ export class SandboxService {
 
   /** Records API activity on a sandbox (the idle timeout's clock). */
   touch(id: string): void {
-    this.activity.set(id, Date.now());
+    this.activity.touch(id);
+  }
+
+  /**
+   * Holds a running sandbox active (not idle) until the hold is released, which counts as
+   * activity: for work that lasts (an exec, an attached stream, a PTY, a proxied connection, a
+   * keepAlive process). A stop, pause or delete ends every hold.
+   */
+  hold(id: string, what: string): Hold {
+    return this.activity.hold(id, what);
+  }
+
+  /** Runs `work` while holding the sandbox active. */
+  async holding<T>(id: string, what: string, work: () => Promise<T>): Promise<T> {
+    const hold = this.hold(id, what);
+    try {
+      return await work();
+    } finally {
+      hold.release();
+    }
+  }
+
+  /**
+   * A TCP stream to `port` on the sandbox's own loopback (the ingress's upstream); the sandbox is
+   * held active until the stream closes.
+   */
+  async openTunnel(id: string, port: number): Promise<Duplex> {
+    const hold = this.hold(id, `connection to port ${port}`);
+    try {
+      const tunnel = await this.agent(id).openTunnel(port);
+      tunnel.once('close', () => hold.release());
+      return tunnel;
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
   }
 
   /**
@@ -598,9 +640,15 @@ export class SandboxService {
       expiresAt: autoDelete === null ? null : new Date(now.getTime() + autoDelete * 1000),
     };
     await this.store.update(record.id, patch);
-    this.activity.delete(record.id);
+    this.forgetActivity(record.id);
     this.capacity?.rest(record.id);
     return { ...record, ...patch };
+  }
+
+  /** A sandbox stopped running: its idle clock, holds and followed keepAlive processes go. */
+  private forgetActivity(id: string): void {
+    this.keepAlive.forget(id);
+    this.activity.forget(id);
   }
 
   private readonly cpuSamples = new Map<string, { at: number; cpuNs: number }>();
@@ -778,7 +826,7 @@ export class SandboxService {
       await this.provider.kill(id);
       this.dropAgent(id);
       this.defaultUsers.delete(id);
-      this.activity.delete(id);
+      this.forgetActivity(id);
       this.cpuSamples.delete(id);
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
       // Gone for its key's limits now; its resources count for the node until the teardown ends.
@@ -865,12 +913,13 @@ export class SandboxService {
       for (const record of await this.store.list({ states: ['running'] })) {
         const idle = record.lifecycle.idleTimeoutSeconds;
         if (idle === null) continue;
-        const last = this.activity.get(record.id);
-        if (last === undefined) {
+        const idleMs = this.activity.idleFor(record.id, now);
+        if (idleMs === null) {
           this.touch(record.id); // first seen (e.g. after a restart): the clock starts now
           continue;
         }
-        if (now - last < idle * 1000) continue;
+        if (idleMs < idle * 1000) continue;
+        if (await this.keepAliveRunning(record.id)) continue;
         this.log.info(
           { sandbox: record.id, idleSeconds: idle },
           `sandbox idle: ${record.lifecycle.onTimeout === 'pause' ? 'pausing' : 'deleting'}`,
@@ -880,6 +929,25 @@ export class SandboxService {
       }
     } finally {
       this.reaping = false;
+    }
+  }
+
+  /**
+   * Whether a keepAlive process still runs in a sandbox that looks idle. The agent is asked (not
+   * the server's memory): after a restart, a memory resume or a lost stream the server no longer
+   * follows such processes, and this finds them again (they hold the sandbox from now on).
+   */
+  private async keepAliveRunning(id: string): Promise<boolean> {
+    try {
+      if ((await this.keepAlive.running(id)) === 0) return false;
+      this.touch(id);
+      return true;
+    } catch (err) {
+      this.log.warn(
+        { sandbox: id, err: (err as Error).message },
+        'idle check: the process list is unavailable; treating the sandbox as idle',
+      );
+      return false;
     }
   }
 
@@ -896,7 +964,10 @@ export class SandboxService {
   shutdown(): void {
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = null;
-    for (const id of [...this.agents.keys()]) this.dropAgent(id);
+    for (const id of [...this.agents.keys()]) {
+      this.keepAlive.forget(id);
+      this.dropAgent(id);
+    }
   }
 
   /**
