@@ -20,6 +20,8 @@ export interface HostFacts {
   crun: ToolVersion | null;
   runsc: ToolVersion | null;
   nft: ToolVersion | null;
+  /** CRIU (what runc checkpoints a container's memory with): null when not installed. */
+  criu: CriuStatus | null;
   /** This process's hard RLIMIT_NOFILE: sandboxes cannot be given more. */
   nofileHard: number;
 }
@@ -27,6 +29,13 @@ export interface HostFacts {
 export interface ToolVersion {
   path: string;
   version: string;
+}
+
+export interface CriuStatus extends ToolVersion {
+  /** Whether `criu check` passes on this kernel. */
+  works: boolean;
+  /** The first error `criu check` reported, when it failed. */
+  problem: string | null;
 }
 
 export function detectCgroupMode(root = '/sys/fs/cgroup'): CgroupMode {
@@ -56,6 +65,23 @@ async function toolVersion(name: string, args: string[], pattern: RegExp): Promi
   }
 }
 
+/** Whether CRIU is installed and `criu check` passes (it fails on kernels it cannot handle). */
+async function probeCriu(): Promise<CriuStatus | null> {
+  const tool = await toolVersion('criu', ['--version'], /Version: (\S+)/);
+  if (!tool) return null;
+  try {
+    await run(tool.path, ['check'], { timeout: 10_000 });
+    return { ...tool, works: true, problem: null };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    const first = `${e.stderr ?? ''}\n${e.stdout ?? ''}`
+      .split('\n')
+      .map((line) => line.replace(/^Error \([^)]*\):\s*/, '').trim())
+      .find((line) => line.length > 0);
+    return { ...tool, works: false, problem: (first ?? e.message).slice(0, 200) };
+  }
+}
+
 function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -65,11 +91,12 @@ function readText(path: string): string {
 }
 
 export async function probeHost(): Promise<HostFacts> {
-  const [runc, crun, runsc, nft] = await Promise.all([
+  const [runc, crun, runsc, nft, criu] = await Promise.all([
     toolVersion('runc', ['--version'], /runc version (\S+)/),
     toolVersion('crun', ['--version'], /crun version (\S+)/),
     toolVersion('runsc', ['--version'], /runsc version (\S+)/),
     toolVersion('nft', ['--version'], /nftables v(\S+)/),
+    probeCriu(),
   ]);
   const cgroup = detectCgroupMode();
   const maxUserNs = Number.parseInt(readText('/proc/sys/user/max_user_namespaces').trim() || '0', 10);
@@ -97,6 +124,7 @@ export async function probeHost(): Promise<HostFacts> {
     crun,
     runsc,
     nft,
+    criu,
     nofileHard: nofileHardLimit(),
   };
 }
