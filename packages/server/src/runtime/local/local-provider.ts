@@ -65,6 +65,16 @@ interface SandboxPaths {
   hosts: string;
 }
 
+/** Why a container-tier pause keeps files only, from what the host probe found about CRIU. */
+function containerPauseNote(criu: HostFacts['criu']): string {
+  const why = !criu
+    ? 'CRIU, which runc checkpoints with, is not installed'
+    : !criu.works
+      ? `\`criu check\` fails on this kernel (criu ${criu.version}: ${criu.problem ?? 'no reason given'})`
+      : `criu ${criu.version} passes \`criu check\` here, but Hutch does not checkpoint containers`;
+  return `the container tier cannot keep memory on this host: ${why}; processes stop, files stay`;
+}
+
 export class LocalProvider implements Provider {
   private readonly sandboxesDir: string;
   private readonly runtimes: Partial<Record<Isolation, OciRuntime>> = {};
@@ -423,10 +433,7 @@ export class LocalProvider implements Provider {
     if (isolation === 'gvisor' && egress === 'none') return { mode: 'memory', note: null };
     if (isolation === 'gvisor')
       return { mode: 'filesystem', note: 'gVisor cannot checkpoint a sandbox that uses host networking: processes stop, files stay' };
-    return {
-      mode: 'filesystem',
-      note: 'the container tier cannot keep memory on this host (CRIU does not work on this kernel): processes stop, files stay',
-    };
+    return { mode: 'filesystem', note: containerPauseNote(this.options.host.criu) };
   }
 
   async pause(id: string, mode: PauseMode): Promise<void> {
