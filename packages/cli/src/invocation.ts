@@ -22,6 +22,8 @@ export interface CommandSpec {
   timeoutMs?: number;
   /** Forward local stdin: true/false when forced, undefined to decide by whether stdin is a TTY. */
   stdin?: boolean;
+  /** The command keeps the sandbox active (no idle timeout) while it runs, attached or not. */
+  keepAlive?: boolean;
 }
 
 /** Overcommit ratios for `hutch server --overcommit`. */

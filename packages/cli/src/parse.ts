@@ -753,6 +753,7 @@ interface ExecFlags {
   user?: string;
   timeoutMs?: number;
   stdin?: boolean;
+  keepAlive?: boolean;
 }
 
 function addExecOptions(cmd: Command): Command {
@@ -763,7 +764,11 @@ function addExecOptions(cmd: Command): Command {
       parseNumber(v, '--timeout-ms', 1, 86_400_000, true),
     )
     .option('--stdin', 'forward local stdin (default: when stdin is not a terminal)')
-    .option('--no-stdin', 'do not forward local stdin');
+    .option('--no-stdin', 'do not forward local stdin')
+    .option(
+      '--keep-alive',
+      "the command counts as activity while it runs, even once this client stops waiting (the sandbox's idle timeout waits for it)",
+    );
 }
 
 function commandSpec(words: string[], o: ExecFlags, env?: Record<string, string>): CommandSpec {
@@ -773,5 +778,6 @@ function commandSpec(words: string[], o: ExecFlags, env?: Record<string, string>
   if (env !== undefined) spec.env = env;
   if (o.timeoutMs !== undefined) spec.timeoutMs = o.timeoutMs;
   if (o.stdin !== undefined) spec.stdin = o.stdin;
+  if (o.keepAlive) spec.keepAlive = true;
   return spec;
 }

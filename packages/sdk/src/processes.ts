@@ -199,6 +199,7 @@ export class Processes {
       timeoutMs: opts.timeoutMs,
       tag: opts.tag,
       stdin: opts.stdin ?? false,
+      keepAlive: opts.keepAlive,
     };
     const t = this.scope.transport;
     const timeoutMs = opts.startTimeoutMs ?? t.config.timeoutMs;

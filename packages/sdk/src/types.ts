@@ -285,6 +285,8 @@ export interface TierInfo {
   version?: string;
   /** Why the tier is unavailable. */
   reason?: string;
+  /** What `pause` keeps on this tier on this host (memory, or files only) and why. */
+  pause?: { mode: PauseMode; note: string | null };
   [extra: string]: unknown;
 }
 
@@ -387,4 +389,10 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** A user name of the sandbox (default: the template's default user). */
   user?: string;
+  /**
+   * Count the process as activity: the sandbox's idle timeout does not apply while it runs, even
+   * with no client attached (default false: a background process alone leaves the sandbox idle).
+   * The process sees `HUTCH_KEEP_ALIVE=1`. The sandbox's TTL (`timeoutSeconds`) still applies.
+   */
+  keepAlive?: boolean;
 }

@@ -93,6 +93,7 @@ export async function streamCommand(sandbox: Sandbox, spec: CommandSpec): Promis
       env: spec.env,
       timeoutMs: spec.timeoutMs, // unset: the server's default for streamed processes, no limit
       stdin: forwardStdin,
+      ...(spec.keepAlive ? { keepAlive: true } : {}),
       onStdoutBytes: (b) => process.stdout.write(b),
       onStderrBytes: (b) => process.stderr.write(b),
       maxOutputBytes: 0,

@@ -1,14 +1,14 @@
 import type { Hutch, ServerInfo } from '@hutch/sdk';
 import { json, table } from '../format.js';
 
-/** `hutch info`: server version, isolation tiers (and why one is missing), templates. */
+/** `hutch info`: server version, isolation tiers (and why one is missing, what pause keeps), templates. */
 export async function info(hutch: Hutch, opts: { json: boolean }): Promise<number> {
   const i = await hutch.info();
-  process.stdout.write(opts.json ? json(i) : describe(i, hutch.config.url));
+  process.stdout.write(opts.json ? json(i) : describeInfo(i, hutch.config.url));
   return 0;
 }
 
-function describe(i: ServerInfo, url: string): string {
+export function describeInfo(i: ServerInfo, url: string): string {
   const lines = [
     `server:             ${url}`,
     `version:            ${i.version ?? '-'}`,
@@ -20,13 +20,15 @@ function describe(i: ServerInfo, url: string): string {
     'isolation tiers:',
   ];
   const rows = [['  TIER', 'AVAILABLE', 'RUNTIME', 'PAUSE KEEPS', 'NOTE']];
+  const pauseNotes: string[] = [];
   for (const [name, t] of Object.entries(i.tiers ?? {})) {
     const runtime = [t.runtime, t.version].filter(Boolean).join(' ') || '-';
-    const pause = (t.pause ?? null) as { mode?: string } | null;
-    const keeps = pause?.mode === 'memory' ? 'memory + files' : pause?.mode === 'filesystem' ? 'files only' : '-';
+    const keeps = t.pause?.mode === 'memory' ? 'memory + files' : t.pause?.mode === 'filesystem' ? 'files only' : '-';
     rows.push([`  ${name}`, t.available ? 'yes' : 'no', runtime, keeps, t.reason ?? '']);
+    if (t.available && t.pause?.note) pauseNotes.push(`  ${name}: ${t.pause.note}`);
   }
-  return `${lines.join('\n')}\n${table(rows)}`;
+  const notes = pauseNotes.length > 0 ? `\npause:\n${pauseNotes.join('\n')}\n` : '';
+  return `${lines.join('\n')}\n${table(rows)}${notes}`;
 }
 
 function templateName(t: unknown): string {

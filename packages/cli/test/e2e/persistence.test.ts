@@ -71,6 +71,21 @@ test('pause, resume, stop, start and usage print the resulting state; wrong stat
   }
 });
 
+test('exec and run --keep-alive start the command as a keepAlive process; info prints the pause notes', async () => {
+  const id = (await ok(['create', '--template', 'minimal'])).trim();
+  try {
+    assert.equal(await ok(['exec', id, '--keep-alive', '--', 'echo ${HUTCH_KEEP_ALIVE:-unset}']), '1\n');
+    assert.equal(await ok(['exec', id, '--', 'echo ${HUTCH_KEEP_ALIVE:-unset}']), 'unset\n');
+  } finally {
+    await hutch(['rm', id]);
+  }
+  assert.equal(await ok(['run', '--template', 'minimal', '--keep-alive', '--', 'echo ${HUTCH_KEEP_ALIVE:-unset}']), '1\n');
+  assert.match(
+    await ok(['info']),
+    /\npause:\n {2}container: the container tier cannot keep memory on this host: .*processes stop, files stay\n/,
+  );
+});
+
 test('volume create, ls, mount with --volume (also in run), rm refused while in use', async () => {
   const name = `cli-${randomUUID().slice(0, 8)}`;
   let id = '';

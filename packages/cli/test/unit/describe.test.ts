@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { describeInfo } from '../../src/commands/info.js';
 import { describeUsage } from '../../src/commands/lifecycle.js';
 import { describeGc } from '../../src/commands/snapshots.js';
 import { describeLifecycle, stateLabel } from '../../src/commands/sandboxes.js';
@@ -58,4 +59,37 @@ test('gc: what was or would be removed, in one line', () => {
     describeGc({ layers: [], objects: 0, bytes: 0, staging: ['x'], dryRun: true }),
     'would remove 0 layers, 0 objects, 0 B, 1 leftover capture dir\n',
   );
+});
+
+test('info shows what pause keeps per tier, with the note saying why', () => {
+  const text = describeInfo(
+    {
+      version: '0.1.0',
+      serverId: 's',
+      dataDir: '/d',
+      defaultIsolation: 'container',
+      templates: ['minimal'],
+      posture: {},
+      tiers: {
+        container: {
+          available: true,
+          runtime: 'runc',
+          version: '1.1.12',
+          pause: { mode: 'filesystem', note: 'the container tier cannot keep memory on this host: CRIU is missing' },
+        },
+        gvisor: { available: true, runtime: 'runsc', pause: { mode: 'memory', note: 'memory kept for egress none' } },
+        microvm: { available: false, reason: 'no KVM', pause: { mode: 'filesystem', note: 'never shown: the tier is unavailable' } },
+      },
+    },
+    'http://127.0.0.1:7171',
+  );
+  assert.match(text, /container\s+yes\s+runc 1\.1\.12\s+files only/);
+  assert.match(text, /gvisor\s+yes\s+runsc\s+memory \+ files/);
+  assert.ok(
+    text.endsWith(
+      '\npause:\n  container: the container tier cannot keep memory on this host: CRIU is missing\n  gvisor: memory kept for egress none\n',
+    ),
+    text,
+  );
+  assert.doesNotMatch(text, /never shown/);
 });

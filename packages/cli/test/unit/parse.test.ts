@@ -55,6 +55,9 @@ test('exec options: cwd, user, repeated env, timeout, stdin forcing', () => {
     spec: { cmd: 'env', cwd: '/tmp', user: 'root', env: { A: '1', B: 'x=y' }, timeoutMs: 500, stdin: true },
   });
   assert.equal((inv(['exec', 'abc', '--no-stdin', '--', 'true']) as { spec: { stdin?: boolean } }).spec.stdin, false);
+  assert.equal((inv(['exec', 'abc', '--keep-alive', '--', 'sleep 60']) as { spec: { keepAlive?: boolean } }).spec.keepAlive, true);
+  assert.equal((inv(['exec', 'abc', '--', 'true']) as { spec: { keepAlive?: boolean } }).spec.keepAlive, undefined);
+  assert.equal((inv(['run', '--keep-alive', '--', 'true']) as { spec: { keepAlive?: boolean } }).spec.keepAlive, true);
 });
 
 test('exec usage errors', () => {

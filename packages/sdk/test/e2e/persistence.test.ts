@@ -12,6 +12,21 @@ before(async () => {
 });
 after(() => server?.stop());
 
+/** Polls (bounded) until the sandbox is gone (404). */
+async function goneWithin(sb: Sandbox, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await sb.refresh();
+    } catch (err) {
+      if (err instanceof NotFoundError) return true;
+      throw err;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 describe('sandbox lifecycle: pause, resume, stop, start, usage', () => {
   test('a persistent minimal container sandbox keeps its files through pause/resume and stop/start', async () => {
     const sb = await hutch.sandboxes.create({ template: 'minimal', isolation: 'container', persistent: true, diskMiB: 128 });
@@ -96,6 +111,28 @@ describe('sandbox lifecycle: pause, resume, stop, start, usage', () => {
       assert.equal((await sb.refresh()).state, 'running');
     } finally {
       await sb.kill();
+    }
+  });
+
+  test('keepAlive reaches the server: the process is marked, and holds its idle sandbox after the stream is closed', async () => {
+    const idle = { template: 'minimal', timeoutSeconds: 600, idleTimeoutSeconds: 2 } as const;
+    const sb = await hutch.sandboxes.create(idle);
+    let control: Sandbox | undefined;
+    try {
+      assert.equal((await sb.exec('echo ${HUTCH_KEEP_ALIVE:-unset}', { keepAlive: true })).stdout, '1\n');
+      assert.equal((await sb.exec('echo ${HUTCH_KEEP_ALIVE:-unset}')).stdout, 'unset\n');
+      const handle = await sb.processes.start(['sleep', '30'], { keepAlive: true, tag: 'kept' });
+      handle.disconnect();
+      // A sandbox created now and never called is deleted by its idle timeout: once it is gone, an
+      // idle timeout that started after the keepAlive process did has passed.
+      control = await hutch.sandboxes.create(idle);
+      assert.ok(await goneWithin(control, 20_000), 'the control sandbox went idle');
+      assert.equal((await sb.refresh()).state, 'running', 'held by the keepAlive process with no client attached');
+      await sb.processes.kill('tag:kept');
+      assert.ok(await goneWithin(sb, 20_000), 'idle once the keepAlive process ended');
+    } finally {
+      await sb.kill().catch(() => undefined);
+      await control?.kill().catch(() => undefined);
     }
   });
 });
