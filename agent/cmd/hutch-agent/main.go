@@ -45,6 +45,13 @@ func main() {
 		}
 		os.Exit(0)
 	}
+	// On the host: starts runsc with gVisor's netstack, see hostexec.ExecWithNetstackView.
+	// Usage: hutch-agent netstack-launch PROC_DIR -- runsc ARGS...
+	if len(os.Args) >= 5 && os.Args[1] == "netstack-launch" && os.Args[3] == "--" {
+		err := hostexec.ExecWithNetstackView(os.Args[2], os.Args[4:])
+		fmt.Fprintln(os.Stderr, "hutch-agent netstack-launch:", err)
+		os.Exit(126)
+	}
 
 	var listens listenFlags
 	flag.Var(&listens, "listen", "address to serve on: unix:PATH or tcp:HOST:PORT (repeatable)")

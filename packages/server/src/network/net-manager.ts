@@ -379,7 +379,9 @@ export class NetworkManager {
     await this.init();
     const view = await this.installPolicy(id, policy);
     let cut = this.proxy?.cut(id, (c) => view.allowsName(c.name) && view.allowsResolvedAddress(c.address)) ?? 0;
-    cut += await this.cutForbiddenSockets(id, view);
+    const seen = new Set<string>();
+    cut += await this.cutForbiddenSockets(id, view, seen);
+    cut += await this.cutForbiddenFlows(id, view, seen);
     return { cut };
   }
 
@@ -390,7 +392,7 @@ export class NetworkManager {
     await this.installPolicy(id, policy);
   }
 
-  private async cutForbiddenSockets(id: string, view: EgressView): Promise<number> {
+  private async cutForbiddenSockets(id: string, view: EgressView, seen: Set<string>): Promise<number> {
     const nsPath = join(NETNS_DIR, netnsName(id));
     let listing = '';
     try {
@@ -413,7 +415,43 @@ export class NetworkManager {
       if (isIP(ip) === 0 || ip === this.pool.gateway4 || ip === this.pool.gateway6 || view.allowsDirect(ip)) continue;
       await runTool('nsenter', [`--net=${nsPath}`, 'ss', '-K', 'dst', ip, 'dport', '=', port]).catch(() => undefined);
       if (addresses) await this.flushConntrack(isIP(ip) === 4 ? addresses.ipv4 : addresses.ipv6, ip);
+      seen.add(`${ip} ${port}`);
       cut++;
+    }
+    return cut;
+  }
+
+  /**
+   * The same from the host's side, for sockets `ss` cannot see (gVisor's netstack keeps its own):
+   * established TCP flows from the sandbox's addresses in the host's conntrack table. Deleting a
+   * flow's entry makes its next packet a new connection, which the sandbox table now refuses with
+   * a TCP reset: the sandbox's socket is reset as soon as it sends.
+   */
+  private async cutForbiddenFlows(id: string, view: EgressView, seen: Set<string>): Promise<number> {
+    const addresses = this.addressesOf(id);
+    if (!addresses) return 0;
+    let cut = 0;
+    for (const [family, source] of [
+      ['ipv4', addresses.ipv4],
+      ['ipv6', addresses.ipv6],
+    ] as const) {
+      let listing = '';
+      try {
+        listing = await runTool('conntrack', ['-L', '-f', family, '-p', 'tcp', '-s', source]);
+      } catch {
+        continue;
+      }
+      for (const line of listing.split('\n')) {
+        if (!/\bESTABLISHED\b/.test(line)) continue;
+        // The first dst=/dport= pair is the original direction: what the sandbox connected to.
+        const ip = /\bdst=(\S+)/.exec(line)?.[1];
+        const port = /\bdport=(\d+)/.exec(line)?.[1];
+        if (!ip || !port || isIP(ip) === 0) continue;
+        if (ip === this.pool.gateway4 || ip === this.pool.gateway6 || view.allowsDirect(ip) || seen.has(`${ip} ${port}`)) continue;
+        seen.add(`${ip} ${port}`);
+        await runTool('conntrack', ['-D', '-f', family, '-p', 'tcp', '-s', source, '-d', ip, '--dport', port]).catch(() => undefined);
+        cut++;
+      }
     }
     return cut;
   }

@@ -93,7 +93,8 @@ export class LocalProvider implements Provider {
     this.spares = new SpareDisks(join(options.dataDir, 'spare-disks'), SANDBOX_DEFAULTS.diskMiB, { uid: ID_MAP_BASE, gid: ID_MAP_BASE });
     this.tierStatus = { container: this.containerTier(host), gvisor: this.gvisorTier(host) };
     for (const tier of ISOLATION_TIERS) this.tierStatus[tier].pause = this.pauseMode(tier, 'none');
-    if (this.tierStatus.gvisor.pause) this.tierStatus.gvisor.pause.note = 'memory kept (checkpoint/restore) for sandboxes with egress none';
+    if (this.tierStatus.gvisor.pause)
+      this.tierStatus.gvisor.pause.note = 'memory kept (checkpoint/restore) for sandboxes with egress none; files only with egress';
     if (this.tierStatus.container.available) {
       const useCrun = host.cgroup === 'v2' && host.crun !== null;
       const tool = useCrun ? host.crun! : host.runc!;
@@ -141,25 +142,23 @@ export class LocalProvider implements Provider {
   }
 
   private gvisorTier(host: HostFacts): TierStatus {
-    // gVisor's own netstack (--network=sandbox) fails on this kernel generation, and host
-    // networking (--network=host) cannot be combined with the sandbox's user namespace in this
-    // runsc release: its sandbox process runs as an unmapped uid and loses the capabilities it
-    // needs to set up its chroot. Rather than drop the user namespace (sandbox files would then
-    // be owned by host uids), gVisor sandboxes have no egress here; ingress works (agent tunnel).
+    // With egress, gVisor runs its own network stack (netstack, --network=sandbox) on the
+    // sandbox's veth: the workload never talks to the host kernel's TCP/IP code, and the sandbox
+    // can still be checkpointed. runsc is started through `hutch-agent netstack-launch`, which
+    // works around older runsc releases misdetecting the root network namespace.
     const status: TierStatus = {
       available: host.runsc !== null,
       runtime: 'runsc',
       version: host.runsc?.version ?? null,
-      egress: {
-        available: false,
-        reason: `runsc ${host.runsc?.version ?? ''} cannot combine host networking with the sandbox's user namespace, and its own netstack does not run on this kernel; use isolation "container" for sandboxes that need egress`,
-      },
+      egress: this.options.network
+        ? { available: true }
+        : { available: false, reason: this.options.networkUnavailable ?? 'sandbox networking is not set up' },
     };
     if (!host.runsc) status.reason = 'runsc is not installed (apt-get install runsc)';
     else if (!host.overlayfs) {
       status.available = false;
       status.reason = 'overlayfs is not available';
-    } else status.reason = 'platform ptrace (no usable KVM); egress none only (ports are reachable through the ingress)';
+    } else status.reason = 'platform ptrace (no usable KVM)';
     return status;
   }
 
@@ -272,7 +271,8 @@ export class LocalProvider implements Provider {
       volumes: spec.volumes,
     });
     await writeFile(join(p.bundle, 'config.json'), JSON.stringify(config));
-    if (spec.restoreFrom) await this.restoreContainer(spec.id, runtime, p, join(this.savedDir(spec.restoreFrom), 'image'));
+    if (spec.restoreFrom)
+      await this.restoreContainer(spec.id, runtime, p, join(this.savedDir(spec.restoreFrom), 'image'), network !== null);
     else await this.runContainer(spec.id, runtime, p, network !== null);
   }
 
@@ -299,9 +299,9 @@ export class LocalProvider implements Provider {
   }
 
   /** Starts a container from a memory image; the agent closed its socket for the checkpoint. */
-  private async restoreContainer(id: string, runtime: OciRuntime, p: SandboxPaths, image: string): Promise<void> {
+  private async restoreContainer(id: string, runtime: OciRuntime, p: SandboxPaths, image: string, networked: boolean): Promise<void> {
     try {
-      await runtime.restore(id, p.bundle, image, p.log, this.runFlags(runtime, false));
+      await runtime.restore(id, p.bundle, image, p.log, this.runFlags(runtime, networked), await this.launcher(runtime, networked));
     } catch (err) {
       throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
     }
@@ -359,14 +359,24 @@ export class LocalProvider implements Provider {
   }
 
   private runFlags(runtime: OciRuntime, networked: boolean): string[] {
-    // gVisor's own netstack does not run on this kernel generation; with egress it uses the host
-    // stack inside the sandbox's namespace (see docs/security.md), without it no network at all.
-    return runtime.name === 'runsc' ? [networked ? '--network=host' : '--network=none'] : [];
+    // With egress, gVisor's own netstack on the sandbox's veth (see gvisorTier); without, none.
+    return runtime.name === 'runsc' ? [networked ? '--network=sandbox' : '--network=none'] : [];
+  }
+
+  /**
+   * runsc with netstack is started in its own mount namespace where /proc/sys/net is hidden
+   * (hutch-agent netstack-launch, see agent/internal/hostexec/netstack.go).
+   */
+  private async launcher(runtime: OciRuntime, networked: boolean): Promise<string[]> {
+    if (runtime.name !== 'runsc' || !networked) return [];
+    const procDir = join(this.stateRoot, 'netstack-proc');
+    await mkdir(procDir, { recursive: true, mode: 0o700 });
+    return [this.options.agentBinary, 'netstack-launch', procDir, '--'];
   }
 
   private async runContainer(id: string, runtime: OciRuntime, p: SandboxPaths, networked: boolean): Promise<void> {
     try {
-      await runtime.run(id, p.bundle, p.log, this.runFlags(runtime, networked));
+      await runtime.run(id, p.bundle, p.log, this.runFlags(runtime, networked), await this.launcher(runtime, networked));
     } catch (err) {
       throw new HutchError('internal', `${(err as Error).message}: ${await this.logTail(p)}`, { cause: err });
     }
@@ -431,8 +441,13 @@ export class LocalProvider implements Provider {
 
   pauseMode(isolation: Isolation, egress: EgressPolicy): { mode: PauseMode; note: string | null } {
     if (isolation === 'gvisor' && egress === 'none') return { mode: 'memory', note: null };
+    // This runsc release fails to checkpoint its netstack as soon as a TCP endpoint exists (even
+    // one closing); a pause that kills the sandbox would be worse than an honest files-only one.
     if (isolation === 'gvisor')
-      return { mode: 'filesystem', note: 'gVisor cannot checkpoint a sandbox that uses host networking: processes stop, files stay' };
+      return {
+        mode: 'filesystem',
+        note: `runsc ${this.options.host.runsc?.version ?? ''} cannot checkpoint gVisor's network stack: a gvisor sandbox with egress keeps its files, not its processes (egress none keeps memory)`,
+      };
     return { mode: 'filesystem', note: containerPauseNote(this.options.host.criu) };
   }
 
@@ -463,12 +478,14 @@ export class LocalProvider implements Provider {
     if (!existsSync(p.checkpoint)) throw new HutchError('conflict', `sandbox ${id} has no checkpoint to resume from`);
     await this.mountFilesystems(p);
     await this.prepareSocketDir(p);
-    await this.writeNameFiles(p, []);
+    // netstack takes the namespace's addresses again at restore (they may differ from before).
+    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
+    await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
     // Content-addressed: staging the kept copy gives back the path the bundle names (after a
     // reboot /run is empty).
     await this.stageAgent(p.checkpointAgent);
     // The agent closed its socket before the checkpoint; the signal makes it listen again.
-    await this.restoreContainer(id, runtime, p, p.checkpoint);
+    await this.restoreContainer(id, runtime, p, p.checkpoint, network !== null);
     await rm(p.checkpoint, { recursive: true, force: true });
     await rm(p.checkpointAgent, { force: true });
   }
@@ -530,6 +547,13 @@ export class LocalProvider implements Provider {
 
   async setEgress(id: string, isolation: Isolation, current: EgressPolicy, next: EgressPolicy): Promise<{ cut: number }> {
     const p = this.paths(id);
+    // gVisor's netstack takes its interfaces when the sandbox starts: a running gVisor sandbox
+    // can change between policies, but not gain or lose its network.
+    if (isolation === 'gvisor' && (current === 'none') !== (next === 'none'))
+      throw new HutchError(
+        'conflict',
+        `network.egress: a running gvisor sandbox cannot switch between "none" and a network (its network is set up at start); create it with the egress it needs${current === 'none' ? '' : ', or use an allowlist with no entries to block everything'}`,
+      );
     if (next === 'none') {
       if (current === 'none') return { cut: 0 };
       // Removing the link cuts every connection; the namespace itself lives on with the sandbox.

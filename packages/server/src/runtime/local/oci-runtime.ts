@@ -26,14 +26,24 @@ export class OciRuntime {
     return ['--root', this.root, ...this.globalFlags, ...rest];
   }
 
+  /**
+   * The program and arguments that run this runtime with `args`; `launcher`, when given, is a
+   * command that execs the runtime itself (e.g. in another mount namespace), followed by it.
+   */
+  private command(args: string[], launcher: string[]): [string, string[]] {
+    const [first, ...rest] = launcher;
+    return first === undefined ? [this.binary, args] : [first, [...rest, this.binary, ...args]];
+  }
+
   /** Creates and starts the container detached; its stdio goes to the file `log` (appended). */
-  async run(id: string, bundle: string, log: string, runFlags: string[] = []): Promise<void> {
+  async run(id: string, bundle: string, log: string, runFlags: string[] = [], launcher: string[] = []): Promise<void> {
     const detach = this.name === 'runsc' ? '--detach' : '-d';
     try {
-      await runTool(this.binary, ['--root', this.root, ...this.globalFlags, ...runFlags, 'run', detach, '--bundle', bundle, id], {
-        logFile: log,
-        timeoutMs: 60_000,
-      });
+      const [program, args] = this.command(
+        ['--root', this.root, ...this.globalFlags, ...runFlags, 'run', detach, '--bundle', bundle, id],
+        launcher,
+      );
+      await runTool(program, args, { logFile: log, timeoutMs: 60_000 });
     } catch (err) {
       // runc/runsc write their error to the log fd; surface its tail.
       throw err instanceof ToolError ? new Error(`${this.name} run failed (exit ${err.exitCode ?? err.signal})`) : err;
@@ -50,13 +60,20 @@ export class OciRuntime {
   }
 
   /** runsc only: starts the container `id` from a checkpoint image, detached. */
-  async restore(id: string, bundle: string, imageDir: string, log: string, runFlags: string[] = []): Promise<void> {
+  async restore(
+    id: string,
+    bundle: string,
+    imageDir: string,
+    log: string,
+    runFlags: string[] = [],
+    launcher: string[] = [],
+  ): Promise<void> {
     try {
-      await runTool(
-        this.binary,
+      const [program, args] = this.command(
         ['--root', this.root, ...this.globalFlags, ...runFlags, 'restore', '--detach', '--image-path', imageDir, '--bundle', bundle, id],
-        { logFile: log, timeoutMs: 120_000 },
+        launcher,
       );
+      await runTool(program, args, { logFile: log, timeoutMs: 120_000 });
     } catch (err) {
       throw err instanceof ToolError ? new Error(`${this.name} restore failed (exit ${err.exitCode ?? err.signal})`) : err;
     }
