@@ -3,15 +3,21 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { startServer, type TestServer } from './harness.js';
 import {
   assertNoLeftovers,
+  cmdlineOf,
   createSandbox,
   deleteSandbox,
   exec,
+  getFile,
+  hostPids,
+  putFile,
   run,
   runtimeRoot,
   sleep,
+  startProcess,
   TIERS,
   waitFor,
   type ApiError,
@@ -72,6 +78,23 @@ async function state(id: string): Promise<Full> {
 const mountinfoMentions = (id: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').includes(id);
 
 const COUNTER = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done';
+
+/** Whether a process with exactly this command line runs in the sandbox (seen from the host: not an API call). */
+const runsInSandbox = (id: string, cmdline: string): boolean => hostPids(id).some((pid) => cmdlineOf(pid) === cmdline);
+
+const gone = async (id: string): Promise<boolean> => (await server.api('GET', `/v1/sandboxes/${id}`)).status === 404;
+
+/** Container-tier sandboxes with a 2 s idle timeout (and a TTL far away). */
+const IDLE = { template: 'minimal', timeoutSeconds: 600, idleTimeoutSeconds: 2 } as const;
+
+/**
+ * Resolves once an idle timeout that starts now has passed, without reading a clock: a control
+ * sandbox created now and never called again is deleted by its own 2 s idle timeout.
+ */
+async function idleTimeoutPassed(): Promise<void> {
+  const control = await make({ ...IDLE });
+  assert.ok(await waitFor(() => gone(control.id), 20_000, 200), 'the control sandbox (never called) was deleted when idle');
+}
 
 for (const tier of TIERS) {
   describe(`${tier} tier: persistence`, () => {
@@ -256,6 +279,17 @@ describe('lifecycle policies', () => {
     await assertNoLeftovers(server, 'container', sb.id);
   });
 
+  test('autoDeleteAfterSeconds deletes a stopped persistent sandbox, leaving nothing', async () => {
+    const sb = await make({ template: 'minimal', persistent: true, autoDeleteAfterSeconds: 2 });
+    await run(server, sb.id, 'echo x > /root/x');
+    const stopped = await server.api<Full>('POST', `/v1/sandboxes/${sb.id}/stop`);
+    assert.equal(stopped.status, 200, JSON.stringify(stopped.body));
+    assert.equal(stopped.body.state, 'stopped');
+    assert.notEqual(stopped.body.expiresAt, null, 'the auto-delete time is set when it stops');
+    assert.ok(await waitFor(() => gone(sb.id), 20_000, 200), 'deleted after autoDeleteAfterSeconds');
+    await assertNoLeftovers(server, 'container', sb.id);
+  });
+
   test('idleTimeoutSeconds: API activity keeps a sandbox; without it the sandbox is deleted', async () => {
     const sb = await make({ template: 'minimal', timeoutSeconds: 600, idleTimeoutSeconds: 2 });
     for (let i = 0; i < 4; i++) {
@@ -279,6 +313,166 @@ describe('lifecycle policies', () => {
       assert.equal(res.status, 400, JSON.stringify(res.body));
       assert.match(res.body.error.message, message);
     }
+  });
+});
+
+describe('the idle rule: holds and keepAlive', () => {
+  test('onTimeout "pause": a sandbox whose only process is a plain background one pauses when idle (and resumes); a keepAlive process keeps its sandbox running until it ends, with no client attached', async () => {
+    const kept = await make({ ...IDLE, onTimeout: 'pause' });
+    const plain = await make({ ...IDLE, onTimeout: 'pause' });
+    await startProcess(server, kept.id, { cmd: ['sleep', '12'], keepAlive: true });
+    // Started after the keepAlive one: the plain sandbox's idle clock starts later than the kept one's.
+    await startProcess(server, plain.id, { cmd: ['sleep', '600'] });
+    assert.ok(await waitFor(async () => (await state(plain.id)).state === 'paused', 20_000, 200), 'the plain sandbox paused when idle');
+    assert.equal((await state(kept.id)).state, 'running', 'a keepAlive process keeps its sandbox past the idle timeout');
+    assert.ok(runsInSandbox(kept.id, 'sleep 12'), 'the keepAlive process still runs');
+    const ended = await waitFor(
+      async () => {
+        const alive = runsInSandbox(kept.id, 'sleep 12');
+        if (alive) assert.equal((await state(kept.id)).state, 'running', 'running for as long as the keepAlive process runs');
+        return !alive;
+      },
+      30_000,
+      200,
+    );
+    assert.ok(ended, 'the keepAlive process ended');
+    assert.ok(
+      await waitFor(async () => (await state(kept.id)).state === 'paused', 20_000, 200),
+      'once the keepAlive process ended, the idle timeout applied',
+    );
+
+    const resumed = await server.api<Full>('POST', `/v1/sandboxes/${plain.id}/resume`);
+    assert.equal(resumed.status, 200, JSON.stringify(resumed.body));
+    assert.equal(resumed.body.state, 'running');
+    assert.equal((await run(server, plain.id, 'echo resumed')).stdout, 'resumed\n');
+    assert.equal(runsInSandbox(plain.id, 'sleep 600'), false, 'filesystem pause: the background process did not come back');
+  });
+
+  test('a keepAlive process still counts after a kill -9 of the server (the idle check finds it through the agent)', async () => {
+    const kept = await make({ ...IDLE });
+    const control = await make({ ...IDLE });
+    await startProcess(server, kept.id, { cmd: ['sleep', '15'], keepAlive: true });
+    await server.restart();
+    // Both idle clocks start again at the restarted server's first look; the control is never called.
+    assert.ok(await waitFor(() => gone(control.id), 20_000, 200), 'the control sandbox was deleted when idle');
+    assert.equal((await state(kept.id)).state, 'running', 'the keepAlive process keeps its sandbox after the restart');
+    assert.ok(runsInSandbox(kept.id, 'sleep 15'), 'the keepAlive process still runs');
+    assert.ok(await waitFor(() => !runsInSandbox(kept.id, 'sleep 15'), 30_000, 200), 'the keepAlive process ended');
+    assert.ok(await waitFor(() => gone(kept.id), 20_000, 200), 'then the idle timeout applied');
+  });
+
+  test('an exec, a process output stream and a terminal that outlast the idle timeout keep the sandbox while open; it idles after', async () => {
+    const sb = await make({ ...IDLE });
+
+    const buffered = exec(server, sb.id, { cmd: 'sleep 8; echo exec-done', timeoutMs: 60_000 });
+    assert.ok(await waitFor(() => runsInSandbox(sb.id, 'sleep 8'), 10_000, 50), 'the exec started');
+    await idleTimeoutPassed();
+    assert.equal((await state(sb.id)).state, 'running', 'held by the exec in progress');
+    const res = await buffered;
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.stdout, 'exec-done\n');
+
+    const streamed = await fetch(`${server.url}/v1/sandboxes/${sb.id}/processes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.key}`, 'content-type': 'application/json', accept: 'application/x-ndjson' },
+      body: JSON.stringify({ cmd: 'sleep 7; echo stream-done' }),
+      signal: AbortSignal.timeout(60_000),
+    });
+    assert.equal(streamed.status, 200);
+    await idleTimeoutPassed();
+    assert.equal((await state(sb.id)).state, 'running', 'held by the attached output stream');
+    const events = (await streamed.text())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; data?: string; exitCode?: number });
+    assert.equal(events.at(-1)?.type, 'exit', JSON.stringify(events));
+    assert.equal(events.at(-1)?.exitCode, 0);
+    const out = events.filter((e) => e.type === 'stdout').map((e) => Buffer.from(e.data ?? '', 'base64').toString());
+    assert.equal(out.join(''), 'stream-done\n');
+
+    const ws = new WebSocket(
+      `${server.url.replace('http:', 'ws:')}/v1/sandboxes/${sb.id}/pty?cmd=${encodeURIComponent('sleep 6; echo pty-done')}`,
+      { headers: { authorization: `Bearer ${server.key}` } },
+    );
+    let terminal = '';
+    const messages: Array<{ type?: string; exitCode?: number }> = [];
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (binary) terminal += data.toString();
+      else messages.push(JSON.parse(data.toString()) as { type?: string });
+    });
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    assert.ok(
+      await waitFor(() => messages.some((m) => m.type === 'start'), 10_000, 50),
+      `the terminal started: ${JSON.stringify(messages)}`,
+    );
+    await idleTimeoutPassed();
+    assert.equal((await state(sb.id)).state, 'running', 'held by the open terminal');
+    await Promise.race([closed, sleep(30_000)]);
+    assert.ok(
+      messages.some((m) => m.type === 'exit' && m.exitCode === 0),
+      `the terminal's command ran to its end: ${JSON.stringify(messages)}`,
+    );
+    assert.match(terminal, /pty-done/);
+
+    assert.ok(await waitFor(() => gone(sb.id), 20_000, 200), 'with nothing open, the idle timeout applied');
+  });
+
+  test('a connection proxied through the ingress (path route) keeps the sandbox while open', async () => {
+    const sb = await make({ ...IDLE, template: 'base' });
+    // Answers each request 8 s after accepting it; says when it accepted one.
+    const slowServer = [
+      'import socket, time',
+      's = socket.socket()',
+      's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+      "s.bind(('127.0.0.1', 8080))",
+      's.listen(4)',
+      "open('/tmp/ready', 'w').close()",
+      'while True:',
+      '    c, _ = s.accept()',
+      '    c.recv(65536)',
+      "    open('/tmp/accepted', 'w').close()",
+      '    time.sleep(8)',
+      "    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\nConnection: close\\r\\n\\r\\nslow')",
+      '    c.close()',
+    ].join('\n');
+    await startProcess(server, sb.id, { cmd: ['python3', '-c', slowServer] });
+    const ready = async (): Promise<boolean> => (await run(server, sb.id, 'test -e /tmp/ready && echo yes || echo no')).stdout === 'yes\n';
+    assert.ok(await waitFor(ready, 15_000, 100), 'the slow server listens');
+    const response = fetch(`${server.url}/v1/sandboxes/${sb.id}/ports/8080/`, {
+      headers: { authorization: `Bearer ${server.key}` },
+      signal: AbortSignal.timeout(60_000),
+    });
+    const accepted = async (): Promise<boolean> =>
+      (await run(server, sb.id, 'test -e /tmp/accepted && echo yes || echo no')).stdout === 'yes\n';
+    assert.ok(await waitFor(accepted, 15_000, 100), 'the proxied request reached the sandbox');
+    await idleTimeoutPassed();
+    assert.equal((await state(sb.id)).state, 'running', 'held by the open proxied connection');
+    const answer = await response;
+    assert.equal(answer.status, 200);
+    assert.equal(await answer.text(), 'slow');
+    assert.ok(await waitFor(() => gone(sb.id), 20_000, 200), 'once the connection closed, the idle timeout applied');
+  });
+
+  test('files: autoResume resumes a paused sandbox on a files call; without it, files answer 409 saying what to do', async () => {
+    const auto = await make({ template: 'minimal', autoResume: true });
+    const manual = await make({ template: 'minimal' });
+    for (const sb of [auto, manual]) assert.equal((await server.api('POST', `/v1/sandboxes/${sb.id}/pause`)).status, 200);
+
+    const written = await putFile(server, auto.id, '/root/woke.txt', 'woken by a file write\n');
+    assert.equal(written.status, 200, JSON.stringify(written.body));
+    assert.equal((await state(auto.id)).state, 'running');
+    assert.equal((await getFile(server, auto.id, '/root/woke.txt')).text, 'woken by a file write\n');
+
+    const read = await getFile(server, manual.id, '/etc/hostname');
+    assert.equal(read.status, 409, read.text);
+    assert.match(
+      (JSON.parse(read.text) as ApiError).error.message,
+      new RegExp(`sandbox ${manual.id} is paused \\(POST /v1/sandboxes/${manual.id}/resume, or create it with autoResume: true\\)`),
+    );
+    const write = await putFile(server, manual.id, '/root/x.txt', 'x');
+    assert.equal(write.status, 409, JSON.stringify(write.body));
+    assert.match((write.body as ApiError).error.message, /paused.*resume/);
+    assert.equal((await state(manual.id)).state, 'paused', 'a refused call leaves it paused');
   });
 });
 
@@ -329,6 +523,72 @@ describe('volumes', () => {
     assert.equal(existsSync(join(server.dataDir, 'volumes', name)), false, 'a deleted volume leaves no files');
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(`/volumes/${name}/`), false, 'nor a mount');
   });
+  test("two read-write mounters of one volume see each other's writes", async () => {
+    const name = `rw-${Date.now().toString(36)}`;
+    assert.equal((await server.api('POST', '/v1/volumes', { name, sizeMiB: 64 })).status, 201);
+    volumes.push(name);
+    const a = await make({ template: 'minimal', volumes: [{ name, path: '/data' }] });
+    const b = await make({ template: 'minimal', volumes: [{ name, path: '/shared' }] });
+    await run(server, a.id, 'echo from-a > /data/a.txt');
+    assert.equal((await run(server, b.id, 'cat /shared/a.txt')).stdout, 'from-a\n');
+    await run(server, b.id, 'echo from-b > /shared/b.txt && echo more-from-b >> /shared/a.txt');
+    assert.equal((await run(server, a.id, 'cat /data/b.txt /data/a.txt')).stdout, 'from-b\nfrom-a\nmore-from-b\n');
+    await run(server, a.id, 'rm /data/b.txt');
+    assert.equal((await run(server, b.id, 'test -e /shared/b.txt && echo present || echo removed')).stdout, 'removed\n');
+    await deleteSandbox(server, a.id);
+    await deleteSandbox(server, b.id);
+    assert.equal((await server.api('DELETE', `/v1/volumes/${name}`)).status, 204);
+  });
+
+  test('volume contents survive a kill -9 of the server and its restart', async () => {
+    const name = `crash-${Date.now().toString(36)}`;
+    assert.equal((await server.api('POST', '/v1/volumes', { name, sizeMiB: 64 })).status, 201);
+    volumes.push(name);
+    const writer = await make({ template: 'minimal', volumes: [{ name, path: '/data' }] });
+    await run(
+      server,
+      writer.id,
+      'echo before-crash > /data/kept.txt && dd if=/dev/urandom of=/data/blob bs=1k count=256 2>/dev/null && md5sum /data/blob > /data/blob.md5 && sync',
+    );
+    await server.restart();
+    const listed = await server.api<{ name: string; usedBy: string[] }>('GET', `/v1/volumes/${name}`);
+    assert.equal(listed.status, 200, JSON.stringify(listed.body));
+    assert.deepEqual(listed.body.usedBy, [writer.id]);
+    assert.equal((await run(server, writer.id, 'cat /data/kept.txt')).stdout, 'before-crash\n', 'the running user still sees it');
+    await deleteSandbox(server, writer.id);
+    const reader = await make({ template: 'minimal', volumes: [{ name, path: '/v' }] });
+    assert.equal((await run(server, reader.id, 'cat /v/kept.txt')).stdout, 'before-crash\n');
+    assert.equal((await run(server, reader.id, 'cd /v && sed "s#/data/#/v/#" blob.md5 | md5sum -c -')).stdout, '/v/blob: OK\n');
+    await deleteSandbox(server, reader.id);
+    assert.equal((await server.api('DELETE', `/v1/volumes/${name}`)).status, 204);
+  });
+});
+
+test("GET /v1/info says what pause keeps per tier; the container tier's note comes from probing CRIU on this host", async () => {
+  const info = await server.api<{ tiers: Record<string, { available: boolean; pause?: { mode: string; note: string | null } }> }>(
+    'GET',
+    '/v1/info',
+  );
+  assert.equal(info.status, 200);
+  const container = info.body.tiers.container!;
+  assert.equal(container.pause?.mode, 'filesystem');
+  const note = container.pause?.note ?? '';
+  assert.match(note, /cannot keep memory.*processes stop, files stay/);
+  const criu = spawnSync('criu', ['check'], { encoding: 'utf8', timeout: 20_000 });
+  if (criu.error) assert.match(note, /CRIU, which runc checkpoints with, is not installed/, note);
+  else if (criu.status !== 0) {
+    const first = `${criu.stderr}\n${criu.stdout}`
+      .split('\n')
+      .map((line) => line.replace(/^Error \([^)]*\):\s*/, '').trim())
+      .find(Boolean);
+    assert.match(note, /`criu check` fails on this kernel/, note);
+    assert.ok(note.includes(first ?? '-'), `the note names criu's first error (${first}): ${note}`);
+  } else assert.match(note, /passes `criu check` here, but Hutch does not checkpoint containers/, note);
+  if (info.body.tiers.gvisor?.available) assert.equal(info.body.tiers.gvisor.pause?.mode, 'memory');
+  // The same note is what a pause answers.
+  const sb = await make({ template: 'minimal' });
+  const paused = await server.api<PauseAnswer>('POST', `/v1/sandboxes/${sb.id}/pause`);
+  assert.equal(paused.body.note, note);
 });
 
 test('H22: a deleted ephemeral sandbox leaves no directory, disk, loop device, cgroup or mount behind', async () => {
