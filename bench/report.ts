@@ -42,6 +42,7 @@ export interface TargetResult {
 }
 
 export interface PolicyResult {
+  tier: 'container' | 'gvisor';
   policy: 'none' | 'open' | 'allowlist';
   createToFirstExec: Summary | null;
   delete: Summary | null;
@@ -69,6 +70,7 @@ export interface BenchResult {
 
 function policyRows(r: BenchResult): string[][] {
   return (r.network ?? []).map((p) => [
+    p.tier,
     p.policy,
     String(p.createToFirstExec?.n ?? 0),
     fmtMs(p.createToFirstExec?.median),
@@ -89,7 +91,7 @@ function persistenceRows(r: BenchResult): string[][] {
   ]);
 }
 
-const POLICY_HEADER = ['egress policy', 'n', 'create → first exec median', 'p95', 'added vs none', 'delete median'];
+const POLICY_HEADER = ['tier', 'egress policy', 'n', 'create → first exec median', 'p95', 'added vs none', 'delete median'];
 
 const LABELS: Record<SeriesName, string> = {
   createToFirstExec: 'create → first exec result (API)',
@@ -193,7 +195,7 @@ export function renderText(r: BenchResult): string {
       out.push(`ratio podman / Hutch (medians): hutch run (CLI) ${ratio(t.ratios.cli)}, API one-shot ${ratio(t.ratios.api)}`);
     }
   }
-  if (r.network) out.push('', '== egress policy cost (container tier)', table(POLICY_HEADER, policyRows(r)));
+  if (r.network) out.push('', '== egress policy cost', table(POLICY_HEADER, policyRows(r)));
   if (r.persistence) out.push('', '== persistence', table(PERSISTENCE_HEADER, persistenceRows(r)));
   if (r.cli.floor)
     out.push(
@@ -245,7 +247,7 @@ export function renderMarkdown(r: BenchResult): string {
     }
   }
   if (r.network) {
-    out.push('### egress policy cost (container tier)', '');
+    out.push('### egress policy cost', '');
     out.push(
       'Same method, create → first exec → delete per policy, interleaved (order rotated each run); no traffic is sent, so this is the set-up cost of the namespace, veth link, nftables table and resolver state.',
       '',

@@ -80,7 +80,7 @@ const USAGE = `usage: npm run bench -- [e2b | load] [options]
   --tier T           container | gvisor (repeatable; default both)
   --no-cli           skip the \`hutch run\` CLI process measurement
   --no-podman        skip the podman comparison
-  --no-network       skip the egress policy cost series (container tier)
+  --no-network       skip the egress policy cost series (per tier)
   --no-persistence   skip pause/resume, snapshot and create-from-snapshot series
   --json             print machine-readable results (with raw samples) instead of the table
   --write            rewrite the results block of docs/benchmarks.md
@@ -216,6 +216,7 @@ interface TierStatus {
   runtime: string;
   version: string | null;
   reason?: string;
+  egress?: { available: boolean; reason?: string };
 }
 interface Info {
   version: string;
@@ -289,9 +290,9 @@ class Bench {
   }
 
   /** create (with an egress policy) → first exec → delete: what each policy adds to the lifecycle. */
-  async policyOneshot(network: unknown): Promise<{ createToFirstExec: number; delete: number }> {
+  async policyOneshot(tier: Tier, network: unknown): Promise<{ createToFirstExec: number; delete: number }> {
     const t0 = performance.now();
-    const id = await this.create('container', network);
+    const id = await this.create(tier, network);
     const r = await this.exec(id, ['echo', 'hi']);
     const t1 = performance.now();
     if (r.exitCode !== 0 || r.stdout !== 'hi\n')
@@ -392,22 +393,23 @@ async function benchTier(
  */
 /**
  * The egress policies' set-up cost: create → first exec and delete for `none`, `open` and a
- * domain + CIDR allowlist, interleaved run by run (order rotated) on the container tier. No
- * traffic is sent: this is the cost of the namespace, link, nftables table and resolver state.
+ * domain + CIDR allowlist, interleaved run by run (order rotated), per tier. No traffic is sent:
+ * this is the cost of the namespace, link, nftables table and resolver state (and, on gVisor,
+ * of starting netstack on the link).
  */
-async function benchPolicies(bench: Bench, opts: Options): Promise<PolicyResult[]> {
+async function benchPolicies(bench: Bench, opts: Options, tier: Tier): Promise<PolicyResult[]> {
   const policies: { name: PolicyResult['policy']; network: unknown }[] = [
     { name: 'none', network: { egress: 'none' } },
     { name: 'open', network: { egress: 'open' } },
     { name: 'allowlist', network: { egress: { allow: ['pypi.example.test', '*.example.org', '198.18.0.0/24'] } } },
   ];
   const samples = new Map(policies.map((p) => [p.name, { c: [] as number[], d: [] as number[] }]));
-  progress(`network policies: ${opts.warmup} warm-up + ${opts.runs} runs of create → first exec → delete per policy`);
+  progress(`network policies (${tier}): ${opts.warmup} warm-up + ${opts.runs} runs of create → first exec → delete per policy`);
   for (let run = 0; run < opts.warmup + opts.runs; run++) {
     checkAbort();
     for (let k = 0; k < policies.length; k++) {
       const p = policies[(run + k) % policies.length]!;
-      const r = await bench.policyOneshot(p.network);
+      const r = await bench.policyOneshot(tier, p.network);
       if (run >= opts.warmup) {
         samples.get(p.name)!.c.push(r.createToFirstExec);
         samples.get(p.name)!.d.push(r.delete);
@@ -419,6 +421,7 @@ async function benchPolicies(bench: Bench, opts: Options): Promise<PolicyResult[
     const s = samples.get(p.name)!;
     const createToFirstExec = summarize(s.c);
     return {
+      tier,
       policy: p.name,
       createToFirstExec,
       delete: summarize(s.d),
@@ -690,8 +693,11 @@ async function main(): Promise<number> {
       if (r.skipped) progress(`${tier}: skipped — ${r.skipped}`);
       tiers.push(r);
     }
-    if (opts.network && opts.tiers.includes('container') && info.tiers.container?.available) {
-      network = await benchPolicies(bench, opts);
+    if (opts.network) {
+      network = [];
+      for (const tier of opts.tiers) {
+        if (info.tiers[tier]?.available && info.tiers[tier]?.egress?.available) network.push(...(await benchPolicies(bench, opts, tier)));
+      }
     }
     if (opts.persistence) {
       const tiers = opts.tiers.filter((t) => info?.tiers[t]?.available);

@@ -1461,6 +1461,8 @@ for (const tier of TIERS) {
         } finally {
           await destroy(sb.id);
         }
+        // The record goes last (after the conntrack flush), a moment after the link: bounded wait.
+        for (let i = 0; i < 50 && existsSync(record); i++) await sleep(100);
         assert.ok(!existsSync(record), 'the network record is removed');
       },
     );

@@ -719,6 +719,14 @@ test("gVisor memory snapshot: forks continue the source's running processes from
   const [a, b] = forked.body.sandboxes;
   await run(server, a!.id, 'echo only-a > /root/mine');
   assert.equal((await run(server, b!.id, 'test -e /root/mine && echo shared || echo separate')).stdout, 'separate\n');
+  // The memory holds a sandbox without a network: a create from it with egress is refused.
+  const withNet = await server.api<ApiError>('POST', '/v1/sandboxes', {
+    template: forked.body.snapshot.id,
+    isolation: 'gvisor',
+    network: { egress: 'open' },
+  });
+  assert.equal(withNet.status, 400, JSON.stringify(withNet.body));
+  assert.match(withNet.body.error.message, /network\.egress: .*memory snapshot/);
   const s1 = Number((await run(server, source.id, 'cat /tmp/count')).stdout);
   await sleep(600);
   assert.ok(Number((await run(server, source.id, 'cat /tmp/count')).stdout) > s1, 'the source keeps counting too');

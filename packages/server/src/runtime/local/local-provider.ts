@@ -220,6 +220,13 @@ export class LocalProvider implements Provider {
         'tier_unavailable',
         `network.egress: not available for isolation "${spec.isolation}": ${egressTier.reason ?? ''}`,
       );
+    // A memory image holds a sandbox taken without a network (see pauseMode); gVisor cannot give
+    // its restored kernel interfaces it never had.
+    if (spec.restoreFrom && spec.egress !== 'none')
+      throw new HutchError(
+        'invalid_argument',
+        'network.egress: a sandbox created from a memory snapshot starts with egress "none" (the snapshot\'s memory has no network)',
+      );
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
     // The root filesystem (disk, layers, overlay) and the rest (socket dir, network, name files,
