@@ -306,6 +306,7 @@ async function create(network?: Record<string, unknown>, isolation: Tier = 'cont
     ...(network ? { network } : {}),
   });
   assert.equal(res.status, 201, `create ${isolation} ${JSON.stringify(network)}: ${JSON.stringify(res.body)}`);
+  linkNames(res.body.id);
   await upload(res.body.id, '/tmp/hn.py', SANDBOX_PY);
   await upload(res.body.id, '/tmp/ca.crt', readFileSync(inet.caCertPath));
   return res.body;
@@ -357,11 +358,26 @@ async function putNetwork(id: string, body: unknown): Promise<{ status: number; 
 }
 
 /** What the host holds for a sandbox's network. */
+/** A sandbox's namespace and host link names, from its network record (kept once seen: delete removes the record). */
+const knownNames = new Map<string, { netns: string; hostIf: string }>();
+function linkNames(id: string): { netns: string; hostIf: string } {
+  const record = `/run/hutch/${createHash('sha256').update(server.dataDir).digest('hex').slice(0, 12)}/net/${id}.json`;
+  try {
+    const r = JSON.parse(readFileSync(record, 'utf8')) as { netns?: string; hostIf?: string };
+    if (r.netns && r.hostIf) knownNames.set(id, { netns: r.netns, hostIf: r.hostIf });
+  } catch {
+    /* no record (egress none, or deleted) */
+  }
+  // Without a record ever seen: the names older versions used (by sandbox id).
+  return knownNames.get(id) ?? { netns: `hutch-${id}`, hostIf: `hz${id.slice(0, 13)}` };
+}
+
 function netResources(id: string): { netns: boolean; link: boolean; table: boolean } {
+  const names = linkNames(id);
   const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
   return {
-    netns: netns.split('\n').some((l) => l.split(' ')[0] === `hutch-${id}`) || existsSync(`/run/netns/hutch-${id}`),
-    link: spawnSync('ip', ['link', 'show', `hz${id.slice(0, 13)}`], { stdio: 'ignore', timeout: 5000 }).status === 0,
+    netns: netns.split('\n').some((l) => l.split(' ')[0] === names.netns) || existsSync(`/run/netns/${names.netns}`),
+    link: spawnSync('ip', ['link', 'show', names.hostIf], { stdio: 'ignore', timeout: 5000 }).status === 0,
     table: spawnSync('nft', ['list', 'table', 'inet', `hutch_${id}`], { stdio: 'ignore', timeout: 5000 }).status === 0,
   };
 }
@@ -379,6 +395,7 @@ async function assertNetGone(id: string, what = 'after delete'): Promise<void> {
 /** Deletes a sandbox; with `check`, asserts the delete succeeded and left no network behind. */
 async function destroy(id: string | undefined, check = true): Promise<void> {
   if (!id) return;
+  linkNames(id);
   const res = await server.api('DELETE', `/v1/sandboxes/${id}`).catch(() => null);
   if (!check) return;
   assert.equal(res?.status, 204, `delete ${id}`);
@@ -1145,6 +1162,48 @@ for (const tier of TIERS) {
     });
   });
 }
+
+describe('spare networks (container)', () => {
+  /** Namespaces of this server that no sandbox record names: the prepared spares. */
+  function spareNamespaces(): string[] {
+    const key = createHash('sha256').update(server.dataDir).digest('hex').slice(0, 12);
+    const recordsDir = `/run/hutch/${key}/net`;
+    const owned = new Set(
+      spawnSync('ls', [recordsDir], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => (JSON.parse(readFileSync(`${recordsDir}/${f}`, 'utf8')) as { netns?: string }).netns),
+    );
+    const all = (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 5000 }).stdout ?? '')
+      .split('\n')
+      .map((l) => l.split(' ')[0]!);
+    return all.filter((n) => n.startsWith(`hutch-${key.slice(0, 8)}-`) && !owned.has(n));
+  }
+
+  test('after a networked create, spares are prepared; the next create takes one and works', { timeout: 60_000 }, async () => {
+    const first = await create({ egress: 'open' });
+    let second: Sandbox | undefined;
+    try {
+      let spares: string[] = [];
+      for (let i = 0; i < 100 && spares.length === 0; i++) {
+        spares = spareNamespaces();
+        if (spares.length === 0) await sleep(100);
+      }
+      assert.ok(spares.length > 0, 'spare namespaces are prepared after the first networked create');
+      second = await create({ egress: 'open' });
+      assert.ok(
+        spares.includes(linkNames(second.id).netns),
+        `the create took a spare (${linkNames(second.id).netns} in ${spares.join(', ')})`,
+      );
+      assert.ok(!spareNamespaces().includes(linkNames(second.id).netns), 'a claimed spare is no longer a spare');
+      await assertOpenEgress(second.id, 4);
+      await assertOpenEgress(second.id, 6);
+    } finally {
+      await destroy(second?.id);
+      await destroy(first.id);
+    }
+  });
+});
 
 describe('live policy changes (container): egress on and off, invalid settings', () => {
   test('egress can be turned on and off on a running sandbox', { timeout: 90_000 }, async () => {

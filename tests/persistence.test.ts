@@ -726,7 +726,7 @@ test("gVisor memory snapshot: forks continue the source's running processes from
     network: { egress: 'open' },
   });
   assert.equal(withNet.status, 400, JSON.stringify(withNet.body));
-  assert.match(withNet.body.error.message, /network\.egress: .*memory snapshot/);
+  assert.match(withNet.body.error.message, /network\.egress: .*holds memory/);
   const s1 = Number((await run(server, source.id, 'cat /tmp/count')).stdout);
   await sleep(600);
   assert.ok(Number((await run(server, source.id, 'cat /tmp/count')).stdout) > s1, 'the source keeps counting too');

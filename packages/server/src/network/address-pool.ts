@@ -80,8 +80,11 @@ export class AddressPool {
   }
 
   /** The lowest slot not in `used`; throws when the pool is exhausted. */
-  allocate(used: ReadonlySet<number>): number {
-    for (let s = FIRST_SLOT; s <= this.maxSlot; s++) if (!used.has(s)) return s;
+  /** A free slot, searching from `from` (wrapping around), so freed slots are not reused at once. */
+  allocate(used: ReadonlySet<number>, from = FIRST_SLOT): number {
+    const start = from >= FIRST_SLOT && from <= this.maxSlot ? from : FIRST_SLOT;
+    for (let s = start; s <= this.maxSlot; s++) if (!used.has(s)) return s;
+    for (let s = FIRST_SLOT; s < start; s++) if (!used.has(s)) return s;
     throw new Error('the sandbox address pool is exhausted');
   }
 }

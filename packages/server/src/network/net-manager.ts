@@ -18,16 +18,22 @@ import { isIP } from 'node:net';
 
 /**
  * The network layer of the local provider. A sandbox with egress other than `none` gets:
- * - a network namespace `hutch-<id>` (/run/netns), used as the runtime's network namespace;
- * - a routed veth link: `hz<id…>` on the host, `eth0` inside, addresses from the pool slot;
+ * - a network namespace `hutch-<key>-<slot>` (/run/netns), used as the runtime's namespace;
+ * - a routed veth link: `hz<key…>s<slot>` on the host, `eth0` inside, addresses from the slot;
  * - an nftables table `hutch_<id>` with its policy, under this server's shared base table.
  * Sandboxes with egress `none` get nothing here (the runtime's own empty namespace), so they pay
- * no set-up cost. Every step is idempotent and every resource is named by the sandbox id; a
- * record per sandbox under /run (written before the first side effect) tells sweeps what is ours.
+ * no set-up cost. Namespaces and links are named by their address slot, so they can be built
+ * before the sandbox exists: after the first networked create, a few spares (namespace, link,
+ * addresses, routes) are kept ready and a create only installs its table (see `claimSpare`).
+ * A record per sandbox under /run (written before the first side effect) says which slot and
+ * names are its; records of older versions name their resources by sandbox id (`hutch-<id>`,
+ * `hz<id…>`), which is still understood.
  */
 export interface NetworkOptions {
   /** Per-server key (as for the runtime state dirs): names the base table and the gateway link. */
   key: string;
+  /** Spare namespaces + links kept ready once a networked sandbox was created (default 4; 0: none). */
+  spares?: number;
   stateDir: string;
   pool4: string;
   pool6: string;
@@ -44,6 +50,8 @@ export interface SandboxNetwork {
 }
 
 const IF_PREFIX = 'hz';
+/** The slot owner of a prepared spare (no sandbox yet). */
+const SPARE = '(spare)';
 const NETNS_DIR = '/run/netns';
 const DNS_LOG_SIZE = 200;
 
@@ -54,6 +62,18 @@ export function hostIfName(id: string): string {
 
 export function netnsName(id: string): string {
   return `hutch-${id}`;
+}
+
+/** Where a sandbox's (or a spare's) network lives on the host. */
+interface LinkNames {
+  netns: string;
+  hostIf: string;
+}
+
+interface NetRecord {
+  slot: number;
+  netns?: string;
+  hostIf?: string;
 }
 
 async function ignoreMissing(p: Promise<unknown>, pattern: RegExp): Promise<void> {
@@ -70,8 +90,16 @@ export class NetworkManager {
   private readonly baseName: string;
   private readonly gatewayIf: string;
   private readonly recordsDir: string;
+  /** slot → sandbox id, or SPARE for a prepared spare. */
   private readonly slots = new Map<number, string>();
   private readonly slotOf = new Map<string, number>();
+  private readonly namesOfId = new Map<string, LinkNames>();
+  /** Ready spares (namespace, link, addresses and routes in place), oldest first. */
+  private readonly spares: number[] = [];
+  private sparesWanted = false;
+  private refilling: Promise<void> | null = null;
+  /** Slots are handed out round-robin, so a freed slot's names and addresses rest before reuse. */
+  private nextSlot = 0;
   private readonly views = new Map<string, EgressView>();
   private readonly dnsLogs = new Map<string, DnsQueryRecord[]>();
   private resolver: PlatformResolver | null = null;
@@ -105,8 +133,11 @@ export class NetworkManager {
       for (const file of await readdir(this.recordsDir)) {
         const id = file.replace(/\.json$/, '');
         try {
-          const rec = JSON.parse(await readFile(join(this.recordsDir, file), 'utf8')) as { slot?: number };
-          if (typeof rec.slot === 'number' && !this.slots.has(rec.slot)) this.claim(id, rec.slot);
+          const rec = JSON.parse(await readFile(join(this.recordsDir, file), 'utf8')) as Partial<NetRecord>;
+          if (typeof rec.slot === 'number' && !this.slots.has(rec.slot)) {
+            this.claim(id, rec.slot);
+            if (rec.netns && rec.hostIf) this.namesOfId.set(id, { netns: rec.netns, hostIf: rec.hostIf });
+          }
         } catch {
           /* a torn record: sweep() removes its resources */
         }
@@ -117,6 +148,7 @@ export class NetworkManager {
 
   private async doInit(): Promise<void> {
     await this.loadRecords();
+    await this.removeStraySpares();
     await this.ensureGatewayLink();
     const restrictForwarding = await this.enableForwarding();
     this.upstreams = this.options.dnsUpstreams ?? parseUpstreams(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
@@ -241,8 +273,118 @@ export class NetworkManager {
     const slot = this.slotOf.get(id);
     if (slot !== undefined) this.slots.delete(slot);
     this.slotOf.delete(id);
+    this.namesOfId.delete(id);
     this.views.delete(id);
     this.dnsLogs.delete(id);
+  }
+
+  private allocateSlot(): number {
+    const slot = this.pool.allocate(new Set(this.slots.keys()), this.nextSlot);
+    this.nextSlot = slot + 1;
+    return slot;
+  }
+
+  /** Names by slot (unique while the slot is held; the key keeps two servers' apart). */
+  private slotNames(slot: number): LinkNames {
+    // Interface names are at most 15 characters: hz + 4 + s + base36 slot (≤ 4 for a /16).
+    return {
+      netns: `hutch-${this.options.key.slice(0, 8)}-${slot}`,
+      hostIf: `${IF_PREFIX}${this.options.key.slice(0, 4)}s${slot.toString(36)}`,
+    };
+  }
+
+  /** The names of a sandbox's namespace and link (by its record; id-based for older records). */
+  private names(id: string): LinkNames {
+    return this.namesOfId.get(id) ?? { netns: netnsName(id), hostIf: hostIfName(id) };
+  }
+
+  /** Builds a namespace and link for `slot` (addresses and routes included); with `attachPid`, that process's namespace. */
+  private async buildLink(slot: number, names: LinkNames, attachPid?: number): Promise<void> {
+    const { netns: ns, hostIf } = names;
+    const addresses = this.pool.addresses(slot);
+    await runTool('ip', ['-batch', '-'], {
+      input:
+        [
+          attachPid !== undefined ? `netns attach ${ns} ${attachPid}` : `netns add ${ns}`,
+          `link add ${hostIf} type veth peer name eth0 netns ${ns}`,
+          `addr add ${this.pool.gateway4}/32 dev ${hostIf}`,
+          `addr add fe80::1/64 dev ${hostIf} nodad`,
+          `link set ${hostIf} up`,
+          `route replace ${addresses.ipv4}/32 dev ${hostIf}`,
+          `route replace ${addresses.ipv6Net} dev ${hostIf}`,
+        ].join('\n') + '\n',
+    });
+    await runTool('ip', ['-n', ns, '-batch', '-'], {
+      input:
+        [
+          'link set lo up',
+          `addr add ${addresses.ipv4}/32 dev eth0`,
+          `addr add ${addresses.ipv6}/64 dev eth0 nodad`,
+          'link set eth0 up',
+          `route add ${this.pool.gateway4}/32 dev eth0 scope link`,
+          `route add default via ${this.pool.gateway4} dev eth0`,
+          'route add default via fe80::1 dev eth0',
+        ].join('\n') + '\n',
+    });
+  }
+
+  private async removeNames(names: LinkNames): Promise<void> {
+    const links: string[] = [];
+    if (names.hostIf && existsSync(`/sys/class/net/${names.hostIf}`)) links.push(`link del ${names.hostIf}`);
+    if (names.netns && existsSync(join(NETNS_DIR, names.netns))) links.push(`netns del ${names.netns}`);
+    if (links.length === 0) return;
+    await ignoreMissing(runTool('ip', ['-batch', '-'], { input: links.join('\n') + '\n' }), /Cannot find|does not exist|No such file/i);
+  }
+
+  /** Takes a ready spare's slot for `id`, or null when none is ready. */
+  private claimSpare(id: string): number | null {
+    const slot = this.spares.shift();
+    if (slot === undefined) return null;
+    this.claim(id, slot);
+    this.namesOfId.set(id, this.slotNames(slot));
+    return slot;
+  }
+
+  /** Brings the spares back to their target in the background, one at a time. */
+  private refillSpares(): void {
+    const target = this.options.spares ?? 4;
+    if (!this.sparesWanted || this.refilling || target <= 0 || !this.ready) return;
+    this.refilling = (async () => {
+      while (this.sparesWanted && this.spares.length < target) {
+        const slot = this.allocateSlot();
+        this.slots.set(slot, SPARE);
+        try {
+          await this.buildLink(slot, this.slotNames(slot));
+          if (this.sparesWanted) this.spares.push(slot);
+          else {
+            await this.removeNames(this.slotNames(slot));
+            this.slots.delete(slot);
+          }
+        } catch (err) {
+          await this.removeNames(this.slotNames(slot)).catch(() => undefined);
+          this.slots.delete(slot);
+          this.options.log.warn({ err: (err as Error).message }, 'could not prepare a spare sandbox network');
+          break;
+        }
+      }
+    })().finally(() => {
+      this.refilling = null;
+    });
+  }
+
+  /** Spares of an earlier run of this server (no record names them): removed at start. */
+  private async removeStraySpares(): Promise<void> {
+    const owned = new Set([...this.namesOfId.values()].flatMap((n) => [n.netns, n.hostIf]));
+    const nsPrefix = `hutch-${this.options.key.slice(0, 8)}-`;
+    const ifPrefix = `${IF_PREFIX}${this.options.key.slice(0, 4)}s`;
+    const stray: LinkNames[] = [];
+    for (const ns of await readdir(NETNS_DIR).catch(() => [] as string[])) {
+      if (ns.startsWith(nsPrefix) && !owned.has(ns)) stray.push({ netns: ns, hostIf: '' });
+    }
+    for (const dev of await readdir('/sys/class/net').catch(() => [] as string[])) {
+      if (dev.startsWith(ifPrefix) && !owned.has(dev)) stray.push({ netns: '', hostIf: dev });
+    }
+    for (const names of stray) await this.removeNames(names).catch(() => undefined);
   }
 
   private viewFor(sourceIp: string): EgressView | null {
@@ -302,57 +444,44 @@ export class NetworkManager {
   async attach(id: string, policy: Exclude<EgressPolicy, 'none'>, attachPid?: number): Promise<SandboxNetwork> {
     await this.init();
     let slot = this.slotOf.get(id);
+    // A ready spare serves a fresh sandbox; a restart of one (its record is kept) or a running
+    // container's own namespace (attachPid) is built here.
+    const spare = slot === undefined && attachPid === undefined ? this.claimSpare(id) : null;
     if (slot === undefined) {
-      slot = this.pool.allocate(new Set(this.slots.keys()));
+      slot = spare ?? this.allocateSlot();
       this.claim(id, slot);
+      if (!this.namesOfId.has(id)) this.namesOfId.set(id, this.slotNames(slot));
     }
+    this.sparesWanted = true;
+    this.refillSpares();
     const addresses = this.pool.addresses(slot);
+    const names = this.names(id);
     try {
       // Intent first: a crash from here on leaves a record that sweep() cleans up.
-      await writeFile(join(this.recordsDir, `${id}.json`), JSON.stringify({ slot }));
-      const ns = netnsName(id);
-      const hostIf = hostIfName(id);
-      await this.removeLink(id);
-      // The nftables table names the link by interface name only, so it goes in alongside.
-      const policyInstalled = this.installPolicy(id, policy);
-      // Awaited below; this only keeps a failure while the links are built from going unhandled.
-      policyInstalled.catch(() => undefined);
-      await runTool('ip', ['-batch', '-'], {
-        input:
-          [
-            attachPid !== undefined ? `netns attach ${ns} ${attachPid}` : `netns add ${ns}`,
-            `link add ${hostIf} type veth peer name eth0 netns ${ns}`,
-            `addr add ${this.pool.gateway4}/32 dev ${hostIf}`,
-            `addr add fe80::1/64 dev ${hostIf} nodad`,
-            `link set ${hostIf} up`,
-            `route replace ${addresses.ipv4}/32 dev ${hostIf}`,
-            `route replace ${addresses.ipv6Net} dev ${hostIf}`,
-          ].join('\n') + '\n',
-      });
-      await runTool('ip', ['-n', ns, '-batch', '-'], {
-        input:
-          [
-            'link set lo up',
-            `addr add ${addresses.ipv4}/32 dev eth0`,
-            `addr add ${addresses.ipv6}/64 dev eth0 nodad`,
-            'link set eth0 up',
-            `route add ${this.pool.gateway4}/32 dev eth0 scope link`,
-            `route add default via ${this.pool.gateway4} dev eth0`,
-            'route add default via fe80::1 dev eth0',
-          ].join('\n') + '\n',
-      });
-      await policyInstalled;
+      const record: NetRecord = { slot, netns: names.netns, hostIf: names.hostIf };
+      await writeFile(join(this.recordsDir, `${id}.json`), JSON.stringify(record));
+      if (spare !== null) {
+        await this.installPolicy(id, policy);
+      } else {
+        await this.removeLink(id);
+        // The nftables table names the link by interface name only, so it goes in alongside.
+        const policyInstalled = this.installPolicy(id, policy);
+        // Awaited below; this only keeps a failure while the links are built from going unhandled.
+        policyInstalled.catch(() => undefined);
+        await this.buildLink(slot, names, attachPid);
+        await policyInstalled;
+      }
     } catch (err) {
       await this.detach(id).catch(() => undefined);
       throw new HutchError('internal', `network set-up failed: ${(err as Error).message}`, { cause: err });
     }
-    return { netnsPath: join(NETNS_DIR, netnsName(id)), addresses, gateway4: this.pool.gateway4, gateway6: this.pool.gateway6 };
+    return { netnsPath: join(NETNS_DIR, names.netns), addresses, gateway4: this.pool.gateway4, gateway6: this.pool.gateway6 };
   }
 
   private link(id: string): SandboxLink {
     const a = this.addressesOf(id);
     if (!a) throw new HutchError('conflict', `sandbox ${id} has no network link`);
-    return { id, hostIf: hostIfName(id), ipv4: a.ipv4, ipv6: a.ipv6 };
+    return { id, hostIf: this.names(id).hostIf, ipv4: a.ipv4, ipv6: a.ipv6 };
   }
 
   private async installPolicy(id: string, policy: Exclude<EgressPolicy, 'none'>): Promise<EgressView> {
@@ -367,7 +496,7 @@ export class NetworkManager {
   /** Whether this server manages a link for the sandbox. */
   async has(id: string): Promise<boolean> {
     await this.loadRecords();
-    return this.slotOf.has(id) && existsSync(join(NETNS_DIR, netnsName(id)));
+    return this.slotOf.has(id) && existsSync(join(NETNS_DIR, this.names(id).netns));
   }
 
   /**
@@ -393,7 +522,7 @@ export class NetworkManager {
   }
 
   private async cutForbiddenSockets(id: string, view: EgressView, seen: Set<string>): Promise<number> {
-    const nsPath = join(NETNS_DIR, netnsName(id));
+    const nsPath = join(NETNS_DIR, this.names(id).netns);
     let listing = '';
     try {
       listing = await runTool('nsenter', [`--net=${nsPath}`, 'ss', '-Htun', 'state', 'established']);
@@ -467,7 +596,7 @@ export class NetworkManager {
   async detach(id: string): Promise<void> {
     await this.loadRecords();
     // The record is written before any resource exists, so without one there is nothing to do.
-    if (!this.slotOf.has(id) && !existsSync(join(NETNS_DIR, netnsName(id)))) return;
+    if (!this.slotOf.has(id) && !existsSync(join(NETNS_DIR, this.names(id).netns))) return;
     const addresses = this.addressesOf(id);
     this.proxy?.cut(id);
     await this.removeLink(id);
@@ -480,14 +609,9 @@ export class NetworkManager {
   }
 
   private async removeLink(id: string): Promise<void> {
-    const links: string[] = [];
-    if (existsSync(`/sys/class/net/${hostIfName(id)}`)) links.push(`link del ${hostIfName(id)}`);
-    if (existsSync(join(NETNS_DIR, netnsName(id)))) links.push(`netns del ${netnsName(id)}`);
     await Promise.all([
       ignoreMissing(runTool('nft', ['delete', 'table', 'inet', sandboxTableName(id)]), /No such file|does not exist/i),
-      links.length > 0
-        ? ignoreMissing(runTool('ip', ['-batch', '-'], { input: links.join('\n') + '\n' }), /Cannot find|does not exist|No such file/i)
-        : Promise.resolve(),
+      this.removeNames(this.names(id)),
     ]);
   }
 
@@ -509,6 +633,12 @@ export class NetworkManager {
    * networked sandboxes exist, since they outlive the server; without any, it is removed.
    */
   async close(): Promise<void> {
+    this.sparesWanted = false;
+    await this.refilling;
+    for (const slot of this.spares.splice(0)) {
+      await this.removeNames(this.slotNames(slot)).catch(() => undefined);
+      this.slots.delete(slot);
+    }
     await this.resolver?.close();
     await this.proxy?.close();
     this.resolver = null;

@@ -220,13 +220,6 @@ export class LocalProvider implements Provider {
         'tier_unavailable',
         `network.egress: not available for isolation "${spec.isolation}": ${egressTier.reason ?? ''}`,
       );
-    // A memory image holds a sandbox taken without a network (see pauseMode); gVisor cannot give
-    // its restored kernel interfaces it never had.
-    if (spec.restoreFrom && spec.egress !== 'none')
-      throw new HutchError(
-        'invalid_argument',
-        'network.egress: a sandbox created from a memory snapshot starts with egress "none" (the snapshot\'s memory has no network)',
-      );
     const p = this.paths(spec.id);
     await mkdir(p.bundle, { recursive: true });
     // The root filesystem (disk, layers, overlay) and the rest (socket dir, network, name files,
@@ -421,7 +414,7 @@ export class LocalProvider implements Provider {
     await this.prepareSocketDir(p);
     const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
     await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
-    await this.refreshAgentMount(p);
+    await this.refreshBundle(p, network?.netnsPath ?? null);
     await this.runContainer(id, runtime, p, network !== null);
   }
 
@@ -434,16 +427,22 @@ export class LocalProvider implements Provider {
     return mount.source;
   }
 
-  /** A (re)started sandbox runs the current agent: after a reboot or an upgrade its path may differ. */
-  private async refreshAgentMount(p: SandboxPaths): Promise<void> {
+  /**
+   * A (re)started sandbox runs the current agent (after a reboot or an upgrade its path may
+   * differ) in the network namespace it has now (a restart gets a new one, see NetworkManager).
+   */
+  private async refreshBundle(p: SandboxPaths, netnsPath: string | null, options: { agent: boolean } = { agent: true }): Promise<void> {
     const file = join(p.bundle, 'config.json');
-    const config = JSON.parse(await readFile(file, 'utf8')) as { mounts: Array<{ destination: string; source: string }> };
-    const staged = await this.stagedAgentBinary();
+    const config = JSON.parse(await readFile(file, 'utf8')) as {
+      mounts: Array<{ destination: string; source: string }>;
+      linux: { namespaces: Array<{ type: string; path?: string }> };
+    };
     const mount = config.mounts.find((m) => m.destination === AGENT_BINARY_PATH);
-    if (mount && mount.source !== staged) {
-      mount.source = staged;
-      await writeFile(file, JSON.stringify(config));
-    }
+    if (mount && options.agent) mount.source = await this.stagedAgentBinary();
+    config.linux.namespaces = config.linux.namespaces.map((ns) =>
+      ns.type !== 'network' ? ns : netnsPath ? { type: 'network', path: netnsPath } : { type: 'network' },
+    );
+    await writeFile(file, JSON.stringify(config));
   }
 
   pauseMode(isolation: Isolation, egress: EgressPolicy): { mode: PauseMode; note: string | null } {
@@ -488,6 +487,8 @@ export class LocalProvider implements Provider {
     // netstack takes the namespace's addresses again at restore (they may differ from before).
     const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
     await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
+    // The checkpoint's own agent binary stays in the bundle; only the namespace is the current one.
+    await this.refreshBundle(p, network?.netnsPath ?? null, { agent: false });
     // Content-addressed: staging the kept copy gives back the path the bundle names (after a
     // reboot /run is empty).
     await this.stageAgent(p.checkpointAgent);
@@ -660,7 +661,8 @@ export class LocalProvider implements Provider {
   }
 
   /**
-   * runc/runsc remove their cgroups on delete; this catches what they could not. After a fork
+   * runsc removes its cgroups on delete; runc's (whose delete is skipped for a stopped container,
+   * see OciRuntime.forceDelete) go here, and so does whatever a runtime could not remove. After a fork
    * bomb, the kernel is still tearing down hundreds of processes when runc sees its init gone and
    * gives up on a busy cgroup (EBUSY), so retry for a bounded time, killing whatever is still in
    * the cgroup (only this sandbox's processes can be: the cgroup is ours), and also what a crash

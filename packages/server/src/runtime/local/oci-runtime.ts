@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, ToolError } from './exec-tool.js';
 
@@ -106,6 +106,13 @@ export class OciRuntime {
         // `delete --force`.
         if (killed) await waitGone(killed.pid, killed.start, 2000);
         if (killed || (await this.initGone(id))) {
+          // For a stopped runc container, `runc delete` only removes its cgroups (the provider
+          // removes those itself, with retries) and its state dir: doing the latter here saves a
+          // runc process (≈5 ms of cpu) per delete.
+          if (this.name === 'runc' && (await this.initGone(id))) {
+            await rm(join(this.root, id), { recursive: true, force: true });
+            return;
+          }
           for (let attempt = 0; attempt < 50; attempt++) {
             try {
               await runTool(this.binary, this.args('delete', id), { timeoutMs: 10_000 });
