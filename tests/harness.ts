@@ -100,8 +100,9 @@ export function removeServerNetwork(key: string): void {
   spawnSync('ip', ['link', 'del', `hg${key.slice(0, 8)}`], { stdio: 'ignore' });
 }
 
-export async function startServer(extra: ExtraServerOptions = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync('/var/tmp/hutch-test-');
+/** `dataDir`: start on an existing data dir (e.g. a store from an older version); it is removed by stop() too. */
+export async function startServer(extra: ExtraServerOptions = {}, options: { dataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? mkdtempSync('/var/tmp/hutch-test-');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const log: string[] = [];

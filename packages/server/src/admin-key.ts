@@ -1,36 +1,50 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ApiKeyStore } from './core/stores.js';
+import { newApiKey } from './core/key-service.js';
+import type { ApiKeyRecord, ApiKeyStore } from './core/stores.js';
+import { DEFAULT_TENANT } from './core/tenancy.js';
 
 /**
- * The admin API key: created on first start, stored hashed in the database and in plain text in
- * `<data-dir>/admin.key` (mode 0600) for the operator and local clients.
+ * The admin API key: created on first start (role admin, default tenant), stored hashed in the
+ * database and in plain text in `<data-dir>/admin.key` (mode 0600) for the operator and local
+ * clients. A key in the file that was revoked is never brought back; when no admin key is left at
+ * all, a new one replaces it (the operator's way back in, with access to the data dir).
  */
-export function newApiKey(): string {
-  return `hutch_${randomBytes(24).toString('hex')}`;
-}
+const adminRecord = (): ApiKeyRecord => ({
+  id: randomUUID(),
+  name: 'admin',
+  tenant: DEFAULT_TENANT,
+  role: 'admin',
+  createdAt: new Date(),
+  lastUsedAt: null,
+  limits: null,
+});
 
-/** A key in E2B's shape (`e2b_<hex>`): e2b SDKs before 2.46 refuse keys of any other form. */
-export function newE2bShapedKey(): string {
-  return `e2b_${randomBytes(20).toString('hex')}`;
-}
-
-export async function ensureAdminKey(dataDir: string, keys: ApiKeyStore): Promise<{ key: string; created: boolean }> {
+export async function ensureAdminKey(
+  dataDir: string,
+  keys: ApiKeyStore,
+  warn: (message: string) => void = () => undefined,
+): Promise<{ key: string; created: boolean }> {
   const file = join(dataDir, 'admin.key');
   if (existsSync(file)) {
     const key = (await readFile(file, 'utf8')).trim();
     await chmod(file, 0o600);
     if (key && (await keys.verify(key))) return { key, created: false };
-    if (key) {
+    if (key && (await keys.isRevoked(key))) {
+      if ((await keys.countAdmins()) > 0) {
+        warn(`${file} holds a revoked key; use another admin key (or delete the file and restart for a new one)`);
+        return { key, created: false };
+      }
+    } else if (key) {
       // The file is there but the database does not know the key (e.g. a new database): adopt it.
-      await keys.insert(key, { id: randomUUID(), name: 'admin', role: 'admin', createdAt: new Date(), limits: null });
+      await keys.insert(key, adminRecord());
       return { key, created: false };
     }
   }
   const key = newApiKey();
-  await keys.insert(key, { id: randomUUID(), name: 'admin', role: 'admin', createdAt: new Date(), limits: null });
+  await keys.insert(key, adminRecord());
   await writeFile(file, key + '\n', { mode: 0o600 });
   return { key, created: true };
 }

@@ -33,6 +33,11 @@ import { PoolService } from './core/pool-service.js';
 import { SqlitePoolStore } from './store/pool-repo.js';
 import { liveHostFigures, nodeSize } from './runtime/local/host-capacity.js';
 import { newSandboxId } from './core/ids.js';
+import { KeyService } from './core/key-service.js';
+import { OpenStreams } from './core/open-streams.js';
+import { Quotas } from './core/quotas.js';
+import { TenantService } from './core/tenant-service.js';
+import { SqliteTenantStore } from './store/tenant-repo.js';
 import { availableParallelism } from 'node:os';
 
 export interface ServerOptions {
@@ -135,8 +140,11 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     serverId = randomUUID();
     await meta.set('server_id', serverId);
   }
-  const keys = new SqliteApiKeyStore(db);
-  const admin = await ensureAdminKey(dataDir, keys);
+  const keyStore = new SqliteApiKeyStore(db);
+  const admin = await ensureAdminKey(dataDir, keyStore, (message) => logger.warn(message));
+  const tenants = new TenantService(new SqliteTenantStore(db), logger);
+  await tenants.load();
+  const keys = new KeyService(keyStore, tenants, new OpenStreams(), logger);
 
   const host = await probeHost();
   await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
@@ -183,15 +191,6 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
-  const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, new LocalVolumes(dataDir), logger, PLATFORM_MOUNT_PATHS);
-  const snapshots = new SnapshotService(
-    new SqliteSnapshotStore(db),
-    sandboxStore,
-    provider,
-    new LayerStore(join(dataDir, 'snapshots')),
-    templates,
-    logger,
-  );
   const node = nodeSize(dataDir);
   const capacity = new CapacityLedger({
     node,
@@ -204,17 +203,35 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     retryAfterSeconds: 10,
     live: () => liveHostFigures(dataDir),
   });
+  // Tenant quotas (and per-key limits), checked against the ledger's per-tenant sums.
+  const quotas = new Quotas(capacity, tenants);
+  const volumes = new VolumeService(
+    new SqliteVolumeStore(db),
+    sandboxStore,
+    new LocalVolumes(dataDir),
+    logger,
+    PLATFORM_MOUNT_PATHS,
+    quotas,
+  );
+  const snapshots = new SnapshotService(
+    new SqliteSnapshotStore(db),
+    sandboxStore,
+    provider,
+    new LayerStore(join(dataDir, 'snapshots')),
+    templates,
+    logger,
+  );
   const createQueue = new CreateQueue({
     concurrency: options.createConcurrency ?? Math.max(2, availableParallelism()),
     maxQueued: options.createQueue ?? 64,
   });
-  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots, capacity, createQueue);
+  const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots, capacity, createQueue, quotas);
   snapshots.sandboxes = sandboxes;
   const pools = new PoolService(
     new SqlitePoolStore(db),
     {
-      templateDigest: (t) => sandboxes.templateDigest(t),
-      bootWarm: (id, spec) => sandboxes.bootWarm(id, spec),
+      templateDigest: (t, tenant) => sandboxes.templateDigest(t, tenant),
+      bootWarm: (id, spec, tenant) => sandboxes.bootWarm(id, spec, tenant),
       destroyWarm: (id) => sandboxes.destroyWarm(id),
       newId: newSandboxId,
     },
@@ -222,8 +239,10 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     createQueue,
     logger,
     options.poolIdleDrainMs !== undefined ? { idleDrainMs: options.poolIdleDrainMs } : {},
+    quotas,
   );
   sandboxes.pools = pools;
+  tenants.contents = { sandboxes, volumes, snapshots, pools, keys, allocated: (tenant) => capacity.allocated({ tenant }) };
   const processes = new ProcessService(sandboxes);
   sandboxes.startProcess = (id, req) => processes.startDetached(id, req);
   const files = new FileService(sandboxes);
@@ -270,7 +289,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
 
   // The URL clients use (the listening address is only known later; info is read after listen).
   let publicUrl = '';
-  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, pools, info }, logger, VERSION, {
+  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, info }, logger, VERSION, {
     domain,
   });
   await app.listen({ host: options.host, port: options.port });

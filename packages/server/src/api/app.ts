@@ -15,7 +15,9 @@ import { volumeRoutes } from './routes/volumes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { keyRoutes } from './routes/keys.js';
 import { poolRoutes } from './routes/pools.js';
-import './caller.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { callerFromKey, trackRequest } from './caller.js';
+import { authorize, checkRoute } from './access.js';
 import { Ingress } from './ingress.js';
 import { E2bDataPlane } from './e2b/data-plane.js';
 import { e2bControlRoutes } from './e2b/control-plane.js';
@@ -75,6 +77,9 @@ export async function buildApp(
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
   app.decorateRequest('apiKey', null);
+  app.decorateRequest('openStream', null);
+  // Every route that names an object must have a tenancy rule (api/access.ts): checked as routes register.
+  app.addHook('onRoute', checkRoute);
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/')) return;
     const header = req.headers.authorization ?? '';
@@ -93,6 +98,8 @@ export async function buildApp(
           ),
         );
     }
+    trackRequest(services, req, reply, record);
+    await authorize(services, req, callerFromKey(record));
   });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
@@ -102,6 +109,7 @@ export async function buildApp(
   await app.register(volumeRoutes(services));
   await app.register(snapshotRoutes(services));
   await app.register(keyRoutes(services));
+  await app.register(tenantRoutes(services));
   await app.register(poolRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));

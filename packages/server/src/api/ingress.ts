@@ -1,6 +1,8 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HutchError } from '../core/errors.js';
+import { HutchError, notFound } from '../core/errors.js';
+import { canSee, requireRole } from '../core/tenancy.js';
+import { callerFromKey } from './caller.js';
 import { isPortPublic, verifyAccessToken, verifyPortToken } from '../core/port-access.js';
 import type { SandboxRecord } from '../core/sandbox.js';
 import { STATUS_BY_KIND, errorBody } from './errors.js';
@@ -14,6 +16,10 @@ import { endToEndHeaders } from './proxy-headers.js';
  * sandbox's agent, which dials the sandbox's own loopback: the proxy can reach nothing but the
  * one sandbox named in the request, so it can be neither a relay nor a bridge between sandboxes.
  * The sandbox service holds the sandbox active while such a stream is open.
+ *
+ * Access to a private port: the sandbox's access token, a signed token for that sandbox and port,
+ * or an API key of the sandbox's tenant (member or admin; another tenant's key gets a 404, as for
+ * an unknown sandbox). A connection opened with a key ends when the key is revoked.
  *
  * Hand-written on node:http rather than a proxy library because the upstream is not a host and
  * port but a stream the agent opens per request; what remains (header filtering, piping, the
@@ -72,8 +78,14 @@ export class Ingress {
     return null;
   }
 
-  /** Resolves the sandbox and checks access; on success strips the credentials it consumed. */
-  private async authorize(req: http.IncomingMessage, target: IngressTarget): Promise<{ record: SandboxRecord; setCookie?: string }> {
+  /**
+   * Resolves the sandbox and checks access; on success strips the credentials it consumed.
+   * `keyId`: the API key that granted access (its connection is tracked for revocation).
+   */
+  private async authorize(
+    req: http.IncomingMessage,
+    target: IngressTarget,
+  ): Promise<{ record: SandboxRecord; setCookie?: string; keyId?: string }> {
     if (target.port < 1 || target.port > 65535)
       throw new HutchError('invalid_argument', `port: ${target.port} is not a port number (1-65535)`);
     const record = await this.services.sandboxes.requireRunning(target.id);
@@ -94,8 +106,8 @@ export class Ingress {
     delete req.headers[ACCESS_HEADER];
     const bearer = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7).trim() : '';
     // The platform's key never reaches the sandbox, whatever else grants access.
-    const bearerValid = bearer.length > 0 && bearer.length <= 256 && (await this.services.keys.verify(bearer)) !== null;
-    if (bearerValid) delete req.headers.authorization;
+    const bearerKey = bearer.length > 0 && bearer.length <= 256 ? await this.services.keys.verify(bearer) : null;
+    if (bearerKey) delete req.headers.authorization;
 
     if (isPortPublic(record.network, target.port)) return { record };
     if (typeof accessHeader === 'string' && verifyAccessToken(record, accessHeader)) return { record };
@@ -108,7 +120,12 @@ export class Ingress {
       };
     }
     if (cookieToken !== undefined && verifyPortToken(record, target.port, cookieToken)) return { record };
-    if (bearerValid) return { record };
+    if (bearerKey) {
+      const caller = callerFromKey(bearerKey);
+      if (!canSee(caller, record.tenant)) throw notFound(`sandbox ${target.id} not found`);
+      requireRole(caller, 'member', `opening port ${target.port} of a sandbox`);
+      return { record, keyId: bearerKey.id };
+    }
     throw new HutchError(
       'unauthenticated',
       `port ${target.port} of sandbox ${target.id} is private: send the API key, the X-Hutch-Access-Token header, or use a signed URL (hutch url)`,
@@ -134,7 +151,11 @@ export class Ingress {
         res.writeHead(308, { location: `${target.cookiePath}${query}` }).end();
         return;
       }
-      const { record, setCookie } = await this.authorize(req, target);
+      const { record, setCookie, keyId } = await this.authorize(req, target);
+      if (keyId) {
+        const stream = this.services.keys.track(keyId, () => res.destroy());
+        res.once('close', () => stream.done());
+      }
       const tunnel = await this.services.sandboxes.openTunnel(record.id, target.port);
       const upstream = http.request({
         createConnection: () => tunnel as unknown as import('node:net').Socket,
@@ -168,7 +189,11 @@ export class Ingress {
   async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: IngressTarget): Promise<void> {
     socket.on('error', () => socket.destroy());
     try {
-      const { record } = await this.authorize(req, target);
+      const { record, keyId } = await this.authorize(req, target);
+      if (keyId) {
+        const stream = this.services.keys.track(keyId, () => socket.destroy());
+        socket.once('close', () => stream.done());
+      }
       const tunnel = await this.services.sandboxes.openTunnel(record.id, target.port);
       const headers = this.upstreamHeaders(req, true);
       let headText = `${req.method ?? 'GET'} ${target.path} HTTP/1.1\r\n`;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ISOLATION_TIERS, SANDBOX_STATES } from '../core/sandbox.js';
 import { SIGNALS } from '../core/process-service.js';
+import { ROLES } from '../core/tenancy.js';
 
 /**
  * Request and response schemas. They validate requests at the edge and generate the OpenAPI
@@ -108,8 +109,16 @@ const Lifecycle = z.object({
   autoResume: z.boolean(),
 });
 
+export const TenantName = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'tenant names are 1-63 lowercase letters, digits and "-"');
+/** `?tenant=`: an admin narrows a list to one tenant, or names the tenant of a named object (volume, pool). */
+export const TenantQuery = z.object({ tenant: TenantName.optional() }).strict();
+
 export const Sandbox = z.object({
   id: z.string(),
+  tenant: z.string(),
   state: z.enum(SANDBOX_STATES),
   template: z.string(),
   isolation: z.enum(ISOLATION_TIERS),
@@ -141,6 +150,7 @@ const PoolSpecFields = {
 };
 export const PutPoolBody = z.object(PoolSpecFields).strict();
 export const PoolView = z.object({
+  tenant: z.string(),
   name: z.string(),
   spec: z.object({
     template: z.string(),
@@ -209,7 +219,9 @@ const SandboxId = z
 
 export const IdParams = z.object({ id: SandboxId });
 
-export const ListSandboxesQuery = z.object({ state: z.string().max(200).optional() }).catchall(z.string().max(1024));
+export const ListSandboxesQuery = z
+  .object({ state: z.string().max(200).optional(), tenant: TenantName.optional() })
+  .catchall(z.string().max(1024));
 
 export const TimeoutBody = z.object({ timeoutSeconds: z.number().int().min(1).max(86400) }).strict();
 
@@ -367,6 +379,7 @@ export const CreateVolumeBody = z
   .strict();
 
 export const Volume = z.object({
+  tenant: z.string(),
   name: z.string(),
   sizeMiB: z.number(),
   labels: z.record(z.string(), z.string()),
@@ -400,6 +413,7 @@ export const CreateSnapshotBody = z
 
 export const Snapshot = z.object({
   id: z.string(),
+  tenant: z.string(),
   sourceSandbox: z.string(),
   template: z.string(),
   layers: z.array(z.string()),
@@ -419,3 +433,67 @@ export const ForkBody = z
   .strict();
 
 export const GcQuery = z.object({ dryRun: z.enum(['true', 'false', '1', '0']).optional() });
+
+/** Tenant quotas and per-key limits (absent fields: unlimited). */
+export const ResourceLimitsBody = z
+  .object({
+    maxSandboxes: z.number().int().min(0).max(1_000_000).optional(),
+    cpu: z.number().min(0).max(100_000).optional(),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30)
+      .optional(),
+    diskMiB: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30)
+      .optional(),
+    createsPerMinute: z.number().int().min(0).max(1_000_000).optional(),
+  })
+  .strict();
+
+export const CreateKeyBody = z
+  .object({
+    /** Default: the caller's tenant (only admins name another). */
+    tenant: TenantName.optional(),
+    /** Default member; never above the caller's role. */
+    role: z.enum(ROLES).optional(),
+    name: z.string().min(1).max(128).optional(),
+    /** Shape the key as `e2b_<hex>` for e2b SDKs older than 2.46, which check the format. */
+    e2b: z.boolean().optional(),
+    /** The key's own limits inside its tenant's quotas (absent: none). */
+    limits: ResourceLimitsBody.optional(),
+  })
+  .strict();
+export const KeyInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  tenant: z.string(),
+  role: z.enum(ROLES),
+  createdAt: z.string(),
+  lastUsedAt: z.string().nullable(),
+  limits: ResourceLimitsBody.nullable(),
+});
+export const KeyParams = z.object({ id: z.string().min(1).max(64) });
+
+export const CreateTenantBody = z.object({ name: TenantName, quotas: ResourceLimitsBody.nullish() }).strict();
+export const TenantParams = z.object({ name: TenantName });
+export const DeleteTenantQuery = z.object({ force: z.enum(['true', 'false', '1', '0']).optional() }).strict();
+export const Tenant = z.object({
+  name: z.string(),
+  quotas: ResourceLimitsBody.nullable(),
+  createdAt: z.string(),
+  usage: z.object({
+    sandboxes: z.number(),
+    cpu: z.number(),
+    memoryMiB: z.number(),
+    diskMiB: z.number(),
+    volumes: z.number(),
+    snapshots: z.number(),
+    pools: z.number(),
+    keys: z.number(),
+  }),
+});

@@ -4,6 +4,7 @@ import type { SandboxRecord } from '../core/sandbox.js';
 export function sandboxJson(r: SandboxRecord & { warm?: boolean }) {
   return {
     id: r.id,
+    tenant: r.tenant,
     state: r.state,
     template: r.template,
     isolation: r.isolation,

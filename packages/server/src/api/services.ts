@@ -3,7 +3,8 @@ import type { ProcessService } from '../core/process-service.js';
 import type { SandboxService } from '../core/sandbox-service.js';
 import type { VolumeService } from '../core/volume-service.js';
 import type { SnapshotService } from '../core/snapshot-service.js';
-import type { ApiKeyStore } from '../core/stores.js';
+import type { KeyService } from '../core/key-service.js';
+import type { TenantService } from '../core/tenant-service.js';
 import type { TemplateCatalog } from '../core/templates.js';
 import type { PoolService } from '../core/pool-service.js';
 
@@ -15,7 +16,8 @@ export interface Services {
   processes: ProcessService;
   files: FileService;
   templates: TemplateCatalog;
-  keys: ApiKeyStore;
+  keys: KeyService;
+  tenants: TenantService;
   pools: PoolService;
   info: () => Promise<Record<string, unknown>>;
 }

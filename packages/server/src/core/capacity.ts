@@ -41,11 +41,26 @@ export interface CapacityOptions {
   live: () => LiveHostFigures;
 }
 
+/** Whose a sandbox is, for quotas: its tenant and the API key that created it. */
+export interface Owner {
+  tenant: string;
+  key: string | null;
+}
+
+/** Narrows a sum or count to one tenant's or one key's sandboxes. */
+export type OwnerFilter = { tenant: string } | { key: string };
+
 interface Entry extends Allocation {
   /** Stopped and paused sandboxes hold only their disk. */
   running: boolean;
-  /** The API key that owns it (per-key limits); null for warm-pool members not yet claimed. */
-  owner: string | null;
+  /** Null for warm-pool members not yet claimed, and for deleted sandboxes still tearing down. */
+  owner: Owner | null;
+}
+
+function matches(owner: Owner | null, filter: OwnerFilter | undefined): boolean {
+  if (filter === undefined) return true;
+  if (owner === null) return false;
+  return 'tenant' in filter ? owner.tenant === filter.tenant : owner.key === filter.key;
 }
 
 export interface CapacityReport {
@@ -81,10 +96,10 @@ export class CapacityLedger {
   }
 
   /** Sum of the live sandboxes' limits (running ones: all; resting ones: disk), optionally of one owner. */
-  allocated(owner?: string): Allocation {
+  allocated(filter?: OwnerFilter): Allocation {
     const sum = zero();
     for (const e of this.entries.values()) {
-      if (owner !== undefined && e.owner !== owner) continue;
+      if (!matches(e.owner, filter)) continue;
       sum.diskMiB += e.diskMiB;
       if (!e.running) continue;
       sum.cpu += e.cpu;
@@ -95,9 +110,9 @@ export class CapacityLedger {
   }
 
   /** Sandboxes (running or resting) an owner has. */
-  count(owner: string): number {
+  count(filter: OwnerFilter): number {
     let n = 0;
-    for (const e of this.entries.values()) if (e.owner === owner) n++;
+    for (const e of this.entries.values()) if (matches(e.owner, filter)) n++;
     return n;
   }
 
@@ -110,14 +125,14 @@ export class CapacityLedger {
    * records it under `id`. `headroom` keeps that fraction of allocatable capacity free (the warm
    * pools fill only while foreground creates would still fit).
    */
-  admit(id: string, want: Allocation, owner: string | null, headroom = 0): void {
+  admit(id: string, want: Allocation, owner: Owner | null, headroom = 0): void {
     const problem = this.problem(want, headroom);
     if (problem) throw new HutchError('unavailable', problem, { retryAfterSeconds: this.options.retryAfterSeconds });
     this.entries.set(id, { ...want, running: true, owner });
   }
 
   /** Records a sandbox without checking (reattached at start, or one being deleted anyway). */
-  record(id: string, alloc: Allocation, running: boolean, owner: string | null): void {
+  record(id: string, alloc: Allocation, running: boolean, owner: Owner | null): void {
     this.entries.set(id, { ...alloc, running, owner });
   }
 
@@ -137,7 +152,7 @@ export class CapacityLedger {
   }
 
   /** Null: no owner's limits count it any more (a deleted sandbox whose teardown is running). */
-  setOwner(id: string, owner: string | null): void {
+  setOwner(id: string, owner: Owner | null): void {
     const e = this.entries.get(id);
     if (e) e.owner = owner;
   }

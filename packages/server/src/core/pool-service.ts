@@ -2,6 +2,7 @@ import type { CapacityLedger } from './capacity.js';
 import type { CreateQueue } from './create-queue.js';
 import { invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
+import type { Quotas } from './quotas.js';
 import { type Isolation, SANDBOX_DEFAULTS } from './sandbox.js';
 
 /**
@@ -16,6 +17,10 @@ import { type Isolation, SANDBOX_DEFAULTS } from './sandbox.js';
  * `min`. Refills run one at a time per pool and only while the create queue has a free slot and
  * nobody waiting, so foreground creates are not starved. Members exist only in memory and in the
  * runtime: after a server restart the reconciler reaps them as orphans and the pools refill.
+ *
+ * Pools belong to a tenant (names are unique per tenant) and only that tenant's creates claim
+ * their members. Unclaimed members count for the node's capacity, not the tenant's quotas; a pool
+ * may not be sized above what the tenant's quotas allow at once.
  */
 
 export interface PoolSpec {
@@ -34,6 +39,7 @@ export interface PoolSpec {
 export type PoolSpecInput = Pick<PoolSpec, 'template' | 'max' | 'target'> & Partial<Omit<PoolSpec, 'template' | 'max' | 'target'>>;
 
 export interface PoolDefinition {
+  tenant: string;
   name: string;
   spec: PoolSpec;
   createdAt: Date;
@@ -43,15 +49,15 @@ export interface PoolDefinition {
 export interface PoolStore {
   list(): Promise<PoolDefinition[]>;
   put(def: PoolDefinition): Promise<void>;
-  remove(name: string): Promise<void>;
+  remove(tenant: string, name: string): Promise<void>;
 }
 
 /** What the pools need from the sandbox service. */
 export interface WarmSandboxes {
-  /** The template's current digest (members of an older one are replaced). */
-  templateDigest(template: string): Promise<string>;
+  /** The template's (or the tenant's snapshot's) current digest (members of an older one are replaced). */
+  templateDigest(template: string, tenant: string): Promise<string>;
   /** Boots a sandbox that has no record yet (admitted by the caller); resolves when its agent answers. */
-  bootWarm(id: string, spec: PoolSpec): Promise<{ digest: string }>;
+  bootWarm(id: string, spec: PoolSpec, tenant: string): Promise<{ digest: string }>;
   /** Destroys a member that was never claimed. */
   destroyWarm(id: string): Promise<void>;
   newId(): string;
@@ -91,6 +97,7 @@ interface PoolState {
 }
 
 export interface PoolView {
+  tenant: string;
   name: string;
   spec: PoolSpec;
   /** Ready members. */
@@ -122,6 +129,9 @@ const POOL_HEADROOM = 0.1;
 const FAILURE_BACKOFF_MS = 5_000;
 const POOL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+/** Pools by `<tenant>/<name>`. */
+const poolId = (tenant: string, name: string): string => `${tenant}/${name}`;
+
 export class PoolService {
   private readonly pools = new Map<string, PoolState>();
   private timer: NodeJS.Timeout | null = null;
@@ -136,10 +146,12 @@ export class PoolService {
     private readonly queue: CreateQueue,
     private readonly log: Logger,
     private readonly options: { idleDrainMs?: number; tickMs?: number } = {},
+    /** Tenant quotas bound pool sizes (none: unbounded). */
+    private readonly quotas: Quotas | null = null,
   ) {}
 
   async load(): Promise<void> {
-    for (const def of await this.store.list()) this.pools.set(def.name, this.freshState(def));
+    for (const def of await this.store.list()) this.pools.set(poolId(def.tenant, def.name), this.freshState(def));
   }
 
   start(): void {
@@ -155,7 +167,7 @@ export class PoolService {
     this.timer = null;
   }
 
-  async put(name: string, input: PoolSpecInput): Promise<PoolView> {
+  async put(tenant: string, name: string, input: PoolSpecInput): Promise<PoolView> {
     const spec: PoolSpec = {
       template: input.template,
       isolation: input.isolation ?? SANDBOX_DEFAULTS.isolation,
@@ -171,10 +183,12 @@ export class PoolService {
     if (spec.min > spec.max) throw invalidArgument(`min: ${spec.min} is above max ${spec.max}`);
     if (spec.target < spec.min || spec.target > spec.max)
       throw invalidArgument(`target: ${spec.target} must lie between min ${spec.min} and max ${spec.max}`);
-    await this.sandboxes.templateDigest(spec.template); // unknown templates fail here, naming the field
+    this.quotas?.checkPool(tenant, spec);
+    await this.sandboxes.templateDigest(spec.template, tenant); // unknown templates fail here, naming the field
     const now = new Date();
-    const existing = this.pools.get(name);
-    const def: PoolDefinition = { name, spec, createdAt: existing?.def.createdAt ?? now, updatedAt: now };
+    const id = poolId(tenant, name);
+    const existing = this.pools.get(id);
+    const def: PoolDefinition = { tenant, name, spec, createdAt: existing?.def.createdAt ?? now, updatedAt: now };
     await this.store.put(def);
     if (existing) {
       const changed = JSON.stringify(keyOf(existing.def.spec)) !== JSON.stringify(keyOf(spec));
@@ -182,43 +196,45 @@ export class PoolService {
       // Members booted for other settings are no longer interchangeable with what the pool promises.
       if (changed) this.discard(existing, existing.members.splice(0), 'pool settings changed');
     } else {
-      this.pools.set(name, this.freshState(def));
+      this.pools.set(id, this.freshState(def));
     }
-    this.log.info({ pool: name, ...spec }, 'pool defined');
+    this.log.info({ pool: name, tenant, ...spec }, 'pool defined');
     void this.tick();
-    return this.view(this.pools.get(name)!);
+    return this.view(this.pools.get(id)!);
   }
 
-  list(): PoolView[] {
-    return [...this.pools.values()].map((p) => this.view(p));
+  /** One tenant's pools, or (null) every tenant's. */
+  list(tenant: string | null): PoolView[] {
+    return [...this.pools.values()].filter((p) => tenant === null || p.def.tenant === tenant).map((p) => this.view(p));
   }
 
-  get(name: string): PoolView {
-    const p = this.pools.get(name);
-    if (!p) throw notFound(`pool ${name} not found`);
+  get(tenant: string, name: string): PoolView {
+    const p = this.pools.get(poolId(tenant, name));
+    if (!p) throw notFound(`pool ${name.slice(0, 70)} not found`);
     return this.view(p);
   }
 
   /** Removes the pool and destroys its ready members (booting ones are destroyed when they finish). */
-  async delete(name: string): Promise<void> {
-    const p = this.pools.get(name);
-    if (!p) throw notFound(`pool ${name} not found`);
+  async delete(tenant: string, name: string): Promise<void> {
+    const id = poolId(tenant, name);
+    const p = this.pools.get(id);
+    if (!p) throw notFound(`pool ${name.slice(0, 70)} not found`);
     p.draining = true;
-    this.pools.delete(name);
-    await this.store.remove(name);
+    this.pools.delete(id);
+    await this.store.remove(tenant, name);
     await Promise.all(p.members.splice(0).map((m) => this.destroy(m.id, 'pool deleted')));
-    this.log.info({ pool: name }, 'pool deleted');
+    this.log.info({ pool: name, tenant }, 'pool deleted');
   }
 
   /**
-   * Claims a ready member for a create that matches a pool (counted as a hit), or null (counted
-   * as a miss when a pool matched but was empty). A member is removed from its pool before this
-   * returns, so no two creates can get the same one.
+   * Claims a ready member of the tenant's pools for a create that matches one (counted as a hit),
+   * or null (counted as a miss when a pool matched but was empty). A member is removed from its
+   * pool before this returns, so no two creates can get the same one.
    */
-  claim(key: PoolKey): { id: string; pool: string } | null {
+  claim(tenant: string, key: PoolKey): { id: string; pool: string } | null {
     const now = Date.now();
     for (const p of this.pools.values()) {
-      if (p.draining || !sameKey(p.def.spec, key)) continue;
+      if (p.draining || p.def.tenant !== tenant || !sameKey(p.def.spec, key)) continue;
       p.demand.push(now);
       const index = p.members.findIndex((m) => m.digest === key.digest);
       if (index >= 0) {
@@ -261,7 +277,7 @@ export class PoolService {
         if (surplus > 0 && p.members.length > 0)
           this.discard(p, p.members.splice(0, Math.min(surplus, p.members.length)), 'pool shrinking');
         // Members of an older template digest are replaced.
-        const digest = await this.sandboxes.templateDigest(p.def.spec.template).catch(() => null);
+        const digest = await this.sandboxes.templateDigest(p.def.spec.template, p.def.tenant).catch(() => null);
         if (digest) {
           const stale = p.members.filter((m) => m.digest !== digest);
           if (stale.length > 0) {
@@ -270,7 +286,7 @@ export class PoolService {
           }
         }
         if (p.starting > 0 || p.members.length >= desired) continue;
-        if ((this.backoffUntil.get(p.def.name) ?? 0) > now) continue;
+        if ((this.backoffUntil.get(poolId(p.def.tenant, p.def.name)) ?? 0) > now) continue;
         const { running, queued, concurrency } = this.queue.stats;
         if (queued > 0 || running >= concurrency) continue; // foreground creates first
         this.fill(p);
@@ -293,14 +309,14 @@ export class PoolService {
     p.starting++;
     const started = Date.now();
     void this.queue
-      .run(`pool:${p.def.name}`, () => this.sandboxes.bootWarm(id, spec))
+      .run(`pool:${poolId(p.def.tenant, p.def.name)}`, () => this.sandboxes.bootWarm(id, spec, p.def.tenant))
       .then(({ digest }) => {
         p.starting--;
         p.fills++;
         p.filled.push(Date.now());
         p.lastFillMs = Date.now() - started;
         p.lastError = null;
-        if (p.draining || this.pools.get(p.def.name) !== p || !sameKey(p.def.spec, keyOf(spec)))
+        if (p.draining || this.pools.get(poolId(p.def.tenant, p.def.name)) !== p || !sameKey(p.def.spec, keyOf(spec)))
           return void this.destroy(id, 'pool changed while booting');
         p.members.push({ id, digest });
         void this.tick();
@@ -310,8 +326,8 @@ export class PoolService {
         p.fillFailures++;
         p.lastError = (err as Error).message;
         this.capacity.release(id);
-        this.backoffUntil.set(p.def.name, Date.now() + FAILURE_BACKOFF_MS);
-        this.log.warn({ pool: p.def.name, err: p.lastError }, 'pool fill failed');
+        this.backoffUntil.set(poolId(p.def.tenant, p.def.name), Date.now() + FAILURE_BACKOFF_MS);
+        this.log.warn({ pool: p.def.name, tenant: p.def.tenant, err: p.lastError }, 'pool fill failed');
       });
   }
 
@@ -339,6 +355,7 @@ export class PoolService {
     const now = Date.now();
     const desired = this.desired(p, now);
     return {
+      tenant: p.def.tenant,
       name: p.def.name,
       spec: p.def.spec,
       size: p.members.length,

@@ -23,10 +23,11 @@ import {
 } from './sandbox.js';
 import type { SandboxStore } from './stores.js';
 import type { TemplateCatalog } from './templates.js';
-import type { Allocation, CapacityLedger } from './capacity.js';
+import type { Allocation, CapacityLedger, Owner } from './capacity.js';
 import type { CreateQueue } from './create-queue.js';
 import type { PoolService, PoolSpec } from './pool-service.js';
-import type { KeyLimits } from './stores.js';
+import type { Quotas } from './quotas.js';
+import { type Caller, requireVisible, SYSTEM_CALLER } from './tenancy.js';
 
 /**
  * Sandbox lifecycle: create, get, list, delete, TTL, and reconciliation with the runtime after a
@@ -58,7 +59,8 @@ export interface ResolvedSource {
 }
 
 export interface SnapshotSource {
-  resolve(id: string): Promise<ResolvedSource | null>;
+  /** A snapshot of the tenant as layers; null when the tenant has no such snapshot. */
+  resolve(id: string, tenant: string): Promise<ResolvedSource | null>;
 }
 
 /** Non-persistent sandboxes that are stopped or paused go after a day unless told otherwise. */
@@ -75,20 +77,14 @@ function normalizeLifecycle(input: CreateSandboxInput): Lifecycle {
   };
 }
 
-/** Who asks for a create: the API key (per-key limits, queue fairness). */
-export interface Caller {
-  keyId: string;
-  limits: KeyLimits | null;
-}
-
-const ANONYMOUS: Caller = { keyId: 'anonymous', limits: null };
-
 const allocationOf = (r: { cpu: number; memoryMiB: number; pids: number; diskMiB: number }): Allocation => ({
   cpu: r.cpu,
   memoryMiB: r.memoryMiB,
   pids: r.pids,
   diskMiB: r.diskMiB,
 });
+
+const ownerOf = (r: SandboxRecord): Owner => ({ tenant: r.tenant, key: r.owner });
 
 function ttlFrom(now: number, seconds: number | null): Date | null {
   return seconds === null ? null : new Date(now + seconds * 1000);
@@ -109,8 +105,6 @@ export class SandboxService {
   private readonly teardowns = new Map<string, Promise<void>>();
   /** Background teardowns run a few at a time (a burst of deletes must not start hundreds of runtimes at once). */
   private readonly teardownLimit = pLimit(MAX_PARALLEL_TEARDOWNS);
-  /** Recent create times per API key (createsPerMinute). */
-  private readonly recentCreates = new Map<string, number[]>();
   /** Warm pools (wired after construction: they boot sandboxes through this service). */
   pools: PoolService | null = null;
 
@@ -123,6 +117,8 @@ export class SandboxService {
     private readonly snapshots: SnapshotSource | null = null,
     private readonly capacity: CapacityLedger | null = null,
     private readonly queue: CreateQueue | null = null,
+    /** Tenant quotas and per-key limits (none: unlimited). */
+    private readonly quotas: Quotas | null = null,
   ) {
     this.keepAlive = new KeepAliveProcesses(this, log);
   }
@@ -130,11 +126,13 @@ export class SandboxService {
   /**
    * Creates a sandbox: from a matching warm pool when one has a member ready (`warm: true`),
    * else cold through the bounded create queue. Refused at once (429/503 with Retry-After) when a
-   * per-key limit, the queue or the node's capacity says no, naming which.
+   * tenant quota, a per-key limit, the queue or the node's capacity says no, naming which. The
+   * sandbox belongs to the caller's tenant, and only that tenant's snapshots, volumes and pools
+   * are used for it (another tenant's are unknown names here).
    */
-  async create(input: CreateSandboxInput, caller: Caller = ANONYMOUS): Promise<SandboxRecord & { warm?: boolean }> {
+  async create(input: CreateSandboxInput, caller: Caller = SYSTEM_CALLER): Promise<SandboxRecord & { warm?: boolean }> {
     if (input.idempotencyKey) {
-      const existing = await this.store.getByIdempotencyKey(input.idempotencyKey);
+      const existing = await this.store.getByIdempotencyKey(caller.tenant, input.idempotencyKey);
       if (existing) return existing;
     }
     const isolation = input.isolation ?? SANDBOX_DEFAULTS.isolation;
@@ -146,7 +144,7 @@ export class SandboxService {
       );
     }
     const templateName = input.template ?? SANDBOX_DEFAULTS.template;
-    const source = await this.resolveSource(templateName);
+    const source = await this.resolveSource(templateName, caller.tenant);
     if (source.isolation && source.isolation !== isolation)
       throw invalidArgument(
         `isolation: snapshot ${templateName} was taken from a "${source.isolation}" sandbox; create with that isolation`,
@@ -180,7 +178,7 @@ export class SandboxService {
     const lifecycle = normalizeLifecycle(input);
     if (input.volumes && input.volumes.length > 0 && !this.volumes) throw invalidArgument('volumes: not available on this server');
     const { mounts, sources } =
-      this.volumes && input.volumes ? await this.volumes.resolveMounts(input.volumes) : { mounts: [], sources: [] };
+      this.volumes && input.volumes ? await this.volumes.resolveMounts(caller.tenant, input.volumes) : { mounts: [], sources: [] };
     const now = new Date();
     const timeoutSeconds = input.timeoutSeconds ?? (lifecycle.persistent ? null : SANDBOX_DEFAULTS.timeoutSeconds);
     const resources = {
@@ -189,11 +187,15 @@ export class SandboxService {
       pids: input.pids ?? SANDBOX_DEFAULTS.pids,
       diskMiB: input.diskMiB ?? SANDBOX_DEFAULTS.diskMiB,
     };
-    this.checkKeyLimits(caller, resources);
+    const volumeMiB = (await this.quotas?.volumeUse(caller.tenant)) ?? 0;
+    // From the quota check to the reservation (or the claim) there is no await: see core/quotas.ts.
+    this.quotas?.checkCreate(caller, resources, volumeMiB);
+    const owner = { tenant: caller.tenant, key: caller.keyId };
     const warm =
       this.pools && mounts.length === 0 && !source.memory
-        ? this.pools.claim({ template: templateName, digest: source.digest, isolation, ...resources })
+        ? this.pools.claim(caller.tenant, { template: templateName, digest: source.digest, isolation, ...resources })
         : null;
+    if (warm) this.capacity?.setOwner(warm.id, owner);
     const record: SandboxRecord = {
       id: warm?.id ?? newSandboxId(),
       state: 'creating',
@@ -219,16 +221,17 @@ export class SandboxService {
       pauseMode: null,
       stateChangedAt: now,
       owner: caller.keyId,
+      tenant: caller.tenant,
     };
-    this.noteCreate(caller);
+    this.quotas?.noteCreate(caller);
     if (warm) {
-      const claimed = await this.finishWarm(record, warm.pool, caller);
+      const claimed = await this.finishWarm(record, warm.pool);
       if (claimed) return claimed;
       record.id = newSandboxId(); // the member was unusable: go cold
     }
     if (!this.queue) return this.createCold(record, source, sources, caller);
     // Reserved while waiting, so the queue never holds more than fits.
-    this.capacity?.admit(record.id, allocationOf(record), caller.keyId);
+    this.capacity?.admit(record.id, allocationOf(record), owner);
     try {
       return await this.queue.run(caller.keyId, () => this.createCold(record, source, sources, caller));
     } catch (err) {
@@ -244,13 +247,14 @@ export class SandboxService {
     caller: Caller,
   ): Promise<SandboxRecord & { warm?: boolean }> {
     const { isolation, network, timeoutSeconds, template: templateName } = record;
-    if (this.capacity && !this.capacity.has(record.id)) this.capacity.admit(record.id, allocationOf(record), caller.keyId);
+    if (this.capacity && !this.capacity.has(record.id))
+      this.capacity.admit(record.id, allocationOf(record), { tenant: caller.tenant, key: caller.keyId });
     try {
       await this.store.insert(record);
     } catch (err) {
       // Lost a race with a concurrent create carrying the same idempotency key.
       this.capacity?.release(record.id);
-      const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.idempotencyKey) : null;
+      const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.tenant, record.idempotencyKey) : null;
       if (winner) return winner;
       throw err;
     }
@@ -295,49 +299,12 @@ export class SandboxService {
     });
   }
 
-  /** Per-key limits: 429 naming the limit when this create would pass one. */
-  private checkKeyLimits(caller: Caller, want: Allocation): void {
-    const limits = caller.limits;
-    if (!limits) return;
-    const refuse = (what: string): never => {
-      throw new HutchError('resource_exhausted', `API key limit reached: ${what}`, { retryAfterSeconds: 5 });
-    };
-    if (limits.createsPerMinute !== undefined) {
-      const recent = this.recentCreates.get(caller.keyId)?.filter((t) => Date.now() - t < 60_000) ?? [];
-      if (recent.length >= limits.createsPerMinute) {
-        const wait = Math.max(1, Math.ceil((60_000 - (Date.now() - recent[0]!)) / 1000));
-        throw new HutchError(
-          'resource_exhausted',
-          `API key limit reached: createsPerMinute ${limits.createsPerMinute} (${recent.length} in the last minute)`,
-          { retryAfterSeconds: wait },
-        );
-      }
-    }
-    if (!this.capacity) return;
-    if (limits.maxSandboxes !== undefined && this.capacity.count(caller.keyId) >= limits.maxSandboxes)
-      refuse(`maxSandboxes ${limits.maxSandboxes} (it has ${this.capacity.count(caller.keyId)}; delete some first)`);
-    const used = this.capacity.allocated(caller.keyId);
-    for (const field of ['cpu', 'memoryMiB', 'diskMiB'] as const) {
-      const limit = limits[field];
-      if (limit !== undefined && used[field] + want[field] > limit)
-        refuse(`${field} ${limit} (its sandboxes use ${used[field]}, this one asks ${want[field]})`);
-    }
-  }
-
-  private noteCreate(caller: Caller): void {
-    if (caller.limits?.createsPerMinute === undefined) return;
-    const now = Date.now();
-    const recent = (this.recentCreates.get(caller.keyId) ?? []).filter((t) => now - t < 60_000);
-    recent.push(now);
-    this.recentCreates.set(caller.keyId, recent);
-  }
-
   /**
    * Hands a claimed warm-pool member to its create: the record is written and the request's own
    * settings applied (env for later processes, egress policy; metadata and TTL are the record's).
    * Null when the member turned out unusable (it is destroyed; the caller goes cold).
    */
-  private async finishWarm(record: SandboxRecord, pool: string, caller: Caller): Promise<(SandboxRecord & { warm?: boolean }) | null> {
+  private async finishWarm(record: SandboxRecord, pool: string): Promise<(SandboxRecord & { warm?: boolean }) | null> {
     const id = record.id;
     return this.locks.run(id, async () => {
       try {
@@ -364,28 +331,27 @@ export class SandboxService {
         // and the claimed member goes (never handed out twice, never back to its pool).
         await this.destroyWarm(id).catch(() => undefined);
         this.capacity?.release(id);
-        const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.idempotencyKey) : null;
+        const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.tenant, record.idempotencyKey) : null;
         if (winner) return winner;
         throw err;
       }
-      this.capacity?.setOwner(id, caller.keyId);
       this.touch(id);
       this.log.info({ sandbox: id, pool, isolation: record.isolation, template: record.template }, 'sandbox created (warm)');
       return { ...claimed, warm: true as const };
     });
   }
 
-  /** The current digest of a template or snapshot (warm pools compare their members with it). */
-  async templateDigest(template: string): Promise<string> {
-    return (await this.resolveSource(template)).digest;
+  /** The current digest of a template or the tenant's snapshot (warm pools compare their members with it). */
+  async templateDigest(template: string, tenant: string): Promise<string> {
+    return (await this.resolveSource(template, tenant)).digest;
   }
 
   /**
    * Boots a warm-pool member: a sandbox with no record (it gets one when claimed), egress none,
    * no env of its own; the template's start command runs now. Cleaned up if it fails.
    */
-  async bootWarm(id: string, spec: PoolSpec): Promise<{ digest: string }> {
-    const source = await this.resolveSource(spec.template);
+  async bootWarm(id: string, spec: PoolSpec, tenant: string): Promise<{ digest: string }> {
+    const source = await this.resolveSource(spec.template, tenant);
     if (source.memory) throw invalidArgument(`template: ${spec.template} is a memory snapshot; pools boot templates and file snapshots`);
     this.defaultUsers.set(id, source.defaultUser);
     try {
@@ -418,8 +384,8 @@ export class SandboxService {
     await this.provider.destroy(id);
   }
 
-  /** A shipped template or a snapshot, as the layers to mount (top first). */
-  private async resolveSource(name: string): Promise<ResolvedSource> {
+  /** A shipped template or one of the tenant's snapshots, as the layers to mount (top first). */
+  private async resolveSource(name: string, tenant: string): Promise<ResolvedSource> {
     if (this.templates.names().includes(name)) {
       const template = await this.templates.resolve(name);
       if (template)
@@ -431,7 +397,7 @@ export class SandboxService {
           ...(template.start ? { start: template.start } : {}),
         };
     }
-    const snapshot = await this.snapshots?.resolve(name);
+    const snapshot = await this.snapshots?.resolve(name, tenant);
     if (snapshot) return snapshot;
     throw invalidArgument(
       `template: unknown template or snapshot "${name}" (templates: ${this.templates.names().join(', ')}; snapshots: GET /v1/snapshots)`,
@@ -596,10 +562,11 @@ export class SandboxService {
 
   private async bringUp(record: SandboxRecord, up: () => Promise<void>, what: string): Promise<SandboxRecord> {
     const id = record.id;
-    if (this.capacity && !this.capacity.has(id)) this.capacity.record(id, allocationOf(record), false, record.owner);
+    if (this.capacity && !this.capacity.has(id)) this.capacity.record(id, allocationOf(record), false, ownerOf(record));
+    this.quotas?.checkWake(record.tenant, allocationOf(record)); // 429 naming the quota
     this.capacity?.wake(id); // 503 naming the resource when it no longer fits
     try {
-      if (this.volumes) await this.volumes.attachAll(record.volumes);
+      if (this.volumes) await this.volumes.attachAll(record.tenant, record.volumes);
       await up();
       await this.waitForAgent(id);
     } catch (err) {
@@ -738,6 +705,13 @@ export class SandboxService {
     this.agents.delete(id);
   }
 
+  /** A sandbox the caller may see: another tenant's is a 404, exactly as an unknown one. */
+  async getFor(caller: Caller, id: string): Promise<SandboxRecord> {
+    const record = await this.get(id);
+    requireVisible(caller, record.tenant, `sandbox ${id}`);
+    return record;
+  }
+
   /** A sandbox that exists (not deleted); 400 for a malformed id, 404 for an unknown one. */
   async get(id: string): Promise<SandboxRecord> {
     if (!isSandboxId(id)) throw invalidArgument(`id: "${id.slice(0, 40)}" is not a sandbox id (20 characters a-z, 0-9)`);
@@ -770,10 +744,17 @@ export class SandboxService {
     return record;
   }
 
-  async list(filter: { states?: SandboxState[]; metadata?: Record<string, string> } = {}): Promise<SandboxRecord[]> {
+  /** Sandboxes that are not deleted (or in the given states), of one tenant or (tenant null) all. */
+  async list(
+    filter: { states?: SandboxState[]; metadata?: Record<string, string>; tenant?: string | null } = {},
+  ): Promise<SandboxRecord[]> {
     const states =
       filter.states && filter.states.length > 0 ? filter.states : (['creating', 'running', 'paused', 'stopped', 'error'] as SandboxState[]);
-    return this.store.list({ states, ...(filter.metadata ? { metadata: filter.metadata } : {}) });
+    return this.store.list({
+      states,
+      ...(filter.metadata ? { metadata: filter.metadata } : {}),
+      ...(typeof filter.tenant === 'string' ? { tenant: filter.tenant } : {}),
+    });
   }
 
   /** Sets the TTL to `timeoutSeconds` from now unless the sandbox already lives longer. */
@@ -829,7 +810,7 @@ export class SandboxService {
       this.forgetActivity(id);
       this.cpuSamples.delete(id);
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
-      // Gone for its key's limits now; its resources count for the node until the teardown ends.
+      // Gone for its tenant's quotas now; its resources count for the node until the teardown ends.
       this.capacity?.setOwner(id, null);
       const teardown = this.teardownLimit(() => this.provider.destroy(id))
         .catch((err: unknown) => this.log.error({ sandbox: id, err: (err as Error).message }, 'teardown after delete failed'))
@@ -1047,7 +1028,7 @@ export class SandboxService {
     result.cleaned.push(...(await this.provider.sweep(keep)));
     if (this.capacity) {
       for (const record of await this.store.list({ states: ['running', 'paused', 'stopped'] }))
-        this.capacity.record(record.id, allocationOf(record), record.state === 'running', record.owner);
+        this.capacity.record(record.id, allocationOf(record), record.state === 'running', ownerOf(record));
     }
     this.log.info(result, 'reconciled with the runtime');
     return result;

@@ -68,8 +68,10 @@ export interface SandboxRecord extends SandboxResources {
   pauseMode: PauseMode | null;
   /** When the sandbox last entered its current state (stopped/paused: the auto-delete clock). */
   stateChangedAt: Date | null;
-  /** Id of the API key that created it (per-key limits); null when unknown. */
+  /** Id of the API key that created it (per-key limits, streams ended on revocation); null when unknown. */
   owner: string | null;
+  /** The tenant it belongs to (core/tenancy.ts). */
+  tenant: string;
 }
 
 export interface CreateSandboxInput extends Partial<SandboxResources> {

@@ -4,7 +4,8 @@ import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
 import type { Provider } from './provider.js';
 import type { CreateSandboxInput, SandboxRecord } from './sandbox.js';
-import type { Caller, ResolvedSource, SandboxService, SnapshotSource } from './sandbox-service.js';
+import type { ResolvedSource, SandboxService, SnapshotSource } from './sandbox-service.js';
+import { type Caller, requireVisible } from './tenancy.js';
 import type { SandboxStore, SnapshotRecord, SnapshotStore } from './stores.js';
 import type { TemplateCatalog } from './templates.js';
 
@@ -113,6 +114,7 @@ export class SnapshotService implements SnapshotSource {
   ): Promise<SnapshotView> {
     const snapshot: SnapshotRecord = {
       id,
+      tenant: record.tenant,
       sourceSandbox: record.id,
       template: base.template,
       templateDigest: base.templateDigest,
@@ -146,10 +148,10 @@ export class SnapshotService implements SnapshotSource {
     return { template: template.name, templateDigest: template.digest, layers: [], defaultUser: template.defaultUser };
   }
 
-  async resolve(id: string): Promise<ResolvedSource | null> {
+  async resolve(id: string, tenant: string): Promise<ResolvedSource | null> {
     if (!SNAPSHOT_ID.test(id)) return null;
     const snapshot = await this.store.get(id);
-    if (!snapshot) return null;
+    if (!snapshot || snapshot.tenant !== tenant) return null;
     const template = await this.templates.resolve(snapshot.template);
     if (!template || template.digest !== snapshot.templateDigest)
       throw conflict(`snapshot ${id}: its template ${snapshot.template} is no longer the one it was taken on`);
@@ -175,8 +177,16 @@ export class SnapshotService implements SnapshotSource {
     return snapshot;
   }
 
-  list(): Promise<SnapshotRecord[]> {
-    return this.store.list();
+  /** A snapshot the caller may see: another tenant's is a 404, exactly as an unknown one. */
+  async getFor(caller: Caller, id: string): Promise<SnapshotRecord> {
+    const snapshot = await this.get(id);
+    requireVisible(caller, snapshot.tenant, `snapshot ${id.slice(0, 40)}`);
+    return snapshot;
+  }
+
+  /** One tenant's snapshots, or (null) every tenant's. */
+  list(tenant: string | null): Promise<SnapshotRecord[]> {
+    return this.store.list(tenant);
   }
 
   /** Deletes a snapshot record; its layers go at the next `gc` unless another snapshot shares them. */
@@ -190,11 +200,15 @@ export class SnapshotService implements SnapshotSource {
     this.log.info({ snapshot: id }, 'snapshot deleted');
   }
 
-  /** A fresh snapshot of a sandbox and `count` sandboxes created from it, with the source's settings. */
+  /**
+   * A fresh snapshot of a sandbox and `count` sandboxes created from it, with the source's
+   * settings. The copies belong to the source's tenant (and count against its quotas), also when
+   * an admin of another tenant forks it.
+   */
   async fork(
     id: string,
     input: { count?: number; metadata?: Record<string, string>; memory?: boolean },
-    caller?: Caller,
+    caller: Caller,
   ): Promise<{ snapshot: SnapshotView; sandboxes: SandboxRecord[] }> {
     const sandboxes = this.requireSandboxes();
     const count = input.count ?? 1;
@@ -220,7 +234,8 @@ export class SnapshotService implements SnapshotSource {
       volumes: source.volumes,
     };
     const created: SandboxRecord[] = [];
-    for (let i = 0; i < count; i++) created.push(await sandboxes.create(body, caller));
+    const as: Caller = { ...caller, tenant: source.tenant };
+    for (let i = 0; i < count; i++) created.push(await sandboxes.create(body, as));
     return { snapshot, sandboxes: created };
   }
 
@@ -230,7 +245,7 @@ export class SnapshotService implements SnapshotSource {
     // made from it, so the snapshots' layers are all a live sandbox can be mounted on.
     const referenced = new Set<string>();
     const result = await this.layerLock.run('layers', async () => {
-      for (const s of await this.store.list()) for (const d of s.layers) referenced.add(d);
+      for (const s of await this.store.list(null)) for (const d of s.layers) referenced.add(d);
       return this.layers.gc(referenced, { dryRun });
     });
     this.log.info({ ...result, layers: result.layers.length, dryRun }, 'layer gc');

@@ -1,10 +1,13 @@
 import type { SandboxRecord, SandboxState } from './sandbox.js';
+import type { ResourceLimits, Role } from './tenancy.js';
 
 /** Persistence contracts core needs; store/ implements them (SQLite now, PostgreSQL later). */
 export interface SandboxFilter {
   states?: SandboxState[];
   metadata?: Record<string, string>;
   expiredBefore?: Date;
+  /** Only this tenant's sandboxes. */
+  tenant?: string;
 }
 
 export type SandboxPatch = Partial<
@@ -17,47 +20,48 @@ export type SandboxPatch = Partial<
 export interface SandboxStore {
   insert(record: SandboxRecord): Promise<void>;
   get(id: string): Promise<SandboxRecord | null>;
-  getByIdempotencyKey(key: string): Promise<SandboxRecord | null>;
+  /** Idempotency keys are per tenant. */
+  getByIdempotencyKey(tenant: string, key: string): Promise<SandboxRecord | null>;
   update(id: string, patch: SandboxPatch): Promise<void>;
-  /** Ids of sandboxes (any state but deleted) that mount the volume. */
-  usingVolume(name: string): Promise<string[]>;
+  /** Ids of the tenant's sandboxes (any state but deleted) that mount its volume `name`. */
+  usingVolume(tenant: string, name: string): Promise<string[]>;
   /** Ids of sandboxes (not deleted) created from the template or snapshot. */
   usingTemplate(template: string): Promise<string[]>;
   list(filter?: SandboxFilter): Promise<SandboxRecord[]>;
   count(): Promise<number>;
+  /** Sandboxes of the tenant that are not deleted. */
+  countOf(tenant: string): Promise<number>;
 }
 
-/** Per-API-key limits (absent fields: unlimited). The tenancy work moves them to tenants. */
-export interface KeyLimits {
-  /** Sandboxes (running, paused or stopped) the key may have at once. */
-  maxSandboxes?: number;
-  /** Sum of cpu limits of its running sandboxes. */
-  cpu?: number;
-  /** Sum of memory limits of its running sandboxes. */
-  memoryMiB?: number;
-  /** Sum of disk quotas of all its sandboxes. */
-  diskMiB?: number;
-  createsPerMinute?: number;
-}
+/** An API key's own limits inside its tenant's quotas (absent fields: unlimited). */
+export type KeyLimits = ResourceLimits;
 
 export interface ApiKeyRecord {
   id: string;
   name: string;
-  role: 'admin';
+  tenant: string;
+  role: Role;
   createdAt: Date;
+  /** Recorded at most once a minute per key (see ApiKeyStore.verify). */
+  lastUsedAt: Date | null;
   limits: KeyLimits | null;
 }
 
 export interface ApiKeyStore {
   /** Stores only a hash of the key. */
   insert(key: string, record: ApiKeyRecord): Promise<void>;
-  /** Resolves a presented key (constant-time on the hash), touching last-used. */
+  /** Resolves a presented key that is not revoked (constant-time on the hash), touching last-used. */
   verify(key: string): Promise<ApiKeyRecord | null>;
+  /** Whether a key with this secret was stored and revoked. */
+  isRevoked(key: string): Promise<boolean>;
+  get(id: string): Promise<ApiKeyRecord | null>;
   countAdmins(): Promise<number>;
-  /** Keys that are not revoked (never the secrets). */
-  list(): Promise<Array<ApiKeyRecord & { lastUsedAt: Date | null }>>;
+  /** Keys that are not revoked (never the secrets), of one tenant or (null) all. */
+  list(tenant: string | null): Promise<ApiKeyRecord[]>;
   /** Replaces a key's limits (null: unlimited); false when there is no such key. */
   setLimits(id: string, limits: KeyLimits | null): Promise<boolean>;
+  /** Revokes a key at once (cached verifications included); false when there was none to revoke. */
+  revoke(id: string): Promise<boolean>;
 }
 
 export interface MetaStore {
@@ -66,6 +70,8 @@ export interface MetaStore {
 }
 
 export interface VolumeRecord {
+  tenant: string;
+  /** Unique within its tenant. */
   name: string;
   sizeMiB: number;
   labels: Record<string, string>;
@@ -74,13 +80,16 @@ export interface VolumeRecord {
 
 export interface VolumeStore {
   insert(record: VolumeRecord): Promise<void>;
-  get(name: string): Promise<VolumeRecord | null>;
-  list(): Promise<VolumeRecord[]>;
-  remove(name: string): Promise<void>;
+  get(tenant: string, name: string): Promise<VolumeRecord | null>;
+  /** One tenant's volumes, or (null) every tenant's. */
+  list(tenant: string | null): Promise<VolumeRecord[]>;
+  remove(tenant: string, name: string): Promise<void>;
 }
 
 export interface SnapshotRecord {
   id: string;
+  /** The tenant of the sandbox it was taken from. */
+  tenant: string;
   sourceSandbox: string;
   /** The shipped template at the bottom of the snapshot's layers. */
   template: string;
@@ -101,6 +110,21 @@ export interface SnapshotRecord {
 export interface SnapshotStore {
   insert(record: SnapshotRecord): Promise<void>;
   get(id: string): Promise<SnapshotRecord | null>;
-  list(): Promise<SnapshotRecord[]>;
+  /** One tenant's snapshots, or (null) every tenant's. */
+  list(tenant: string | null): Promise<SnapshotRecord[]>;
   remove(id: string): Promise<void>;
+}
+
+export interface TenantRecord {
+  name: string;
+  quotas: ResourceLimits | null;
+  createdAt: Date;
+}
+
+export interface TenantStore {
+  insert(record: TenantRecord): Promise<void>;
+  get(name: string): Promise<TenantRecord | null>;
+  list(): Promise<TenantRecord[]>;
+  setQuotas(name: string, quotas: ResourceLimits | null): Promise<boolean>;
+  remove(name: string): Promise<void>;
 }

@@ -3,7 +3,9 @@ import { conflict, invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
 import type { DiskUsage, VolumeBackend } from './provider.js';
 import type { VolumeMount } from './sandbox.js';
+import type { Quotas } from './quotas.js';
 import type { SandboxStore, VolumeRecord, VolumeStore } from './stores.js';
+import { DEFAULT_TENANT } from './tenancy.js';
 
 const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const VOLUME_DEFAULT_MIB = 1024;
@@ -14,8 +16,18 @@ export interface VolumeView extends VolumeRecord {
 }
 
 /**
+ * The name a volume has in the backend (its directory on this host). Names are unique per
+ * tenant; the default tenant's keep their plain name (volumes made before tenants), others'
+ * are `<name>@<tenant>` — `@` is in neither a volume nor a tenant name, so no two collide.
+ */
+export function volumeKey(tenant: string, name: string): string {
+  return tenant === DEFAULT_TENANT ? name : `${name}@${tenant}`;
+}
+
+/**
  * Named, quota'd, persistent volumes. A volume outlives every sandbox that mounts it; several
- * sandboxes may mount it at once (read-only or read-write), and deleting one in use is refused.
+ * sandboxes of its tenant may mount it at once (read-only or read-write), and deleting one in use
+ * is refused. Names are per tenant: every method takes the tenant whose namespace is meant.
  */
 export class VolumeService {
   constructor(
@@ -25,69 +37,87 @@ export class VolumeService {
     private readonly log: Logger,
     /** Paths a volume may not cover: the runtime's own mounts and the kernel's virtual filesystems. */
     private readonly reserved: readonly string[],
+    /** Tenant storage quotas (none: unlimited). */
+    private readonly quotas: Quotas | null = null,
   ) {}
 
-  async create(input: { name: string; sizeMiB?: number; labels?: Record<string, string> }): Promise<VolumeView> {
+  async create(tenant: string, input: { name: string; sizeMiB?: number; labels?: Record<string, string> }): Promise<VolumeView> {
     if (!VOLUME_NAME.test(input.name))
       throw invalidArgument(`name: "${input.name.slice(0, 70)}" is not a volume name (1-63 of a-z, 0-9, ".", "_", "-")`);
-    if (await this.store.get(input.name)) throw conflict(`volume "${input.name}" already exists`);
+    if (await this.store.get(tenant, input.name)) throw conflict(`volume "${input.name}" already exists`);
+    const sizeMiB = input.sizeMiB ?? VOLUME_DEFAULT_MIB;
+    if (this.quotas) this.quotas.checkVolume(tenant, sizeMiB, await this.quotas.volumeUse(tenant));
     const record: VolumeRecord = {
+      tenant,
       name: input.name,
-      sizeMiB: input.sizeMiB ?? VOLUME_DEFAULT_MIB,
+      sizeMiB,
       labels: input.labels ?? {},
       createdAt: new Date(),
     };
-    await this.backend.create(record.name, record.sizeMiB);
+    const key = volumeKey(tenant, record.name);
+    await this.backend.create(key, record.sizeMiB);
     try {
       await this.store.insert(record);
     } catch (err) {
-      await this.backend.remove(record.name).catch(() => undefined);
+      await this.backend.remove(key).catch(() => undefined);
       if ((err as Error).message.includes('UNIQUE')) throw conflict(`volume "${input.name}" already exists`);
       throw err;
     }
-    this.log.info({ volume: record.name, sizeMiB: record.sizeMiB }, 'volume created');
+    this.log.info({ volume: record.name, tenant, sizeMiB: record.sizeMiB }, 'volume created');
     return { ...record, usedBytes: 0, usedBy: [] };
   }
 
-  async get(name: string): Promise<VolumeView> {
-    const record = await this.store.get(name);
+  async get(tenant: string, name: string): Promise<VolumeView> {
+    const record = await this.store.get(tenant, name);
     if (!record) throw notFound(`volume "${name.slice(0, 70)}" not found`);
     return this.view(record);
   }
 
-  async list(): Promise<VolumeView[]> {
-    return Promise.all((await this.store.list()).map((r) => this.view(r)));
+  /** One tenant's volumes, or (null) every tenant's. */
+  async list(tenant: string | null): Promise<VolumeView[]> {
+    return Promise.all((await this.store.list(tenant)).map((r) => this.view(r)));
+  }
+
+  /** The tenant's volume records, without their usage (which mounts them). */
+  records(tenant: string): Promise<VolumeRecord[]> {
+    return this.store.list(tenant);
+  }
+
+  /** MiB of volumes the tenant has (its storage quota counts them). */
+  async totalMiB(tenant: string): Promise<number> {
+    return (await this.store.list(tenant)).reduce((sum, v) => sum + v.sizeMiB, 0);
   }
 
   private async view(record: VolumeRecord): Promise<VolumeView> {
-    const usage = await this.backend.usage(record.name).catch(() => null);
-    return { ...record, usedBytes: usage?.usedBytes ?? null, usedBy: await this.sandboxes.usingVolume(record.name) };
+    const usage = await this.backend.usage(volumeKey(record.tenant, record.name)).catch(() => null);
+    return { ...record, usedBytes: usage?.usedBytes ?? null, usedBy: await this.sandboxes.usingVolume(record.tenant, record.name) };
   }
 
-  async usage(name: string): Promise<DiskUsage | null> {
-    return this.backend.usage(name).catch(() => null);
+  async usage(tenant: string, name: string): Promise<DiskUsage | null> {
+    return this.backend.usage(volumeKey(tenant, name)).catch(() => null);
   }
 
-  async delete(name: string): Promise<void> {
-    const record = await this.store.get(name);
+  async delete(tenant: string, name: string): Promise<void> {
+    const record = await this.store.get(tenant, name);
     if (!record) throw notFound(`volume "${name.slice(0, 70)}" not found`);
-    const users = await this.sandboxes.usingVolume(name);
+    const users = await this.sandboxes.usingVolume(tenant, name);
     if (users.length > 0)
       throw conflict(`volume "${name}" is in use by sandbox${users.length > 1 ? 'es' : ''} ${users.join(', ')}; delete them first`);
-    await this.backend.remove(name);
-    await this.store.remove(name);
-    this.log.info({ volume: name }, 'volume deleted');
+    await this.backend.remove(volumeKey(tenant, name));
+    await this.store.remove(tenant, name);
+    this.log.info({ volume: name, tenant }, 'volume deleted');
   }
 
-  /** Validates a create request's `volumes` and returns the mounts with their host sources. */
+  /** Validates a create request's `volumes` (the tenant's) and returns the mounts with their host sources. */
   async resolveMounts(
+    tenant: string,
     input: Array<{ name: string; path: string; readOnly?: boolean }>,
   ): Promise<{ mounts: VolumeMount[]; sources: Array<{ source: string; destination: string; readOnly: boolean }> }> {
     const mounts: VolumeMount[] = [];
     const seen = new Set<string>();
     for (const [i, v] of input.entries()) {
       const field = `volumes[${i}]`;
-      if (!(await this.store.get(v.name)))
+      if (!(await this.store.get(tenant, v.name)))
         throw invalidArgument(`${field}.name: volume "${v.name}" does not exist (POST /v1/volumes first)`);
       if (!v.path.startsWith('/')) throw invalidArgument(`${field}.path: must be absolute`);
       const path = posix.normalize(v.path).replace(/\/+$/, '');
@@ -100,12 +130,13 @@ export class VolumeService {
       mounts.push({ name: v.name, path, readOnly: v.readOnly === true });
     }
     const sources = [];
-    for (const m of mounts) sources.push({ source: await this.backend.attach(m.name), destination: m.path, readOnly: m.readOnly });
+    for (const m of mounts)
+      sources.push({ source: await this.backend.attach(volumeKey(tenant, m.name)), destination: m.path, readOnly: m.readOnly });
     return { mounts, sources };
   }
 
   /** Host sources for a sandbox's recorded mounts (on start, after a reboot unmounted them). */
-  async attachAll(mounts: VolumeMount[]): Promise<void> {
-    for (const m of mounts) await this.backend.attach(m.name);
+  async attachAll(tenant: string, mounts: VolumeMount[]): Promise<void> {
+    for (const m of mounts) await this.backend.attach(volumeKey(tenant, m.name));
   }
 }

@@ -32,9 +32,13 @@ export interface SandboxTable {
   state_changed_at: number | null;
   /** 0004: the API key that created it. */
   owner: string | null;
+  /** 0005: the tenant it belongs to. */
+  tenant: string;
 }
 
 export interface VolumeTable {
+  /** 0005: (tenant, name) is the key. */
+  tenant: string;
   name: string;
   size_mib: number;
   labels: string;
@@ -43,6 +47,8 @@ export interface VolumeTable {
 
 export interface SnapshotTable {
   id: string;
+  /** 0005. */
+  tenant: string;
   source_sandbox: string;
   template: string;
   template_digest: string;
@@ -66,13 +72,24 @@ export interface ApiKeyTable {
   revoked_at: number | null;
   /** 0004: JSON KeyLimits; null: unlimited. */
   limits: string | null;
+  /** 0005. */
+  tenant: string;
 }
 
 export interface PoolTable {
+  /** 0005: (tenant, name) is the key. */
+  tenant: string;
   name: string;
   spec: string;
   created_at: number;
   updated_at: number;
+}
+
+export interface TenantTable {
+  name: string;
+  /** JSON ResourceLimits; null: unlimited. */
+  quotas: string | null;
+  created_at: number;
 }
 
 export interface MetaTable {
@@ -87,6 +104,7 @@ export interface Schema {
   api_keys: ApiKeyTable;
   meta: MetaTable;
   pools: PoolTable;
+  tenants: TenantTable;
   _placeholder?: { id: Generated<number> };
 }
 

@@ -1,8 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyRecord, ApiKeyStore, KeyLimits, MetaStore } from '../core/stores.js';
-import type { Db } from './database.js';
+import { ROLES, type Role } from '../core/tenancy.js';
+import type { ApiKeyTable, Db } from './database.js';
 
+/**
+ * Keys are stored as SHA-256 digests, never in plain text. A fast hash is enough here, unlike for
+ * passwords: every key is at least 160 random bits (core/key-service.ts), so nobody can brute-force a
+ * digest back to its key, and a slow hash (bcrypt, argon2) would only add milliseconds to every
+ * request. Lookups go by digest; the lookup's timing depends on the digest of what the client
+ * sent, which tells it nothing about any stored key, and the final comparison is constant-time.
+ */
 const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+
+/** Last-used times are written at most this often per key (a busy key costs one write a minute). */
+const LAST_USED_EVERY_MS = 60_000;
 
 function parseLimits(text: string | null): KeyLimits | null {
   if (!text) return null;
@@ -13,8 +24,21 @@ function parseLimits(text: string | null): KeyLimits | null {
   }
 }
 
+function toRecord(row: ApiKeyTable): ApiKeyRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    tenant: row.tenant,
+    // An unknown role in the column gives the least access.
+    role: (ROLES as readonly string[]).includes(row.role) ? (row.role as Role) : 'read-only',
+    createdAt: new Date(row.created_at),
+    lastUsedAt: row.last_used_at === null ? null : new Date(row.last_used_at),
+    limits: parseLimits(row.limits),
+  };
+}
+
 export class SqliteApiKeyStore implements ApiKeyStore {
-  /** Verified keys are cached by hash so the hot path does not touch SQLite on every call. */
+  /** Verified keys by digest, so the hot path does not touch SQLite on every call. Revocation evicts. */
   private readonly cache = new Map<string, ApiKeyRecord>();
 
   constructor(private readonly db: Db) {}
@@ -26,6 +50,7 @@ export class SqliteApiKeyStore implements ApiKeyStore {
         id: record.id,
         hash: hashKey(key),
         name: record.name,
+        tenant: record.tenant,
         role: record.role,
         created_at: record.createdAt.getTime(),
         last_used_at: null,
@@ -37,38 +62,55 @@ export class SqliteApiKeyStore implements ApiKeyStore {
 
   async verify(key: string): Promise<ApiKeyRecord | null> {
     const hash = hashKey(key);
-    const cached = this.cache.get(hash);
-    if (cached) return cached;
-    const row = await this.db
-      .selectFrom('api_keys')
-      .selectAll()
-      .where('hash', '=', hash)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    // The lookup is by hash, so timing reveals nothing about the key; compare again in constant time anyway.
-    if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash))) return null;
-    const record: ApiKeyRecord = {
-      id: row.id,
-      name: row.name,
-      role: 'admin',
-      createdAt: new Date(row.created_at),
-      limits: parseLimits(row.limits),
-    };
-    await this.db.updateTable('api_keys').set({ last_used_at: Date.now() }).where('id', '=', row.id).execute();
-    this.cache.set(hash, record);
+    let record = this.cache.get(hash) ?? null;
+    if (!record) {
+      const row = await this.db
+        .selectFrom('api_keys')
+        .selectAll()
+        .where('hash', '=', hash)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash))) return null;
+      record = toRecord(row);
+      // A revoke may have landed while the row was read: only cache what is still valid.
+      if (this.revokedIds.has(record.id)) return null;
+      this.cache.set(hash, record);
+    }
+    const now = Date.now();
+    if (record.lastUsedAt === null || now - record.lastUsedAt.getTime() >= LAST_USED_EVERY_MS) {
+      record.lastUsedAt = new Date(now);
+      await this.db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', record.id).execute();
+    }
     return record;
   }
 
-  async list(): Promise<Array<ApiKeyRecord & { lastUsedAt: Date | null }>> {
-    const rows = await this.db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null).orderBy('created_at', 'asc').execute();
-    return rows.map((r) => ({
-      id: r.id,
-      name: r.name,
-      role: 'admin' as const,
-      createdAt: new Date(r.created_at),
-      limits: parseLimits(r.limits),
-      lastUsedAt: r.last_used_at === null ? null : new Date(r.last_used_at),
-    }));
+  /** Ids revoked since start (a verify racing a revoke must not cache the key again). */
+  private readonly revokedIds = new Set<string>();
+
+  async isRevoked(key: string): Promise<boolean> {
+    const row = await this.db.selectFrom('api_keys').select('revoked_at').where('hash', '=', hashKey(key)).executeTakeFirst();
+    return row !== undefined && row.revoked_at !== null;
+  }
+
+  async get(id: string): Promise<ApiKeyRecord | null> {
+    const row = await this.db.selectFrom('api_keys').selectAll().where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    return row ? this.fresh(toRecord(row)) : null;
+  }
+
+  async list(tenant: string | null): Promise<ApiKeyRecord[]> {
+    let q = this.db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
+    if (tenant !== null) q = q.where('tenant', '=', tenant);
+    const rows = await q.orderBy('created_at', 'asc').execute();
+    return rows.map((r) => this.fresh(toRecord(r)));
+  }
+
+  /** A row's record with the last use seen in memory (written to the store at most once a minute). */
+  private fresh(record: ApiKeyRecord): ApiKeyRecord {
+    for (const cached of this.cache.values()) {
+      if (cached.id === record.id && cached.lastUsedAt && (!record.lastUsedAt || cached.lastUsedAt > record.lastUsedAt))
+        return { ...record, lastUsedAt: cached.lastUsedAt };
+    }
+    return record;
   }
 
   async setLimits(id: string, limits: KeyLimits | null): Promise<boolean> {
@@ -79,7 +121,19 @@ export class SqliteApiKeyStore implements ApiKeyStore {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     // Cached verifications carry the old limits.
-    for (const [hash, cached] of this.cache) if (cached.id === id) this.cache.set(hash, { ...cached, limits });
+    for (const cached of this.cache.values()) if (cached.id === id) cached.limits = limits;
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async revoke(id: string): Promise<boolean> {
+    this.revokedIds.add(id);
+    for (const [hash, cached] of this.cache) if (cached.id === id) this.cache.delete(hash);
+    const result = await this.db
+      .updateTable('api_keys')
+      .set({ revoked_at: Date.now() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 

@@ -110,4 +110,58 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_tenants': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tenants')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        // JSON ResourceLimits; null: unlimited.
+        .addColumn('quotas', 'text')
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .execute();
+      // Everything that existed before tenants belongs to the default tenant; existing keys keep
+      // their role (admin: every key had full access before).
+      await sql`INSERT INTO tenants (name, quotas, created_at) VALUES ('default', NULL, ${Date.now()})`.execute(db);
+      for (const table of ['api_keys', 'sandboxes', 'snapshots']) {
+        await db.schema
+          .alterTable(table)
+          .addColumn('tenant', 'text', (c) => c.notNull().defaultTo('default'))
+          .execute();
+      }
+      await db.schema.createIndex('sandboxes_tenant').on('sandboxes').columns(['tenant', 'state']).execute();
+      // Idempotency keys are per tenant (one tenant's key never answers with another's sandbox).
+      await sql`DROP INDEX sandboxes_idempotency`.execute(db);
+      await sql`CREATE UNIQUE INDEX sandboxes_idempotency ON sandboxes (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL`.execute(
+        db,
+      );
+      await db.schema.createIndex('api_keys_tenant').on('api_keys').column('tenant').execute();
+      // Volume and pool names are unique per tenant: both tables get (tenant, name) as their key.
+      await db.schema
+        .createTable('volumes_0005')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('size_mib', 'integer', (c) => c.notNull())
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volumes_pk', ['tenant', 'name'])
+        .execute();
+      await sql`INSERT INTO volumes_0005 (tenant, name, size_mib, labels, created_at)
+                SELECT 'default', name, size_mib, labels, created_at FROM volumes`.execute(db);
+      await db.schema.dropTable('volumes').execute();
+      await db.schema.alterTable('volumes_0005').renameTo('volumes').execute();
+      await db.schema
+        .createTable('pools_0005')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('pools_pk', ['tenant', 'name'])
+        .execute();
+      await sql`INSERT INTO pools_0005 (tenant, name, spec, created_at, updated_at)
+                SELECT 'default', name, spec, created_at, updated_at FROM pools`.execute(db);
+      await db.schema.dropTable('pools').execute();
+      await db.schema.alterTable('pools_0005').renameTo('pools').execute();
+    },
+  },
 };

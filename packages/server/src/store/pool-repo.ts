@@ -6,8 +6,9 @@ export class SqlitePoolStore implements PoolStore {
   constructor(private readonly db: Db) {}
 
   async list(): Promise<PoolDefinition[]> {
-    const rows = await this.db.selectFrom('pools').selectAll().orderBy('name', 'asc').execute();
+    const rows = await this.db.selectFrom('pools').selectAll().orderBy('tenant', 'asc').orderBy('name', 'asc').execute();
     return rows.map((r) => ({
+      tenant: r.tenant,
       name: r.name,
       spec: JSON.parse(r.spec) as PoolDefinition['spec'],
       createdAt: new Date(r.created_at),
@@ -19,12 +20,12 @@ export class SqlitePoolStore implements PoolStore {
     const spec = JSON.stringify(def.spec);
     await this.db
       .insertInto('pools')
-      .values({ name: def.name, spec, created_at: def.createdAt.getTime(), updated_at: def.updatedAt.getTime() })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ spec, updated_at: def.updatedAt.getTime() }))
+      .values({ tenant: def.tenant, name: def.name, spec, created_at: def.createdAt.getTime(), updated_at: def.updatedAt.getTime() })
+      .onConflict((oc) => oc.columns(['tenant', 'name']).doUpdateSet({ spec, updated_at: def.updatedAt.getTime() }))
       .execute();
   }
 
-  async remove(name: string): Promise<void> {
-    await this.db.deleteFrom('pools').where('name', '=', name).execute();
+  async remove(tenant: string, name: string): Promise<void> {
+    await this.db.deleteFrom('pools').where('tenant', '=', tenant).where('name', '=', name).execute();
   }
 }

@@ -31,6 +31,7 @@ function toRecord(row: SandboxTable): SandboxRecord {
     pauseMode: (row.pause_mode as PauseMode | null) ?? null,
     stateChangedAt: row.state_changed_at === null ? null : new Date(row.state_changed_at),
     owner: row.owner ?? null,
+    tenant: row.tenant,
   };
 }
 
@@ -88,6 +89,7 @@ function toRow(r: SandboxRecord): SandboxTable {
     pause_mode: r.pauseMode,
     state_changed_at: r.stateChangedAt?.getTime() ?? null,
     owner: r.owner,
+    tenant: r.tenant,
   };
 }
 
@@ -103,8 +105,13 @@ export class SqliteSandboxStore implements SandboxStore {
     return row ? toRecord(row) : null;
   }
 
-  async getByIdempotencyKey(key: string): Promise<SandboxRecord | null> {
-    const row = await this.db.selectFrom('sandboxes').selectAll().where('idempotency_key', '=', key).executeTakeFirst();
+  async getByIdempotencyKey(tenant: string, key: string): Promise<SandboxRecord | null> {
+    const row = await this.db
+      .selectFrom('sandboxes')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('idempotency_key', '=', key)
+      .executeTakeFirst();
     return row ? toRecord(row) : null;
   }
 
@@ -124,6 +131,7 @@ export class SqliteSandboxStore implements SandboxStore {
 
   async list(filter: SandboxFilter = {}): Promise<SandboxRecord[]> {
     let q = this.db.selectFrom('sandboxes').selectAll();
+    if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
     if (filter.states && filter.states.length > 0) q = q.where('state', 'in', filter.states);
     if (filter.expiredBefore) q = q.where('expires_at', '<=', filter.expiredBefore.getTime());
     const rows = await q.orderBy('created_at', 'asc').execute();
@@ -135,8 +143,13 @@ export class SqliteSandboxStore implements SandboxStore {
     return records;
   }
 
-  async usingVolume(name: string): Promise<string[]> {
-    const rows = await this.db.selectFrom('sandboxes').select(['id', 'volumes']).where('state', '!=', 'deleted').execute();
+  async usingVolume(tenant: string, name: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('sandboxes')
+      .select(['id', 'volumes'])
+      .where('tenant', '=', tenant)
+      .where('state', '!=', 'deleted')
+      .execute();
     return rows.filter((r) => parseJson<VolumeMount[]>(r.volumes, []).some((v) => v.name === name)).map((r) => r.id);
   }
 
@@ -148,6 +161,16 @@ export class SqliteSandboxStore implements SandboxStore {
       .where('template', '=', template)
       .execute();
     return rows.map((r) => r.id);
+  }
+
+  async countOf(tenant: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('sandboxes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('tenant', '=', tenant)
+      .where('state', '!=', 'deleted')
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
   }
 
   async count(): Promise<number> {

@@ -1,5 +1,5 @@
 import type { SnapshotRecord, SnapshotStore, VolumeRecord, VolumeStore } from '../core/stores.js';
-import type { Db, SnapshotTable } from './database.js';
+import type { Db, SnapshotTable, VolumeTable } from './database.js';
 
 /** SQLite implementations of the volume and snapshot stores. */
 export class SqliteVolumeStore implements VolumeStore {
@@ -8,35 +8,40 @@ export class SqliteVolumeStore implements VolumeStore {
   async insert(r: VolumeRecord): Promise<void> {
     await this.db
       .insertInto('volumes')
-      .values({ name: r.name, size_mib: r.sizeMiB, labels: JSON.stringify(r.labels), created_at: r.createdAt.getTime() })
+      .values({
+        tenant: r.tenant,
+        name: r.name,
+        size_mib: r.sizeMiB,
+        labels: JSON.stringify(r.labels),
+        created_at: r.createdAt.getTime(),
+      })
       .execute();
   }
 
-  async get(name: string): Promise<VolumeRecord | null> {
-    const row = await this.db.selectFrom('volumes').selectAll().where('name', '=', name).executeTakeFirst();
-    return row
-      ? {
-          name: row.name,
-          sizeMiB: row.size_mib,
-          labels: JSON.parse(row.labels) as Record<string, string>,
-          createdAt: new Date(row.created_at),
-        }
-      : null;
+  async get(tenant: string, name: string): Promise<VolumeRecord | null> {
+    const row = await this.db.selectFrom('volumes').selectAll().where('tenant', '=', tenant).where('name', '=', name).executeTakeFirst();
+    return row ? toVolume(row) : null;
   }
 
-  async list(): Promise<VolumeRecord[]> {
-    const rows = await this.db.selectFrom('volumes').selectAll().orderBy('created_at', 'asc').execute();
-    return rows.map((row) => ({
-      name: row.name,
-      sizeMiB: row.size_mib,
-      labels: JSON.parse(row.labels) as Record<string, string>,
-      createdAt: new Date(row.created_at),
-    }));
+  async list(tenant: string | null): Promise<VolumeRecord[]> {
+    let q = this.db.selectFrom('volumes').selectAll();
+    if (tenant !== null) q = q.where('tenant', '=', tenant);
+    return (await q.orderBy('created_at', 'asc').execute()).map(toVolume);
   }
 
-  async remove(name: string): Promise<void> {
-    await this.db.deleteFrom('volumes').where('name', '=', name).execute();
+  async remove(tenant: string, name: string): Promise<void> {
+    await this.db.deleteFrom('volumes').where('tenant', '=', tenant).where('name', '=', name).execute();
   }
+}
+
+function toVolume(row: VolumeTable): VolumeRecord {
+  return {
+    tenant: row.tenant,
+    name: row.name,
+    sizeMiB: row.size_mib,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    createdAt: new Date(row.created_at),
+  };
 }
 
 export class SqliteSnapshotStore implements SnapshotStore {
@@ -47,6 +52,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
       .insertInto('snapshots')
       .values({
         id: r.id,
+        tenant: r.tenant,
         source_sandbox: r.sourceSandbox,
         template: r.template,
         template_digest: r.templateDigest,
@@ -67,8 +73,10 @@ export class SqliteSnapshotStore implements SnapshotStore {
     return row ? toSnapshot(row) : null;
   }
 
-  async list(): Promise<SnapshotRecord[]> {
-    return (await this.db.selectFrom('snapshots').selectAll().orderBy('created_at', 'asc').execute()).map(toSnapshot);
+  async list(tenant: string | null): Promise<SnapshotRecord[]> {
+    let q = this.db.selectFrom('snapshots').selectAll();
+    if (tenant !== null) q = q.where('tenant', '=', tenant);
+    return (await q.orderBy('created_at', 'asc').execute()).map(toSnapshot);
   }
 
   async remove(id: string): Promise<void> {
@@ -79,6 +87,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
 function toSnapshot(row: SnapshotTable): SnapshotRecord {
   return {
     id: row.id,
+    tenant: row.tenant,
     sourceSandbox: row.source_sandbox,
     template: row.template,
     templateDigest: row.template_digest,

@@ -5,7 +5,9 @@ import type { SandboxRecord } from '../../core/sandbox.js';
 import { EnvMap, Metadata } from '../schemas.js';
 import { STATUS_BY_KIND } from '../errors.js';
 import type { Services } from '../services.js';
-import { callerOf } from '../caller.js';
+import { callerFromKey, callerOf, trackRequest } from '../caller.js';
+import { authorize } from '../access.js';
+import { listScope } from '../../core/tenancy.js';
 
 /**
  * The E2B control plane (REST, `X-API-KEY`), as a thin adapter over Hutch's sandbox service: the
@@ -75,11 +77,15 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
       const record = typeof key === 'string' && key.length > 0 && key.length <= 256 ? await services.keys.verify(key) : null;
       if (!record) return reply.status(401).send({ code: 401, message: 'missing or invalid X-API-KEY (a Hutch API key)' });
       req.apiKey = record;
+      trackRequest(services, req, reply, record);
+      // Tenancy and roles as on /v1: another tenant's sandbox is a 404, read-only keys only read.
+      await authorize(services, req, callerFromKey(record));
     });
 
-    const detail = (r: SandboxRecord) => ({
+    // The envd token is full access to the sandbox: never handed to a read-only key.
+    const detail = (r: SandboxRecord, req: FastifyRequest) => ({
       ...listed(r),
-      envdAccessToken: r.accessToken,
+      ...(callerOf(req).role === 'read-only' ? {} : { envdAccessToken: r.accessToken }),
       domain: options.domain,
     });
 
@@ -130,6 +136,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
         const states = wanted.flatMap((s) => (s === 'paused' ? (['paused', 'stopped'] as const) : (['running'] as const)));
         const metadata = metadataQuery(one('metadata'));
         let records = await services.sandboxes.list({
+          tenant: listScope(callerOf(req), undefined),
           states: [...new Set(states)],
           ...(Object.keys(metadata).length ? { metadata } : {}),
         });
@@ -165,7 +172,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
     app.get('/sandboxes', list('running'));
     app.get('/v2/sandboxes', list('running,paused'));
 
-    app.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => detail(await services.sandboxes.get(req.params.id)));
+    app.get<{ Params: { id: string } }>('/sandboxes/:id', async (req) => detail(await services.sandboxes.get(req.params.id), req));
 
     app.delete<{ Params: { id: string } }>('/sandboxes/:id', async (req, reply) => {
       await services.sandboxes.delete(req.params.id);
@@ -193,7 +200,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
     });
     app.get('/snapshots', async (req: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
       const q = req.query;
-      let all = await services.snapshots.list();
+      let all = await services.snapshots.list(listScope(callerOf(req), undefined));
       if (q.sandboxID) all = all.filter((s) => s.sourceSandbox === q.sandboxID);
       if (q.name) all = all.filter((s) => s.metadata.name === q.name);
       all.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.id.localeCompare(b.id));

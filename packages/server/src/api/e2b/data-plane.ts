@@ -11,6 +11,8 @@ import type { Services } from '../services.js';
  * names the sandbox in the `E2b-Sandbox-Id` header, or reaches `49983-<id>.<domain>`. Hutch's agent
  * already speaks that protocol on its unix socket, so this is a pass-through: find the sandbox,
  * check its envd access token, and stream the request to the agent and the answer back unchanged.
+ * The token is the sandbox's own (it opens that sandbox only); streams opened with it are ended
+ * when the API key that created the sandbox is revoked.
  */
 export const ENVD_PORT = 49983;
 /** The envd token is checked here; neither it nor the client's Host goes to the agent. */
@@ -63,11 +65,12 @@ export class E2bDataPlane {
     }
     if (id === null) return sendJson(res, 400, { code: 400, message: 'no sandbox named (E2b-Sandbox-Id)' });
     let accessToken: string;
+    let owner: string | null;
     try {
       if (!SANDBOX_ID.test(id)) throw new HutchError('not_found', 'not a sandbox id');
       // Paused sandboxes with autoResume come back here; others (paused, stopped, gone) are a 502,
       // which the SDK reads as "not running".
-      accessToken = (await this.services.sandboxes.requireRunning(id)).accessToken;
+      ({ accessToken, owner } = await this.services.sandboxes.requireRunning(id));
     } catch (err) {
       if (err instanceof HutchError && (err.kind === 'not_found' || err.kind === 'conflict' || err.kind === 'invalid_argument'))
         return notFound(res, id);
@@ -79,6 +82,10 @@ export class E2bDataPlane {
     if (url === '/health' || url.startsWith('/health?')) {
       res.writeHead(204).end();
       return;
+    }
+    if (owner) {
+      const stream = this.services.keys.track(owner, () => res.destroy());
+      res.once('close', () => stream.done());
     }
     this.forward(req, res, id);
   }

@@ -1,48 +1,26 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { newApiKey, newE2bShapedKey } from '../../admin-key.js';
-import { ErrorBody } from '../schemas.js';
-import { notFound } from '../../core/errors.js';
+import type { ApiKeyRecord } from '../../core/stores.js';
+import { callerOf } from '../caller.js';
+import { CreateKeyBody, ErrorBody, KeyInfo, KeyParams, ResourceLimitsBody, TenantQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 
-const Limits = z
-  .object({
-    maxSandboxes: z.number().int().min(0).max(1_000_000).optional(),
-    cpu: z.number().min(0).max(100_000).optional(),
-    memoryMiB: z
-      .number()
-      .int()
-      .min(0)
-      .max(1 << 30)
-      .optional(),
-    diskMiB: z
-      .number()
-      .int()
-      .min(0)
-      .max(1 << 30)
-      .optional(),
-    createsPerMinute: z.number().int().min(0).max(1_000_000).optional(),
-  })
-  .strict();
-const CreateKeyBody = z
-  .object({
-    name: z.string().min(1).max(128),
-    /** Shape the key as `e2b_<hex>` for e2b SDKs older than 2.46, which check the format. */
-    e2b: z.boolean().optional(),
-    /** Per-key limits (absent: unlimited). */
-    limits: Limits.optional(),
-  })
-  .strict();
-const KeyInfo = z.object({
-  id: z.string(),
-  name: z.string(),
-  createdAt: z.string(),
-  lastUsedAt: z.string().nullable(),
-  limits: Limits.nullable(),
-});
+function keyJson(k: ApiKeyRecord) {
+  return {
+    id: k.id,
+    name: k.name,
+    tenant: k.tenant,
+    role: k.role,
+    createdAt: k.createdAt.toISOString(),
+    lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+    limits: k.limits,
+  };
+}
 
-/** API keys: create (the secret is shown once) and list. Every key is an admin key for now. */
+/**
+ * API keys: create for a tenant with a role (the secret is shown once), list, limit, revoke.
+ * Members manage their own tenant's keys up to their own role; admins any key (core/key-service.ts).
+ */
 export function keyRoutes(services: Services): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
@@ -50,49 +28,63 @@ export function keyRoutes(services: Services): FastifyPluginAsyncZod {
       {
         schema: {
           body: CreateKeyBody,
-          response: { 201: KeyInfo.extend({ key: z.string() }), 400: ErrorBody },
+          response: { 201: KeyInfo.extend({ key: z.string() }), 400: ErrorBody, 403: ErrorBody, 404: ErrorBody },
           tags: ['keys'],
-          summary: 'Create an API key (works as Bearer and as E2B X-API-KEY); the key is only shown in this answer',
+          summary:
+            'Create an API key for a tenant with a role (default: your tenant, member); works as Bearer and as E2B X-API-KEY; the key is only shown in this answer',
         },
       },
       async (req, reply) => {
-        const key = req.body.e2b ? newE2bShapedKey() : newApiKey();
-        const limits = req.body.limits ?? null;
-        const record = { id: randomUUID(), name: req.body.name, role: 'admin' as const, createdAt: new Date(), limits };
-        await services.keys.insert(key, record);
-        return reply
-          .status(201)
-          .send({ id: record.id, name: record.name, createdAt: record.createdAt.toISOString(), lastUsedAt: null, limits, key });
+        const { record, key } = await services.keys.create(callerOf(req), req.body);
+        return reply.status(201).send({ ...keyJson(record), key });
       },
     );
     app.get(
       '/v1/keys',
-      { schema: { response: { 200: z.object({ keys: z.array(KeyInfo) }) }, tags: ['keys'], summary: 'List API keys' } },
-      async () => ({
-        keys: (await services.keys.list()).map((k) => ({
-          id: k.id,
-          name: k.name,
-          createdAt: k.createdAt.toISOString(),
-          lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
-          limits: k.limits,
-        })),
-      }),
+      {
+        schema: {
+          querystring: TenantQuery,
+          response: { 200: z.object({ keys: z.array(KeyInfo) }) },
+          tags: ['keys'],
+          summary: "List API keys (never their secrets): your tenant's, or an admin's view of all (?tenant= narrows)",
+        },
+      },
+      async (req) => ({ keys: (await services.keys.list(callerOf(req), req.query.tenant)).map(keyJson) }),
+    );
+    app.get(
+      '/v1/keys/:id',
+      { schema: { params: KeyParams, response: { 200: KeyInfo, 404: ErrorBody }, tags: ['keys'], summary: 'One API key' } },
+      async (req) => keyJson(await services.keys.get(callerOf(req), req.params.id)),
+    );
+    app.delete(
+      '/v1/keys/:id',
+      {
+        schema: {
+          params: KeyParams,
+          response: { 200: z.object({ id: z.string(), revoked: z.literal(true), closedConnections: z.number() }), 404: ErrorBody },
+          tags: ['keys'],
+          summary: 'Revoke an API key: it stops working at once and its open streams and WebSockets are closed',
+        },
+      },
+      async (req) => {
+        const { closed } = await services.keys.revoke(callerOf(req), req.params.id, req.openStream ?? undefined);
+        return { id: req.params.id, revoked: true as const, closedConnections: closed };
+      },
     );
     app.put(
       '/v1/keys/:id/limits',
       {
         schema: {
-          params: z.object({ id: z.string().max(64) }),
-          body: Limits.nullable(),
-          response: { 200: z.object({ id: z.string(), limits: Limits.nullable() }), 400: ErrorBody, 404: ErrorBody },
+          params: KeyParams,
+          body: ResourceLimitsBody.nullable(),
+          response: { 200: z.object({ id: z.string(), limits: ResourceLimitsBody.nullable() }), 400: ErrorBody, 404: ErrorBody },
           tags: ['keys'],
-          summary: "Replace an API key's limits (null: unlimited); applies to its next creates",
+          summary: "Replace an API key's own limits inside its tenant's quotas (null: none); applies to its next creates",
         },
       },
       async (req) => {
-        const limits = req.body ?? null;
-        if (!(await services.keys.setLimits(req.params.id, limits))) throw notFound(`API key ${req.params.id} not found`);
-        return { id: req.params.id, limits };
+        const record = await services.keys.setLimits(callerOf(req), req.params.id, req.body ?? null);
+        return { id: record.id, limits: record.limits };
       },
     );
   };

@@ -46,6 +46,8 @@ export function networkRoutes(services: Services, options: PortUrlOptions): Fast
     app.get(
       '/v1/sandboxes/:id/url',
       {
+        // It hands out access to the sandbox's private ports: not for read-only keys.
+        config: { minRole: 'member' },
         schema: {
           params: IdParams,
           querystring: PortUrlQuery,

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { invalidArgument } from '../../core/errors.js';
 import type { ProcessSelector } from '../../core/process-service.js';
@@ -104,7 +104,10 @@ export function processRoutes(services: Services): FastifyPluginAsyncZod {
       '/v1/sandboxes/:id/processes/:pid/stdin',
       { schema: { params: ProcessParams, tags: ['processes'], summary: 'Write raw bytes to stdin (or the PTY)' } },
       async (req, reply) => {
-        const data = Buffer.isBuffer(req.body) ? req.body : await readAll(req.body as Readable, MAX_STDIN_CHUNK);
+        const body = req.body ?? Buffer.alloc(0);
+        if (!Buffer.isBuffer(body) && !(body instanceof Readable))
+          throw invalidArgument('stdin: send the raw bytes as the body (Content-Type: application/octet-stream)');
+        const data = Buffer.isBuffer(body) ? body : await readAll(body, MAX_STDIN_CHUNK);
         await services.processes.sendStdin(
           req.params.id,
           parseSelector(req.params.pid),

@@ -12,7 +12,12 @@ export function ptyRoutes(services: Services): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/v1/sandboxes/:id/pty',
-      { websocket: true, schema: { params: IdParams, querystring: PtyQuery, tags: ['processes'], summary: 'Interactive PTY (WebSocket)' } },
+      {
+        websocket: true,
+        // A shell is write access, though the upgrade is a GET.
+        config: { minRole: 'member' },
+        schema: { params: IdParams, querystring: PtyQuery, tags: ['processes'], summary: 'Interactive PTY (WebSocket)' },
+      },
       (socket: WebSocket, req) => {
         const { id } = req.params;
         const q = req.query;

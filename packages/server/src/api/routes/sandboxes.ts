@@ -15,6 +15,7 @@ import {
 } from '../schemas.js';
 import { sandboxJson } from '../serialize.js';
 import { callerOf } from '../caller.js';
+import { listScope } from '../../core/tenancy.js';
 import type { Services } from '../services.js';
 
 export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
@@ -42,11 +43,12 @@ export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
           querystring: ListSandboxesQuery,
           response: { 200: SandboxList },
           tags: ['sandboxes'],
-          summary: 'List sandboxes (filters: state=a,b and metadata.<key>=<value>)',
+          summary:
+            "List your tenant's sandboxes (filters: state=a,b and metadata.<key>=<value>; admins see every tenant's, tenant=<name> narrows)",
         },
       },
       async (req) => {
-        const { state, ...rest } = req.query;
+        const { state, tenant, ...rest } = req.query;
         const states = state
           ? state
               .split(',')
@@ -62,6 +64,7 @@ export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
           metadata[k.slice('metadata.'.length)] = String(v);
         }
         const records = await services.sandboxes.list({
+          tenant: listScope(callerOf(req), tenant),
           states: states as SandboxState[],
           ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
         });
@@ -160,7 +163,7 @@ export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
         const record = await services.sandboxes.get(req.params.id);
         const volumes = [];
         for (const v of record.volumes) {
-          const usage = await services.volumes.usage(v.name);
+          const usage = await services.volumes.usage(record.tenant, v.name);
           volumes.push({ name: v.name, path: v.path, usedBytes: usage?.usedBytes ?? null, sizeBytes: usage?.sizeBytes ?? null });
         }
         return { disk: await services.sandboxes.diskUsage(record.id), volumes };

@@ -1,6 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { SnapshotView } from '../../core/snapshot-service.js';
-import { CreateSnapshotBody, ErrorBody, ForkBody, GcQuery, IdParams, Snapshot, SnapshotList, SnapshotParams } from '../schemas.js';
+import {
+  CreateSnapshotBody,
+  ErrorBody,
+  ForkBody,
+  GcQuery,
+  IdParams,
+  Snapshot,
+  SnapshotList,
+  SnapshotParams,
+  TenantQuery,
+} from '../schemas.js';
+import { listScope } from '../../core/tenancy.js';
 import { sandboxJson } from '../serialize.js';
 import type { Services } from '../services.js';
 import { callerOf } from '../caller.js';
@@ -8,6 +19,7 @@ import { callerOf } from '../caller.js';
 function snapshotJson(s: SnapshotView) {
   return {
     id: s.id,
+    tenant: s.tenant,
     sourceSandbox: s.sourceSandbox,
     template: s.template,
     layers: s.layers,
@@ -51,9 +63,20 @@ export function snapshotRoutes(services: Services): FastifyPluginAsyncZod {
         return reply.status(201).send({ snapshot: snapshotJson(snapshot), sandboxes: sandboxes.map(sandboxJson) });
       },
     );
-    app.get('/v1/snapshots', { schema: { response: { 200: SnapshotList }, tags: ['snapshots'], summary: 'List snapshots' } }, async () => ({
-      snapshots: (await services.snapshots.list()).map(snapshotJson),
-    }));
+    app.get(
+      '/v1/snapshots',
+      {
+        schema: {
+          querystring: TenantQuery,
+          response: { 200: SnapshotList },
+          tags: ['snapshots'],
+          summary: "List your tenant's snapshots (admins: every tenant's; ?tenant= narrows)",
+        },
+      },
+      async (req) => ({
+        snapshots: (await services.snapshots.list(listScope(callerOf(req), req.query.tenant))).map(snapshotJson),
+      }),
+    );
     app.get(
       '/v1/snapshots/:snapshotId',
       { schema: { params: SnapshotParams, response: { 200: Snapshot, 404: ErrorBody }, tags: ['snapshots'], summary: 'Get a snapshot' } },
@@ -70,10 +93,11 @@ export function snapshotRoutes(services: Services): FastifyPluginAsyncZod {
     app.post(
       '/v1/gc',
       {
+        config: { minRole: 'admin' },
         schema: {
           querystring: GcQuery,
           tags: ['snapshots'],
-          summary: 'Remove layers (and their files) no snapshot references; ?dryRun=true only lists them',
+          summary: 'Remove layers (and their files) no snapshot references; ?dryRun=true only lists them (admin keys only)',
         },
       },
       async (req) => services.snapshots.gc(req.query.dryRun === 'true' || req.query.dryRun === '1'),
