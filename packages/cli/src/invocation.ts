@@ -1,4 +1,13 @@
-import type { ApiKeyLimits, Command, PoolSpec, SandboxCreateParams, SandboxEgress, SandboxState } from '@hutch/sdk';
+import type {
+  ApiKeyLimits,
+  ApiKeyRole,
+  Command,
+  PoolSpec,
+  SandboxCreateParams,
+  SandboxEgress,
+  SandboxState,
+  TenantQuotas,
+} from '@hutch/sdk';
 
 /**
  * A parsed command line: what to do, fully typed and validated. `parse.ts` produces it from argv;
@@ -73,12 +82,17 @@ export type Invocation =
   | { kind: 'usage'; id: string; json: boolean }
   | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
   | { kind: 'volume-ls'; json: boolean }
-  | { kind: 'keys-create'; name: string; e2b?: boolean; limits?: ApiKeyLimits; json: boolean }
+  | { kind: 'keys-create'; name?: string; tenant?: string; role?: ApiKeyRole; e2b?: boolean; limits?: ApiKeyLimits; json: boolean }
+  | { kind: 'keys-revoke'; ids: string[] }
+  | { kind: 'tenant-create'; name: string; quotas?: TenantQuotas; json: boolean }
+  | { kind: 'tenant-ls'; json: boolean }
+  | { kind: 'tenant-quotas'; name: string; quotas: TenantQuotas | null; json: boolean }
+  | { kind: 'tenant-rm'; names: string[]; force: boolean }
   | { kind: 'keys-limits'; id: string; limits: ApiKeyLimits | null }
   | { kind: 'pool-put'; name: string; spec: PoolSpec; json: boolean }
   | { kind: 'pool-ls'; json: boolean }
   | { kind: 'pool-rm'; names: string[] }
-  | { kind: 'keys-ls'; json: boolean }
+  | { kind: 'keys-ls'; tenant?: string; json: boolean }
   | { kind: 'volume-rm'; names: string[] }
   | { kind: 'snapshot'; id: string; metadata?: Record<string, string>; memory?: boolean; json: boolean }
   | { kind: 'snapshot-ls'; json: boolean }

@@ -70,6 +70,16 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/keys.js')).keysList(client(connection), inv);
     case 'keys-limits':
       return (await import('./commands/keys.js')).keysLimits(client(connection), inv);
+    case 'keys-revoke':
+      return (await import('./commands/keys.js')).keysRevoke(client(connection), inv);
+    case 'tenant-create':
+      return (await import('./commands/tenants.js')).tenantCreate(client(connection), inv);
+    case 'tenant-ls':
+      return (await import('./commands/tenants.js')).tenantList(client(connection), inv);
+    case 'tenant-quotas':
+      return (await import('./commands/tenants.js')).tenantQuotas(client(connection), inv);
+    case 'tenant-rm':
+      return (await import('./commands/tenants.js')).tenantRemove(client(connection), inv);
     case 'pool-put':
       return (await import('./commands/pools.js')).poolPut(client(connection), inv);
     case 'pool-ls':

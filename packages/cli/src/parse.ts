@@ -1,5 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { ApiKeyLimits, OnTimeout, SandboxCreateParams, SandboxEgress, SandboxState, VolumeMount } from '@hutch/sdk';
+import type {
+  ApiKeyLimits,
+  ApiKeyRole,
+  OnTimeout,
+  SandboxCreateParams,
+  SandboxEgress,
+  SandboxState,
+  TenantQuotas,
+  VolumeMount,
+} from '@hutch/sdk';
 import {
   ArgumentError,
   commandFromWords,
@@ -301,20 +310,40 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
 
   const keys = program
     .command('keys')
-    .description("manage API keys (each works as Authorization: Bearer and as the E2B SDK's E2B_API_KEY)")
-    .addHelpText('after', example('hutch keys create ci', 'hutch keys create agents --e2b', 'hutch keys ls'));
+    .description(
+      "manage API keys: each belongs to a tenant and has a role (admin, member, read-only); works as Authorization: Bearer and as the E2B SDK's E2B_API_KEY",
+    )
+    .addHelpText(
+      'after',
+      example('hutch keys create ci', 'hutch keys create --tenant team-a --role member', 'hutch keys ls', 'hutch keys revoke $keyId'),
+    );
   keys
     .command('create')
     .description('create an API key and print it (it is shown only once)')
-    .argument('<name>', 'a name to recognise the key by')
+    .argument('[name]', 'a name to recognise the key by (default <tenant>-<role>)')
+    .option('--tenant <name>', "the tenant it belongs to (default: your key's; only admins name another)")
+    .option('--role <role>', 'admin (every tenant), member (its tenant) or read-only (its tenant, reads only); default member', parseRole)
     .option('--e2b', 'shape the key as e2b_<hex>, for e2b SDKs older than 2.46 (they check the format)')
-    .option('--json', 'print {id, name, key, ...} as JSON')
+    .option('--json', 'print {id, name, tenant, role, key, ...} as JSON')
     .addHelpText(
       'after',
-      example('export E2B_API_KEY=$(hutch keys create my-agent --e2b)', 'hutch keys create ci --max-sandboxes 20 --memory 8192'),
+      example(
+        'export E2B_API_KEY=$(hutch keys create my-agent --e2b)',
+        'hutch keys create dashboards --tenant team-a --role read-only',
+        'hutch keys create ci --max-sandboxes 20 --memory 8192',
+      ),
     );
-  addLimitOptions(keys.commands.at(-1)!).action((name: string, o: LimitFlags & { e2b?: boolean; json?: boolean }) =>
-    set({ kind: 'keys-create', name, ...(o.e2b ? { e2b: true } : {}), ...limitsOf(o), json: !!o.json }),
+  addLimitOptions(keys.commands.at(-1)!).action(
+    (name: string | undefined, o: LimitFlags & { tenant?: string; role?: ApiKeyRole; e2b?: boolean; json?: boolean }) =>
+      set({
+        kind: 'keys-create',
+        ...(name !== undefined ? { name } : {}),
+        ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
+        ...(o.role !== undefined ? { role: o.role } : {}),
+        ...(o.e2b ? { e2b: true } : {}),
+        ...limitsOf(o),
+        json: !!o.json,
+      }),
   );
   addLimitOptions(
     keys
@@ -333,9 +362,64 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
   keys
     .command('ls')
     .alias('list')
-    .description('list API keys (never their secrets)')
+    .description("list API keys (never their secrets): your tenant's, or an admin's view of every tenant's")
+    .option('--tenant <name>', 'admins: only this tenant')
     .option('--json', 'print JSON')
-    .action((o: { json?: boolean }) => set({ kind: 'keys-ls', json: !!o.json }));
+    .action((o: { tenant?: string; json?: boolean }) =>
+      set({ kind: 'keys-ls', ...(o.tenant !== undefined ? { tenant: o.tenant } : {}), json: !!o.json }),
+    );
+  keys
+    .command('revoke')
+    .description('revoke API keys: they stop working at once and their open streams and terminals are closed')
+    .argument('<key-id...>', 'key ids (hutch keys ls)')
+    .addHelpText('after', example('hutch keys revoke $keyId'))
+    .action((ids: string[]) => set({ kind: 'keys-revoke', ids }));
+
+  const tenant = program
+    .command('tenant')
+    .alias('tenants')
+    .description('manage tenants (admin keys only): the teams sharing this server, each with its own objects, keys and quotas')
+    .addHelpText(
+      'after',
+      example(
+        'hutch tenant create team-a --max-sandboxes 20 --cpu 16 --memory 32768 --disk 102400 --creates-per-minute 120',
+        'hutch keys create --tenant team-a --role member',
+        'hutch tenant ls',
+        'hutch tenant quotas team-a --max-sandboxes 50',
+        'hutch tenant rm team-a --force',
+      ),
+    );
+  addLimitOptions(
+    tenant
+      .command('create')
+      .description('create a tenant with quotas (flags not given: unlimited)')
+      .argument('<name>', '1-63 of a-z, 0-9, -')
+      .option('--json', 'print the tenant as JSON'),
+    'the tenant',
+  ).action((name: string, o: LimitFlags & { json?: boolean }) => set({ kind: 'tenant-create', name, ...quotasOf(o), json: !!o.json }));
+  tenant
+    .command('ls')
+    .alias('list')
+    .description('list tenants with their quotas and what they hold now')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => set({ kind: 'tenant-ls', json: !!o.json }));
+  addLimitOptions(
+    tenant
+      .command('quotas')
+      .description("replace a tenant's quotas (flags not given become unlimited; --none lifts all)")
+      .argument('<name>', 'the tenant')
+      .option('--none', 'no quotas at all')
+      .option('--json', 'print the tenant as JSON'),
+    'the tenant',
+  ).action((name: string, o: LimitFlags & { none?: boolean; json?: boolean }) =>
+    set({ kind: 'tenant-quotas', name, quotas: o.none ? null : (quotasOf(o).quotas ?? null), json: !!o.json }),
+  );
+  tenant
+    .command('rm')
+    .description('delete tenants and revoke their keys (refused while one owns sandboxes, volumes, snapshots or pools, unless --force)')
+    .argument('<name...>', 'tenant names')
+    .option('--force', 'also delete everything the tenant owns')
+    .action((names: string[], o: { force?: boolean }) => set({ kind: 'tenant-rm', names, force: !!o.force }));
 
   const pool = program
     .command('pool')
@@ -627,13 +711,26 @@ interface LimitFlags {
   createsPerMinute?: number;
 }
 
-function addLimitOptions(cmd: Command): Command {
+function addLimitOptions(cmd: Command, who = 'the key'): Command {
+  const storage = who === 'the tenant' ? 'disks of its sandboxes plus its volumes' : 'sum of disk quotas of its sandboxes';
   return cmd
-    .option('--max-sandboxes <n>', 'sandboxes the key may have at once', (v) => parseNumber(v, '--max-sandboxes', 0, 1_000_000, true))
+    .option('--max-sandboxes <n>', `sandboxes ${who} may have at once`, (v) => parseNumber(v, '--max-sandboxes', 0, 1_000_000, true))
     .option('--cpu <cores>', 'sum of cpu of its running sandboxes', (v) => parseNumber(v, '--cpu', 0, 100_000, false))
     .option('--memory <MiB>', 'sum of memory of its running sandboxes', (v) => parseNumber(v, '--memory', 0, 1 << 30, true))
-    .option('--disk <MiB>', 'sum of disk quotas of its sandboxes', (v) => parseNumber(v, '--disk', 0, 1 << 30, true))
+    .option('--disk <MiB>', storage, (v) => parseNumber(v, '--disk', 0, 1 << 30, true))
     .option('--creates-per-minute <n>', 'creates per minute', (v) => parseNumber(v, '--creates-per-minute', 0, 1_000_000, true));
+}
+
+function quotasOf(o: LimitFlags): { quotas?: TenantQuotas } {
+  const { limits } = limitsOf(o);
+  return limits ? { quotas: limits } : {};
+}
+
+const ROLES: readonly ApiKeyRole[] = ['admin', 'member', 'read-only'];
+
+function parseRole(value: string): ApiKeyRole {
+  if (!(ROLES as readonly string[]).includes(value)) throw new ArgumentError(`--role: "${value}" is not one of ${ROLES.join(', ')}`);
+  return value as ApiKeyRole;
 }
 
 function limitsOf(o: LimitFlags): { limits?: ApiKeyLimits } {

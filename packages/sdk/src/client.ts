@@ -7,6 +7,7 @@ import type { GcResult, ServerInfo } from './types.js';
 import { Volumes } from './volumes.js';
 import { ApiKeys } from './keys.js';
 import { Pools } from './pools.js';
+import { Tenants } from './tenants.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -32,6 +33,8 @@ export class Hutch {
   readonly snapshots: Snapshots;
   readonly keys: ApiKeys;
   readonly pools: Pools;
+  /** Admin keys only. */
+  readonly tenants: Tenants;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -42,6 +45,7 @@ export class Hutch {
     this.snapshots = new Snapshots(this.transport);
     this.keys = new ApiKeys(this.transport);
     this.pools = new Pools(this.transport);
+    this.tenants = new Tenants(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

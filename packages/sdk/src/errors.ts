@@ -24,6 +24,8 @@ export class HutchError extends Error {
 export class InvalidArgumentError extends HutchError {}
 /** 401: missing or wrong API key. */
 export class AuthenticationError extends HutchError {}
+/** 403: the key's role does not allow the call (a read-only key writing, a member on an admin route). */
+export class PermissionDeniedError extends HutchError {}
 /** 404: unknown sandbox, process or file. */
 export class NotFoundError extends HutchError {}
 /** 409: the object is in the wrong state for this call (e.g. exec on a stopped sandbox). */
@@ -64,6 +66,7 @@ type ErrorClass = new (code: string, message: string, status?: number) => HutchE
 export const ERROR_TABLE: ReadonlyArray<{ code: string; status: number; type: ErrorClass }> = [
   { code: 'invalid_argument', status: 400, type: InvalidArgumentError },
   { code: 'unauthenticated', status: 401, type: AuthenticationError },
+  { code: 'permission_denied', status: 403, type: PermissionDeniedError },
   { code: 'not_found', status: 404, type: NotFoundError },
   { code: 'conflict', status: 409, type: ConflictError },
   { code: 'payload_too_large', status: 413, type: PayloadTooLargeError },
@@ -76,6 +79,7 @@ export const ERROR_TABLE: ReadonlyArray<{ code: string; status: number; type: Er
 /** What to do next, appended to the server's message for kinds where the fix is on the caller. */
 const HINTS: Record<string, string> = {
   unauthenticated: 'pass an API key (apiKey option, --api-key, or HUTCH_API_KEY); the admin key is in <data-dir>/admin.key',
+  permission_denied: 'use a key with that role (hutch keys ls shows roles)',
   resource_exhausted: 'retry later',
   unavailable: 'retry later',
 };
@@ -83,7 +87,6 @@ const HINTS: Record<string, string> = {
 function codeForStatus(status: number): string {
   const row = ERROR_TABLE.find((r) => r.status === status);
   if (row) return row.code;
-  if (status === 403) return 'unauthenticated';
   if (status >= 500) return 'internal';
   return 'invalid_argument';
 }

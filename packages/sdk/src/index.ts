@@ -16,6 +16,7 @@ export {
   HutchError,
   InvalidArgumentError,
   AuthenticationError,
+  PermissionDeniedError,
   NotFoundError,
   ConflictError,
   PayloadTooLargeError,
@@ -47,5 +48,23 @@ export { Volumes, type VolumeCreateOptions } from './volumes.js';
 export { Snapshots } from './snapshots.js';
 export { NdjsonSplitter, readNdjson } from './ndjson.js';
 export type * from './types.js';
-export { ApiKeys, type ApiKeyInfo, type ApiKeyCreateOptions, type ApiKeyLimits, type CreatedApiKey } from './keys.js';
+export {
+  ApiKeys,
+  type ApiKeyInfo,
+  type ApiKeyCreateOptions,
+  type ApiKeyLimits,
+  type ApiKeyListOptions,
+  type ApiKeyRole,
+  type CreatedApiKey,
+  type RevokedApiKey,
+} from './keys.js';
+export {
+  Tenants,
+  type TenantCreateOptions,
+  type TenantDeleteOptions,
+  type TenantDeleteResult,
+  type TenantInfo,
+  type TenantQuotas,
+  type TenantUsage,
+} from './tenants.js';
 export { Pools, type PoolInfo, type PoolSpec } from './pools.js';

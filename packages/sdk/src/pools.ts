@@ -1,7 +1,7 @@
 import type { CallOptions } from './config.js';
 import { NotFoundError } from './errors.js';
 import type { Transport } from './http.js';
-import type { Isolation } from './types.js';
+import type { Isolation, TenantScope } from './types.js';
 
 /** A warm pool's definition: creates with these settings claim a ready sandbox. */
 export interface PoolSpec {
@@ -20,6 +20,7 @@ export interface PoolSpec {
 }
 
 export interface PoolInfo {
+  tenant: string;
   name: string;
   spec: Required<PoolSpec>;
   size: number;
@@ -49,8 +50,10 @@ export class Pools {
     return this.transport.json<PoolInfo>({ method: 'PUT', path: poolPath(name), json: spec, ...opts });
   }
 
-  async list(opts?: CallOptions): Promise<PoolInfo[]> {
-    return (await this.transport.json<{ pools: PoolInfo[] }>({ method: 'GET', path: '/v1/pools', ...opts })).pools;
+  /** The key's tenant's pools (an admin's: every tenant's, or `tenant`'s). */
+  async list(opts: CallOptions & TenantScope = {}): Promise<PoolInfo[]> {
+    const { tenant, ...call } = opts;
+    return (await this.transport.json<{ pools: PoolInfo[] }>({ method: 'GET', path: '/v1/pools', query: { tenant }, ...call })).pools;
   }
 
   async get(name: string, opts?: CallOptions): Promise<PoolInfo> {

@@ -2,11 +2,11 @@ import type { CallOptions } from './config.js';
 import { HutchError, TimeoutError } from './errors.js';
 import type { Transport } from './http.js';
 import { Sandbox, deleteSandbox } from './sandbox.js';
-import type { SandboxCreateParams, SandboxInfo, SandboxState } from './types.js';
+import type { SandboxCreateParams, SandboxInfo, SandboxState, TenantScope } from './types.js';
 
 export interface SandboxCreateOptions extends SandboxCreateParams, CallOptions {}
 
-export interface SandboxListOptions extends CallOptions {
+export interface SandboxListOptions extends CallOptions, TenantScope {
   /** Only sandboxes in this state (or any of these states). */
   state?: SandboxState | SandboxState[];
   /** Only sandboxes whose metadata has every one of these key/value pairs. */
@@ -52,10 +52,11 @@ export class Sandboxes {
     return sandbox;
   }
 
-  /** Sandboxes matching the filters (all of them by default). */
+  /** Sandboxes matching the filters (all the key's tenant has by default; an admin's: every tenant's). */
   async list(opts: SandboxListOptions = {}): Promise<SandboxInfo[]> {
-    const { signal, timeoutMs, state, metadata } = opts;
+    const { signal, timeoutMs, state, metadata, tenant } = opts;
     const query: Record<string, string> = {};
+    if (tenant !== undefined) query.tenant = tenant;
     if (state !== undefined) query.state = Array.isArray(state) ? state.join(',') : state;
     for (const [k, v] of Object.entries(metadata ?? {})) query[`metadata.${k}`] = v;
     const res = await this.transport.json<{ sandboxes: SandboxInfo[] }>({

@@ -1,7 +1,7 @@
 import type { CallOptions } from './config.js';
 import { NotFoundError } from './errors.js';
 import type { Transport } from './http.js';
-import type { SnapshotInfo } from './types.js';
+import type { SnapshotInfo, TenantScope } from './types.js';
 
 /**
  * `hutch.snapshots`: sandboxes' files captured as layers. Take one with `sandbox.snapshot()` (or
@@ -11,9 +11,15 @@ export class Snapshots {
   /** @internal */
   constructor(private readonly transport: Transport) {}
 
-  /** Every snapshot. */
-  async list(opts?: CallOptions): Promise<SnapshotInfo[]> {
-    const res = await this.transport.json<{ snapshots: SnapshotInfo[] }>({ method: 'GET', path: '/v1/snapshots', ...opts });
+  /** The key's tenant's snapshots (an admin's: every tenant's, or `tenant`'s). */
+  async list(opts: CallOptions & TenantScope = {}): Promise<SnapshotInfo[]> {
+    const { tenant, ...call } = opts;
+    const res = await this.transport.json<{ snapshots: SnapshotInfo[] }>({
+      method: 'GET',
+      path: '/v1/snapshots',
+      query: { tenant },
+      ...call,
+    });
     return res.snapshots;
   }
 

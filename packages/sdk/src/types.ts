@@ -22,8 +22,15 @@ export type PauseMode = 'memory' | 'filesystem';
 export type Isolation = 'container' | 'gvisor' | 'microvm' | (string & {});
 
 /** A sandbox as the server reports it. */
+/** Admins: narrow a list to one tenant (other keys always see only their own tenant's). */
+export interface TenantScope {
+  tenant?: string;
+}
+
 export interface SandboxInfo {
   id: string;
+  /** The tenant it belongs to. */
+  tenant: string;
   state: SandboxState;
   template: string;
   isolation: Isolation;
@@ -117,6 +124,8 @@ export interface SandboxUsage {
 
 /** A named, quota'd, persistent volume. */
 export interface VolumeInfo {
+  /** Names are unique per tenant. */
+  tenant: string;
   name: string;
   /** The quota. */
   sizeMiB: number;
@@ -145,6 +154,8 @@ export interface VolumeCreateParams {
 export interface SnapshotInfo {
   /** `snap-` and 16 characters of a-z0-9. */
   id: string;
+  /** The tenant of the sandbox it was taken from. */
+  tenant: string;
   /** The sandbox it was taken from (which may be gone by now). */
   sourceSandbox: string;
   /** The shipped template at the bottom of its layers. */

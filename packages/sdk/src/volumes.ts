@@ -1,7 +1,7 @@
 import type { CallOptions } from './config.js';
 import { NotFoundError } from './errors.js';
 import type { Transport } from './http.js';
-import type { VolumeCreateParams, VolumeInfo } from './types.js';
+import type { TenantScope, VolumeCreateParams, VolumeInfo } from './types.js';
 
 export interface VolumeCreateOptions extends Omit<VolumeCreateParams, 'name'>, CallOptions {}
 
@@ -20,9 +20,10 @@ export class Volumes {
     return this.transport.json<VolumeInfo>({ method: 'POST', path: '/v1/volumes', json: body, signal, timeoutMs });
   }
 
-  /** Every volume, with its use and the sandboxes that mount it. */
-  async list(opts?: CallOptions): Promise<VolumeInfo[]> {
-    const res = await this.transport.json<{ volumes: VolumeInfo[] }>({ method: 'GET', path: '/v1/volumes', ...opts });
+  /** The key's tenant's volumes (an admin's: every tenant's, or `tenant`'s), with use and the sandboxes that mount them. */
+  async list(opts: CallOptions & TenantScope = {}): Promise<VolumeInfo[]> {
+    const { tenant, ...call } = opts;
+    const res = await this.transport.json<{ volumes: VolumeInfo[] }>({ method: 'GET', path: '/v1/volumes', query: { tenant }, ...call });
     return res.volumes;
   }
 

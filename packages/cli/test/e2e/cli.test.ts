@@ -207,3 +207,57 @@ describe('run and rm', () => {
     assert.equal((await hutch(['create', '--memory', 'lots'])).code, 2);
   });
 });
+
+describe('tenants and keys', () => {
+  test('tenant create/ls/rm with quota flags; keys create --tenant --role, ls, revoke', async () => {
+    const tenant = `cli-${randomBytes(3).toString('hex')}`;
+    const created = JSON.parse(
+      ok(
+        await hutch(['tenant', 'create', tenant, '--max-sandboxes', '3', '--memory', '1024', '--json']),
+        'tenant create',
+      ).stdout.toString(),
+    );
+    assert.deepEqual(created.quotas, { maxSandboxes: 3, memoryMiB: 1024 });
+    const listed = JSON.parse(ok(await hutch(['tenant', 'ls', '--json']), 'tenant ls').stdout.toString());
+    assert.ok(listed.some((t: { name: string }) => t.name === tenant));
+    assert.match(ok(await hutch(['tenant', 'ls']), 'tenant ls').stdout.toString(), new RegExp(`^NAME[\\s\\S]*\\n${tenant}\\s`, 'm'));
+
+    const made = ok(await hutch(['keys', 'create', '--tenant', tenant, '--role', 'read-only']), 'keys create');
+    const key = made.stdout.toString().trim();
+    assert.match(key, /^hutch_[0-9a-f]{48}$/, 'only the key on stdout');
+    assert.match(made.stderr, /read-only/);
+    const keys = JSON.parse(ok(await hutch(['keys', 'ls', '--tenant', tenant, '--json']), 'keys ls').stdout.toString());
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0].role, 'read-only');
+    assert.match(ok(await hutch(['keys', 'ls']), 'keys ls').stdout.toString(), /^ID\s+NAME\s+TENANT\s+ROLE/);
+
+    // The read-only key reads (an empty list: its tenant has nothing) and cannot create.
+    const asReader = { HUTCH_API_KEY: key };
+    assert.equal(
+      ok(await hutch(['ls', '--json'], { env: asReader }), 'ls as reader')
+        .stdout.toString()
+        .trim(),
+      '[]',
+    );
+    const refused = await hutch(['create', '--template', 'minimal'], { env: asReader });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^hutch: .*role member/m);
+
+    assert.equal(
+      ok(await hutch(['keys', 'revoke', keys[0].id]), 'keys revoke')
+        .stdout.toString()
+        .trim(),
+      keys[0].id,
+    );
+    assert.equal((await hutch(['ls'], { env: asReader })).code, 1, 'a revoked key is refused');
+    assert.equal(
+      ok(await hutch(['tenant', 'rm', tenant]), 'tenant rm')
+        .stdout.toString()
+        .trim(),
+      tenant,
+    );
+    const gone = await hutch(['tenant', 'rm', tenant]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /not found/);
+  });
+});

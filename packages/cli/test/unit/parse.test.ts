@@ -469,3 +469,53 @@ test('pool put, ls, rm; keys create with limits and keys limits; server capacity
   usage(['server', '--overcommit', 'ram=2'], /--overcommit: "ram=2"/);
   usage(['server', '--overcommit', 'cpu=0'], /not a ratio/);
 });
+
+test('tenant create, ls, quotas, rm; keys create with tenant and role, ls, revoke; help text', () => {
+  assert.deepEqual(inv(['tenant', 'create', 'team-a', '--max-sandboxes', '20', '--cpu', '8', '--memory', '16384', '--disk', '10240']), {
+    kind: 'tenant-create',
+    name: 'team-a',
+    quotas: { maxSandboxes: 20, cpu: 8, memoryMiB: 16384, diskMiB: 10240 },
+    json: false,
+  });
+  assert.deepEqual(inv(['tenant', 'create', 'team-b', '--json']), { kind: 'tenant-create', name: 'team-b', json: true });
+  assert.deepEqual(inv(['tenant', 'ls', '--json']), { kind: 'tenant-ls', json: true });
+  assert.deepEqual(inv(['tenants', 'list']), { kind: 'tenant-ls', json: false });
+  assert.deepEqual(inv(['tenant', 'quotas', 'team-a', '--creates-per-minute', '60']), {
+    kind: 'tenant-quotas',
+    name: 'team-a',
+    quotas: { createsPerMinute: 60 },
+    json: false,
+  });
+  assert.deepEqual(inv(['tenant', 'quotas', 'team-a', '--none']), { kind: 'tenant-quotas', name: 'team-a', quotas: null, json: false });
+  assert.deepEqual(inv(['tenant', 'rm', 'a', 'b', '--force']), { kind: 'tenant-rm', names: ['a', 'b'], force: true });
+  assert.deepEqual(inv(['tenant', 'rm', 'a']), { kind: 'tenant-rm', names: ['a'], force: false });
+
+  assert.deepEqual(inv(['keys', 'create', '--tenant', 'team-a', '--role', 'read-only']), {
+    kind: 'keys-create',
+    tenant: 'team-a',
+    role: 'read-only',
+    json: false,
+  });
+  assert.deepEqual(inv(['keys', 'create', 'ci', '--role', 'member', '--json']), {
+    kind: 'keys-create',
+    name: 'ci',
+    role: 'member',
+    json: true,
+  });
+  usage(['keys', 'create', '--role', 'owner'], /--role: "owner" is not one of admin, member, read-only/);
+  assert.deepEqual(inv(['keys', 'ls', '--tenant', 'team-a', '--json']), { kind: 'keys-ls', tenant: 'team-a', json: true });
+  assert.deepEqual(inv(['keys', 'revoke', 'k1', 'k2']), { kind: 'keys-revoke', ids: ['k1', 'k2'] });
+  usage(['keys', 'revoke'], /missing required argument/);
+
+  let out = '';
+  const help = (argv: string[]): string => {
+    out = '';
+    parse(argv, { env: {}, io: { writeOut: (s) => void (out += s), writeErr: () => {} } });
+    return out;
+  };
+  assert.match(help(['tenant', '--help']), /create .*\n[\s\S]*rm /);
+  assert.match(help(['tenant', 'create', '--help']), /--max-sandboxes <n>\s+sandboxes the tenant may have at once/);
+  assert.match(help(['tenant', 'create', '--help']), /--disk <MiB>\s+disks of its sandboxes plus its volumes/);
+  assert.match(help(['keys', 'create', '--help']), /--role <role>/);
+  assert.match(help(['keys', 'revoke', '--help']), /open streams/);
+});

@@ -9,6 +9,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   PayloadTooLargeError,
+  PermissionDeniedError,
   RateLimitError,
   UnavailableError,
   ServerError,
@@ -24,6 +25,7 @@ test('each documented code maps to its class, keeping code, status and message',
   const expected: Array<[string, number, new (...a: never[]) => HutchError]> = [
     ['invalid_argument', 400, InvalidArgumentError],
     ['unauthenticated', 401, AuthenticationError],
+    ['permission_denied', 403, PermissionDeniedError],
     ['not_found', 404, NotFoundError],
     ['conflict', 409, ConflictError],
     ['payload_too_large', 413, PayloadTooLargeError],
@@ -53,7 +55,7 @@ test('the code wins over the status; the status is the fallback for bodies witho
   assert.ok(gateway instanceof ServerError);
   assert.equal(gateway.status, 502);
   assert.match(gateway.message, /HTTP 502: Bad Gateway/);
-  assert.ok(errorFromResponse(403, '') instanceof AuthenticationError);
+  assert.ok(errorFromResponse(403, '') instanceof PermissionDeniedError);
 });
 
 test('an unknown code keeps its code as a plain HutchError (ServerError when 5xx)', () => {
