@@ -84,6 +84,14 @@ func main() {
 		syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0)
 	}
 	mgr := process.NewManager(rp, "/proc/self/exe", os.Environ(), logger)
+	// Processes start without capabilities either way; directly (one fork and
+	// exec) when this process can strip what exec would pass on, else through
+	// the exec shim (a re-exec of this binary that drops them first).
+	if err := process.RestrictExecs(); err != nil {
+		logger.Printf("processes start through the exec shim: %v", err)
+	} else {
+		mgr.UseDirectExec()
+	}
 	resolver := users.Resolver{DB: users.System, Default: *defaultUser}
 	// The handler needs the agent's actual TCP ports (tcp:HOST:0), known only
 	// once listening: until it is in place requests get 503 (the host retries).

@@ -19,6 +19,7 @@ import (
 type Manager struct {
 	reaper   *reaper.Reaper
 	shimPath string // the agent binary, re-executed as the exec shim
+	direct   bool   // exec targets directly (RestrictExecs succeeded), not through the shim
 	envMu    sync.RWMutex
 	baseEnv  []string // the agent's environment, inherited by processes
 	log      *log.Logger
@@ -30,6 +31,10 @@ type Manager struct {
 func NewManager(r *reaper.Reaper, shimPath string, baseEnv []string, logger *log.Logger) *Manager {
 	return &Manager{reaper: r, shimPath: shimPath, baseEnv: baseEnv, log: logger, reg: newRegistry()}
 }
+
+// UseDirectExec makes the manager fork and exec targets itself, without the
+// shim. Only after RestrictExecs succeeded: that is what strips capabilities.
+func (m *Manager) UseDirectExec() { m.direct = true }
 
 // childIO holds the descriptors of one start: what the child gets as fds
 // 0-2 and what the agent keeps.
@@ -137,6 +142,9 @@ func (m *Manager) Start(u *users.User, req *StartRequest, timeout time.Duration,
 		return nil, err
 	}
 	cfg.Cwd = &dir
+	if m.direct {
+		return m.startDirect(cfg, req, u, env, dir, timeout, sub)
+	}
 	spec, err := json.Marshal(shim.Spec{
 		Path:   cfg.Cmd,
 		Args:   append([]string{cfg.Cmd}, cfg.Args...),
@@ -217,6 +225,39 @@ func (m *Manager) Start(u *users.User, req *StartRequest, timeout time.Duration,
 		return nil, connect.Errorf(connect.Code(failure.Code), "%s", failure.Message)
 	}
 
+	return m.started(p, cfg, u, dir, pid, exitCh, timeout, cio), nil
+}
+
+// startDirect forks and execs the target itself (see direct.go).
+func (m *Manager) startDirect(cfg ProcessConfig, req *StartRequest, u *users.User, env []string, dir string, timeout time.Duration, sub *subscriber) (*Proc, error) {
+	path, err := resolveTarget(cfg.Cmd, env)
+	if err != nil {
+		return nil, err
+	}
+	cio, err := setupIO(req)
+	if err != nil {
+		return nil, err
+	}
+	p := newProc(cfg, req.Tag)
+	if sub != nil {
+		p.subs[sub] = struct{}{}
+	}
+	p.pty, p.stdin = cio.pty, cio.stdin
+	// Fd() switches these child-side files to blocking mode, which is what
+	// the child expects of its stdio.
+	attr := directAttr(env, dir, u, []uintptr{cio.child[0].Fd(), cio.child[1].Fd(), cio.child[2].Fd()}, cio.pty != nil)
+	argv := append([]string{cfg.Cmd}, cfg.Args...)
+	pid, exitCh, err := m.reaper.Spawn(func() (int, error) { return syscall.ForkExec(path, argv, attr) })
+	cio.closeChildSide()
+	if err != nil {
+		cio.closeAgentSide()
+		return nil, directExecError(path, dir, u, err)
+	}
+	return m.started(p, cfg, u, dir, pid, exitCh, timeout, cio), nil
+}
+
+// started registers a running process and starts following its output and exit.
+func (m *Manager) started(p *Proc, cfg ProcessConfig, u *users.User, dir string, pid int, exitCh <-chan syscall.WaitStatus, timeout time.Duration, cio *childIO) *Proc {
 	p.Pid = uint32(pid)
 	m.reg.add(p)
 	// Arguments are not logged: command lines often carry secrets.
@@ -235,7 +276,7 @@ func (m *Manager) Start(u *users.User, req *StartRequest, timeout time.Duration,
 		go p.readOutput(f, cio.kinds[i], &wg)
 	}
 	go m.await(p, exitCh, killTimer, cio.readers, &wg)
-	return p, nil
+	return p
 }
 
 // await waits for the exit, lets the output drain, then publishes the end.

@@ -61,23 +61,27 @@ func setNoNewPrivs() error {
 	return nil
 }
 
-type capHeader struct {
-	version uint32
-	pid     int32
+// CapHeader and CapData are the capget/capset ABI (version 3: two CapData words).
+type CapHeader struct {
+	Version uint32
+	Pid     int32
 }
 
-type capData struct {
-	effective   uint32
-	permitted   uint32
-	inheritable uint32
+type CapData struct {
+	Effective   uint32
+	Permitted   uint32
+	Inheritable uint32
 }
+
+// LinuxCapVersion3 is _LINUX_CAPABILITY_VERSION_3.
+const LinuxCapVersion3 = linuxCapVersion3
 
 // clearCapSets zeroes the effective, permitted and inheritable sets of the
 // calling thread. setuid() to a non-zero uid already clears permitted and
 // effective, but not when the target user is root, and never inheritable.
 func clearCapSets() error {
-	hdr := capHeader{version: linuxCapVersion3}
-	var data [2]capData // version 3 uses two 32-bit words per set
+	hdr := CapHeader{Version: linuxCapVersion3}
+	var data [2]CapData // version 3 uses two 32-bit words per set
 	_, _, e := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
 	if e != 0 {
 		return e

@@ -50,7 +50,7 @@ func run() {
 	if err := syscall.Chdir(spec.Dir); err != nil {
 		fail("invalid_argument", "cwd %q: %v", spec.Dir, err)
 	}
-	path, err := lookPath(spec.Path, spec.Env)
+	path, err := LookPath(spec.Path, spec.Env)
 	if err != nil {
 		code := "not_found"
 		if errors.Is(err, syscall.EACCES) {
@@ -113,7 +113,9 @@ func switchUser(s *Spec) error {
 
 // lookPath resolves a bare command name against the PATH of the process's own
 // environment (not the agent's), checking execute permission as the user.
-func lookPath(file string, env []string) (string, error) {
+// LookPath resolves a command without a slash in env's PATH, as a shell does
+// (the agent's direct exec uses it too).
+func LookPath(file string, env []string) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, checkExecutable(file)
 	}
