@@ -313,3 +313,26 @@ export function parseStatus(text: string): Record<string, string> {
 export const CAP_SETS = ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'] as const;
 /** The agent's (PID 1) capabilities: CHOWN, DAC_OVERRIDE, FOWNER, KILL, SETGID, SETUID, SETPCAP. */
 export const AGENT_CAP_MASK = (1n << 0n) | (1n << 1n) | (1n << 3n) | (1n << 5n) | (1n << 6n) | (1n << 7n) | (1n << 8n);
+
+/**
+ * A Python program for a sandbox: an HTTP server on 127.0.0.1:`port` that touches /tmp/ready when
+ * it listens and /tmp/accepted when a request arrives, then holds that request `holdSeconds`
+ * before answering `slow` (a connection that stays open through the ingress).
+ */
+export function slowHttpServer(port: number, holdSeconds: number): string {
+  return [
+    'import socket, time',
+    's = socket.socket()',
+    's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    `s.bind(('127.0.0.1', ${port}))`,
+    's.listen(4)',
+    "open('/tmp/ready', 'w').close()",
+    'while True:',
+    '    c, _ = s.accept()',
+    '    c.recv(65536)',
+    "    open('/tmp/accepted', 'w').close()",
+    `    time.sleep(${holdSeconds})`,
+    "    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\nConnection: close\\r\\n\\r\\nslow')",
+    '    c.close()',
+  ].join('\n');
+}

@@ -17,6 +17,7 @@ import {
   run,
   runtimeRoot,
   sleep,
+  slowHttpServer,
   startProcess,
   TIERS,
   waitFor,
@@ -420,21 +421,7 @@ describe('the idle rule: holds and keepAlive', () => {
   test('a connection proxied through the ingress (path route) keeps the sandbox while open', async () => {
     const sb = await make({ ...IDLE, template: 'base' });
     // Answers each request 8 s after accepting it; says when it accepted one.
-    const slowServer = [
-      'import socket, time',
-      's = socket.socket()',
-      's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-      "s.bind(('127.0.0.1', 8080))",
-      's.listen(4)',
-      "open('/tmp/ready', 'w').close()",
-      'while True:',
-      '    c, _ = s.accept()',
-      '    c.recv(65536)',
-      "    open('/tmp/accepted', 'w').close()",
-      '    time.sleep(8)',
-      "    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\nConnection: close\\r\\n\\r\\nslow')",
-      '    c.close()',
-    ].join('\n');
+    const slowServer = slowHttpServer(8080, 8);
     await startProcess(server, sb.id, { cmd: ['python3', '-c', slowServer] });
     const ready = async (): Promise<boolean> => (await run(server, sb.id, 'test -e /tmp/ready && echo yes || echo no')).stdout === 'yes\n';
     assert.ok(await waitFor(ready, 15_000, 100), 'the slow server listens');

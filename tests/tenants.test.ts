@@ -9,7 +9,7 @@ import { Kysely, Migrator, SqliteDialect, type Migration } from 'kysely';
 import WebSocket from 'ws';
 import { migrations } from '../packages/server/src/store/migrations.js';
 import { startServer, type TestServer } from './harness.js';
-import { sleep, waitFor, type ApiError } from './hostile-lib.js';
+import { sleep, slowHttpServer, waitFor, type ApiError } from './hostile-lib.js';
 
 /**
  * Issue 7, slice 1 — tenants, keys with roles, and tenant isolation of every object (H21 in
@@ -623,19 +623,7 @@ describe('revocation', () => {
       ended.pty = new Promise((resolve) => pty.ws!.once('close', () => resolve('ended')));
 
       // A request proxied through the ingress, held open by a server that answers after 300 s.
-      const slow = [
-        'import socket, time',
-        's = socket.socket()',
-        's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-        "s.bind(('127.0.0.1', 8081))",
-        's.listen(4)',
-        "open('/tmp/ready', 'w').close()",
-        'while True:',
-        '    c, _ = s.accept()',
-        '    c.recv(65536)',
-        "    open('/tmp/accepted', 'w').close()",
-        '    time.sleep(300)',
-      ].join('\n');
+      const slow = slowHttpServer(8081, 300);
       assert.equal((await as(K, 'POST', `/v1/sandboxes/${web.id}/processes`, { cmd: ['python3', '-c', slow] })).status, 201);
       assert.ok(
         await waitFor(async () => (await exec(K, web.id, 'test -e /tmp/ready && echo y || true')).stdout === 'y\n', 15_000, 100),

@@ -431,14 +431,14 @@ export class LocalProvider implements Provider {
    * A (re)started sandbox runs the current agent (after a reboot or an upgrade its path may
    * differ) in the network namespace it has now (a restart gets a new one, see NetworkManager).
    */
-  private async refreshBundle(p: SandboxPaths, netnsPath: string | null, options: { agent: boolean } = { agent: true }): Promise<void> {
+  private async refreshBundle(p: SandboxPaths, netnsPath: string | null): Promise<void> {
     const file = join(p.bundle, 'config.json');
     const config = JSON.parse(await readFile(file, 'utf8')) as {
       mounts: Array<{ destination: string; source: string }>;
       linux: { namespaces: Array<{ type: string; path?: string }> };
     };
     const mount = config.mounts.find((m) => m.destination === AGENT_BINARY_PATH);
-    if (mount && options.agent) mount.source = await this.stagedAgentBinary();
+    if (mount) mount.source = await this.stagedAgentBinary();
     config.linux.namespaces = config.linux.namespaces.map((ns) =>
       ns.type !== 'network' ? ns : netnsPath ? { type: 'network', path: netnsPath } : { type: 'network' },
     );
@@ -484,16 +484,13 @@ export class LocalProvider implements Provider {
     if (!existsSync(p.checkpoint)) throw new HutchError('conflict', `sandbox ${id} has no checkpoint to resume from`);
     await this.mountFilesystems(p);
     await this.prepareSocketDir(p);
-    // netstack takes the namespace's addresses again at restore (they may differ from before).
-    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
-    await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
-    // The checkpoint's own agent binary stays in the bundle; only the namespace is the current one.
-    await this.refreshBundle(p, network?.netnsPath ?? null, { agent: false });
+    // Memory is kept only with egress none (pauseMode): the sandbox comes back without a network.
+    await this.writeNameFiles(p, []);
     // Content-addressed: staging the kept copy gives back the path the bundle names (after a
     // reboot /run is empty).
     await this.stageAgent(p.checkpointAgent);
     // The agent closed its socket before the checkpoint; the signal makes it listen again.
-    await this.restoreContainer(id, runtime, p, p.checkpoint, network !== null);
+    await this.restoreContainer(id, runtime, p, p.checkpoint, false);
     await rm(p.checkpoint, { recursive: true, force: true });
     await rm(p.checkpointAgent, { force: true });
   }
