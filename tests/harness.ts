@@ -55,6 +55,10 @@ export interface ExtraServerOptions {
   createConcurrency?: number;
   createQueue?: number;
   poolIdleDrainMs?: number;
+  logLevel?: string;
+  auditRetentionDays?: number;
+  auditPruneIntervalMs?: number;
+  sandboxLogBytes?: number;
 }
 
 export function launch(
@@ -138,7 +142,8 @@ export async function startServer(extra: ExtraServerOptions = {}, options: { dat
       const res = await fetch(`${url}${path}`, init);
       const text = await res.text();
       let parsed: unknown = text;
-      if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+      // JSON answers are parsed; NDJSON streams (audit export, logs follow) stay text.
+      if (/^application\/json\b/.test(res.headers.get('content-type') ?? '') && text) parsed = JSON.parse(text);
       return { status: res.status, body: parsed as T, headers: res.headers };
     },
     kill9: () => stopChild('SIGKILL'),

@@ -63,6 +63,8 @@ export type Invocation =
       overcommit?: Overcommit;
       createConcurrency?: number;
       createQueue?: number;
+      auditRetentionDays?: number;
+      sandboxLogBytes?: number;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -98,7 +100,20 @@ export type Invocation =
   | { kind: 'snapshot-ls'; json: boolean }
   | { kind: 'snapshot-rm'; ids: string[] }
   | { kind: 'fork'; id: string; count?: number; metadata?: Record<string, string>; memory?: boolean; json: boolean }
-  | { kind: 'gc'; dryRun: boolean; json: boolean };
+  | { kind: 'gc'; dryRun: boolean; json: boolean }
+  | { kind: 'audit'; filter: AuditQuery; limit?: number; cursor?: string; export: boolean; json: boolean }
+  | { kind: 'logs'; id: string; follow: boolean; since?: string; after?: number; tail?: number; timestamps: boolean; json: boolean };
+
+/** The filters of `hutch audit` (the server parses times: ISO 8601 or a duration back from now). */
+export interface AuditQuery {
+  tenant?: string;
+  key?: string;
+  action?: string;
+  target?: string;
+  outcome?: string;
+  since?: string;
+  until?: string;
+}
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
 export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };

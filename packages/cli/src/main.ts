@@ -102,6 +102,10 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/snapshots.js')).fork(client(connection), inv);
     case 'gc':
       return (await import('./commands/snapshots.js')).gc(client(connection), inv);
+    case 'audit':
+      return (await import('./commands/audit.js')).audit(client(connection), inv);
+    case 'logs':
+      return (await import('./commands/audit.js')).logs(client(connection), inv);
   }
 }
 

@@ -107,12 +107,21 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--create-queue <n>', 'cold creates that may wait; beyond: 429 (default 64)', (v) =>
       parseNumber(v, '--create-queue', 0, 100_000, true),
     )
+    .option('--audit-retention-days <days>', 'audit entries older than this are pruned, hourly (0: kept forever; default 90)', (v) =>
+      parseNumber(v, '--audit-retention-days', 0, 36_500, false),
+    )
+    .option(
+      '--sandbox-log-cap <KiB>',
+      'output kept per sandbox in its log; the oldest goes first (min 16; 0: no sandbox logs; default 1024)',
+      (v) => parseSandboxLogCap(v),
+    )
     .addHelpText(
       'after',
       example(
         'sudo hutch server --port 7171 --data-dir /var/lib/hutch',
         'sudo hutch server --domain sbx.example.com',
         'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
+        'sudo hutch server --audit-retention-days 365 --sandbox-log-cap 4096',
       ),
     )
     .action(
@@ -128,9 +137,13 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         overcommit?: Overcommit;
         createConcurrency?: number;
         createQueue?: number;
+        auditRetentionDays?: number;
+        sandboxLogCap?: number;
       }) =>
         set({
           kind: 'server',
+          ...(o.auditRetentionDays !== undefined ? { auditRetentionDays: o.auditRetentionDays } : {}),
+          ...(o.sandboxLogCap !== undefined ? { sandboxLogBytes: o.sandboxLogCap * 1024 } : {}),
           ...(o.overcommit ? { overcommit: o.overcommit } : {}),
           ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
           ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
@@ -307,6 +320,94 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--json', 'print JSON')
     .addHelpText('after', example('hutch usage $id', 'hutch usage $id --json'))
     .action((id: string, o: { json?: boolean }) => set({ kind: 'usage', id, json: !!o.json }));
+
+  program
+    .command('logs')
+    .description(
+      'print the output a sandbox kept: stdout and stderr of the processes started through the API (not terminals), up to the server’s cap',
+    )
+    .argument('<id>', 'sandbox id')
+    .option('-f, --follow', 'keep printing new output until the sandbox is deleted (or Ctrl-C)')
+    .option('--since <time>', 'only output from this time on: ISO 8601, or a duration back from now (10m, 2h, 1d)')
+    .option('--tail <n>', 'only the last n entries (default 1000)', (v) => parseNumber(v, '--tail', 1, 10_000, true))
+    .option('--after <seq>', 'only entries after this seq (the `seq` of an entry, from --json)', (v) =>
+      parseNumber(v, '--after', 0, Number.MAX_SAFE_INTEGER, true),
+    )
+    .option('-t, --timestamps', 'prefix every line with its time, pid and stream')
+    .option('--json', 'print one JSON object per entry (JSON lines; with -f, markers too)')
+    .addHelpText(
+      'after',
+      example('hutch logs $id', 'hutch logs -f $id', 'hutch logs --since 10m --timestamps $id', 'hutch logs --json $id | jq .text'),
+    )
+    .action((id: string, o: { follow?: boolean; since?: string; tail?: number; after?: number; timestamps?: boolean; json?: boolean }) =>
+      set({
+        kind: 'logs',
+        id,
+        follow: !!o.follow,
+        ...(o.since !== undefined ? { since: o.since } : {}),
+        ...(o.tail !== undefined ? { tail: o.tail } : {}),
+        ...(o.after !== undefined ? { after: o.after } : {}),
+        timestamps: !!o.timestamps,
+        json: !!o.json,
+      }),
+    );
+
+  program
+    .command('audit')
+    .description(
+      "show the audit log, newest first: every change, exec, process start, file transfer and PTY session, with who, what and the outcome (your tenant's; admins: every tenant's)",
+    )
+    .option('--action <name>', 'an action or its prefix (sandbox, sandbox.exec, file, key.revoke, …)')
+    .option('--since <time>', 'from this time on: ISO 8601, or a duration back from now (1h, 7d)')
+    .option('--until <time>', 'before this time (same forms)')
+    .option('--key <id>', 'calls made with this API key (or token:<sandbox id>)')
+    .option('--target <id>', 'calls on this object (a sandbox id also matches its files and processes)')
+    .option('--outcome <o>', 'ok, error, a status (404) or an error code (permission_denied)')
+    .option('--tenant <name>', 'admins: only this tenant')
+    .option('--limit <n>', 'entries per page (default 50, max 1000)', (v) => parseNumber(v, '--limit', 1, 1000, true))
+    .option('--cursor <c>', 'the next page (printed after a full page)')
+    .option('--json', 'print the page as JSON ({entries, nextCursor})')
+    .option('--export', 'print every matching entry as JSON lines, oldest first (for a file: > audit.jsonl)')
+    .addHelpText(
+      'after',
+      example(
+        'hutch audit',
+        'hutch audit --action sandbox.exec --since 1h',
+        'hutch audit --outcome error --json',
+        'hutch audit --since 30d --export > audit.jsonl',
+      ),
+    )
+    .action(
+      (o: {
+        action?: string;
+        since?: string;
+        until?: string;
+        key?: string;
+        target?: string;
+        outcome?: string;
+        tenant?: string;
+        limit?: number;
+        cursor?: string;
+        json?: boolean;
+        export?: boolean;
+      }) => {
+        if (o.export && (o.json || o.cursor !== undefined))
+          throw new ArgumentError('--export prints JSON lines of every entry: no --json or --cursor with it');
+        const filter = Object.fromEntries(
+          (['tenant', 'key', 'action', 'target', 'outcome', 'since', 'until'] as const)
+            .filter((k) => o[k] !== undefined)
+            .map((k) => [k, o[k]!]),
+        );
+        set({
+          kind: 'audit',
+          filter,
+          ...(o.limit !== undefined ? { limit: o.limit } : {}),
+          ...(o.cursor !== undefined ? { cursor: o.cursor } : {}),
+          export: !!o.export,
+          json: !!o.json,
+        });
+      },
+    );
 
   const keys = program
     .command('keys')
@@ -672,6 +773,13 @@ const SNAPSHOT_VERBS = ['create', 'ls', 'list', 'rm'] as const;
 
 function collectList(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** `--sandbox-log-cap`: KiB, 0 (off) or at least 16. */
+function parseSandboxLogCap(v: string): number {
+  const n = parseNumber(v, '--sandbox-log-cap', 0, 16 * 1024 * 1024, true);
+  if (n !== 0 && n < 16) throw new ArgumentError('--sandbox-log-cap: 0 (no sandbox logs) or at least 16 (KiB)');
+  return n;
 }
 
 function example(...lines: string[]): string {

@@ -8,6 +8,7 @@ import { Volumes } from './volumes.js';
 import { ApiKeys } from './keys.js';
 import { Pools } from './pools.js';
 import { Tenants } from './tenants.js';
+import { Audit } from './audit.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -35,6 +36,8 @@ export class Hutch {
   readonly pools: Pools;
   /** Admin keys only. */
   readonly tenants: Tenants;
+  /** The audit log: your tenant's (admin keys: every tenant's). */
+  readonly audit: Audit;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -46,6 +49,7 @@ export class Hutch {
     this.keys = new ApiKeys(this.transport);
     this.pools = new Pools(this.transport);
     this.tenants = new Tenants(this.transport);
+    this.audit = new Audit(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

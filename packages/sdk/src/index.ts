@@ -30,7 +30,7 @@ export {
   errorFromResponse,
 } from './errors.js';
 export { Sandboxes, type SandboxCreateOptions, type SandboxListOptions } from './sandboxes.js';
-export { Sandbox, type ExecOptions, type ForkOptions, type ForkResult, type SnapshotOptions } from './sandbox.js';
+export { Sandbox, type ExecOptions, type ForkOptions, type ForkResult, type LogOptions, type SnapshotOptions } from './sandbox.js';
 export {
   Processes,
   ProcessHandle,
@@ -68,3 +68,4 @@ export {
   type TenantUsage,
 } from './tenants.js';
 export { Pools, type PoolInfo, type PoolSpec } from './pools.js';
+export { Audit, type AuditEntry, type AuditExportOptions, type AuditFilter, type AuditListOptions, type AuditPage } from './audit.js';

@@ -5,6 +5,7 @@ import { Files } from './files.js';
 import type { Transport } from './http.js';
 import { Processes } from './processes.js';
 import { Pty } from './pty.js';
+import { readNdjson } from './ndjson.js';
 import { sandboxScope, type SandboxScope } from './scope.js';
 import type {
   Command,
@@ -15,6 +16,8 @@ import type {
   PortUrl,
   RunOptions,
   SandboxInfo,
+  SandboxLogEvent,
+  SandboxLogs,
   SandboxNetworkSettings,
   SandboxNetworkState,
   SandboxUsage,
@@ -36,6 +39,15 @@ export interface ExecOptions extends RunOptions {
 }
 
 export interface SnapshotOptions extends SnapshotCreateParams, CallOptions {}
+
+export interface LogOptions extends CallOptions {
+  /** Entries after this seq (a previous answer's `cursor`), oldest first; without it, the newest. */
+  after?: number;
+  /** Entries from this time on: a Date, an ISO 8601 time, or a duration back from now (`15m`). */
+  since?: Date | string;
+  /** At most this many entries (default 1000, max 10 000). */
+  limit?: number;
+}
 
 export interface ForkOptions extends ForkParams, CallOptions {}
 
@@ -111,6 +123,38 @@ export class Sandbox implements AsyncDisposable {
     const query = new URLSearchParams({ port: String(port) });
     if (expiresInSeconds !== undefined) query.set('expiresIn', String(expiresInSeconds));
     return this.transport.json<PortUrl>({ method: 'GET', path: `${this.scope.path}/url?${query.toString()}`, ...call });
+  }
+
+  /**
+   * The sandbox's log: stdout and stderr of the processes started through the API (exec,
+   * background and streamed processes, E2B commands; not PTYs), kept by the server up to a cap per
+   * sandbox (the oldest output goes first; `dropped` says how much). Deleted with the sandbox.
+   */
+  async logs(opts: LogOptions = {}): Promise<SandboxLogs> {
+    const { signal, timeoutMs, ...q } = opts;
+    return this.transport.json<SandboxLogs>({ method: 'GET', path: `${this.scope.path}/logs`, query: logQuery(q), signal, timeoutMs });
+  }
+
+  /**
+   * Follows the log: the entries `logs(opts)` would return, then new ones as they are made, until
+   * the sandbox is deleted (an `end` event) or `signal` aborts. The deadline covers only the wait
+   * for the stream to open.
+   */
+  async *followLogs(opts: LogOptions = {}): AsyncGenerator<SandboxLogEvent> {
+    const { signal, timeoutMs, ...q } = opts;
+    const stream = await this.transport.stream({
+      method: 'GET',
+      path: `${this.scope.path}/logs`,
+      query: { ...logQuery(q), follow: 1 },
+      accept: 'application/x-ndjson',
+      signal,
+      timeoutMs,
+    });
+    try {
+      for await (const event of readNdjson(stream.body)) yield event as SandboxLogEvent;
+    } finally {
+      stream.close();
+    }
   }
 
   /** Egress policy, addresses and recent DNS queries. */
@@ -225,6 +269,10 @@ export class Sandbox implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill();
   }
+}
+
+function logQuery(q: Omit<LogOptions, keyof CallOptions>): Record<string, string | number | undefined> {
+  return { after: q.after, since: q.since instanceof Date ? q.since.toISOString() : q.since, limit: q.limit };
 }
 
 /** DELETE a sandbox; `true` when this call deleted it, `false` when it did not exist (404). */

@@ -122,6 +122,39 @@ export interface SandboxUsage {
   volumes: { name: string; path: string; usedBytes: number | null; sizeBytes: number | null }[];
 }
 
+/** One entry of a sandbox's log (`GET /v1/sandboxes/{id}/logs`). */
+export interface SandboxLogEntry {
+  /** Increases with every entry: `after` takes it as a cursor. */
+  seq: number;
+  /** When the server received the output (ISO 8601). */
+  time: string;
+  pid: number;
+  /** `system`: a note from the server (output not kept, …). */
+  stream: 'stdout' | 'stderr' | 'system';
+  /** The whole lines that arrived together, with their newlines (a long or unfinished line comes in pieces). */
+  text: string;
+}
+
+/** What `sandbox.logs()` returns. */
+export interface SandboxLogs {
+  /** Oldest first. */
+  entries: SandboxLogEntry[];
+  /** Output dropped by the server's cap (the oldest goes first) or over its rate. */
+  dropped: { bytes: number; entries: number };
+  /** The last entry's seq (or the `after` given): pass as `after` to get what came since. */
+  cursor: number | null;
+}
+
+/** A line of `sandbox.followLogs()`. */
+export type SandboxLogEvent =
+  | ({ type: 'log' } & SandboxLogEntry)
+  /** First, when older output was dropped by the cap. */
+  | { type: 'dropped'; bytes: number; entries: number }
+  /** The reader fell behind and this many entries were skipped. */
+  | { type: 'lagged'; entries: number }
+  /** The sandbox was deleted (or the server is shutting down): the stream ends. */
+  | { type: 'end'; reason: string };
+
 /** A named, quota'd, persistent volume. */
 export interface VolumeInfo {
   /** Names are unique per tenant. */

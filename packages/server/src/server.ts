@@ -39,6 +39,11 @@ import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { availableParallelism } from 'node:os';
+import { AuditService } from './core/audit.js';
+import { SqliteAuditStore } from './store/audit-repo.js';
+import { SandboxLogs } from './core/sandbox-logs.js';
+import { SqliteSandboxLogStore } from './store/log-repo.js';
+import { currentRequestId } from './core/request-context.js';
 
 export interface ServerOptions {
   host: string;
@@ -66,6 +71,12 @@ export interface ServerOptions {
   createQueue?: number;
   /** A pool without matching creates for this long shrinks to its min (default 5 minutes). */
   poolIdleDrainMs?: number;
+  /** Audit entries older than this many days are pruned (default 90; 0: kept forever). */
+  auditRetentionDays?: number;
+  /** How often the audit log is pruned (default hourly, and once at start). */
+  auditPruneIntervalMs?: number;
+  /** Output kept per sandbox in its log, in bytes (default 1 MiB, at least 16 KiB; 0: no sandbox logs). */
+  sandboxLogBytes?: number;
 }
 
 /**
@@ -124,7 +135,16 @@ async function installAgent(source: string, dataDir: string): Promise<string> {
 /** Starts the Hutch server; sandboxes are not children of this process and outlive close(). */
 export async function runServer(options: ServerOptions): Promise<RunningServer> {
   const dataDir = resolve(options.dataDir);
-  const logger = pino({ level: options.logLevel ?? process.env.HUTCH_LOG_LEVEL ?? 'info', base: { svc: 'hutch' } });
+  const logger = pino({
+    level: options.logLevel ?? process.env.HUTCH_LOG_LEVEL ?? 'info',
+    base: { svc: 'hutch' },
+    // Every line written while serving a request names it (core/request-context.ts). A fresh
+    // object each time: pino merges the line's own fields into it.
+    mixin: () => {
+      const requestId = currentRequestId();
+      return requestId ? { requestId } : {};
+    },
+  });
   if (process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
   await mkdir(dataDir, { recursive: true });
   // Searchable (not readable) by others: the runtimes open sandbox root filesystems below it as the
@@ -243,11 +263,25 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   );
   sandboxes.pools = pools;
   tenants.contents = { sandboxes, volumes, snapshots, pools, keys, allocated: (tenant) => capacity.allocated({ tenant }) };
-  const processes = new ProcessService(sandboxes);
+  // The audit log (append-only, batched writes, pruned by age) and the sandboxes' output logs.
+  const audit = new AuditService(new SqliteAuditStore(db), logger, {
+    ...(options.auditRetentionDays !== undefined ? { retentionDays: options.auditRetentionDays } : {}),
+    ...(options.auditPruneIntervalMs !== undefined ? { pruneIntervalMs: options.auditPruneIntervalMs } : {}),
+  });
+  const logs = new SandboxLogs(new SqliteSandboxLogStore(db), logger, {
+    ...(options.sandboxLogBytes !== undefined ? { capBytes: options.sandboxLogBytes } : {}),
+    // The redaction seam: `redactorFor(sandboxId)` returns what replaces secret values in that
+    // sandbox's output before it is kept or shown (null: nothing to redact).
+    redactorFor: null,
+  });
+  await logs.load();
+  sandboxes.onDeleted = (id) => logs.remove(id);
+  const processes = new ProcessService(sandboxes, logs);
   sandboxes.startProcess = (id, req) => processes.startDetached(id, req);
   const files = new FileService(sandboxes);
 
   await sandboxes.reconcile();
+  audit.start();
   await provider.startBackground();
   sandboxes.startReaper();
   await pools.load();
@@ -289,9 +323,12 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
 
   // The URL clients use (the listening address is only known later; info is read after listen).
   let publicUrl = '';
-  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, info }, logger, VERSION, {
-    domain,
-  });
+  const app = await buildApp(
+    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, audit, logs, info },
+    logger,
+    VERSION,
+    { domain },
+  );
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -336,7 +373,11 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       sandboxes.shutdown();
       await sandboxes.settle();
       await provider.stopBackground();
+      // Log followers end first (an open follow would keep the HTTP server from closing); audit
+      // entries of the calls that finish while it closes are written after it.
+      await logs.close();
       await app.close();
+      await audit.close();
       await network?.close();
       useHostExecutor(null);
       hostExec.close();

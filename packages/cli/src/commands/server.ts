@@ -3,7 +3,14 @@
  * gracefully (a second signal exits at once). The server prints its own banner. The server
  * package is loaded only here, so other commands do not pay for it.
  */
-export async function server(opts: { host: string; port: number; dataDir: string; logLevel: string }): Promise<number> {
+export async function server(opts: {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  auditRetentionDays?: number;
+  sandboxLogBytes?: number;
+}): Promise<number> {
   const { runServer } = await import('@hutch/server');
   const running = await runServer(opts);
   await new Promise<void>((resolve) => {

@@ -519,3 +519,65 @@ test('tenant create, ls, quotas, rm; keys create with tenant and role, ls, revok
   assert.match(help(['keys', 'create', '--help']), /--role <role>/);
   assert.match(help(['keys', 'revoke', '--help']), /open streams/);
 });
+
+test('audit: filters, page, --json, --export; logs: -f, --since, --tail, --after, -t, --json; server: audit retention and log cap', () => {
+  assert.deepEqual(inv(['audit']), { kind: 'audit', filter: {}, export: false, json: false });
+  assert.deepEqual(
+    inv(['audit', '--action', 'sandbox.exec', '--since', '1h', '--until', '2030-01-01T00:00:00Z', '--key', 'k1', '--target', 'sb1']),
+    {
+      kind: 'audit',
+      filter: { action: 'sandbox.exec', since: '1h', until: '2030-01-01T00:00:00Z', key: 'k1', target: 'sb1' },
+      export: false,
+      json: false,
+    },
+  );
+  assert.deepEqual(inv(['audit', '--outcome', 'error', '--tenant', 'team-a', '--limit', '10', '--cursor', '42', '--json']), {
+    kind: 'audit',
+    filter: { outcome: 'error', tenant: 'team-a' },
+    limit: 10,
+    cursor: '42',
+    export: false,
+    json: true,
+  });
+  assert.deepEqual(inv(['audit', '--export', '--since', '30d']), { kind: 'audit', filter: { since: '30d' }, export: true, json: false });
+  usage(['audit', '--export', '--json'], /--export prints JSON lines/);
+  usage(['audit', '--limit', '0'], /--limit/);
+
+  assert.deepEqual(inv(['logs', 'sb1']), { kind: 'logs', id: 'sb1', follow: false, timestamps: false, json: false });
+  assert.deepEqual(inv(['logs', '-f', 'sb1', '--since', '10m', '--tail', '20', '-t']), {
+    kind: 'logs',
+    id: 'sb1',
+    follow: true,
+    since: '10m',
+    tail: 20,
+    timestamps: true,
+    json: false,
+  });
+  assert.deepEqual(inv(['logs', '--follow', '--after', '7', '--json', 'sb1']), {
+    kind: 'logs',
+    id: 'sb1',
+    follow: true,
+    after: 7,
+    timestamps: false,
+    json: true,
+  });
+  usage(['logs'], /missing required argument/);
+  usage(['logs', 'sb1', '--tail', 'x'], /--tail/);
+
+  const server = inv(['server', '--audit-retention-days', '365', '--sandbox-log-cap', '4096']);
+  assert.equal(server.kind, 'server');
+  assert.equal((server as { auditRetentionDays?: number }).auditRetentionDays, 365);
+  assert.equal((server as { sandboxLogBytes?: number }).sandboxLogBytes, 4096 * 1024);
+  assert.equal((inv(['server', '--sandbox-log-cap', '0']) as { sandboxLogBytes?: number }).sandboxLogBytes, 0);
+  usage(['server', '--sandbox-log-cap', '8'], /at least 16/);
+
+  let out = '';
+  const help = (argv: string[]): string => {
+    out = '';
+    parse(argv, { env: {}, io: { writeOut: (s) => void (out += s), writeErr: () => {} } });
+    return out;
+  };
+  assert.match(help(['audit', '--help']), /--export[\s\S]*JSON lines[\s\S]*Examples:/);
+  assert.match(help(['logs', '--help']), /not\s+terminals[\s\S]*-f, --follow/);
+  assert.match(help(['server', '--help']), /--audit-retention-days <days>[\s\S]*--sandbox-log-cap <KiB>/);
+});

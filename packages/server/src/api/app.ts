@@ -21,6 +21,9 @@ import { authorize, checkRoute } from './access.js';
 import { Ingress } from './ingress.js';
 import { E2bDataPlane } from './e2b/data-plane.js';
 import { e2bControlRoutes } from './e2b/control-plane.js';
+import { auditHooks, checkAuditRoute, requestIdOf, withRequestContext } from './audit.js';
+import { auditRoutes } from './routes/audit.js';
+import { logRoutes } from './routes/logs.js';
 import type { Services } from './services.js';
 
 /** HTTP adapter: validate, authorize, call a service, map errors. No decisions live here. */
@@ -42,16 +45,21 @@ export async function buildApp(
   const e2bData = new E2bDataPlane(services, { domain: domain?.host ?? null });
   const app = Fastify({
     // Sandbox port traffic is routed before Fastify sees it: it is proxied as-is (any method,
-    // any body, streamed), which Fastify's body parsing and schemas must not touch.
+    // any body, streamed), which Fastify's body parsing and schemas must not touch. API and envd
+    // requests run in their request's context (id, X-Request-Id, log lines; api/audit.ts).
     serverFactory: (handler) =>
       http.createServer((req, res) => {
         const envd = e2bData.match(req);
-        if (envd) return void e2bData.handle(req, res, envd);
+        if (envd) return withRequestContext(req, res, () => void e2bData.handle(req, res, envd));
         const target = ingress.match(req);
         if (target) void ingress.handleRequest(req, res, target);
-        else handler(req, res);
+        else withRequestContext(req, res, () => handler(req, res));
       }),
     loggerInstance: logger as FastifyBaseLogger,
+    genReqId: requestIdOf,
+    requestIdLogLabel: 'requestId',
+    // No per-request child logger: the logger's mixin adds the request id from the async context.
+    childLoggerFactory: (parent) => parent,
     bodyLimit: JSON_BODY_LIMIT,
     disableRequestLogging: true,
     maxParamLength: 500,
@@ -78,8 +86,16 @@ export async function buildApp(
 
   app.decorateRequest('apiKey', null);
   app.decorateRequest('openStream', null);
-  // Every route that names an object must have a tenancy rule (api/access.ts): checked as routes register.
+  app.decorateRequest('auditCall', null);
+  // Every route that names an object must have a tenancy rule (api/access.ts), and every route
+  // that changes something an audit action (api/audit.ts): checked as routes register.
   app.addHook('onRoute', checkRoute);
+  app.addHook('onRoute', checkAuditRoute);
+  // First: audited calls are recorded however they end (a 401 included).
+  const audit = auditHooks(services.audit, logger);
+  app.addHook('onRequest', audit.onRequest);
+  app.addHook('onSend', audit.onSend);
+  app.addHook('preHandler', audit.preHandler);
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/')) return;
     const header = req.headers.authorization ?? '';
@@ -116,8 +132,12 @@ export async function buildApp(
   await app.register(fileRoutes(services));
   await app.register(ptyRoutes(services));
   await app.register(networkRoutes(services, { domain }));
+  await app.register(auditRoutes(services));
+  await app.register(logRoutes(services));
   await app.register(e2bControlRoutes(services, { domain: domain?.host ?? null }));
   await app.ready();
+  // A WebSocket's 101 carries the request id too (the upgrade bypasses the HTTP handler).
+  app.websocketServer.on('headers', (headers: string[], req: http.IncomingMessage) => headers.push(`X-Request-Id: ${requestIdOf(req)}`));
   // Upgrades: sandbox ports first, everything else to the listeners Fastify's plugins installed.
   const upgradeListeners = app.server.listeners('upgrade') as ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void)[];
   app.server.removeAllListeners('upgrade');

@@ -42,7 +42,7 @@ export function toHutchError(err: unknown): HutchError {
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const e = toHutchError(err);
   const status = STATUS_BY_KIND[e.kind];
-  if (status >= 500) request.log.error({ err }, e.message);
+  if (status >= 500) request.log.error({ err, requestId: request.id }, e.message);
   if (e.retryAfterSeconds !== undefined) void reply.header('retry-after', String(e.retryAfterSeconds));
   if (reply.sent || reply.raw.headersSent) {
     reply.raw.destroy();

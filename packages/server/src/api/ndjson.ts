@@ -1,7 +1,23 @@
+import type http from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ProcessEvent } from '../core/process-events.js';
 import { toHutchError } from './errors.js';
 import { STATUS_BY_KIND, errorBody } from './errors.js';
+import { auditOpened } from './audit.js';
+
+export const NDJSON_HEADERS = { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+
+/** Writes lines to a response, waiting while the client is slow (backpressure); resolves at once once it closed. */
+export function lineWriter(raw: http.ServerResponse): (value: unknown) => Promise<void> {
+  return async (value) => {
+    if (raw.destroyed || raw.writableEnded) return;
+    if (!raw.write(JSON.stringify(value) + '\n'))
+      await new Promise<void>((resolve) => {
+        raw.once('drain', resolve);
+        raw.once('close', resolve);
+      });
+  };
+}
 
 /**
  * Streams process events as newline-delimited JSON. Honours backpressure (a slow client slows the
@@ -26,7 +42,9 @@ export async function streamEvents(
     return reply.status(STATUS_BY_KIND[e.kind]).send(errorBody(e.kind, e.message));
   }
   reply.hijack();
-  raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  raw.writeHead(200, NDJSON_HEADERS);
+  // The stream is open: the audit entry of the call is made now, not when the process ends.
+  auditOpened(request, 200);
   const write = async (line: string): Promise<void> => {
     if (!raw.write(line))
       await new Promise<void>((resolve) => {

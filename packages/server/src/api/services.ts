@@ -7,6 +7,8 @@ import type { KeyService } from '../core/key-service.js';
 import type { TenantService } from '../core/tenant-service.js';
 import type { TemplateCatalog } from '../core/templates.js';
 import type { PoolService } from '../core/pool-service.js';
+import type { AuditService } from '../core/audit.js';
+import type { SandboxLogs } from '../core/sandbox-logs.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -19,5 +21,7 @@ export interface Services {
   keys: KeyService;
   tenants: TenantService;
   pools: PoolService;
+  audit: AuditService;
+  logs: SandboxLogs;
   info: () => Promise<Record<string, unknown>>;
 }

@@ -2,12 +2,15 @@ import { HutchError, invalidArgument } from './errors.js';
 import { KEEP_ALIVE_ENV } from './keep-alive.js';
 import { type AgentProcessMessage, type ProcessEvent, toProcessEvent } from './process-events.js';
 import type { SandboxService } from './sandbox-service.js';
+import type { ProcessOutput, SandboxLogs } from './sandbox-logs.js';
 
 /**
  * Processes inside sandboxes: buffered exec, streamed processes, stdin, signals, PTY. The agent
  * runs them; this service shapes requests, bounds what it keeps in memory, and translates events.
  * An exec and an attached output stream hold their sandbox active (not idle) while they last; a
- * process started with `keepAlive` holds it for as long as the process runs.
+ * process started with `keepAlive` holds it for as long as the process runs. The stdout and stderr
+ * of every process started here (not a PTY's output) also go to the sandbox's log
+ * (core/sandbox-logs.ts), until the process exits even when nobody listens any more.
  */
 export interface ProcessRequest {
   cmd: string | string[];
@@ -96,6 +99,27 @@ class CappedBuffer {
   }
 }
 
+const ABORTED = Symbol('aborted');
+
+/** The read, or ABORTED as soon as `signal` aborts (the read stays in flight). */
+function untilAborted<T>(read: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+    read.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 export class ProcessService {
   /**
    * Deadlines of processes started with a timeout, by sandbox and pid, so that `wait` and
@@ -103,7 +127,11 @@ export class ProcessService {
    */
   private readonly deadlines = new Map<string, number>();
 
-  constructor(private readonly sandboxes: SandboxService) {}
+  constructor(
+    private readonly sandboxes: SandboxService,
+    /** Where process output is kept (none: not kept). */
+    private readonly logs: SandboxLogs | null = null,
+  ) {}
 
   private rememberDeadline(id: string, pid: number, timeoutMs: number, started: number): void {
     if (timeoutMs <= 0) return;
@@ -151,6 +179,7 @@ export class ProcessService {
       signal: abort,
     });
     let pid = 0;
+    let output: ProcessOutput | null = null;
     const result = (exitCode: number, signal: string | null, timedOut: boolean, oomKilled: boolean): ExecResult => ({
       pid,
       exitCode,
@@ -169,14 +198,17 @@ export class ProcessService {
         if (!event) continue;
         if (event.type === 'start') {
           pid = event.pid;
+          output = this.logs?.open(id, pid) ?? null;
           if (isKeepAlive(req)) this.sandboxes.keepAlive.follow(id, pid);
           if (req.stdin !== undefined) {
             if (req.stdin.length > 0) await this.sendStdin(id, { pid }, Buffer.from(req.stdin));
             await this.closeStdin(id, { pid });
           }
-        } else if (event.type === 'stdout') stdout.push(Buffer.from(event.data, 'base64'));
-        else if (event.type === 'stderr') stderr.push(Buffer.from(event.data, 'base64'));
-        else if (event.type === 'exit') {
+        } else if (event.type === 'stdout' || event.type === 'stderr') {
+          const data = Buffer.from(event.data, 'base64');
+          (event.type === 'stdout' ? stdout : stderr).push(data);
+          output?.write(event.type, data);
+        } else if (event.type === 'exit') {
           const oomBefore = await oomBeforeRead;
           const oomAfter = event.signal === 'SIGKILL' ? await this.sandboxes.oomKills(id) : oomBefore;
           const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore && event.signal === 'SIGKILL';
@@ -190,35 +222,70 @@ export class ProcessService {
       const health = await this.sandboxes.checkAlive(id, await oomBeforeRead);
       if (health.alive) throw err;
       return result(-1, 'SIGKILL', false, health.oomKilled);
+    } finally {
+      output?.end();
     }
     throw invalidArgument('the process stream ended without an exit event');
   }
 
   /**
-   * Starts a process and yields its events until it exits. Stopping the iteration only detaches:
-   * the process keeps running. The sandbox is held while the events are read.
+   * Starts a process and yields its events until it exits. Stopping the iteration (or aborting
+   * `signal`) only detaches: the process keeps running, and its output keeps going to the
+   * sandbox's log until it exits. The sandbox is held while the events are read.
    */
   async *start(id: string, req: ProcessRequest, signal?: AbortSignal): AsyncGenerator<ProcessEvent> {
     await this.sandboxes.requireRunning(id);
     const timeoutMs = req.timeoutMs ?? 0;
     const started = performance.now();
     const hold = this.sandboxes.hold(id, req.pty ? 'terminal' : 'process stream');
+    // PTY output is not kept (see core/sandbox-logs.ts); other output outlives the caller's interest.
+    const capture = !req.pty && this.logs?.enabled === true;
+    // When output is kept, the agent stream is ours to close (the caller's signal only detaches the caller).
+    const own = new AbortController();
+    const streamSignal = capture ? own.signal : signal;
+    let output: ProcessOutput | null = null;
+    let pending: Promise<IteratorResult<AgentProcessMessage>> | null = null;
+    let finished = false;
+    const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Start', this.startBody(req), {
+      ...(req.user !== undefined ? { user: req.user } : {}),
+      connectTimeoutMs: timeoutMs,
+      ...(streamSignal ? { signal: streamSignal } : {}),
+    });
+    const messages = stream[Symbol.asyncIterator]();
     try {
-      const stream = this.sandboxes.agent(id).stream<AgentProcessMessage>('process.Process/Start', this.startBody(req), {
-        ...(req.user !== undefined ? { user: req.user } : {}),
-        connectTimeoutMs: timeoutMs,
-        ...(signal ? { signal } : {}),
-      });
-      for await (const message of stream) {
-        const event = toProcessEvent(message, () => timeoutMs > 0 && performance.now() - started >= timeoutMs - 50);
+      for (;;) {
+        pending = messages.next();
+        const result = capture && signal ? await untilAborted(pending, signal) : await pending;
+        if (result === ABORTED) return;
+        pending = null;
+        if (result.done) {
+          finished = true;
+          return;
+        }
+        const event = toProcessEvent(result.value, () => timeoutMs > 0 && performance.now() - started >= timeoutMs - 50);
         if (event?.type === 'start') {
           this.rememberDeadline(id, event.pid, timeoutMs, started);
           if (isKeepAlive(req)) this.sandboxes.keepAlive.follow(id, event.pid);
-        }
+          if (capture) output = this.logs!.open(id, event.pid);
+        } else if (event?.type === 'stdout' || event?.type === 'stderr') output?.write(event.type, Buffer.from(event.data, 'base64'));
+        else if (event?.type === 'exit') finished = true;
         if (event) yield event;
       }
+    } catch (err) {
+      finished = true; // the stream failed: nothing left to follow
+      throw err;
     } finally {
       hold.release();
+      // Detached before the exit: the log follows the rest of the stream.
+      const adopted = !finished && output !== null && this.logs!.adopt(output, messages, pending, () => own.abort());
+      if (!adopted) {
+        output?.end();
+        if (pending) {
+          // A read in flight (the caller left while waiting): only closing the stream ends it.
+          own.abort();
+          pending.catch(() => undefined);
+        } else await messages.return?.(undefined)?.catch(() => undefined);
+      }
     }
   }
 
@@ -227,7 +294,7 @@ export class ProcessService {
     const events = this.start(id, req);
     for await (const event of events) {
       if (event.type === 'start') {
-        // Closing our stream detaches; the agent keeps the process and discards its output.
+        // Closing our stream detaches; the agent keeps the process, the sandbox log its output.
         await events.return(undefined);
         return { pid: event.pid };
       }

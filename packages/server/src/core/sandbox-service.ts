@@ -382,6 +382,8 @@ export class SandboxService {
     this.dropAgent(id);
     this.defaultUsers.delete(id);
     await this.provider.destroy(id);
+    // Its template start command's output, if any, goes with it.
+    void this.onDeleted?.(id).catch(() => undefined);
   }
 
   /** A shipped template or one of the tenant's snapshots, as the layers to mount (top first). */
@@ -408,6 +410,9 @@ export class SandboxService {
   whileLocked<T>(id: string, work: () => Promise<T>): Promise<T> {
     return this.locks.run(id, work);
   }
+
+  /** Told when a sandbox is deleted (wired to the sandbox logs, which go with it). */
+  onDeleted: ((id: string) => Promise<void>) | null = null;
 
   /** Starts a process in a sandbox and returns once it started (wired to the process service). */
   startProcess: ((id: string, req: { cmd: string[]; user?: string; tag?: string }) => Promise<unknown>) | null = null;
@@ -810,6 +815,10 @@ export class SandboxService {
       this.forgetActivity(id);
       this.cpuSamples.delete(id);
       await this.store.update(id, { state: 'deleted', deletedAt: new Date(), expiresAt: null });
+      // Its log goes too (in the background: the answer does not wait for the store).
+      void this.onDeleted?.(id).catch((err: unknown) =>
+        this.log.error({ sandbox: id, err: (err as Error).message }, 'cleanup after delete failed'),
+      );
       // Gone for its tenant's quotas now; its resources count for the node until the teardown ends.
       this.capacity?.setOwner(id, null);
       const teardown = this.teardownLimit(() => this.provider.destroy(id))

@@ -92,6 +92,41 @@ export interface TenantTable {
   created_at: number;
 }
 
+/** 0007: one recorded API call (core/audit.ts). */
+export interface AuditTable {
+  id: Generated<number>;
+  time: number;
+  tenant: string | null;
+  key_id: string | null;
+  auth: string | null;
+  role: string | null;
+  action: string;
+  target: string | null;
+  route: string;
+  status: number;
+  error: string | null;
+  duration_ms: number;
+  client: string | null;
+  request_id: string | null;
+}
+
+/** 0008: a line (or piece) of a sandbox process's output (core/sandbox-logs.ts). */
+export interface SandboxLogTable {
+  seq: number;
+  sandbox_id: string;
+  time: number;
+  pid: number;
+  stream: string;
+  text: string;
+  bytes: number;
+}
+
+export interface SandboxLogDropTable {
+  sandbox_id: string;
+  bytes: number;
+  entries: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -105,6 +140,9 @@ export interface Schema {
   meta: MetaTable;
   pools: PoolTable;
   tenants: TenantTable;
+  audit_log: AuditTable;
+  sandbox_logs: SandboxLogTable;
+  sandbox_log_drops: SandboxLogDropTable;
   _placeholder?: { id: Generated<number> };
 }
 

@@ -164,4 +164,61 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('pools_0005').renameTo('pools').execute();
     },
   },
+  '0007_audit': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The audit log (core/audit.ts): one row per recorded call, append-only. Never a request
+      // body, an environment value, file contents or a secret: names, ids, paths and outcomes.
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('time', 'integer', (c) => c.notNull())
+        .addColumn('tenant', 'text')
+        .addColumn('key_id', 'text')
+        .addColumn('auth', 'text')
+        .addColumn('role', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target', 'text')
+        .addColumn('route', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .addColumn('duration_ms', 'integer', (c) => c.notNull())
+        .addColumn('client', 'text')
+        .addColumn('request_id', 'text')
+        .execute();
+      await db.schema.createIndex('audit_log_time').on('audit_log').column('time').execute();
+      await db.schema.createIndex('audit_log_tenant').on('audit_log').columns(['tenant', 'id']).execute();
+      await db.schema.createIndex('audit_log_key').on('audit_log').columns(['key_id', 'id']).execute();
+      await db.schema.createIndex('audit_log_request').on('audit_log').column('request_id').execute();
+      // Append-only in the store itself: no row is ever changed, and rows are deleted only by
+      // retention pruning, which first records the cut-off in meta (older rows only).
+      await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`.execute(db);
+      await sql`CREATE TRIGGER audit_log_prune_only BEFORE DELETE ON audit_log
+                WHEN OLD.time >= COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'audit_prune_before'), 0)
+                BEGIN SELECT RAISE(ABORT, 'audit_log rows are only deleted by retention pruning'); END`.execute(db);
+    },
+  },
+  '0008_sandbox_logs': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Output of processes started through the API (core/sandbox-logs.ts), per sandbox, capped.
+      await db.schema
+        .createTable('sandbox_logs')
+        .addColumn('seq', 'integer', (c) => c.primaryKey())
+        .addColumn('sandbox_id', 'text', (c) => c.notNull())
+        .addColumn('time', 'integer', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('stream', 'text', (c) => c.notNull())
+        .addColumn('text', 'text', (c) => c.notNull())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('sandbox_logs_sandbox').on('sandbox_logs').columns(['sandbox_id', 'seq']).execute();
+      // What the cap dropped from each sandbox's log (the oldest output goes first).
+      await db.schema
+        .createTable('sandbox_log_drops')
+        .addColumn('sandbox_id', 'text', (c) => c.primaryKey())
+        .addColumn('bytes', 'integer', (c) => c.notNull())
+        .addColumn('entries', 'integer', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

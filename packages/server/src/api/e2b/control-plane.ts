@@ -7,6 +7,7 @@ import { STATUS_BY_KIND } from '../errors.js';
 import type { Services } from '../services.js';
 import { callerFromKey, callerOf, trackRequest } from '../caller.js';
 import { authorize } from '../access.js';
+import { auditTarget } from '../audit.js';
 import { listScope } from '../../core/tenancy.js';
 
 /**
@@ -110,6 +111,7 @@ export function e2bControlRoutes(services: Services, options: { domain: string |
         },
         callerOf(req),
       );
+      auditTarget(req, record.id);
       return reply.status(201).send(created(record, options.domain));
     };
     app.post('/sandboxes', create);

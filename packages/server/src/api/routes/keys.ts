@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiKeyRecord } from '../../core/stores.js';
 import { callerOf } from '../caller.js';
+import { auditTarget } from '../audit.js';
 import { CreateKeyBody, ErrorBody, KeyInfo, KeyParams, ResourceLimitsBody, TenantQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -36,6 +37,7 @@ export function keyRoutes(services: Services): FastifyPluginAsyncZod {
       },
       async (req, reply) => {
         const { record, key } = await services.keys.create(callerOf(req), req.body);
+        auditTarget(req, record.id);
         return reply.status(201).send({ ...keyJson(record), key });
       },
     );

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
 import { toHutchError } from '../errors.js';
+import { auditOpened } from '../audit.js';
 import { IdParams, PtyQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -19,6 +20,8 @@ export function ptyRoutes(services: Services): FastifyPluginAsyncZod {
         schema: { params: IdParams, querystring: PtyQuery, tags: ['processes'], summary: 'Interactive PTY (WebSocket)' },
       },
       (socket: WebSocket, req) => {
+        // The session is open: recorded now (pty.open), not when it ends.
+        auditOpened(req, 101);
         const { id } = req.params;
         const q = req.query;
         const controller = new AbortController();

@@ -15,6 +15,7 @@ import {
 } from '../schemas.js';
 import { sandboxJson } from '../serialize.js';
 import { callerOf } from '../caller.js';
+import { auditTarget } from '../audit.js';
 import { listScope } from '../../core/tenancy.js';
 import type { Services } from '../services.js';
 
@@ -32,6 +33,7 @@ export function sandboxRoutes(services: Services): FastifyPluginAsyncZod {
       },
       async (req, reply) => {
         const record = await services.sandboxes.create(req.body, callerOf(req));
+        auditTarget(req, record.id);
         return reply.status(201).send(sandboxJson(record));
       },
     );
