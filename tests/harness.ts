@@ -55,6 +55,7 @@ export interface ExtraServerOptions {
   createConcurrency?: number;
   createQueue?: number;
   poolIdleDrainMs?: number;
+  containerRuntime?: 'auto' | 'runc' | 'crun';
 }
 
 export function launch(

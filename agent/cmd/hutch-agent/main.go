@@ -53,6 +53,14 @@ func main() {
 		os.Exit(126)
 	}
 
+	// On the host: starts crun on a hybrid cgroup host, see hostexec.ExecWithLegacyCgroupView.
+	// Usage: hutch-agent legacy-cgroup-launch -- crun ARGS...
+	if len(os.Args) >= 4 && os.Args[1] == "legacy-cgroup-launch" && os.Args[2] == "--" {
+		err := hostexec.ExecWithLegacyCgroupView(os.Args[3:])
+		fmt.Fprintln(os.Stderr, "hutch-agent legacy-cgroup-launch:", err)
+		os.Exit(126)
+	}
+
 	var listens listenFlags
 	flag.Var(&listens, "listen", "address to serve on: unix:PATH or tcp:HOST:PORT (repeatable)")
 	defaultUser := flag.String("default-user", "user", "user for requests that name none (root if absent from /etc/passwd)")

@@ -63,6 +63,7 @@ export type Invocation =
       overcommit?: Overcommit;
       createConcurrency?: number;
       createQueue?: number;
+      containerRuntime?: 'auto' | 'runc' | 'crun';
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }

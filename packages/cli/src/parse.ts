@@ -107,6 +107,12 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--create-queue <n>', 'cold creates that may wait; beyond: 429 (default 64)', (v) =>
       parseNumber(v, '--create-queue', 0, 100_000, true),
     )
+    .option(
+      '--container-runtime <name>',
+      'OCI runtime of the container tier: auto (crun if installed, else runc), crun or runc',
+      parseContainerRuntime,
+      'auto',
+    )
     .addHelpText(
       'after',
       example(
@@ -128,12 +134,14 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         overcommit?: Overcommit;
         createConcurrency?: number;
         createQueue?: number;
+        containerRuntime: 'auto' | 'runc' | 'crun';
       }) =>
         set({
           kind: 'server',
           ...(o.overcommit ? { overcommit: o.overcommit } : {}),
           ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
           ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
+          containerRuntime: o.containerRuntime,
           host: o.host,
           port: o.port,
           dataDir: o.dataDir,
@@ -877,4 +885,9 @@ function commandSpec(words: string[], o: ExecFlags, env?: Record<string, string>
   if (o.stdin !== undefined) spec.stdin = o.stdin;
   if (o.keepAlive) spec.keepAlive = true;
   return spec;
+}
+
+function parseContainerRuntime(value: string): 'auto' | 'runc' | 'crun' {
+  if (value === 'auto' || value === 'runc' || value === 'crun') return value;
+  throw new ArgumentError(`--container-runtime: expected auto, crun or runc, got "${value}"`);
 }

@@ -20,7 +20,7 @@ import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
 import { SnapshotService } from './core/snapshot-service.js';
 import { LayerStore } from './templates/layer-store.js';
 import { probeHost, which } from './runtime/local/host-probe.js';
-import { LocalProvider } from './runtime/local/local-provider.js';
+import { LocalProvider, type ContainerRuntimeChoice } from './runtime/local/local-provider.js';
 import { openDatabase } from './store/database.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
 import { SqliteSandboxStore } from './store/sandbox-repo.js';
@@ -66,6 +66,8 @@ export interface ServerOptions {
   createQueue?: number;
   /** A pool without matching creates for this long shrinks to its min (default 5 minutes). */
   poolIdleDrainMs?: number;
+  /** The container tier's OCI runtime (default auto: crun if installed, else runc). */
+  containerRuntime?: ContainerRuntimeChoice;
 }
 
 /**
@@ -188,6 +190,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     network,
     log: logger,
     ...(networkUnavailable ? { networkUnavailable } : {}),
+    ...(options.containerRuntime ? { containerRuntime: options.containerRuntime } : {}),
   });
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
