@@ -318,7 +318,7 @@ export class PoolService {
     p.starting++;
     const started = Date.now();
     void this.queue
-      .run(`pool:${poolId(p.def.tenant, p.def.name)}`, () => this.sandboxes.bootWarm(id, spec, p.def.tenant))
+      .run({ tenant: p.def.tenant, key: `pool:${p.def.name}` }, () => this.sandboxes.bootWarm(id, spec, p.def.tenant))
       .then(({ digest }) => {
         p.starting--;
         p.fills++;

@@ -233,7 +233,7 @@ export class SandboxService {
     // Reserved while waiting, so the queue never holds more than fits.
     this.capacity?.admit(record.id, allocationOf(record), owner);
     try {
-      return await this.queue.run(caller.keyId, () => this.createCold(record, source, sources, caller));
+      return await this.queue.run({ tenant: caller.tenant, key: caller.keyId }, () => this.createCold(record, source, sources, caller));
     } catch (err) {
       this.capacity?.release(record.id);
       throw err;
