@@ -1,3 +1,4 @@
+import type { KubernetesSettings } from '@hutch/server';
 import type {
   ApiKeyLimits,
   ApiKeyRole,
@@ -64,6 +65,8 @@ export type Invocation =
       createConcurrency?: number;
       createQueue?: number;
       containerRuntime?: 'auto' | 'runc' | 'crun';
+      provider?: 'local' | 'kubernetes';
+      kubernetes?: KubernetesSettings;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -76,6 +79,7 @@ export type Invocation =
   | { kind: 'rm'; ids: string[] }
   | { kind: 'template-ls'; json: boolean }
   | { kind: 'template-build'; names: string[]; layersDir: string; json: boolean }
+  | { kind: 'template-export'; name: string; out: string; layersDir: string; repository?: string; agentBinary?: string; json: boolean }
   | { kind: 'timeout'; id: string; seconds: number; json: boolean }
   | { kind: 'url'; id: string; port: number; expiresIn?: number; json: boolean }
   | { kind: 'network'; id: string; egress?: SandboxEgress; public?: boolean; json: boolean }

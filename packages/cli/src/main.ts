@@ -35,6 +35,8 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/templates.js')).templateList(client(connection), inv);
     case 'template-build':
       return (await import('./commands/templates.js')).templateBuild(inv);
+    case 'template-export':
+      return (await import('./commands/templates.js')).templateExport(inv);
     case 'create':
       return (await import('./commands/sandboxes.js')).create(client(connection), inv);
     case 'ls':

@@ -113,10 +113,23 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       parseContainerRuntime,
       'auto',
     )
+    .option('--provider <name>', 'where sandboxes run: local (this machine) or kubernetes (pods in a cluster)', parseProvider, 'local')
+    .option('--kubeconfig <file>', 'kubernetes: kubeconfig (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)')
+    .option('--namespace <ns>', "kubernetes: namespace of the sandbox pods, created if missing (default: the server pod's, else hutch)")
+    .option('--runtime-class-gvisor <name>', 'kubernetes: RuntimeClass of the gvisor tier (default gvisor)')
+    .option('--image-repository <repo>', 'kubernetes: repository of sandbox images (default localhost/hutch/sandbox)')
+    .option(
+      '--image-import <command>',
+      'kubernetes: command run as "<command> <oci-tar> <image>" to import a template image on first use (default: none; images must be on the nodes or in the registry)',
+    )
+    .option('--cpu-request-ratio <r>', 'kubernetes: cpu request as a fraction of the sandbox cpu limit (default 0.1)', (v) =>
+      parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
+    )
     .addHelpText(
       'after',
       example(
         'sudo hutch server --port 7171 --data-dir /var/lib/hutch',
+        'hutch server --provider kubernetes --kubeconfig ~/.kube/config --namespace sandboxes',
         'sudo hutch server --domain sbx.example.com',
         'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
       ),
@@ -135,9 +148,29 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         createConcurrency?: number;
         createQueue?: number;
         containerRuntime: 'auto' | 'runc' | 'crun';
+        provider: 'local' | 'kubernetes';
+        kubeconfig?: string;
+        namespace?: string;
+        runtimeClassGvisor?: string;
+        imageRepository?: string;
+        imageImport?: string;
+        cpuRequestRatio?: number;
       }) =>
         set({
           kind: 'server',
+          provider: o.provider,
+          ...(o.provider === 'kubernetes'
+            ? {
+                kubernetes: {
+                  ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+                  ...(o.namespace ? { namespace: o.namespace } : {}),
+                  ...(o.runtimeClassGvisor ? { gvisorRuntimeClass: o.runtimeClassGvisor } : {}),
+                  ...(o.imageRepository ? { imageRepository: o.imageRepository } : {}),
+                  ...(o.imageImport ? { imageImport: o.imageImport.split(/\s+/).filter(Boolean) } : {}),
+                  ...(o.cpuRequestRatio !== undefined ? { cpuRequestRatio: o.cpuRequestRatio } : {}),
+                },
+              }
+            : {}),
           ...(o.overcommit ? { overcommit: o.overcommit } : {}),
           ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
           ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
@@ -277,6 +310,39 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('sudo hutch template build', 'sudo hutch template build minimal'))
     .action((names: string[], o: { layersDir: string; json?: boolean }) =>
       set({ kind: 'template-build', names, layersDir: o.layersDir, json: !!o.json }),
+    );
+  template
+    .command('export')
+    .description(
+      'write a template as an OCI image-layout tarball (its layers plus hutch-agent as the entrypoint) for the kubernetes provider; prints the image reference (no server needed)',
+    )
+    .argument('<name>', 'template to export (built first if missing)')
+    .requiredOption('--oci <file>', 'the tarball to write')
+    .option(
+      '--layers-dir <dir>',
+      'layer cache (env HUTCH_LAYERS_DIR)',
+      env.HUTCH_LAYERS_DIR || `${env.HUTCH_DATA_DIR || '/var/lib/hutch'}/layers`,
+    )
+    .option('--repository <repo>', "image repository of the reference (default localhost/hutch/sandbox; the server's --image-repository)")
+    .option('--agent <file>', 'the hutch-agent binary (env HUTCH_AGENT_BINARY; default: the repository build)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      example(
+        'sudo hutch template export minimal --oci minimal.tar',
+        'ref=$(sudo hutch template export base --oci base.tar) && ctr -n k8s.io images import --index-name "$ref" base.tar',
+      ),
+    )
+    .action((name: string, o: { oci: string; layersDir: string; repository?: string; agent?: string; json?: boolean }) =>
+      set({
+        kind: 'template-export',
+        name,
+        out: o.oci,
+        layersDir: o.layersDir,
+        ...(o.repository ? { repository: o.repository } : {}),
+        ...(o.agent || env.HUTCH_AGENT_BINARY ? { agentBinary: o.agent || env.HUTCH_AGENT_BINARY } : {}),
+        json: !!o.json,
+      }),
     );
 
   program
@@ -753,6 +819,11 @@ function limitsOf(o: LimitFlags): { limits?: ApiKeyLimits } {
 }
 
 /** `--overcommit 4` or `--overcommit cpu=100,memory=2`. */
+function parseProvider(text: string): 'local' | 'kubernetes' {
+  if (text !== 'local' && text !== 'kubernetes') throw new ArgumentError(`--provider: "${text}" is not one of local, kubernetes`);
+  return text;
+}
+
 function parseOvercommit(text: string): Overcommit {
   const names: Record<string, keyof Overcommit> = { cpu: 'cpu', memory: 'memoryMiB', pids: 'pids', disk: 'diskMiB' };
   const ratio = (v: string, what: string): number => {

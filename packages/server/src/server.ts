@@ -39,6 +39,8 @@ import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { availableParallelism } from 'node:os';
+import type { Provider } from './core/provider.js';
+import { type KubernetesSettings, setupKubernetes } from './runtime/kubernetes/setup.js';
 
 export interface ServerOptions {
   host: string;
@@ -68,6 +70,10 @@ export interface ServerOptions {
   poolIdleDrainMs?: number;
   /** The container tier's OCI runtime (default auto: crun if installed, else runc). */
   containerRuntime?: ContainerRuntimeChoice;
+  /** Where sandboxes run: this machine (default) or a Kubernetes cluster (`kubernetes`). */
+  provider?: 'local' | 'kubernetes';
+  /** Settings of the kubernetes provider. */
+  kubernetes?: KubernetesSettings;
 }
 
 /**
@@ -100,7 +106,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function defaultAgentBinary(): string {
+export function defaultAgentBinary(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   return resolve(here, '../../../agent/bin/hutch-agent');
 }
@@ -127,7 +133,8 @@ async function installAgent(source: string, dataDir: string): Promise<string> {
 export async function runServer(options: ServerOptions): Promise<RunningServer> {
   const dataDir = resolve(options.dataDir);
   const logger = pino({ level: options.logLevel ?? process.env.HUTCH_LOG_LEVEL ?? 'info', base: { svc: 'hutch' } });
-  if (process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
+  const kubernetes = options.provider === 'kubernetes';
+  if (!kubernetes && process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
   await mkdir(dataDir, { recursive: true });
   // Searchable (not readable) by others: the runtimes open sandbox root filesystems below it as the
   // sandbox's mapped root user. Secrets in it (admin.key, the database) are 0600 themselves.
@@ -148,8 +155,6 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   await tenants.load();
   const keys = new KeyService(keyStore, tenants, new OpenStreams(), logger);
 
-  const host = await probeHost();
-  await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
   const domain = options.domain ? parseDomain(options.domain) : null;
   // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a
@@ -157,55 +162,21 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const hostExec = new HostExecutor(agentBinary);
   if (await hostExec.start()) useHostExecutor(hostExec);
   else logger.warn('the host-exec helper did not start: host tools are spawned by the server itself (slower)');
-  const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
-  const netTools = ['ip', 'nft', 'conntrack', 'nsenter'];
-  const found = await Promise.all(netTools.map((t) => which(t)));
-  const missingNetTools = netTools.filter((_, i) => found[i] === null);
-  let network: NetworkManager | null = null;
-  let networkUnavailable: string | undefined;
-  if (missingNetTools.length > 0) {
-    networkUnavailable = `missing tools: ${missingNetTools.join(', ')} (apt-get install iproute2 nftables conntrack util-linux)`;
-  } else {
-    network = new NetworkManager({
-      key: stateKey,
-      stateDir: `/run/hutch/${stateKey}`,
-      pool4: options.networkPool4 ?? DEFAULT_POOL4,
-      pool6: options.networkPool6 ?? DEFAULT_POOL6,
-      ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
-      log: logger,
-    });
-    try {
-      await network.init();
-    } catch (err) {
-      networkUnavailable = `network set-up failed: ${(err as Error).message}`;
-      logger.error({ err: networkUnavailable }, 'sandbox networking is unavailable; egress other than none will be refused');
-      await network.close().catch(() => undefined);
-      network = null;
-    }
-  }
-  const provider = new LocalProvider({
-    dataDir,
-    agentBinary,
-    host,
-    network,
-    log: logger,
-    ...(networkUnavailable ? { networkUnavailable } : {}),
-    ...(options.containerRuntime ? { containerRuntime: options.containerRuntime } : {}),
-  });
+  const runtime: RuntimeSetup = kubernetes
+    ? await setupKubernetes({ settings: options.kubernetes ?? {}, dataDir, agentBinary, installation: serverId, meta, log: logger }).then(
+        (k) => ({
+          ...k,
+          network: null,
+          providerName: 'kubernetes',
+          startBackground: async () => undefined,
+          stopBackground: () => k.provider.close(),
+        }),
+      )
+    : await setupLocal(options, dataDir, agentBinary, logger);
+  const { provider, network } = runtime;
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
-  const node = nodeSize(dataDir);
-  const capacity = new CapacityLedger({
-    node,
-    overcommit: { ...DEFAULT_OVERCOMMIT, ...options.overcommit },
-    reserve: {
-      memoryMiB: Math.max(256, Math.round(node.memoryMiB * 0.05)),
-      diskMiB: Math.max(1024, Math.round(node.diskMiB * 0.02)),
-      pids: Math.max(512, Math.round(node.pids * 0.05)),
-    },
-    retryAfterSeconds: 10,
-    live: () => liveHostFigures(dataDir),
-  });
+  const capacity = new CapacityLedger({ ...runtime.capacity, retryAfterSeconds: 10 });
   // Tenant quotas (and per-key limits), checked against the ledger's per-tenant sums.
   const quotas = new Quotas(capacity, tenants);
   const volumes = new VolumeService(
@@ -251,7 +222,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const files = new FileService(sandboxes);
 
   await sandboxes.reconcile();
-  await provider.startBackground();
+  await runtime.startBackground();
   sandboxes.startReaper();
   await pools.load();
   pools.start();
@@ -260,7 +231,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     version: VERSION,
     serverId,
     dataDir,
-    provider: 'local',
+    provider: runtime.providerName,
     defaultIsolation: 'container',
     tiers: provider.tiers(),
     templates: await templates.list(),
@@ -268,26 +239,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     // What an unmodified e2b SDK needs: E2B_API_URL = apiUrl, E2B_SANDBOX_URL = sandboxUrl, and
     // E2B_API_KEY = any Hutch key (`hutch keys create --e2b` for SDKs before 2.46).
     e2b: { apiUrl: publicUrl, sandboxUrl: publicUrl, domain: domain?.host ?? null, envdVersion: ENVD_VERSION },
-    posture: {
-      kernel: host.kernel,
-      cgroup: host.cgroup,
-      userNamespaces: host.userNamespaces,
-      seccomp: host.seccomp,
-      overlayfs: host.overlayfs,
-      kvm: host.kvm,
-      runtimes: { runc: host.runc?.version ?? null, crun: host.crun?.version ?? null, runsc: host.runsc?.version ?? null },
-      nftables: host.nft?.version ?? null,
-      network: network
-        ? {
-            available: true,
-            pool4: network.pool.cidr4,
-            pool6: network.pool.cidr6,
-            gateway4: network.pool.gateway4,
-            domain: domain?.host ?? null,
-          }
-        : { available: false, reason: networkUnavailable },
-      sandboxUidRange: '100000-165535 (sandbox root maps to host uid 100000)',
-    },
+    posture: runtime.posture,
   });
 
   // The URL clients use (the listening address is only known later; info is read after listen).
@@ -338,12 +290,102 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       pools.shutdown();
       sandboxes.shutdown();
       await sandboxes.settle();
-      await provider.stopBackground();
+      await runtime.stopBackground();
       await app.close();
       await network?.close();
       useHostExecutor(null);
       hostExec.close();
       await closeDb();
     },
+  };
+}
+
+interface RuntimeSetup {
+  provider: Provider;
+  network: NetworkManager | null;
+  providerName: string;
+  capacity: Omit<ConstructorParameters<typeof CapacityLedger>[0], 'retryAfterSeconds'>;
+  posture: Record<string, unknown>;
+  startBackground(): Promise<void>;
+  stopBackground(): Promise<void>;
+}
+
+/** The local provider: this host's runtimes, sandbox network and capacity. */
+async function setupLocal(options: ServerOptions, dataDir: string, agentBinary: string, logger: pino.Logger): Promise<RuntimeSetup> {
+  const domain = options.domain ? parseDomain(options.domain) : null;
+  const host = await probeHost();
+  await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
+  const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+  const netTools = ['ip', 'nft', 'conntrack', 'nsenter'];
+  const found = await Promise.all(netTools.map((t) => which(t)));
+  const missingNetTools = netTools.filter((_, i) => found[i] === null);
+  let network: NetworkManager | null = null;
+  let networkUnavailable: string | undefined;
+  if (missingNetTools.length > 0) {
+    networkUnavailable = `missing tools: ${missingNetTools.join(', ')} (apt-get install iproute2 nftables conntrack util-linux)`;
+  } else {
+    network = new NetworkManager({
+      key: stateKey,
+      stateDir: `/run/hutch/${stateKey}`,
+      pool4: options.networkPool4 ?? DEFAULT_POOL4,
+      pool6: options.networkPool6 ?? DEFAULT_POOL6,
+      ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
+      log: logger,
+    });
+    try {
+      await network.init();
+    } catch (err) {
+      networkUnavailable = `network set-up failed: ${(err as Error).message}`;
+      logger.error({ err: networkUnavailable }, 'sandbox networking is unavailable; egress other than none will be refused');
+      await network.close().catch(() => undefined);
+      network = null;
+    }
+  }
+  const provider = new LocalProvider({
+    dataDir,
+    agentBinary,
+    host,
+    network,
+    log: logger,
+    ...(networkUnavailable ? { networkUnavailable } : {}),
+    ...(options.containerRuntime ? { containerRuntime: options.containerRuntime } : {}),
+  });
+  const node = nodeSize(dataDir);
+  return {
+    provider,
+    network,
+    providerName: 'local',
+    capacity: {
+      node,
+      overcommit: { ...DEFAULT_OVERCOMMIT, ...options.overcommit },
+      reserve: {
+        memoryMiB: Math.max(256, Math.round(node.memoryMiB * 0.05)),
+        diskMiB: Math.max(1024, Math.round(node.diskMiB * 0.02)),
+        pids: Math.max(512, Math.round(node.pids * 0.05)),
+      },
+      live: () => liveHostFigures(dataDir),
+    },
+    posture: {
+      kernel: host.kernel,
+      cgroup: host.cgroup,
+      userNamespaces: host.userNamespaces,
+      seccomp: host.seccomp,
+      overlayfs: host.overlayfs,
+      kvm: host.kvm,
+      runtimes: { runc: host.runc?.version ?? null, crun: host.crun?.version ?? null, runsc: host.runsc?.version ?? null },
+      nftables: host.nft?.version ?? null,
+      network: network
+        ? {
+            available: true,
+            pool4: network.pool.cidr4,
+            pool6: network.pool.cidr6,
+            gateway4: network.pool.gateway4,
+            domain: domain?.host ?? null,
+          }
+        : { available: false, reason: networkUnavailable },
+      sandboxUidRange: '100000-165535 (sandbox root maps to host uid 100000)',
+    },
+    startBackground: () => provider.startBackground(),
+    stopBackground: () => provider.stopBackground(),
   };
 }

@@ -22,6 +22,10 @@ export interface SandboxSpec extends SandboxResources {
   volumes: Array<{ source: string; destination: string; readOnly: boolean }>;
   /** Start from a saved memory image (`exportCheckpoint`) instead of booting fresh (gVisor). */
   restoreFrom?: string;
+  /** The owning tenant (providers that label what they create; the kubernetes provider). */
+  tenant?: string;
+  /** The sandbox's TTL, for providers with a runtime-side backstop (pod activeDeadlineSeconds); null: none. */
+  timeoutSeconds?: number | null;
 }
 
 export interface DiskUsage {

@@ -274,6 +274,8 @@ export class SandboxService {
           egress: network.egress,
           diskMiB: record.diskMiB,
           volumes: sources,
+          tenant: record.tenant,
+          timeoutSeconds,
           ...(source.memory ? { restoreFrom: source.memory.key } : {}),
         });
         await this.waitForAgent(record.id);
