@@ -56,6 +56,9 @@ export interface ExtraServerOptions {
   createQueue?: number;
   poolIdleDrainMs?: number;
   containerRuntime?: 'auto' | 'runc' | 'crun';
+  /** `kubernetes`: sandboxes as pods (tests-k8s/). */
+  provider?: 'local' | 'kubernetes';
+  kubernetes?: { kubeconfig?: string; namespace?: string; imageImport?: string[]; gvisorRuntimeClass?: string };
 }
 
 export function launch(

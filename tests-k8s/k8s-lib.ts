@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { REPO, startServer, type TestServer } from '../tests/harness.js';
+import { waitFor } from '../tests/hostile-lib.js';
+
+/**
+ * What the Kubernetes suite shares: the k8s-local cluster that scripts/test-k8s.sh brought up
+ * (KUBECONFIG points at it), a client for checking pods, and a Hutch server in kubernetes mode
+ * on a namespace of its own.
+ */
+export const K8S_LOCAL = process.env.HUTCH_K8S_LOCAL ?? resolve(REPO, '../shared/k8s-local');
+export const IMPORT_IMAGE = `${K8S_LOCAL}/import-image`;
+
+export function kubeconfigPath(): string {
+  const path = process.env.KUBECONFIG;
+  if (!path) throw new Error('KUBECONFIG is not set: run these tests through `npm run test:k8s`');
+  return path;
+}
+
+let client: CoreV1Api | null = null;
+export function core(): CoreV1Api {
+  if (!client) {
+    const config = new KubeConfig();
+    config.loadFromFile(kubeconfigPath());
+    client = config.makeApiClient(CoreV1Api);
+  }
+  return client;
+}
+
+export const uniqueNamespace = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+export async function pods(namespace: string, labelSelector?: string): Promise<V1Pod[]> {
+  return (await core().listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}) })).items;
+}
+
+export const sandboxSelector = (id: string): string => `hutch.dev/sandbox=${id}`;
+
+export async function startK8sServer(namespace: string): Promise<TestServer> {
+  return startServer({
+    provider: 'kubernetes',
+    kubernetes: { kubeconfig: kubeconfigPath(), namespace, imageImport: [IMPORT_IMAGE] },
+  });
+}
+
+/** Deletes a test namespace (its pods first, at once) and waits until it is gone (bounded). */
+export async function removeNamespace(namespace: string): Promise<void> {
+  for (const pod of await pods(namespace).catch(() => [])) {
+    await core()
+      .deleteNamespacedPod({ name: pod.metadata!.name!, namespace, gracePeriodSeconds: 0 })
+      .catch(() => undefined);
+  }
+  await core()
+    .deleteNamespace({ name: namespace })
+    .catch(() => undefined);
+  await waitFor(
+    () =>
+      core()
+        .readNamespace({ name: namespace })
+        .then(
+          () => false,
+          () => true,
+        ),
+    60_000,
+    500,
+  );
+}
