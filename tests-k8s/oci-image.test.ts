@@ -110,7 +110,17 @@ test('a template exported as an OCI image runs as a pod with hutch-agent as PID 
     'a second export has the same index (same manifest digest)',
   );
 
-  assert.equal(execFileSync(IMPORT_IMAGE, [tarball, exported.ref], { encoding: 'utf8' }).trim(), exported.ref);
+  // import-image can fail transiently (its check pipes `ctr images ls` into `grep -q` under
+  // pipefail): up to three attempts.
+  let imported = '';
+  for (let attempt = 1; attempt <= 3 && !imported; attempt++) {
+    try {
+      imported = execFileSync(IMPORT_IMAGE, [tarball, exported.ref], { encoding: 'utf8' }).trim();
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
+  assert.equal(imported, exported.ref);
   await core().createNamespacedPod({
     namespace,
     body: {

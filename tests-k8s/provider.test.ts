@@ -95,7 +95,6 @@ test('info: provider kubernetes, both tiers through RuntimeClasses, and what is 
   assert.equal(info.body.tiers.container!.available, true);
   assert.equal(info.body.tiers.gvisor!.available, true);
   assert.equal(info.body.tiers.gvisor!.runtime, 'RuntimeClass gvisor');
-  assert.equal(info.body.tiers.container!.egress.available, false);
   assert.match(info.body.tiers.container!.pause.note, /unsupported on the kubernetes provider/);
 });
 
@@ -165,15 +164,18 @@ test('the E2B SDK works unchanged against a kubernetes-mode server', { timeout: 
   assert.deepEqual(await pods(namespace, sandboxSelector(sb.sandboxId)), []);
 });
 
-test('what has no mapping yet fails clearly: pause, egress', { timeout: 120_000 }, async () => {
+test('what has no mapping yet fails clearly: pause, stop, snapshots', { timeout: 120_000 }, async () => {
   const sb = await create(SMALL);
-  const pause = await server.api<{ error: { message: string } }>('POST', `/v1/sandboxes/${sb.id}/pause`);
-  assert.equal(pause.status, 422);
-  assert.match(pause.body.error.message, /pause is unsupported on the kubernetes provider/);
-  assert.equal((await exec(sb.id, 'echo still running')).stdout, 'still running\n', 'a refused pause leaves the sandbox running');
-  const open = await server.api<{ error: { message: string } }>('POST', '/v1/sandboxes', { ...SMALL, network: { egress: 'open' } });
-  assert.equal(open.status, 422);
-  assert.match(open.body.error.message, /network\.egress/);
+  for (const [path, what] of [
+    ['pause', 'pause'],
+    ['stop', 'stop'],
+    ['snapshots', 'snapshots'],
+  ] as const) {
+    const res = await server.api<{ error: { message: string } }>('POST', `/v1/sandboxes/${sb.id}/${path}`, {});
+    assert.equal(res.status, 422, `${path}: ${JSON.stringify(res.body)}`);
+    assert.match(res.body.error.message, new RegExp(`${what} is unsupported on the kubernetes provider`));
+  }
+  assert.equal((await exec(sb.id, 'echo still running')).stdout, 'still running\n', 'the refusals leave the sandbox running');
   await remove(sb.id);
 });
 

@@ -58,7 +58,13 @@ export interface ExtraServerOptions {
   containerRuntime?: 'auto' | 'runc' | 'crun';
   /** `kubernetes`: sandboxes as pods (tests-k8s/). */
   provider?: 'local' | 'kubernetes';
-  kubernetes?: { kubeconfig?: string; namespace?: string; imageImport?: string[]; gvisorRuntimeClass?: string };
+  kubernetes?: {
+    kubeconfig?: string;
+    namespace?: string;
+    imageImport?: string[];
+    gvisorRuntimeClass?: string;
+    volumeStorageClass?: string;
+  };
 }
 
 export function launch(

@@ -122,6 +122,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--image-import <command>',
       'kubernetes: command run as "<command> <oci-tar> <image>" to import a template image on first use (default: none; images must be on the nodes or in the registry)',
     )
+    .option('--volume-storage-class <name>', "kubernetes: StorageClass of volume claims (default: the cluster's default)")
     .option('--cpu-request-ratio <r>', 'kubernetes: cpu request as a fraction of the sandbox cpu limit (default 0.1)', (v) =>
       parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
     )
@@ -155,6 +156,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         imageRepository?: string;
         imageImport?: string;
         cpuRequestRatio?: number;
+        volumeStorageClass?: string;
       }) =>
         set({
           kind: 'server',
@@ -168,6 +170,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
                   ...(o.imageRepository ? { imageRepository: o.imageRepository } : {}),
                   ...(o.imageImport ? { imageImport: o.imageImport.split(/\s+/).filter(Boolean) } : {}),
                   ...(o.cpuRequestRatio !== undefined ? { cpuRequestRatio: o.cpuRequestRatio } : {}),
+                  ...(o.volumeStorageClass ? { volumeStorageClass: o.volumeStorageClass } : {}),
                 },
               }
             : {}),

@@ -39,7 +39,7 @@ import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { availableParallelism } from 'node:os';
-import type { Provider } from './core/provider.js';
+import type { Provider, VolumeBackend } from './core/provider.js';
 import { type KubernetesSettings, setupKubernetes } from './runtime/kubernetes/setup.js';
 
 export interface ServerOptions {
@@ -179,14 +179,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const capacity = new CapacityLedger({ ...runtime.capacity, retryAfterSeconds: 10 });
   // Tenant quotas (and per-key limits), checked against the ledger's per-tenant sums.
   const quotas = new Quotas(capacity, tenants);
-  const volumes = new VolumeService(
-    new SqliteVolumeStore(db),
-    sandboxStore,
-    new LocalVolumes(dataDir),
-    logger,
-    PLATFORM_MOUNT_PATHS,
-    quotas,
-  );
+  const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, runtime.volumes, logger, PLATFORM_MOUNT_PATHS, quotas);
   const snapshots = new SnapshotService(
     new SqliteSnapshotStore(db),
     sandboxStore,
@@ -302,6 +295,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
 
 interface RuntimeSetup {
   provider: Provider;
+  volumes: VolumeBackend;
   network: NetworkManager | null;
   providerName: string;
   capacity: Omit<ConstructorParameters<typeof CapacityLedger>[0], 'retryAfterSeconds'>;
@@ -353,6 +347,7 @@ async function setupLocal(options: ServerOptions, dataDir: string, agentBinary: 
   const node = nodeSize(dataDir);
   return {
     provider,
+    volumes: new LocalVolumes(dataDir),
     network,
     providerName: 'local',
     capacity: {

@@ -1,5 +1,14 @@
 import { createHmac } from 'node:crypto';
-import { ApiException, CoreV1Api, type KubeConfig, NodeV1Api, type V1Pod, VersionApi } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  type KubeConfig,
+  NetworkingV1Api,
+  NodeV1Api,
+  type V1NetworkPolicy,
+  type V1Pod,
+  VersionApi,
+} from '@kubernetes/client-node';
 import type { AgentEndpoint } from '../../core/agent.js';
 import type { Allocation } from '../../core/capacity.js';
 import { HutchError } from '../../core/errors.js';
@@ -12,14 +21,17 @@ import { kubeError, withRetry } from './kube-errors.js';
 import type { PodImages } from './pod-images.js';
 import { buildPod, CONTAINER_NAME, installationSelector, LABELS, podName } from './pod-spec.js';
 import { PodWatch } from './pod-watch.js';
+import { buildNetworkPolicy, policyName } from './network-policy.js';
+import { PVC_SOURCE_PREFIX } from './kube-volumes.js';
 
 /**
  * The Kubernetes provider: a sandbox is a Pod in one namespace (pod-spec.ts), its image the
  * template's layers plus the agent (pod-images.ts), its tier a RuntimeClass. The agent is reached
  * by pod IP over TCP with a per-sandbox token (an HMAC of the sandbox id under the server's key,
- * so a restarted server knows every token without storing them). Pod state comes from one watch
+ * so a restarted server knows every token without storing them). Its egress policy is a
+ * NetworkPolicy of its own (network-policy.ts), made before the pod. Pod state comes from one watch
  * per namespace (pod-watch.ts). What has no mapping on Kubernetes yet (stop/start, pause,
- * snapshots, volumes, egress other than none, usage figures) fails with a clear
+ * snapshots, egress by domain name, usage figures) fails with a clear
  * `unsupported on the kubernetes provider` error and is reported in tiers().
  */
 
@@ -62,12 +74,14 @@ type StartResult = { ok: true } | { ok: false; error: HutchError };
 
 export class KubernetesProvider implements Provider {
   private readonly core: CoreV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly watch: PodWatch;
   private readonly tierStatus: Record<Isolation, TierStatus>;
   private serverVersion: string | null = null;
 
   constructor(private readonly options: KubernetesProviderOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.networking = options.kubeConfig.makeApiClient(NetworkingV1Api);
     this.watch = new PodWatch(options.kubeConfig, this.core, options.namespace, installationSelector(options.installation), options.log);
     this.tierStatus = {
       container: this.tier('container', true),
@@ -86,7 +100,7 @@ export class KubernetesProvider implements Provider {
       isolation === 'container'
         ? "no user namespace (Kubernetes 1.20 pods): sandbox root is host root holding only the agent's capabilities"
         : null,
-      'egress "none" is not enforced by Hutch here (pods are on the pod network; NetworkPolicy support is not built yet)',
+      'egress policies are NetworkPolicy objects: enforced only where the CNI enforces NetworkPolicy',
       'pids and disk limits are per-node kubelet settings and ephemeral-storage eviction, not per-sandbox quotas',
     ].filter((n): n is string => n !== null);
     return {
@@ -95,8 +109,9 @@ export class KubernetesProvider implements Provider {
       version: this.serverVersion,
       reason: reason ?? notes.join('; '),
       egress: {
-        available: false,
-        reason: 'egress policies are unsupported on the kubernetes provider (NetworkPolicy mapping not built yet)',
+        available: true,
+        reason:
+          'as NetworkPolicy (CIDRs only: domain names need an FQDN-capable CNI such as Cilium); enforced only by a CNI that enforces NetworkPolicy',
       },
       pause: { mode: 'filesystem', note: 'pause is unsupported on the kubernetes provider' },
     };
@@ -189,8 +204,12 @@ export class KubernetesProvider implements Provider {
     const tier = this.tierStatus[spec.isolation];
     if (!tier.available) throw new HutchError('tier_unavailable', `isolation "${spec.isolation}" is not available: ${tier.reason ?? ''}`);
     if (spec.restoreFrom) throw UNSUPPORTED('starting from a memory snapshot');
-    if (spec.volumes.length > 0) throw UNSUPPORTED('volumes');
-    if (spec.egress !== 'none') throw UNSUPPORTED('network.egress other than "none"');
+    const volumes = spec.volumes.map((v) => {
+      if (!v.source.startsWith(PVC_SOURCE_PREFIX)) throw UNSUPPORTED('host-directory volumes');
+      return { claim: v.source.slice(PVC_SOURCE_PREFIX.length), destination: v.destination, readOnly: v.readOnly };
+    });
+    const { namespace, installation } = this.options;
+    const policy = buildNetworkPolicy({ id: spec.id, namespace, installation, egress: spec.egress });
     const image = await this.options.images.imageFor(spec.layers, spec.defaultUser);
     const ttl = spec.timeoutSeconds ?? null;
     const body = buildPod({
@@ -208,8 +227,11 @@ export class KubernetesProvider implements Provider {
       memoryMiB: spec.memoryMiB,
       diskMiB: spec.diskMiB,
       cpuRequestRatio: this.options.cpuRequestRatio ?? 0.1,
+      volumes,
       deadlineSeconds: ttl === null ? null : ttl + (this.options.ttlBackstopSeconds ?? 3600),
     });
+    // The policy first: the pod never runs without it.
+    await this.applyPolicy(spec.id, spec.egress, policy);
     try {
       // Retried on throttling only: a create the API server may have carried out is not repeated
       // blindly; a 409 for our own pod (same sandbox label) means it was, and is waited for.
@@ -287,6 +309,7 @@ export class KubernetesProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     await this.deletePod(id);
+    await this.deletePolicy(id);
     // Gone from the API at once; the cache follows within the watch's latency.
     await this.watch.until(() => (this.watch.pod(id) ? undefined : true), 10_000);
   }
@@ -377,9 +400,41 @@ export class KubernetesProvider implements Provider {
     return reasons.includes('OOMKilled') ? 1 : 0;
   }
 
-  async setEgress(_id: string, _isolation: Isolation, current: EgressPolicy, next: EgressPolicy): Promise<{ cut: number }> {
-    if (current === 'none' && next === 'none') return { cut: 0 };
-    throw UNSUPPORTED('network.egress other than "none"');
+  /**
+   * Replaces the sandbox's NetworkPolicy. Whether established connections the new policy forbids
+   * are cut is the CNI's business: `cut` is reported as 0.
+   */
+  async setEgress(id: string, _isolation: Isolation, _current: EgressPolicy, next: EgressPolicy): Promise<{ cut: number }> {
+    await this.applyPolicy(id, next);
+    return { cut: 0 };
+  }
+
+  /** Creates or replaces the sandbox's NetworkPolicy. */
+  private async applyPolicy(id: string, egress: EgressPolicy, built?: V1NetworkPolicy): Promise<void> {
+    const { namespace, installation } = this.options;
+    const body = built ?? buildNetworkPolicy({ id, namespace, installation, egress });
+    const name = policyName(id);
+    await withRetry('network policy', async () => {
+      try {
+        const current = await this.networking.readNamespacedNetworkPolicy({ name, namespace });
+        body.metadata = { ...body.metadata, resourceVersion: current.metadata?.resourceVersion };
+        return await this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body });
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return this.networking.createNamespacedNetworkPolicy({ namespace, body });
+        throw err;
+      }
+    });
+  }
+
+  private async deletePolicy(id: string): Promise<void> {
+    try {
+      await withRetry('delete network policy', () =>
+        this.networking.deleteNamespacedNetworkPolicy({ name: policyName(id), namespace: this.options.namespace }),
+      );
+    } catch (err) {
+      if (err instanceof HutchError && err.kind === 'not_found') return;
+      throw err;
+    }
   }
 
   networkInfo(id: string): SandboxNetworkInfo {
@@ -392,6 +447,17 @@ export class KubernetesProvider implements Provider {
       if (keep.has(sandbox.id)) continue;
       await this.destroy(sandbox.id);
       removed.push(sandbox.id);
+    }
+    // Policies whose pod is gone (a crash between the two deletes, or before the pod was made).
+    const { namespace, installation } = this.options;
+    const policies = await withRetry('list network policies', () =>
+      this.networking.listNamespacedNetworkPolicy({ namespace, labelSelector: installationSelector(installation) }),
+    );
+    for (const policy of policies.items) {
+      const id = policy.metadata?.labels?.[LABELS.sandbox];
+      if (!id || keep.has(id) || removed.includes(id)) continue;
+      await this.deletePolicy(id);
+      removed.push(id);
     }
     return removed;
   }
@@ -426,17 +492,15 @@ function startState(pod: V1Pod, image: string, unschedulableMs: number): StartRe
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
     const since = scheduled.lastTransitionTime ? new Date(scheduled.lastTransitionTime).getTime() : Date.now();
-    if (Date.now() - since > unschedulableMs)
+    if (Date.now() - since > unschedulableMs) {
+      const why = (scheduled.message ?? 'unschedulable').slice(0, 300);
       return {
         ok: false,
-        error: new HutchError(
-          'resource_exhausted',
-          `no node has room for the sandbox: ${(scheduled.message ?? 'unschedulable').slice(0, 300)}`,
-          {
-            retryAfterSeconds: 10,
-          },
-        ),
+        error: /Insufficient|Too many pods/i.test(why)
+          ? new HutchError('resource_exhausted', `no node has room for the sandbox: ${why}`, { retryAfterSeconds: 10 })
+          : new HutchError('internal', `pod ${pod.metadata?.name} cannot be scheduled: ${why}`),
       };
+    }
   }
   return undefined;
 }

@@ -64,7 +64,17 @@ export class PodImages {
     const tarball = join(this.options.cacheDir, `${ref.slice(ref.lastIndexOf(':') + 1)}.tar`);
     const started = Date.now();
     if (!existsSync(tarball)) await writeOciArchive(input, tarball, this.repository);
-    await run(command[0]!, [...command.slice(1), tarball, ref]);
+    // Tried three times: an import command can fail transiently (k8s-local's import-image checks
+    // its result through a pipe that can break under pipefail); importing twice is harmless.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await run(command[0]!, [...command.slice(1), tarball, ref]);
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        this.options.log.warn({ image: ref, attempt, err: (err as Error).message }, 'image import failed: trying again');
+      }
+    }
     this.options.log.info({ image: ref, ms: Date.now() - started }, 'sandbox image imported into the cluster');
   }
 }

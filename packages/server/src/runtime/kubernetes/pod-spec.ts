@@ -47,6 +47,8 @@ export interface PodInput {
   cpuRequestRatio: number;
   /** activeDeadlineSeconds (the TTL backstop); null: none (persistent sandboxes). */
   deadlineSeconds: number | null;
+  /** Volumes: PersistentVolumeClaims mounted at `destination`. */
+  volumes: Array<{ claim: string; destination: string; readOnly: boolean }>;
 }
 
 /** Kubernetes quantities: cpu in millicores, memory and disk in Mi. */
@@ -81,6 +83,7 @@ export function buildPod(input: PodInput): V1Pod {
       hostname: 'hutch',
       terminationGracePeriodSeconds: 0,
       securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      volumes: input.volumes.map((v, i) => ({ name: `volume-${i}`, persistentVolumeClaim: { claimName: v.claim, readOnly: v.readOnly } })),
       containers: [
         {
           name: CONTAINER_NAME,
@@ -96,6 +99,7 @@ export function buildPod(input: PodInput): V1Pod {
             { name: 'HUTCH_AGENT_ACCESS_TOKEN', value: input.agentToken },
           ],
           ports: [{ name: 'agent', containerPort: AGENT_TCP_PORT, protocol: 'TCP' }],
+          volumeMounts: input.volumes.map((v, i) => ({ name: `volume-${i}`, mountPath: v.destination, readOnly: v.readOnly })),
           resources: {
             limits: { cpu: millicores(input.cpu), memory: `${input.memoryMiB}Mi`, 'ephemeral-storage': `${input.diskMiB}Mi` },
             requests: {

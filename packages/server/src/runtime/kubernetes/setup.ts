@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Allocation, CapacityOptions } from '../../core/capacity.js';
 import type { Logger } from '../../core/logger.js';
 import type { Isolation } from '../../core/sandbox.js';
 import type { MetaStore } from '../../core/stores.js';
+import type { VolumeBackend } from '../../core/provider.js';
+import { KubeVolumes } from './kube-volumes.js';
 import { KubernetesProvider } from './kubernetes-provider.js';
 import { PodImages } from './pod-images.js';
 
@@ -23,6 +25,8 @@ export interface KubernetesSettings {
   imageImport?: string[];
   /** cpu request as a fraction of the limit (default 0.1). */
   cpuRequestRatio?: number;
+  /** StorageClass of volume claims (default: the cluster's default StorageClass). */
+  volumeStorageClass?: string;
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -54,7 +58,12 @@ export async function setupKubernetes(options: {
   installation: string;
   meta: MetaStore;
   log: Logger;
-}): Promise<{ provider: KubernetesProvider; capacity: Omit<CapacityOptions, 'retryAfterSeconds'>; posture: Record<string, unknown> }> {
+}): Promise<{
+  provider: KubernetesProvider;
+  volumes: VolumeBackend;
+  capacity: Omit<CapacityOptions, 'retryAfterSeconds'>;
+  posture: Record<string, unknown>;
+}> {
   const { settings, log } = options;
   const { config, inCluster } = loadKubeConfig(settings.kubeconfig);
   const ownNamespace = inCluster ? readFileSync(join(SERVICE_ACCOUNT_DIR, 'namespace'), 'utf8').trim() : null;
@@ -104,7 +113,9 @@ export async function setupKubernetes(options: {
       imageRepository: images.repository,
       imageImport: images.importing,
       cpuRequestRatio,
+      volumeStorageClass: settings.volumeStorageClass ?? null,
     },
   };
-  return { provider, capacity, posture };
+  const volumes = new KubeVolumes(config.makeApiClient(CoreV1Api), namespace, options.installation, settings.volumeStorageClass ?? null);
+  return { provider, volumes, capacity, posture };
 }
