@@ -160,9 +160,9 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       }) =>
         set({
           kind: 'server',
-          provider: o.provider,
           ...(o.provider === 'kubernetes'
             ? {
+                provider: 'kubernetes',
                 kubernetes: {
                   ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
                   ...(o.namespace ? { namespace: o.namespace } : {}),

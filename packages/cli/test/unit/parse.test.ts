@@ -205,6 +205,50 @@ test('server: defaults, HUTCH_DATA_DIR, flags', () => {
   usage(['server', '--port', '70000'], /--port expects an integer from 0 to 65535/);
 });
 
+test('server --provider kubernetes: cluster settings; local is the default and adds nothing', () => {
+  const k8s = inv([
+    'server',
+    '--provider',
+    'kubernetes',
+    '--kubeconfig',
+    '/k/config',
+    '--namespace',
+    'sbx',
+    '--runtime-class-gvisor',
+    'runsc',
+    '--image-repository',
+    'registry.example.com/hutch',
+    '--image-import',
+    '/usr/local/bin/import --node a',
+    '--volume-storage-class',
+    'fast',
+    '--cpu-request-ratio',
+    '0.5',
+  ]) as Extract<Invocation, { kind: 'server' }>;
+  assert.equal(k8s.provider, 'kubernetes');
+  assert.deepEqual(k8s.kubernetes, {
+    kubeconfig: '/k/config',
+    namespace: 'sbx',
+    gvisorRuntimeClass: 'runsc',
+    imageRepository: 'registry.example.com/hutch',
+    imageImport: ['/usr/local/bin/import', '--node', 'a'],
+    volumeStorageClass: 'fast',
+    cpuRequestRatio: 0.5,
+  });
+  const local = inv(['server', '--provider', 'local']) as Extract<Invocation, { kind: 'server' }>;
+  assert.equal(local.provider, undefined);
+  assert.equal(local.kubernetes, undefined);
+  usage(['server', '--provider', 'nomad'], /--provider: "nomad" is not one of local, kubernetes/);
+  usage(['template', 'export', 'base'], /--oci/);
+});
+
+test('template export: name, tarball, layers dir, repository, agent', () => {
+  assert.deepEqual(
+    inv(['template', 'export', 'base', '--oci', 'b.tar', '--layers-dir', '/l', '--repository', 'r/x', '--agent', '/a', '--json']),
+    { kind: 'template-export', name: 'base', out: 'b.tar', layersDir: '/l', repository: 'r/x', agentBinary: '/a', json: true },
+  );
+});
+
 test('network flags: create allowlist, url, network changes', () => {
   assert.deepEqual((inv(['create', '--egress', 'open', '--public']) as { params: unknown }).params, {
     network: { egress: 'open', public: true },
