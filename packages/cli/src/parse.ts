@@ -109,9 +109,8 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     )
     .option(
       '--container-runtime <name>',
-      'OCI runtime of the container tier: auto (crun if installed, else runc), crun or runc',
+      'OCI runtime of the container tier: auto (crun if installed, else runc; the default), crun or runc',
       parseContainerRuntime,
-      'auto',
     )
     .option('--provider <name>', 'where sandboxes run: local (this machine) or kubernetes (pods in a cluster)', parseProvider, 'local')
     .option('--kubeconfig <file>', 'kubernetes: kubeconfig (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)')
@@ -148,7 +147,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         overcommit?: Overcommit;
         createConcurrency?: number;
         createQueue?: number;
-        containerRuntime: 'auto' | 'runc' | 'crun';
+        containerRuntime?: 'auto' | 'runc' | 'crun';
         provider: 'local' | 'kubernetes';
         kubeconfig?: string;
         namespace?: string;
@@ -177,7 +176,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
           ...(o.overcommit ? { overcommit: o.overcommit } : {}),
           ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
           ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
-          containerRuntime: o.containerRuntime,
+          ...(o.containerRuntime ? { containerRuntime: o.containerRuntime } : {}),
           host: o.host,
           port: o.port,
           dataDir: o.dataDir,

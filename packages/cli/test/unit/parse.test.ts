@@ -512,6 +512,8 @@ test('pool put, ls, rm; keys create with limits and keys limits; server capacity
   });
   usage(['server', '--overcommit', 'ram=2'], /--overcommit: "ram=2"/);
   usage(['server', '--overcommit', 'cpu=0'], /not a ratio/);
+  assert.equal((inv(['server', '--container-runtime', 'runc']) as Extract<Invocation, { kind: 'server' }>).containerRuntime, 'runc');
+  usage(['server', '--container-runtime', 'docker'], /--container-runtime: expected auto, crun or runc, got "docker"/);
 });
 
 test('tenant create, ls, quotas, rm; keys create with tenant and role, ls, revoke; help text', () => {
