@@ -76,7 +76,7 @@ test('egress policies become NetworkPolicies (shape only: this CNI does not enfo
   const none = await create(SMALL);
   const nonePolicy = await policyOf(none.id);
   assert.ok(nonePolicy, 'every sandbox has a policy, egress none included');
-  assert.deepEqual(nonePolicy.spec?.podSelector.matchLabels?.['hutch.dev/sandbox'], none.id);
+  assert.deepEqual(nonePolicy.spec?.podSelector?.matchLabels?.['hutch.dev/sandbox'], none.id);
   assert.deepEqual(nonePolicy.spec?.policyTypes, ['Ingress', 'Egress']);
   // No egress rule with policyType Egress: nothing allowed (the API server stores the empty list as absent).
   assert.deepEqual(nonePolicy.spec?.egress ?? [], [], 'egress none: nothing allowed');

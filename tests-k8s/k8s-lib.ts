@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { REPO, startServer, type TestServer } from '../tests/harness.js';
 import { waitFor } from '../tests/hostile-lib.js';
 
@@ -64,4 +66,35 @@ export async function removeNamespace(namespace: string): Promise<void> {
     60_000,
     500,
   );
+}
+
+/**
+ * Registers the file's before/after hooks: a kubernetes-mode server on a namespace of its own
+ * (handed to `started`), stopped afterwards (deleting what the tests left) with a check that no
+ * pod is left, and the namespace removed. `beforeStop` runs first (e.g. deleting a pool).
+ * Returns the namespace.
+ */
+export function k8sServerForFile(
+  prefix: string,
+  started: (server: TestServer) => void,
+  beforeStop?: (server: TestServer) => Promise<unknown>,
+): string {
+  const namespace = uniqueNamespace(prefix);
+  let server: TestServer | undefined;
+  before(async () => {
+    server = await startK8sServer(namespace);
+    started(server);
+  });
+  after(async () => {
+    if (server && beforeStop) await beforeStop(server).catch(() => undefined);
+    await server?.stop();
+    const left = await pods(namespace).catch(() => []);
+    await removeNamespace(namespace);
+    assert.deepEqual(
+      left.map((p) => p.metadata?.name),
+      [],
+      'no sandbox pod is left after the server deleted its sandboxes',
+    );
+  });
+  return namespace;
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Sandbox as E2BSandbox } from 'e2b';
 import { Hutch } from '../packages/sdk/src/index.js';
 import type { TestServer } from '../tests/harness.js';
 import { waitFor } from '../tests/hostile-lib.js';
-import { core, pods, removeNamespace, sandboxSelector, startK8sServer, uniqueNamespace } from './k8s-lib.js';
+import { core, k8sServerForFile, pods, sandboxSelector } from './k8s-lib.js';
 
 /**
  * `hutch server --provider kubernetes` against the k8s-local cluster: sandboxes are pods (runc and
@@ -25,22 +25,8 @@ interface ExecBody {
 }
 const SMALL = { template: 'minimal', cpu: 0.25, memoryMiB: 128 };
 
-const namespace = uniqueNamespace('hutch-k8s');
 let server: TestServer;
-
-before(async () => {
-  server = await startK8sServer(namespace);
-});
-after(async () => {
-  await server?.stop();
-  const left = await pods(namespace).catch(() => []);
-  await removeNamespace(namespace);
-  assert.deepEqual(
-    left.map((p) => p.metadata?.name),
-    [],
-    'no sandbox pod is left after the server deleted its sandboxes',
-  );
-});
+const namespace = k8sServerForFile('hutch-k8s', (s) => (server = s));
 
 async function create(body: Record<string, unknown>): Promise<SandboxBody> {
   const res = await server.api<SandboxBody>('POST', '/v1/sandboxes', body);

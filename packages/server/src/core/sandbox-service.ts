@@ -369,6 +369,7 @@ export class SandboxService {
         egress: 'none',
         diskMiB: spec.diskMiB,
         volumes: [],
+        tenant,
       });
       await this.waitForAgent(id);
       if (source.start) await this.runTemplateStart(id, source.start, source.defaultUser);
