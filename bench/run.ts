@@ -511,6 +511,13 @@ async function cleanup(bench: Bench, server: BenchServer): Promise<string[]> {
   return listAll();
 }
 
+/** Rewrites a generated block of docs/benchmarks.md: "Measured <when> (commit …)<how>", then the table. */
+function writeBlock(block: 'e2b' | 'load' | 'k8s', how: string, table: string): void {
+  const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  writeDocs(DOCS, [`Measured ${when} (commit ${gitCommit()})${how}`, '', table].join('\n'), block);
+  progress(`wrote the ${block} results into ${DOCS}`);
+}
+
 function gitCommit(): string {
   try {
     const head = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
@@ -554,15 +561,12 @@ async function mainE2b(opts: Options): Promise<number> {
   for (const e of errors) progress(`ERROR: ${e}`);
   if (!result) return 1;
   console.log(renderE2b(result, false));
-  if (opts.write && errors.length === 0) {
-    const md = [
-      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}), ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up, interleaved; e2b ${E2B_VERSION}.`,
-      '',
+  if (opts.write && errors.length === 0)
+    writeBlock(
+      'e2b',
+      `, ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up, interleaved; e2b ${E2B_VERSION}.`,
       renderE2b(result, true),
-    ].join('\n');
-    writeDocs(DOCS, md, 'e2b');
-    progress(`wrote the e2b results into ${DOCS}`);
-  }
+    );
   return errors.length > 0 ? 1 : 0;
 }
 
@@ -613,15 +617,8 @@ async function mainLoad(opts: Options): Promise<number> {
   for (const e of errors) progress(`ERROR: ${e}`);
   if (opts.json) console.log(JSON.stringify({ host, results, errors }, null, 2));
   else console.log(renderLoad(results, recordedPodman(), false));
-  if (opts.write && errors.length === 0) {
-    const md = [
-      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}) with \`npm run bench -- load --write\`, ${describeHost(host)}.`,
-      '',
-      renderLoad(results, recordedPodman(), true),
-    ].join('\n');
-    writeDocs(DOCS, md, 'load');
-    progress(`wrote the load results into ${DOCS}`);
-  }
+  if (opts.write && errors.length === 0)
+    writeBlock('load', ` with \`npm run bench -- load --write\`, ${describeHost(host)}.`, renderLoad(results, recordedPodman(), true));
   return errors.length > 0 ? 1 : 0;
 }
 
@@ -634,15 +631,12 @@ async function mainK8s(opts: Options): Promise<number> {
   for (const e of errors) progress(`ERROR: ${e}`);
   if (opts.json) console.log(JSON.stringify({ host, rows, errors }, null, 2));
   else console.log(renderK8s(rows, false));
-  if (opts.write && errors.length === 0) {
-    const md = [
-      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}) with \`npm run bench -- k8s --write\`, ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up per series, providers alternating.`,
-      '',
+  if (opts.write && errors.length === 0)
+    writeBlock(
+      'k8s',
+      ` with \`npm run bench -- k8s --write\`, ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up per series, providers alternating.`,
       renderK8s(rows, true),
-    ].join('\n');
-    writeDocs(DOCS, md, 'k8s');
-    progress(`wrote the k8s results into ${DOCS}`);
-  }
+    );
   return errors.length > 0 ? 1 : 0;
 }
 
