@@ -38,10 +38,12 @@ export async function pods(namespace: string, labelSelector?: string): Promise<V
 
 export const sandboxSelector = (id: string): string => `hutch.dev/sandbox=${id}`;
 
-export async function startK8sServer(namespace: string): Promise<TestServer> {
+type KubernetesTestSettings = NonNullable<Parameters<typeof startServer>[0]>['kubernetes'];
+
+export async function startK8sServer(namespace: string, settings: KubernetesTestSettings = {}): Promise<TestServer> {
   return startServer({
     provider: 'kubernetes',
-    kubernetes: { kubeconfig: kubeconfigPath(), namespace, imageImport: [IMPORT_IMAGE] },
+    kubernetes: { kubeconfig: kubeconfigPath(), namespace, imageImport: [IMPORT_IMAGE], ...settings },
   });
 }
 
@@ -78,11 +80,12 @@ export function k8sServerForFile(
   prefix: string,
   started: (server: TestServer) => void,
   beforeStop?: (server: TestServer) => Promise<unknown>,
+  settings: KubernetesTestSettings = {},
 ): string {
   const namespace = uniqueNamespace(prefix);
   let server: TestServer | undefined;
   before(async () => {
-    server = await startK8sServer(namespace);
+    server = await startK8sServer(namespace, settings);
     started(server);
   });
   after(async () => {

@@ -64,6 +64,7 @@ export interface ExtraServerOptions {
     imageImport?: string[];
     gvisorRuntimeClass?: string;
     volumeStorageClass?: string;
+    ttlBackstopSeconds?: number;
   };
 }
 

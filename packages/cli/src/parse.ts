@@ -121,6 +121,11 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--image-import <command>',
       'kubernetes: command run as "<command> <oci-tar> <image>" to import a template image on first use (default: none; images must be on the nodes or in the registry)',
     )
+    .option(
+      '--ttl-backstop <seconds>',
+      'kubernetes: a pod ends by itself this long after its TTL if the server is down then (activeDeadlineSeconds; default 3600)',
+      (v) => parseNumber(v, '--ttl-backstop', 1, 30 * 86_400, true),
+    )
     .option('--volume-storage-class <name>', "kubernetes: StorageClass of volume claims (default: the cluster's default)")
     .option('--cpu-request-ratio <r>', 'kubernetes: cpu request as a fraction of the sandbox cpu limit (default 0.1)', (v) =>
       parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
@@ -156,6 +161,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         imageImport?: string;
         cpuRequestRatio?: number;
         volumeStorageClass?: string;
+        ttlBackstop?: number;
       }) =>
         set({
           kind: 'server',
@@ -170,6 +176,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
                   ...(o.imageImport ? { imageImport: o.imageImport.split(/\s+/).filter(Boolean) } : {}),
                   ...(o.cpuRequestRatio !== undefined ? { cpuRequestRatio: o.cpuRequestRatio } : {}),
                   ...(o.volumeStorageClass ? { volumeStorageClass: o.volumeStorageClass } : {}),
+                  ...(o.ttlBackstop !== undefined ? { ttlBackstopSeconds: o.ttlBackstop } : {}),
                 },
               }
             : {}),

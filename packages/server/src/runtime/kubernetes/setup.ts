@@ -27,6 +27,8 @@ export interface KubernetesSettings {
   cpuRequestRatio?: number;
   /** StorageClass of volume claims (default: the cluster's default StorageClass). */
   volumeStorageClass?: string;
+  /** activeDeadlineSeconds = TTL + this (default 3600): ends pods whose TTL passed while the server was down. */
+  ttlBackstopSeconds?: number;
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -90,6 +92,7 @@ export async function setupKubernetes(options: {
     images,
     tokenKey,
     cpuRequestRatio,
+    ...(settings.ttlBackstopSeconds !== undefined ? { ttlBackstopSeconds: settings.ttlBackstopSeconds } : {}),
     log,
   });
   await provider.connect();
@@ -114,6 +117,7 @@ export async function setupKubernetes(options: {
       imageImport: images.importing,
       cpuRequestRatio,
       volumeStorageClass: settings.volumeStorageClass ?? null,
+      ttlBackstopSeconds: settings.ttlBackstopSeconds ?? 3600,
     },
   };
   const volumes = new KubeVolumes(config.makeApiClient(CoreV1Api), namespace, options.installation, settings.volumeStorageClass ?? null);
