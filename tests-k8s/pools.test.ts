@@ -33,6 +33,10 @@ test('a pool keeps ready pods; a matching create claims one warm; deleting the p
   assert.ok(ready, 'the pool filled');
   const members = await pods(namespace);
   assert.equal(members.length, 2, 'two pre-created pods');
+  assert.ok(
+    members.every((p) => p.spec?.activeDeadlineSeconds === undefined),
+    'members have no deadline before they are claimed',
+  );
   assert.ok(members.every((p) => p.status?.phase === 'Running'));
 
   const res = await server.api<Created>('POST', '/v1/sandboxes', {
@@ -51,6 +55,11 @@ test('a pool keeps ready pods; a matching create claims one warm; deleting the p
   assert.equal(out.body.stdout, 'warm pod\n', "the create's env reaches later processes");
   const [claimed] = await pods(namespace, sandboxSelector(res.body.id));
   assert.equal(claimed?.metadata?.labels?.['hutch.dev/tenant'], 'default');
+  const deadline = claimed?.spec?.activeDeadlineSeconds ?? 0;
+  assert.ok(
+    deadline >= 600 + 3600 && deadline < 600 + 3600 + 180,
+    `the claimed pod gets its TTL backstop, counted from its start (${deadline} s)`,
+  );
 
   assert.equal((await server.api('DELETE', `/v1/sandboxes/${res.body.id}`)).status, 204);
   assert.equal((await server.api('DELETE', '/v1/pools/k8s-pool')).status, 204);

@@ -72,6 +72,19 @@ export interface RuntimeSandbox {
   status: 'running' | 'stopped' | 'creating' | 'unknown';
 }
 
+/**
+ * Optional ability of a provider that writes ownership and lifetime onto its runtime objects
+ * (Kubernetes: the tenant label, activeDeadlineSeconds): told when a warm-pool member, booted
+ * without either, is handed to a create.
+ */
+export interface ClaimAwareProvider {
+  claimed(id: string, owner: { tenant: string; timeoutSeconds: number | null }): Promise<void>;
+}
+
+export function isClaimAware(provider: Provider): provider is Provider & ClaimAwareProvider {
+  return typeof (provider as Partial<ClaimAwareProvider>).claimed === 'function';
+}
+
 export interface Provider {
   /** Tiers this host supports, with reasons for those it does not. */
   tiers(): Record<Isolation, TierStatus>;

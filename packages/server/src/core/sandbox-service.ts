@@ -10,7 +10,7 @@ import { isSandboxId, newSandboxId } from './ids.js';
 import { KeepAliveProcesses } from './keep-alive.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
-import type { DiskUsage, Provider, SandboxNetworkInfo, SandboxSpec } from './provider.js';
+import { type DiskUsage, isClaimAware, type Provider, type SandboxNetworkInfo, type SandboxSpec } from './provider.js';
 import type { VolumeService } from './volume-service.js';
 import {
   type CreateSandboxInput,
@@ -313,6 +313,7 @@ export class SandboxService {
         if (!(await this.agent(id).health(AbortSignal.timeout(2000)))) throw new Error('its agent does not answer');
         if (Object.keys(record.env).length > 0) await this.agent(id).setBaseEnv(record.env);
         if (record.network.egress !== 'none') await this.provider.setEgress(id, record.isolation, 'none', record.network.egress);
+        if (isClaimAware(this.provider)) await this.provider.claimed(id, { tenant: record.tenant, timeoutSeconds: record.timeoutSeconds });
       } catch (err) {
         this.log.warn({ sandbox: id, pool, err: (err as Error).message }, 'warm sandbox unusable: creating cold');
         await this.destroyWarm(id).catch(() => undefined);

@@ -5,6 +5,8 @@ import {
   type KubeConfig,
   NetworkingV1Api,
   NodeV1Api,
+  PatchStrategy,
+  setHeaderOptions,
   type V1NetworkPolicy,
   type V1Pod,
   VersionApi,
@@ -14,7 +16,15 @@ import type { Allocation } from '../../core/capacity.js';
 import { HutchError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { EgressPolicy } from '../../core/network.js';
-import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
+import type {
+  ClaimAwareProvider,
+  DiskUsage,
+  Provider,
+  RuntimeSandbox,
+  SandboxNetworkInfo,
+  SandboxSpec,
+  TierStatus,
+} from '../../core/provider.js';
 import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sandbox.js';
 import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
 import { kubeError, withRetry } from './kube-errors.js';
@@ -72,7 +82,7 @@ const UNSUPPORTED = (what: string): HutchError => new HutchError('tier_unavailab
 
 type StartResult = { ok: true } | { ok: false; error: HutchError };
 
-export class KubernetesProvider implements Provider {
+export class KubernetesProvider implements Provider, ClaimAwareProvider {
   private readonly core: CoreV1Api;
   private readonly networking: NetworkingV1Api;
   private readonly watch: PodWatch;
@@ -283,6 +293,27 @@ export class KubernetesProvider implements Provider {
         `pod ${podName(id)} did not start within ${timeoutMs / 1000} s (phase ${pod?.status?.phase ?? 'unknown'}${waitingReason(pod) ? `, ${waitingReason(pod)}` : ''})`,
       ),
     };
+  }
+
+  /**
+   * A warm-pool pod handed to a create gets its tenant label and its TTL backstop (Kubernetes
+   * counts activeDeadlineSeconds from the pod's start, and lets it be set on a running pod).
+   */
+  async claimed(id: string, owner: { tenant: string; timeoutSeconds: number | null }): Promise<void> {
+    const started = this.watch.pod(id)?.status?.startTime;
+    const age = started ? Math.ceil((Date.now() - new Date(started).getTime()) / 1000) : 0;
+    const body = {
+      metadata: { labels: { [LABELS.tenant]: owner.tenant } },
+      ...(owner.timeoutSeconds !== null
+        ? { spec: { activeDeadlineSeconds: Math.max(1, age) + owner.timeoutSeconds + (this.options.ttlBackstopSeconds ?? 3600) } }
+        : {}),
+    };
+    await withRetry('label claimed pod', () =>
+      this.core.patchNamespacedPod(
+        { name: podName(id), namespace: this.options.namespace, body },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    );
   }
 
   agentEndpoint(id: string): AgentEndpoint {
