@@ -66,6 +66,7 @@ export interface ExtraServerOptions {
     volumeStorageClass?: string;
     ttlBackstopSeconds?: number;
   };
+  gitAllowFileUrls?: boolean;
 }
 
 export function launch(

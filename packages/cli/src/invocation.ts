@@ -67,6 +67,7 @@ export type Invocation =
       containerRuntime?: 'auto' | 'runc' | 'crun';
       provider?: 'local' | 'kubernetes';
       kubernetes?: KubernetesSettings;
+      gitAllowFileUrls?: boolean;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -103,7 +104,22 @@ export type Invocation =
   | { kind: 'snapshot-ls'; json: boolean }
   | { kind: 'snapshot-rm'; ids: string[] }
   | { kind: 'fork'; id: string; count?: number; metadata?: Record<string, string>; memory?: boolean; json: boolean }
-  | { kind: 'gc'; dryRun: boolean; json: boolean };
+  | { kind: 'gc'; dryRun: boolean; json: boolean }
+  | {
+      kind: 'env-up';
+      dir: string;
+      git?: { url: string; ref: string };
+      name?: string;
+      variables?: Record<string, string>;
+      profiles?: string[];
+      prNumber?: number;
+      gitSha?: string;
+      wait: boolean;
+      json: boolean;
+    }
+  | { kind: 'env-ls'; json: boolean }
+  | { kind: 'env-down'; ids: string[] }
+  | { kind: 'env-logs'; id: string; service?: string; tail?: number };
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
 export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };

@@ -104,6 +104,14 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/snapshots.js')).fork(client(connection), inv);
     case 'gc':
       return (await import('./commands/snapshots.js')).gc(client(connection), inv);
+    case 'env-up':
+      return (await import('./commands/environments.js')).envUp(client(connection), inv);
+    case 'env-ls':
+      return (await import('./commands/environments.js')).envList(client(connection), inv);
+    case 'env-down':
+      return (await import('./commands/environments.js')).envDown(client(connection), inv);
+    case 'env-logs':
+      return (await import('./commands/environments.js')).envLogs(client(connection), inv);
   }
 }
 

@@ -130,6 +130,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--cpu-request-ratio <r>', 'kubernetes: cpu request as a fraction of the sandbox cpu limit (default 0.1)', (v) =>
       parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
     )
+    .option(
+      '--git-allow-file-urls',
+      'let environments be created from file:// git URLs (repositories on this machine; tests, single-user setups)',
+    )
     .addHelpText(
       'after',
       example(
@@ -162,9 +166,11 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         cpuRequestRatio?: number;
         volumeStorageClass?: string;
         ttlBackstop?: number;
+        gitAllowFileUrls?: boolean;
       }) =>
         set({
           kind: 'server',
+          ...(o.gitAllowFileUrls ? { gitAllowFileUrls: true } : {}),
           ...(o.provider === 'kubernetes'
             ? {
                 provider: 'kubernetes',
@@ -613,6 +619,90 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('hutch volume rm data'))
     .action((names: string[]) => set({ kind: 'volume-rm', names }));
 
+  const environment = program
+    .command('env')
+    .description('preview environments: a Compose project as sandboxes on a private network of their own')
+    .addHelpText(
+      'after',
+      example('hutch env up ./my-app', 'hutch env ls', 'hutch env logs env-0123456789abcdef api', 'hutch env down env-0123456789abcdef'),
+    );
+  environment
+    .command('up')
+    .description('create an environment from a Compose project (uploads the directory, or --git) and follow it until it runs')
+    .argument('[dir]', 'project directory with compose.yaml or docker-compose.yml', '.')
+    .option('--name <name>', "name shown in listings (default: the Compose file's name:)")
+    .option('--var <K=V>', 'interpolation variable for the Compose files (repeatable)', collectKv('var'))
+    .option('--profile <name>', 'enable a Compose profile (repeatable)', collectList)
+    .option('--git <url>', 'fetch the project with git on the server instead of uploading [dir]')
+    .option('--ref <ref>', 'branch, tag or commit for --git', 'main')
+    .option('--pr <number>', 'pull request number (PREVIEW_PR_NUMBER)', (v) => parseNumber(v, '--pr', 1, 2 ** 31, true))
+    .option(
+      '--git-sha <sha>',
+      'commit of the uploaded directory (PREVIEW_GIT_SHA; default: git rev-parse HEAD in [dir] when it is a checkout)',
+    )
+    .option('--no-wait', 'answer once the project is accepted instead of waiting for the services')
+    .option('--json', 'print the environment as JSON (progress still goes to stderr)')
+    .addHelpText(
+      'after',
+      example(
+        'hutch env up',
+        'hutch env up ./app --var DB_PASSWORD=secret --profile debug',
+        'hutch env up --git https://github.com/acme/shop.git --ref feature-x --pr 42',
+      ),
+    )
+    .action(
+      (
+        dir: string,
+        o: {
+          name?: string;
+          var?: Record<string, string>;
+          profile?: string[];
+          git?: string;
+          ref: string;
+          pr?: number;
+          gitSha?: string;
+          wait: boolean;
+          json?: boolean;
+        },
+      ) =>
+        set({
+          kind: 'env-up',
+          dir,
+          ...(o.git !== undefined ? { git: { url: o.git, ref: o.ref } } : {}),
+          ...(o.name !== undefined ? { name: o.name } : {}),
+          ...(o.var !== undefined ? { variables: o.var } : {}),
+          ...(o.profile !== undefined ? { profiles: o.profile } : {}),
+          ...(o.pr !== undefined ? { prNumber: o.pr } : {}),
+          ...(o.gitSha !== undefined ? { gitSha: o.gitSha } : {}),
+          wait: o.wait,
+          json: !!o.json,
+        }),
+    );
+  environment
+    .command('ls')
+    .alias('list')
+    .description('list environments with the state and URL of each service')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch env ls'))
+    .action((o: { json?: boolean }) => set({ kind: 'env-ls', json: !!o.json }));
+  environment
+    .command('down')
+    .alias('rm')
+    .description('destroy environments: their sandboxes, the volumes they created and their network')
+    .argument('<env...>', 'environment ids')
+    .addHelpText('after', example('hutch env down env-0123456789abcdef'))
+    .action((ids: string[]) => set({ kind: 'env-down', ids }));
+  environment
+    .command('logs')
+    .description("print the last lines of each service's output (or one service's)")
+    .argument('<env>', 'environment id')
+    .argument('[service]', 'one service')
+    .option('--tail <lines>', 'lines per service (default 200)', (v) => parseNumber(v, '--tail', 1, 5000, true))
+    .addHelpText('after', example('hutch env logs env-0123456789abcdef', 'hutch env logs env-0123456789abcdef api --tail 50'))
+    .action((id: string, service: string | undefined, o: { tail?: number }) =>
+      set({ kind: 'env-logs', id, ...(service !== undefined ? { service } : {}), ...(o.tail !== undefined ? { tail: o.tail } : {}) }),
+    );
+
   const snapshot = program
     .command('snapshot')
     .usage('<id> [--label K=V]... [--json] | ls [--json] | rm <snap-id...>')
@@ -761,7 +851,7 @@ function example(...lines: string[]): string {
   return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
 
-function collectKv(what: 'env' | 'metadata' | 'label') {
+function collectKv(what: 'env' | 'metadata' | 'label' | 'var') {
   return (value: string, previous: Record<string, string> | undefined): Record<string, string> => {
     const [k, v] = parseKeyValue(value, what);
     return { ...(previous ?? {}), [k]: v };

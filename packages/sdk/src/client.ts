@@ -8,6 +8,7 @@ import { Volumes } from './volumes.js';
 import { ApiKeys } from './keys.js';
 import { Pools } from './pools.js';
 import { Tenants } from './tenants.js';
+import { Environments } from './environments.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -35,6 +36,8 @@ export class Hutch {
   readonly pools: Pools;
   /** Admin keys only. */
   readonly tenants: Tenants;
+  /** Compose projects as sets of sandboxes on a private network. */
+  readonly environments: Environments;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -46,6 +49,7 @@ export class Hutch {
     this.keys = new ApiKeys(this.transport);
     this.pools = new Pools(this.transport);
     this.tenants = new Tenants(this.transport);
+    this.environments = new Environments(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

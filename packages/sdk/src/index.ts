@@ -68,3 +68,13 @@ export {
   type TenantUsage,
 } from './tenants.js';
 export { Pools, type PoolInfo, type PoolSpec } from './pools.js';
+export {
+  Environments,
+  type EnvironmentCreateParams,
+  type EnvironmentInfo,
+  type EnvironmentServiceInfo,
+  type EnvironmentServiceState,
+  type EnvironmentSource,
+  type EnvironmentState,
+  type EnvironmentWaitOptions,
+} from './environments.js';

@@ -38,6 +38,9 @@ import { OpenStreams } from './core/open-streams.js';
 import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
+import { EnvironmentService } from './core/environment-service.js';
+import { SqliteEnvironmentStore } from './store/environment-repo.js';
+import { portUrl } from './core/port-access.js';
 import { availableParallelism } from 'node:os';
 import type { Provider, VolumeBackend } from './core/provider.js';
 import { type KubernetesSettings, setupKubernetes } from './runtime/kubernetes/setup.js';
@@ -74,6 +77,8 @@ export interface ServerOptions {
   provider?: 'local' | 'kubernetes';
   /** Settings of the kubernetes provider. */
   kubernetes?: KubernetesSettings;
+  /** Environments may be created from file:// git URLs (repositories on this machine's disk). */
+  gitAllowFileUrls?: boolean;
 }
 
 /**
@@ -213,8 +218,16 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const processes = new ProcessService(sandboxes);
   sandboxes.startProcess = (id, req) => processes.startDetached(id, req);
   const files = new FileService(sandboxes);
+  // The URL clients use (the listening address is only known later; read lazily).
+  let publicUrl = '';
+  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, files, volumes, logger, {
+    dataDir,
+    gitAllowFileUrls: options.gitAllowFileUrls === true,
+    portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
+  });
 
   await sandboxes.reconcile();
+  await environments.reconcile();
   await runtime.startBackground();
   sandboxes.startReaper();
   await pools.load();
@@ -235,11 +248,14 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     posture: runtime.posture,
   });
 
-  // The URL clients use (the listening address is only known later; info is read after listen).
-  let publicUrl = '';
-  const app = await buildApp({ sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, info }, logger, VERSION, {
-    domain,
-  });
+  const app = await buildApp(
+    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, environments, info },
+    logger,
+    VERSION,
+    {
+      domain,
+    },
+  );
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -280,6 +296,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
+      await environments.shutdown();
       pools.shutdown();
       sandboxes.shutdown();
       await sandboxes.settle();

@@ -7,6 +7,7 @@ import type { KeyService } from '../core/key-service.js';
 import type { TenantService } from '../core/tenant-service.js';
 import type { TemplateCatalog } from '../core/templates.js';
 import type { PoolService } from '../core/pool-service.js';
+import type { EnvironmentService } from '../core/environment-service.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -19,5 +20,6 @@ export interface Services {
   keys: KeyService;
   tenants: TenantService;
   pools: PoolService;
+  environments: EnvironmentService;
   info: () => Promise<Record<string, unknown>>;
 }

@@ -26,6 +26,17 @@ export interface SandboxSpec extends SandboxResources {
   tenant?: string;
   /** The sandbox's TTL, for providers with a runtime-side backstop (pod activeDeadlineSeconds); null: none. */
   timeoutSeconds?: number | null;
+  /**
+   * Membership of a peer group (an environment): members reach each other by name and address
+   * whatever their egress policy, which must not be `none`; non-members never reach them.
+   */
+  peers?: PeerGroup | null;
+}
+
+/** A sandbox's membership of a peer group: the group (an environment's id) and its name there (a DNS label). */
+export interface PeerGroup {
+  group: string;
+  name: string;
 }
 
 export interface DiskUsage {
@@ -88,6 +99,11 @@ export function isClaimAware(provider: Provider): provider is Provider & ClaimAw
 export interface Provider {
   /** Tiers this host supports, with reasons for those it does not. */
   tiers(): Record<Isolation, TierStatus>;
+  /**
+   * Whether `SandboxSpec.peers` is honoured (environments need it), and why not; providers
+   * without it leave it out (then: not supported).
+   */
+  peerGroups?(): { available: boolean; reason?: string };
   /** Creates and starts a sandbox; resolves once the runtime reports it started. */
   create(spec: SandboxSpec): Promise<void>;
   /** How to reach the sandbox's agent. */

@@ -27,8 +27,12 @@ const MAX_FILE_BYTES = 1024 * 1024;
 export interface LoadOptions {
   /** The project directory. */
   dir: string;
-  /** Interpolation variables; they win over the project's .env file. */
-  variables?: Record<string, string>;
+  /**
+   * Interpolation variables; they win over the project's .env file. A function gets the names of
+   * the services the files declare (before interpolation): per-service values such as
+   * PREVIEW_URL_<SERVICE> can be computed for them.
+   */
+  variables?: Record<string, string> | ((services: string[]) => Record<string, string>);
   /** Compose profiles to enable. */
   profiles?: string[];
 }
@@ -47,6 +51,8 @@ async function readInside(root: string, rel: string): Promise<string | null> {
   if (text.length > MAX_FILE_BYTES) throw invalidArgument(`${rel}: larger than ${MAX_FILE_BYTES / 1024} KiB`);
   return text.toString('utf8');
 }
+
+const isMapping = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function parseYaml(text: string, file: string): Record<string, unknown> {
   const doc = parseDocument(text, { merge: true, prettyErrors: true, uniqueKeys: true });
@@ -75,10 +81,6 @@ export function envFileParser(variables: ReadonlyMap<string, string>, warnings: 
 export async function loadComposeProject(options: LoadOptions): Promise<EnvironmentModel> {
   const root = await realpath(options.dir);
   const warnings: string[] = [];
-  const dotenv = await readInside(root, '.env');
-  const variables = new Map<string, string>(Object.entries(dotenv ? parseDotenv(dotenv) : {}));
-  for (const [k, v] of Object.entries(options.variables ?? {})) variables.set(k, v);
-
   let main: string | null = null;
   let mainText: string | null = null;
   for (const name of MAIN_FILES) {
@@ -101,11 +103,17 @@ export async function loadComposeProject(options: LoadOptions): Promise<Environm
     }
   }
 
+  const parsed = files.map((file, i) => parseYaml(texts[i]!, file));
+  const declared = [...new Set(parsed.flatMap((doc) => Object.keys(isMapping(doc.services) ? doc.services : {})))];
+  const dotenv = await readInside(root, '.env');
+  const variables = new Map<string, string>(Object.entries(dotenv ? parseDotenv(dotenv) : {}));
+  const given = typeof options.variables === 'function' ? options.variables(declared) : (options.variables ?? {});
+  for (const [k, v] of Object.entries(given)) variables.set(k, v);
+
   const missing = new Set<string>();
   let document: Record<string, unknown> = {};
   for (const [i, file] of files.entries()) {
-    const parsed = parseYaml(texts[i]!, file);
-    const interpolated = interpolateTree(parsed, variables, (name) => missing.add(name)) as Record<string, unknown>;
+    const interpolated = interpolateTree(parsed[i], variables, (name) => missing.add(name)) as Record<string, unknown>;
     validateCompose(interpolated, file);
     document = i === 0 ? interpolated : mergeComposeDocuments(document, interpolated);
   }

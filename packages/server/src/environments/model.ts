@@ -89,6 +89,8 @@ export interface EnvironmentModel {
   name: string | null;
   /** Active services (profiles applied), in an order where every dependency comes first. */
   services: ServiceSpec[];
+  /** The active services' names in the order the Compose file lists them. */
+  order: string[];
   volumes: VolumeSpec[];
   settings: EnvironmentSettings;
   /** Things accepted but changed or ignored (container_name, udp ports, …), for the user. */

@@ -398,6 +398,7 @@ export async function normalizeCompose(input: NormalizeInput): Promise<Environme
   return {
     name: typeof doc.name === 'string' ? doc.name : null,
     services: dependencyOrder(active),
+    order: active.map((s) => s.name),
     volumes: volumes.filter((v) => active.some((s) => s.mounts.some((m) => m.kind === 'volume' && m.volume === v.name))),
     settings,
     warnings,

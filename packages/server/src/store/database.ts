@@ -92,6 +92,26 @@ export interface TenantTable {
   created_at: number;
 }
 
+export interface EnvironmentTable {
+  id: string;
+  tenant: string;
+  owner: string | null;
+  name: string | null;
+  state: string;
+  error: string | null;
+  source: string;
+  git_sha: string | null;
+  pr_number: number | null;
+  profiles: string;
+  variables: string;
+  url: string | null;
+  services: string;
+  volumes: string;
+  warnings: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -105,6 +125,7 @@ export interface Schema {
   meta: MetaTable;
   pools: PoolTable;
   tenants: TenantTable;
+  environments: EnvironmentTable;
   _placeholder?: { id: Generated<number> };
 }
 

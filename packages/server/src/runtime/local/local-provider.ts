@@ -7,6 +7,7 @@ import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSp
 import type { EgressPolicy } from '../../core/network.js';
 import type { Logger } from '../../core/logger.js';
 import type { NetworkManager } from '../../network/net-manager.js';
+import type { PeerGroup } from '../../network/types.js';
 import { type Isolation, ISOLATION_TIERS, type PauseMode, SANDBOX_DEFAULTS } from '../../core/sandbox.js';
 import { HutchError } from '../../core/errors.js';
 import { type HostFacts, versionAtLeast } from './host-probe.js';
@@ -231,6 +232,12 @@ export class LocalProvider implements Provider {
     return runtime;
   }
 
+  peerGroups(): { available: boolean; reason?: string } {
+    return this.options.network
+      ? { available: true }
+      : { available: false, reason: this.options.networkUnavailable ?? 'sandbox networking is not set up' };
+  }
+
   async create(spec: SandboxSpec): Promise<void> {
     const runtime = this.runtimeFor(spec.isolation);
     const egressTier = this.tierStatus[spec.isolation].egress;
@@ -246,7 +253,7 @@ export class LocalProvider implements Provider {
     // a failure never leaves one half still working while the caller cleans up.
     const [network, agentBinary] = await settleAll(
       (async () => {
-        await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
+        await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation, ...(spec.peers ? { peers: spec.peers } : {}) }));
         const spare = this.spares.take(spec.diskMiB);
         if (spare) await rename(spare, p.diskImage);
         // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
@@ -262,7 +269,7 @@ export class LocalProvider implements Provider {
       })(),
       (async () => {
         await this.prepareSocketDir(p);
-        const attached = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress);
+        const attached = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress, undefined, spec.peers);
         await this.writeNameFiles(p, attached ? [attached.gateway4, attached.gateway6] : []);
         return attached;
       })(),
@@ -432,7 +439,7 @@ export class LocalProvider implements Provider {
     await runtime.forceDelete(id); // a container left by a crash mid-stop
     await this.mountFilesystems(p);
     await this.prepareSocketDir(p);
-    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
+    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress, undefined, await this.peerGroupOf(id));
     await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
     await this.refreshBundle(p, network?.netnsPath ?? null);
     await this.runContainer(id, runtime, p, network !== null);
@@ -645,6 +652,15 @@ export class LocalProvider implements Provider {
       await rename(tmp, target);
     }
     return target;
+  }
+
+  /** The peer group the sandbox was created in (kept in its meta.json: a start after a reboot rejoins it). */
+  private async peerGroupOf(id: string): Promise<PeerGroup | null> {
+    try {
+      return (JSON.parse(await readFile(this.paths(id).meta, 'utf8')) as { peers?: PeerGroup }).peers ?? null;
+    } catch {
+      return null;
+    }
   }
 
   private async isolationOf(id: string): Promise<Isolation[]> {
