@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync 
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create as tarCreate } from 'tar';
-import { assertNoLeftovers, createSandbox, deleteSandbox, leftoversOfMany, run, sleep, waitFor } from './hostile-lib.js';
+import { assertNoLeftovers, createSandbox, deleteSandbox, run, sleep, waitFor } from './hostile-lib.js';
 import { REPO, startServer, type TestServer } from './harness.js';
 
 /**
@@ -313,7 +313,7 @@ describe('environments', () => {
     ];
     await waitFor(() => left().length === 0, 10_000);
     assert.deepEqual(left(), [], 'no peer links or sandbox tables of the environments are left');
-    assert.deepEqual(leftoversOfMany(server, 'container', all), []);
+    for (const id of all) await assertNoLeftovers(server, 'container', id, 10_000);
   });
 
   test('bad projects get a 400 naming the field', async () => {
@@ -359,6 +359,49 @@ describe('environments', () => {
     const environments = await server.api<{ environments: Environment[] }>('GET', '/v1/environments');
     assert.deepEqual(environments.body.environments, [], 'refused projects leave nothing');
     assert.deepEqual(readdirSync(join(server.dataDir, 'environments')), []);
+  });
+
+  test('a failing job fails the environment with its exit code and output; its dependents do not start', async () => {
+    const dir = mkdtempSync(join(scratch, 'failing-'));
+    writeFileSync(
+      join(dir, 'compose.yaml'),
+      [
+        'services:',
+        '  migrate:',
+        '    image: debian:12',
+        '    restart: "no"',
+        '    command: ["sh", "-c", "echo migration broke; exit 3"]',
+        '  app:',
+        '    image: debian:12',
+        '    command: sleep infinity',
+        '    depends_on:',
+        '      migrate: {condition: service_completed_successfully}',
+        '',
+      ].join('\n'),
+    );
+    const created = await createEnv({ source: { archive: await archiveOf(dir) } });
+    try {
+      const failed = await waitFor(
+        async () => {
+          const res = await server.api<Environment>('GET', `/v1/environments/${created.id}`);
+          return res.body.state !== 'creating' ? res.body : null;
+        },
+        60_000,
+        250,
+      );
+      assert.ok(failed);
+      assert.equal(failed.state, 'error');
+      const migrate = service(failed, 'migrate');
+      assert.deepEqual([migrate.state, migrate.exitCode], ['failed', 3]);
+      assert.match(migrate.error ?? '', /^the job exited with 3: migration broke$/);
+      assert.deepEqual(
+        [service(failed, 'app').state, service(failed, 'app').error],
+        ['failed', 'dependency migrate did not reach service_completed_successfully'],
+      );
+      assert.match(failed.error ?? '', /migrate: the job exited with 3/);
+    } finally {
+      assert.equal((await server.api('DELETE', `/v1/environments/${created.id}`)).status, 204);
+    }
   });
 
   test('the CLI: env up (upload, progress, JSON), env ls, env logs, env down', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { loadComposeProject } from '../environments/load.js';
@@ -124,6 +124,9 @@ export class EnvironmentService {
     const id = newEnvironmentId();
     const src = join(this.workDir(id), 'src');
     try {
+      // Uploaded sources may hold secrets (.env): only root reads them.
+      await mkdir(join(this.options.dataDir, 'environments'), { recursive: true, mode: 0o700 });
+      await chmod(join(this.options.dataDir, 'environments'), 0o700);
       const prepared = await this.prepare(id, src, input, caller);
       await this.store.insert(prepared.record);
       // The answer is the record as created; the bring-up goes on changing its own copy.
@@ -271,13 +274,19 @@ export class EnvironmentService {
   private async bringUp(prepared: Prepared, caller: Caller, signal: AbortSignal): Promise<void> {
     const { record, model, plans } = prepared;
     const save = (): Promise<void> => this.store.update(record.id, { services: record.services });
-    for (const v of record.volumes.filter((v) => v.owned)) {
-      const spec = model.volumes.find((m) => m.name === v.name);
-      await this.volumes.create(caller.tenant, {
-        name: v.volume,
-        ...(spec?.sizeMiB ? { sizeMiB: spec.sizeMiB } : {}),
-        labels: { 'hutch.environment': record.id, 'hutch.volume': v.name },
-      });
+    try {
+      for (const v of record.volumes.filter((v) => v.owned)) {
+        const spec = model.volumes.find((m) => m.name === v.name);
+        await this.volumes.create(caller.tenant, {
+          name: v.volume,
+          ...(spec?.sizeMiB ? { sizeMiB: spec.sizeMiB } : {}),
+          labels: { 'hutch.environment': record.id, 'hutch.volume': v.name },
+        });
+      }
+    } catch (err) {
+      // A quota, or the disk: nothing can start without its volumes.
+      if (!signal.aborted) await this.store.update(record.id, { state: 'error', error: `volumes: ${(err as Error).message}` });
+      return;
     }
     const started = new Map(model.services.map((s) => [s.name, new Signal()]));
     const healthy = new Map(model.services.map((s) => [s.name, new Signal()]));
@@ -330,10 +339,14 @@ export class EnvironmentService {
         }
         this.followExit(record, state, save);
         if (plan.healthcheck) {
-          const ok = await this.waitHealthy(state.sandboxId, plan, signal);
+          const ok = await this.waitHealthy(state, plan, signal);
           if (signal.aborted) return;
           if (!ok) {
-            await fail(`unhealthy: the healthcheck (${plan.healthcheck.test.join(' ')}) kept failing`);
+            await fail(
+              state.state === 'exited'
+                ? `its process exited (${state.exitCode}) before it was healthy`
+                : `unhealthy: the healthcheck (${plan.healthcheck.test.join(' ')}) kept failing`,
+            );
             return;
           }
           if (state.state === 'starting') state.state = 'healthy';
@@ -449,15 +462,15 @@ export class EnvironmentService {
   /**
    * Runs the healthcheck until it passes (true) or fails `retries` times in a row after the start
    * period (false). Checks start at once; during the start period they repeat every
-   * `start_interval` and failures do not count.
+   * `start_interval` and failures do not count. A service whose process exited fails at once.
    */
-  private async waitHealthy(sandboxId: string, plan: ServicePlan, signal: AbortSignal): Promise<boolean> {
+  private async waitHealthy(state: ServiceRecord, plan: ServicePlan, signal: AbortSignal): Promise<boolean> {
     const h = plan.healthcheck!;
     const began = Date.now();
     let failures = 0;
-    while (!signal.aborted) {
+    while (!signal.aborted && state.state !== 'exited') {
       const ok = await this.processes
-        .exec(sandboxId, { cmd: h.test, timeoutMs: h.timeoutMs, ...(plan.user ? { user: plan.user } : {}) })
+        .exec(state.sandboxId, { cmd: h.test, timeoutMs: h.timeoutMs, ...(plan.user ? { user: plan.user } : {}) })
         .then((r) => r.exitCode === 0 && !r.timedOut)
         .catch(() => false);
       if (ok) return true;

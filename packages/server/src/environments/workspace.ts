@@ -70,7 +70,8 @@ export interface GitOptions {
   timeoutMs?: number;
 }
 
-const GIT_URL = /^(https?|git|ssh):\/\/[^\s]+$|^file:\/\/\/[^\s]+$/;
+// No ssh://: ssh would use the server's own keys (it reads ~/.ssh of the server's user, whatever HOME says).
+const GIT_URL = /^(https?|git):\/\/[^\s]+$|^file:\/\/\/[^\s]+$/;
 
 /**
  * Fetches `ref` (a branch, tag or commit) of `url` into `dir` and checks it out; returns the
@@ -78,12 +79,13 @@ const GIT_URL = /^(https?|git|ssh):\/\/[^\s]+$|^file:\/\/\/[^\s]+$/;
  * the URL) and never prompts; file:// URLs only when the server allows them.
  */
 export async function fetchGit(url: string, ref: string, dir: string, options: GitOptions): Promise<{ sha: string }> {
-  if (!GIT_URL.test(url)) throw invalidArgument('source.git.url: must be an https://, http://, git:// or ssh:// URL');
+  if (!GIT_URL.test(url))
+    throw invalidArgument('source.git.url: must be an https://, http:// or git:// URL (credentials, if any, in the URL)');
   if (url.startsWith('file://') && !options.allowFileUrls)
     throw invalidArgument('source.git.url: file:// URLs are not allowed on this server (hutch server --git-allow-file-urls)');
   if (!/^[A-Za-z0-9._/-]{1,200}$/.test(ref) || ref.startsWith('-') || ref.includes('..'))
     throw invalidArgument('source.git.ref: must be a branch, tag or commit name');
-  const protocols = ['https', 'http', 'git', 'ssh', ...(options.allowFileUrls ? ['file'] : [])].join(':');
+  const protocols = ['https', 'http', 'git', ...(options.allowFileUrls ? ['file'] : [])].join(':');
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: dir,
@@ -91,7 +93,6 @@ export async function fetchGit(url: string, ref: string, dir: string, options: G
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
     GIT_ALLOW_PROTOCOL: protocols,
-    GIT_SSH_COMMAND: 'ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new',
   };
   const timeout = options.timeoutMs ?? 300_000;
   const git = async (...args: string[]): Promise<string> => (await run('git', ['-C', dir, ...args], { env, timeout })).stdout;
