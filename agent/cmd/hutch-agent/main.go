@@ -67,6 +67,12 @@ func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	nullStdio := flag.Bool("null-stdio", false, "after start-up, point stdin/stdout/stderr at /dev/null and stop logging (for runtimes whose /proc/1/fd would let sandbox root write to the host file given as stdio)")
 	flag.Parse()
+	// A sub-command this binary does not know (an older agent started by a newer server) must
+	// fail at once, not fall through to serving the agent API on the host.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "hutch-agent: unknown command or argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	if *showVersion {
 		fmt.Println("hutch-agent", version)
 		return
