@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { REPO, LAYERS_DIR } from '../tests/harness.js';
+import { REPO, LAYERS_DIR, startServer } from '../tests/harness.js';
 import { waitFor } from '../tests/hostile-lib.js';
-import { core, IMPORT_IMAGE, pods, removeNamespace, uniqueNamespace } from './k8s-lib.js';
+import { core, IMPORT_IMAGE, kubeconfigPath, pods, removeNamespace, uniqueNamespace } from './k8s-lib.js';
 
 /**
  * `hutch template export --oci`: the tarball imports into the cluster's containerd and runs as a
@@ -165,3 +165,33 @@ test('a template exported as an OCI image runs as a pod with hutch-agent as PID 
   assert.equal(run.exitCode, 0);
   assert.equal(run.stdout, 'pid1=hutch-agent\n1000:1000\n0:0\n', "the agent is PID 1; owners are the template's own (not 100000+)");
 });
+
+test(
+  'without --image-import, a create whose image is on no node fails at once, naming the image and the export',
+  { timeout: 120_000 },
+  async () => {
+    const server = await startServer({
+      provider: 'kubernetes',
+      kubernetes: { kubeconfig: kubeconfigPath(), namespace, imageRepository: 'localhost/hutch/never-imported' },
+    });
+    try {
+      const started = Date.now();
+      const res = await server.api<{ error: { message: string } }>('POST', '/v1/sandboxes', {
+        template: 'minimal',
+        cpu: 0.25,
+        memoryMiB: 128,
+      });
+      assert.equal(res.status, 500, JSON.stringify(res.body));
+      assert.match(res.body.error.message, /localhost\/hutch\/never-imported:[0-9a-f]{32} is not on the node/);
+      assert.match(res.body.error.message, /hutch template export/);
+      assert.ok(Date.now() - started < 60_000, 'refused without waiting for the create timeout');
+      assert.deepEqual(
+        (await pods(namespace, 'app.kubernetes.io/managed-by=hutch')).map((p) => p.metadata?.name),
+        [],
+        'the failed pod is deleted',
+      );
+    } finally {
+      await server.stop();
+    }
+  },
+);

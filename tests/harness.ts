@@ -65,6 +65,7 @@ export interface ExtraServerOptions {
     gvisorRuntimeClass?: string;
     volumeStorageClass?: string;
     ttlBackstopSeconds?: number;
+    imageRepository?: string;
   };
   gitAllowFileUrls?: boolean;
 }
