@@ -16,6 +16,7 @@ export interface HostFacts {
   memoryGiB: number;
   node: string;
   runc: string | null;
+  crun: string | null;
   runsc: string | null;
   podman: string | null;
   /** 1-minute load averages when the benchmark started and ended (other work on the host skews figures). */
@@ -49,8 +50,9 @@ async function version(file: string, pattern: RegExp): Promise<string | null> {
 export async function hostFacts(): Promise<HostFacts> {
   const pretty = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readText('/etc/os-release'))?.[1] ?? os.type();
   const debian = readText('/etc/debian_version').trim();
-  const [runc, runsc, podman] = await Promise.all([
+  const [runc, crun, runsc, podman] = await Promise.all([
     version('runc', /runc version (\S+)/),
+    version('crun', /crun version (\S+)/),
     version('runsc', /runsc version (\S+)/),
     version('podman', /podman version (\S+)/),
   ]);
@@ -64,6 +66,7 @@ export async function hostFacts(): Promise<HostFacts> {
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     runc,
+    crun,
     runsc,
     podman,
     loadStart: os.loadavg()[0]!,
@@ -76,7 +79,7 @@ export function describeHost(h: HostFacts): string {
   return [
     `${h.os}, kernel ${h.kernel}, cgroup ${cg}`,
     `${h.cpus} CPU (${h.cpuModel}), ${h.memoryGiB} GiB RAM`,
-    `runc ${h.runc ?? 'absent'}, runsc ${h.runsc ?? 'absent'}, podman ${h.podman ?? 'absent'}, Node ${h.node}`,
+    `runc ${h.runc ?? 'absent'}, crun ${h.crun ?? 'absent'} (the container tier uses crun when present), runsc ${h.runsc ?? 'absent'}, podman ${h.podman ?? 'absent'}, Node ${h.node}`,
     `load average (1 min) start → end: ${load}`,
   ].join('; ');
 }

@@ -21,6 +21,7 @@ import { benchPersistence, type PersistenceRow } from './persistence.js';
 import { benchE2b, renderE2b, type E2bBenchResult } from './e2b.js';
 import { benchLoadTier, renderLoad, type LoadTier, type LoadTierResult } from './load.js';
 import { startBenchServer, type BenchServer } from './server.js';
+import { benchK8s, renderK8s } from './k8s.js';
 import {
   evaluateTargets,
   renderMarkdown,
@@ -54,15 +55,15 @@ interface Options {
   podman: boolean;
   network: boolean;
   persistence: boolean;
-  /** `e2b`: only the E2B compatibility series; `load`: warm pools, churn, burst, density. */
-  mode: 'all' | 'e2b' | 'load';
+  /** `e2b`: only the E2B compatibility series; `load`: warm pools, churn, burst, density; `k8s`: the kubernetes provider. */
+  mode: 'all' | 'e2b' | 'load' | 'k8s';
   warmRuns: number;
   churnSeconds: number;
   burst: number;
   densityCap: number | null;
 }
 
-const USAGE = `usage: npm run bench -- [e2b | load] [options]
+const USAGE = `usage: npm run bench -- [e2b | load | k8s] [options]
 
   e2b                only the E2B compatibility series: the published e2b SDK's
                      create → commands.run → kill against the native API (overhead)
@@ -72,6 +73,10 @@ const USAGE = `usage: npm run bench -- [e2b | load] [options]
     --churn-seconds N  churn duration (default 60)
     --burst N          creates sent at once (default 1000)
     --density-cap N    most idle sandboxes to hold (default 600 container, 250 gvisor)
+  k8s                create → first exec on the kubernetes provider (pods) and the local
+                     provider in the same run, cold and warm (a pool of 2), per tier;
+                     uses the cluster KUBECONFIG names, else brings ../shared/k8s-local up
+                     and down (--runs, --warmup and --tier apply)
 
   --runs N           measured runs per series (default 20; --write needs ≥ 20)
   --warmup N         discarded warm-up runs per series (default 3)
@@ -148,6 +153,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case 'load':
         o.mode = 'load';
+        break;
+      case 'k8s':
+        o.mode = 'k8s';
         break;
       case '--warm-runs':
         o.warmRuns = int(arg, next(), 1, 100_000);
@@ -503,6 +511,13 @@ async function cleanup(bench: Bench, server: BenchServer): Promise<string[]> {
   return listAll();
 }
 
+/** Rewrites a generated block of docs/benchmarks.md: "Measured <when> (commit …)<how>", then the table. */
+function writeBlock(block: 'e2b' | 'load' | 'k8s', how: string, table: string): void {
+  const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  writeDocs(DOCS, [`Measured ${when} (commit ${gitCommit()})${how}`, '', table].join('\n'), block);
+  progress(`wrote the ${block} results into ${DOCS}`);
+}
+
 function gitCommit(): string {
   try {
     const head = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
@@ -546,15 +561,12 @@ async function mainE2b(opts: Options): Promise<number> {
   for (const e of errors) progress(`ERROR: ${e}`);
   if (!result) return 1;
   console.log(renderE2b(result, false));
-  if (opts.write && errors.length === 0) {
-    const md = [
-      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}), ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up, interleaved; e2b ${E2B_VERSION}.`,
-      '',
+  if (opts.write && errors.length === 0)
+    writeBlock(
+      'e2b',
+      `, ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up, interleaved; e2b ${E2B_VERSION}.`,
       renderE2b(result, true),
-    ].join('\n');
-    writeDocs(DOCS, md, 'e2b');
-    progress(`wrote the e2b results into ${DOCS}`);
-  }
+    );
   return errors.length > 0 ? 1 : 0;
 }
 
@@ -605,15 +617,26 @@ async function mainLoad(opts: Options): Promise<number> {
   for (const e of errors) progress(`ERROR: ${e}`);
   if (opts.json) console.log(JSON.stringify({ host, results, errors }, null, 2));
   else console.log(renderLoad(results, recordedPodman(), false));
-  if (opts.write && errors.length === 0) {
-    const md = [
-      `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} (commit ${gitCommit()}) with \`npm run bench -- load --write\`, ${describeHost(host)}.`,
-      '',
-      renderLoad(results, recordedPodman(), true),
-    ].join('\n');
-    writeDocs(DOCS, md, 'load');
-    progress(`wrote the load results into ${DOCS}`);
-  }
+  if (opts.write && errors.length === 0)
+    writeBlock('load', ` with \`npm run bench -- load --write\`, ${describeHost(host)}.`, renderLoad(results, recordedPodman(), true));
+  return errors.length > 0 ? 1 : 0;
+}
+
+async function mainK8s(opts: Options): Promise<number> {
+  process.on('SIGINT', () => void (aborting = true));
+  process.on('SIGTERM', () => void (aborting = true));
+  const host = await hostFacts();
+  progress(`host: ${describeHost(host)}`);
+  const { rows, errors } = await benchK8s({ runs: opts.runs, warmup: opts.warmup, tiers: opts.tiers, progress, checkAbort });
+  for (const e of errors) progress(`ERROR: ${e}`);
+  if (opts.json) console.log(JSON.stringify({ host, rows, errors }, null, 2));
+  else console.log(renderK8s(rows, false));
+  if (opts.write && errors.length === 0)
+    writeBlock(
+      'k8s',
+      ` with \`npm run bench -- k8s --write\`, ${describeHost(host)}; ${opts.runs} runs after ${opts.warmup} warm-up per series, providers alternating.`,
+      renderK8s(rows, true),
+    );
   return errors.length > 0 ? 1 : 0;
 }
 
@@ -632,6 +655,7 @@ async function main(): Promise<number> {
   }
   if (opts.mode === 'e2b') return mainE2b(opts);
   if (opts.mode === 'load') return mainLoad(opts);
+  if (opts.mode === 'k8s') return mainK8s(opts);
   let forceExit = (): void => undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (aborting) {

@@ -14,13 +14,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "hutch: this setup supports Debian and Ubuntu (apt). On another distribution install by hand:" >&2
-  echo "       runc (or crun on pure cgroup v2), runsc (gVisor, optional), go >= 1.19, busybox (static)," >&2
+  echo "       crun (preferred) or runc, runsc (gVisor, optional), go >= 1.19, busybox (static)," >&2
   echo "       debootstrap, iproute2, python3, make, g++; then run: npm install && npm run build" >&2
   exit 1
 fi
 
 # Debian packages (by name; the machine's own apt sources are used).
-PACKAGES=(runc runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl e2fsprogs python3 make g++ ca-certificates)
+PACKAGES=(runc crun runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl e2fsprogs python3 make g++ ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

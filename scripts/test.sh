@@ -10,15 +10,8 @@ if ! (cd agent && CGO_ENABLED=0 go test ./... 2>&1); then go_failed=1; else go_f
 
 echo "== TypeScript suites (node --test)"
 mapfile -t files < <(find packages/*/test tests bench -name '*.test.ts' 2>/dev/null | sort)
-log=$(mktemp)
-node --import tsx --test --test-reporter=spec --test-concurrency=1 "${files[@]}" 2>&1 | tee "$log"
-node_status=${PIPESTATUS[0]}
-pass=$(grep -E '^ℹ pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
-fail=$(grep -E '^ℹ fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
-rm -f "$log"
-pass=${pass:-0}
-fail=${fail:-0}
+. scripts/node-suites.sh
+node_suites "${files[@]}"
 if [ "$go_failed" = 1 ]; then fail=$((fail + 1)); fi
-if [ "$node_status" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
 echo "${pass} passed, ${fail} failed"
 [ "$fail" = 0 ]

@@ -59,6 +59,19 @@ export interface ExtraServerOptions {
   auditRetentionDays?: number;
   auditPruneIntervalMs?: number;
   sandboxLogBytes?: number;
+  containerRuntime?: 'auto' | 'runc' | 'crun';
+  /** `kubernetes`: sandboxes as pods (tests-k8s/). */
+  provider?: 'local' | 'kubernetes';
+  kubernetes?: {
+    kubeconfig?: string;
+    namespace?: string;
+    imageImport?: string[];
+    gvisorRuntimeClass?: string;
+    volumeStorageClass?: string;
+    ttlBackstopSeconds?: number;
+    imageRepository?: string;
+  };
+  gitAllowFileUrls?: boolean;
 }
 
 export function launch(

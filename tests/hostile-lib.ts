@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestServer } from './harness.js';
 
 /**
@@ -231,10 +232,30 @@ export function procState(pid: number): string | null {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
 }
 
+/**
+ * The OCI runtime of a tier as a server with default options picks it: crun when installed, else
+ * runc, for the container tier (local-provider.ts pickContainerRuntime); runsc for gVisor.
+ */
+export function tierRuntime(tier: Tier): 'runc' | 'crun' | 'runsc' {
+  if (tier === 'gvisor') return 'runsc';
+  return ['/usr/bin/crun', '/usr/sbin/crun', '/usr/local/bin/crun'].some((p) => existsSync(p)) ? 'crun' : 'runc';
+}
+
+/**
+ * The command that runs a tier's runtime as the server does: crun on a hybrid cgroup host goes
+ * through `hutch-agent legacy-cgroup-launch` (it refuses hybrid hosts otherwise).
+ */
+export function runtimeCommand(tier: Tier): string[] {
+  const name = tierRuntime(tier);
+  if (name === 'crun' && existsSync('/sys/fs/cgroup/unified') && !existsSync('/sys/fs/cgroup/cgroup.controllers'))
+    return [fileURLToPath(new URL('../agent/bin/hutch-agent', import.meta.url)), 'legacy-cgroup-launch', '--', name];
+  return [name];
+}
+
 /** The OCI runtime's state root of this server (one per data dir), as the local provider names it. */
 export function runtimeRoot(server: Pick<TestServer, 'dataDir'>, tier: Tier): string {
   const key = createHash('sha256').update(server.dataDir).digest('hex').slice(0, 12);
-  return `/run/hutch/${key}/${tier === 'gvisor' ? 'runsc' : 'runc'}`;
+  return `/run/hutch/${key}/${tierRuntime(tier)}`;
 }
 
 export function serverRssKiB(server: TestServer): number {

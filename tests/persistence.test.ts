@@ -15,6 +15,7 @@ import {
   hostPids,
   putFile,
   run,
+  runtimeCommand,
   runtimeRoot,
   sleep,
   slowHttpServer,
@@ -227,10 +228,11 @@ async function simulateReboot(): Promise<void> {
   const stateRoot = dirname(runtimeRoot(server, 'container'));
   // Every sandbox of this server dies, as in a reboot — not only the ones the test looks at.
   for (const tier of TIERS) {
-    const bin = tier === 'gvisor' ? 'runsc' : 'runc';
-    const listed = spawnSync(bin, ['--root', runtimeRoot(server, tier), 'list', '--format', 'json'], { encoding: 'utf8' });
+    const [bin, ...pre] = runtimeCommand(tier);
+    const listed = spawnSync(bin!, [...pre, '--root', runtimeRoot(server, tier), 'list', '--format', 'json'], { encoding: 'utf8' });
     const containers = (JSON.parse(listed.stdout.trim() || 'null') as Array<{ id: string }> | null) ?? [];
-    for (const c of containers) spawnSync(bin, ['--root', runtimeRoot(server, tier), 'delete', '--force', c.id], { stdio: 'ignore' });
+    for (const c of containers)
+      spawnSync(bin!, [...pre, '--root', runtimeRoot(server, tier), 'delete', '--force', c.id], { stdio: 'ignore' });
   }
   const prefix = join(server.dataDir, 'sandboxes') + '/';
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
@@ -562,7 +564,7 @@ test("GET /v1/info says what pause keeps per tier; the container tier's note com
   const note = container.pause?.note ?? '';
   assert.match(note, /cannot keep memory.*processes stop, files stay/);
   const criu = spawnSync('criu', ['check'], { encoding: 'utf8', timeout: 20_000 });
-  if (criu.error) assert.match(note, /CRIU, which runc checkpoints with, is not installed/, note);
+  if (criu.error) assert.match(note, /CRIU, which container runtimes checkpoint with, is not installed/, note);
   else if (criu.status !== 0) {
     const first = `${criu.stderr}\n${criu.stdout}`
       .split('\n')

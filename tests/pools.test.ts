@@ -36,7 +36,7 @@ before(async () => {
   server = await startServer({ networkPool4: '10.219.0.0/16', networkPool6: 'fd68:7574:636e::/48' });
 });
 after(async () => {
-  for (const name of ['p-basic', 'p-race', 'p-adapt']) await server.api('DELETE', `/v1/pools/${name}`).catch(() => undefined);
+  for (const name of ['p-basic', 'p-race', 'p-adapt', 'p-snap']) await server.api('DELETE', `/v1/pools/${name}`).catch(() => undefined);
   for (const id of created) await deleteSandbox(server, id);
   await server?.stop();
 });
@@ -149,6 +149,35 @@ describe('warm pools', () => {
       await deleteSandbox(server, a.body.id);
       created.delete(a.body.id);
     }
+  });
+
+  test('a pool on a snapshot hands out its files; when the snapshot is deleted its members go too', async () => {
+    const source = await create(server, { ...SMALL });
+    assert.equal(source.status, 201);
+    const w = await run(server, source.body.id, 'echo from-snapshot > /srv-marker');
+    assert.equal(w.exitCode, 0, JSON.stringify(w));
+    const snap = await server.api<{ id: string }>('POST', `/v1/sandboxes/${source.body.id}/snapshots`, {});
+    assert.equal(snap.status, 201, JSON.stringify(snap.body));
+    const put = await server.api('PUT', '/v1/pools/p-snap', { ...SMALL, template: snap.body.id, min: 1, target: 1, max: 2 });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await waitPoolSize('p-snap', 1);
+    const claimed = await create(server, { ...SMALL, template: snap.body.id });
+    assert.equal(claimed.status, 201);
+    assert.equal(claimed.body.warm, true);
+    assert.equal((await run(server, claimed.body.id, 'cat /srv-marker')).stdout, 'from-snapshot\n');
+    await deleteSandbox(server, claimed.body.id);
+    await deleteSandbox(server, source.body.id);
+    await waitPoolSize('p-snap', 1);
+    // Nothing with a record uses the snapshot any more: it may go, and its pool members with it.
+    assert.equal((await server.api('DELETE', `/v1/snapshots/${snap.body.id}`)).status, 204);
+    let last: Pool | null = null;
+    await waitFor(async () => {
+      last = await pool('p-snap');
+      return last.size === 0 && last.starting === 0;
+    }, 10_000);
+    assert.equal(last!.size, 0, JSON.stringify(last));
+    assert.match(last!.lastError ?? '', /no longer exists/);
+    assert.equal((await server.api('DELETE', '/v1/pools/p-snap')).status, 204);
   });
 
   test('deleting a pool destroys its ready sandboxes; bad definitions are refused naming the field', async () => {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { startServer, type TestServer } from './harness.js';
-import { waitFor } from './hostile-lib.js';
+import { runtimeCommand, runtimeRoot, waitFor } from './hostile-lib.js';
 
 /** The server is not the parent of sandboxes: SIGKILL it, restart, and nothing is lost or leaked. */
 interface Sandbox {
@@ -75,8 +75,9 @@ test('orphans (runtime has it, store does not) are reaped at start; half-created
   await server.restart();
   assert.ok(!existsSync(join(server.dataDir, 'sandboxes', orphan.id)), 'orphan directory removed');
   assert.ok(!mounts().includes(orphan.id), 'orphan rootfs unmounted');
-  const runcList = execFileSync('sh', ['-c', `for r in /run/hutch/*/runc; do runc --root "$r" list -q 2>/dev/null; done`]).toString();
-  assert.ok(!runcList.includes(orphan.id), 'orphan container deleted');
+  const [bin, ...pre] = runtimeCommand('container');
+  const listed = spawnSync(bin!, [...pre, '--root', runtimeRoot(server, 'container'), 'list', '--format', 'json'], { encoding: 'utf8' });
+  assert.ok(!listed.stdout.includes(orphan.id), 'orphan container deleted');
   assert.equal((await server.api<Sandbox>('GET', `/v1/sandboxes/${keep.id}`)).body.state, 'running');
 
   // Kill the server in the middle of a create: afterwards the sandbox is either running or

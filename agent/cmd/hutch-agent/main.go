@@ -53,12 +53,26 @@ func main() {
 		os.Exit(126)
 	}
 
+	// On the host: starts crun on a hybrid cgroup host, see hostexec.ExecWithLegacyCgroupView.
+	// Usage: hutch-agent legacy-cgroup-launch -- crun ARGS...
+	if len(os.Args) >= 4 && os.Args[1] == "legacy-cgroup-launch" && os.Args[2] == "--" {
+		err := hostexec.ExecWithLegacyCgroupView(os.Args[3:])
+		fmt.Fprintln(os.Stderr, "hutch-agent legacy-cgroup-launch:", err)
+		os.Exit(126)
+	}
+
 	var listens listenFlags
 	flag.Var(&listens, "listen", "address to serve on: unix:PATH or tcp:HOST:PORT (repeatable)")
 	defaultUser := flag.String("default-user", "user", "user for requests that name none (root if absent from /etc/passwd)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	nullStdio := flag.Bool("null-stdio", false, "after start-up, point stdin/stdout/stderr at /dev/null and stop logging (for runtimes whose /proc/1/fd would let sandbox root write to the host file given as stdio)")
 	flag.Parse()
+	// A sub-command this binary does not know (an older agent started by a newer server) must
+	// fail at once, not fall through to serving the agent API on the host.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "hutch-agent: unknown command or argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	if *showVersion {
 		fmt.Println("hutch-agent", version)
 		return

@@ -28,6 +28,22 @@ import (
 //
 // Only returns on error.
 func ExecWithNetstackView(procDir string, argv []string) error {
+	return execInOwnMountNamespace(argv, syscall.MS_PRIVATE, func() error {
+		if err := syscall.Mount("proc", procDir, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount proc on %s: %w", procDir, err)
+		}
+		const hidden = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_RDONLY
+		if err := syscall.Mount("tmpfs", "/proc/sys/net", "tmpfs", hidden, "size=4k,mode=0555"); err != nil {
+			return fmt.Errorf("hide /proc/sys/net: %w", err)
+		}
+		return nil
+	})
+}
+
+// execInOwnMountNamespace replaces this process with argv in a new mount
+// namespace whose mounts have the given propagation (MS_PRIVATE or MS_SLAVE),
+// after change has altered that namespace's view. Only returns on error.
+func execInOwnMountNamespace(argv []string, propagation uintptr, change func() error) error {
 	if len(argv) == 0 {
 		return errors.New("no command")
 	}
@@ -40,15 +56,11 @@ func ExecWithNetstackView(procDir string, argv []string) error {
 	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
-	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|propagation, ""); err != nil {
+		return fmt.Errorf("set mount propagation: %w", err)
 	}
-	if err := syscall.Mount("proc", procDir, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount proc on %s: %w", procDir, err)
-	}
-	const hidden = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_RDONLY
-	if err := syscall.Mount("tmpfs", "/proc/sys/net", "tmpfs", hidden, "size=4k,mode=0555"); err != nil {
-		return fmt.Errorf("hide /proc/sys/net: %w", err)
+	if err := change(); err != nil {
+		return err
 	}
 	return syscall.Exec(path, argv, os.Environ())
 }

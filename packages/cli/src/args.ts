@@ -13,12 +13,12 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STATES: readonly SandboxState[] = ['creating', 'running', 'paused', 'stopped', 'error', 'deleted'];
 
 /** `K=V` → [K, V]; the value may contain `=`; env names must be valid identifiers. */
-export function parseKeyValue(text: string, what: 'env' | 'metadata' | 'label'): [string, string] {
+export function parseKeyValue(text: string, what: 'env' | 'metadata' | 'label' | 'var'): [string, string] {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new ArgumentError(`--${what} expects KEY=VALUE, got '${text}'`);
   const key = text.slice(0, eq);
-  if (what === 'env' && !ENV_NAME.test(key)) {
-    throw new ArgumentError(`--env: '${key}' is not a valid variable name (letters, digits, _; not starting with a digit)`);
+  if ((what === 'env' || what === 'var') && !ENV_NAME.test(key)) {
+    throw new ArgumentError(`--${what}: '${key}' is not a valid variable name (letters, digits, _; not starting with a digit)`);
   }
   return [key, text.slice(eq + 1)];
 }

@@ -1,3 +1,4 @@
+import type { KubernetesSettings } from '@hutch/server';
 import type {
   ApiKeyLimits,
   ApiKeyRole,
@@ -65,6 +66,10 @@ export type Invocation =
       createQueue?: number;
       auditRetentionDays?: number;
       sandboxLogBytes?: number;
+      containerRuntime?: 'auto' | 'runc' | 'crun';
+      provider?: 'local' | 'kubernetes';
+      kubernetes?: KubernetesSettings;
+      gitAllowFileUrls?: boolean;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -77,6 +82,7 @@ export type Invocation =
   | { kind: 'rm'; ids: string[] }
   | { kind: 'template-ls'; json: boolean }
   | { kind: 'template-build'; names: string[]; layersDir: string; json: boolean }
+  | { kind: 'template-export'; name: string; out: string; layersDir: string; repository?: string; agentBinary?: string; json: boolean }
   | { kind: 'timeout'; id: string; seconds: number; json: boolean }
   | { kind: 'url'; id: string; port: number; expiresIn?: number; json: boolean }
   | { kind: 'network'; id: string; egress?: SandboxEgress; public?: boolean; json: boolean }
@@ -101,6 +107,21 @@ export type Invocation =
   | { kind: 'snapshot-rm'; ids: string[] }
   | { kind: 'fork'; id: string; count?: number; metadata?: Record<string, string>; memory?: boolean; json: boolean }
   | { kind: 'gc'; dryRun: boolean; json: boolean }
+  | {
+      kind: 'env-up';
+      dir: string;
+      git?: { url: string; ref: string };
+      name?: string;
+      variables?: Record<string, string>;
+      profiles?: string[];
+      prNumber?: number;
+      gitSha?: string;
+      wait: boolean;
+      json: boolean;
+    }
+  | { kind: 'env-ls'; json: boolean }
+  | { kind: 'env-down'; ids: string[] }
+  | { kind: 'env-logs'; id: string; service?: string; tail?: number }
   | { kind: 'audit'; filter: AuditQuery; limit?: number; cursor?: string; export: boolean; json: boolean }
   | { kind: 'logs'; id: string; follow: boolean; since?: string; after?: number; tail?: number; timestamps: boolean; json: boolean };
 

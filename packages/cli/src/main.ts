@@ -35,6 +35,8 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/templates.js')).templateList(client(connection), inv);
     case 'template-build':
       return (await import('./commands/templates.js')).templateBuild(inv);
+    case 'template-export':
+      return (await import('./commands/templates.js')).templateExport(inv);
     case 'create':
       return (await import('./commands/sandboxes.js')).create(client(connection), inv);
     case 'ls':
@@ -106,6 +108,14 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/audit.js')).audit(client(connection), inv);
     case 'logs':
       return (await import('./commands/audit.js')).logs(client(connection), inv);
+    case 'env-up':
+      return (await import('./commands/environments.js')).envUp(client(connection), inv);
+    case 'env-ls':
+      return (await import('./commands/environments.js')).envList(client(connection), inv);
+    case 'env-down':
+      return (await import('./commands/environments.js')).envDown(client(connection), inv);
+    case 'env-logs':
+      return (await import('./commands/environments.js')).envLogs(client(connection), inv);
   }
 }
 

@@ -115,10 +115,38 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       'output kept per sandbox in its log; the oldest goes first (min 16; 0: no sandbox logs; default 1024)',
       (v) => parseSandboxLogCap(v),
     )
+    .option(
+      '--container-runtime <name>',
+      'OCI runtime of the container tier: auto (crun if installed, else runc; the default), crun or runc',
+      parseContainerRuntime,
+    )
+    .option('--provider <name>', 'where sandboxes run: local (this machine) or kubernetes (pods in a cluster)', parseProvider, 'local')
+    .option('--kubeconfig <file>', 'kubernetes: kubeconfig (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)')
+    .option('--namespace <ns>', "kubernetes: namespace of the sandbox pods, created if missing (default: the server pod's, else hutch)")
+    .option('--runtime-class-gvisor <name>', 'kubernetes: RuntimeClass of the gvisor tier (default gvisor)')
+    .option('--image-repository <repo>', 'kubernetes: repository of sandbox images (default localhost/hutch/sandbox)')
+    .option(
+      '--image-import <command>',
+      'kubernetes: command run as "<command> <oci-tar> <image>" to import a template image on first use (default: none; images must be on the nodes or in the registry)',
+    )
+    .option(
+      '--ttl-backstop <seconds>',
+      'kubernetes: a pod ends by itself this long after its TTL if the server is down then (activeDeadlineSeconds; default 3600)',
+      (v) => parseNumber(v, '--ttl-backstop', 1, 30 * 86_400, true),
+    )
+    .option('--volume-storage-class <name>', "kubernetes: StorageClass of volume claims (default: the cluster's default)")
+    .option('--cpu-request-ratio <r>', 'kubernetes: cpu request as a fraction of the sandbox cpu limit (default 0.1)', (v) =>
+      parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
+    )
+    .option(
+      '--git-allow-file-urls',
+      'let environments be created from file:// git URLs (repositories on this machine; tests, single-user setups)',
+    )
     .addHelpText(
       'after',
       example(
         'sudo hutch server --port 7171 --data-dir /var/lib/hutch',
+        'hutch server --provider kubernetes --kubeconfig ~/.kube/config --namespace sandboxes',
         'sudo hutch server --domain sbx.example.com',
         'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
         'sudo hutch server --audit-retention-days 365 --sandbox-log-cap 4096',
@@ -139,14 +167,42 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         createQueue?: number;
         auditRetentionDays?: number;
         sandboxLogCap?: number;
+        containerRuntime?: 'auto' | 'runc' | 'crun';
+        provider: 'local' | 'kubernetes';
+        kubeconfig?: string;
+        namespace?: string;
+        runtimeClassGvisor?: string;
+        imageRepository?: string;
+        imageImport?: string;
+        cpuRequestRatio?: number;
+        volumeStorageClass?: string;
+        ttlBackstop?: number;
+        gitAllowFileUrls?: boolean;
       }) =>
         set({
           kind: 'server',
           ...(o.auditRetentionDays !== undefined ? { auditRetentionDays: o.auditRetentionDays } : {}),
           ...(o.sandboxLogCap !== undefined ? { sandboxLogBytes: o.sandboxLogCap * 1024 } : {}),
+          ...(o.gitAllowFileUrls ? { gitAllowFileUrls: true } : {}),
+          ...(o.provider === 'kubernetes'
+            ? {
+                provider: 'kubernetes',
+                kubernetes: {
+                  ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+                  ...(o.namespace ? { namespace: o.namespace } : {}),
+                  ...(o.runtimeClassGvisor ? { gvisorRuntimeClass: o.runtimeClassGvisor } : {}),
+                  ...(o.imageRepository ? { imageRepository: o.imageRepository } : {}),
+                  ...(o.imageImport ? { imageImport: o.imageImport.split(/\s+/).filter(Boolean) } : {}),
+                  ...(o.cpuRequestRatio !== undefined ? { cpuRequestRatio: o.cpuRequestRatio } : {}),
+                  ...(o.volumeStorageClass ? { volumeStorageClass: o.volumeStorageClass } : {}),
+                  ...(o.ttlBackstop !== undefined ? { ttlBackstopSeconds: o.ttlBackstop } : {}),
+                },
+              }
+            : {}),
           ...(o.overcommit ? { overcommit: o.overcommit } : {}),
           ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
           ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
+          ...(o.containerRuntime ? { containerRuntime: o.containerRuntime } : {}),
           host: o.host,
           port: o.port,
           dataDir: o.dataDir,
@@ -282,6 +338,39 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('sudo hutch template build', 'sudo hutch template build minimal'))
     .action((names: string[], o: { layersDir: string; json?: boolean }) =>
       set({ kind: 'template-build', names, layersDir: o.layersDir, json: !!o.json }),
+    );
+  template
+    .command('export')
+    .description(
+      'write a template as an OCI image-layout tarball (its layers plus hutch-agent as the entrypoint) for the kubernetes provider; prints the image reference (no server needed)',
+    )
+    .argument('<name>', 'template to export (built first if missing)')
+    .requiredOption('--oci <file>', 'the tarball to write')
+    .option(
+      '--layers-dir <dir>',
+      'layer cache (env HUTCH_LAYERS_DIR)',
+      env.HUTCH_LAYERS_DIR || `${env.HUTCH_DATA_DIR || '/var/lib/hutch'}/layers`,
+    )
+    .option('--repository <repo>', "image repository of the reference (default localhost/hutch/sandbox; the server's --image-repository)")
+    .option('--agent <file>', 'the hutch-agent binary (env HUTCH_AGENT_BINARY; default: the repository build)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      example(
+        'sudo hutch template export minimal --oci minimal.tar',
+        'ref=$(sudo hutch template export base --oci base.tar) && ctr -n k8s.io images import --index-name "$ref" base.tar',
+      ),
+    )
+    .action((name: string, o: { oci: string; layersDir: string; repository?: string; agent?: string; json?: boolean }) =>
+      set({
+        kind: 'template-export',
+        name,
+        out: o.oci,
+        layersDir: o.layersDir,
+        ...(o.repository ? { repository: o.repository } : {}),
+        ...(o.agent || env.HUTCH_AGENT_BINARY ? { agentBinary: o.agent || env.HUTCH_AGENT_BINARY } : {}),
+        json: !!o.json,
+      }),
     );
 
   program
@@ -631,6 +720,90 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .addHelpText('after', example('hutch volume rm data'))
     .action((names: string[]) => set({ kind: 'volume-rm', names }));
 
+  const environment = program
+    .command('env')
+    .description('preview environments: a Compose project as sandboxes on a private network of their own')
+    .addHelpText(
+      'after',
+      example('hutch env up ./my-app', 'hutch env ls', 'hutch env logs env-0123456789abcdef api', 'hutch env down env-0123456789abcdef'),
+    );
+  environment
+    .command('up')
+    .description('create an environment from a Compose project (uploads the directory, or --git) and follow it until it runs')
+    .argument('[dir]', 'project directory with compose.yaml or docker-compose.yml', '.')
+    .option('--name <name>', "name shown in listings (default: the Compose file's name:)")
+    .option('--var <K=V>', 'interpolation variable for the Compose files (repeatable)', collectKv('var'))
+    .option('--profile <name>', 'enable a Compose profile (repeatable)', collectList)
+    .option('--git <url>', 'fetch the project with git on the server instead of uploading [dir]')
+    .option('--ref <ref>', 'branch, tag or commit for --git', 'main')
+    .option('--pr <number>', 'pull request number (PREVIEW_PR_NUMBER)', (v) => parseNumber(v, '--pr', 1, 2 ** 31, true))
+    .option(
+      '--git-sha <sha>',
+      'commit of the uploaded directory (PREVIEW_GIT_SHA; default: git rev-parse HEAD in [dir] when it is a checkout)',
+    )
+    .option('--no-wait', 'answer once the project is accepted instead of waiting for the services')
+    .option('--json', 'print the environment as JSON (progress still goes to stderr)')
+    .addHelpText(
+      'after',
+      example(
+        'hutch env up',
+        'hutch env up ./app --var DB_PASSWORD=secret --profile debug',
+        'hutch env up --git https://github.com/acme/shop.git --ref feature-x --pr 42',
+      ),
+    )
+    .action(
+      (
+        dir: string,
+        o: {
+          name?: string;
+          var?: Record<string, string>;
+          profile?: string[];
+          git?: string;
+          ref: string;
+          pr?: number;
+          gitSha?: string;
+          wait: boolean;
+          json?: boolean;
+        },
+      ) =>
+        set({
+          kind: 'env-up',
+          dir,
+          ...(o.git !== undefined ? { git: { url: o.git, ref: o.ref } } : {}),
+          ...(o.name !== undefined ? { name: o.name } : {}),
+          ...(o.var !== undefined ? { variables: o.var } : {}),
+          ...(o.profile !== undefined ? { profiles: o.profile } : {}),
+          ...(o.pr !== undefined ? { prNumber: o.pr } : {}),
+          ...(o.gitSha !== undefined ? { gitSha: o.gitSha } : {}),
+          wait: o.wait,
+          json: !!o.json,
+        }),
+    );
+  environment
+    .command('ls')
+    .alias('list')
+    .description('list environments with the state and URL of each service')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch env ls'))
+    .action((o: { json?: boolean }) => set({ kind: 'env-ls', json: !!o.json }));
+  environment
+    .command('down')
+    .alias('rm')
+    .description('destroy environments: their sandboxes, the volumes they created and their network')
+    .argument('<env...>', 'environment ids')
+    .addHelpText('after', example('hutch env down env-0123456789abcdef'))
+    .action((ids: string[]) => set({ kind: 'env-down', ids }));
+  environment
+    .command('logs')
+    .description("print the last lines of each service's output (or one service's)")
+    .argument('<env>', 'environment id')
+    .argument('[service]', 'one service')
+    .option('--tail <lines>', 'lines per service (default 200)', (v) => parseNumber(v, '--tail', 1, 5000, true))
+    .addHelpText('after', example('hutch env logs env-0123456789abcdef', 'hutch env logs env-0123456789abcdef api --tail 50'))
+    .action((id: string, service: string | undefined, o: { tail?: number }) =>
+      set({ kind: 'env-logs', id, ...(service !== undefined ? { service } : {}), ...(o.tail !== undefined ? { tail: o.tail } : {}) }),
+    );
+
   const snapshot = program
     .command('snapshot')
     .usage('<id> [--label K=V]... [--json] | ls [--json] | rm <snap-id...>')
@@ -786,7 +959,7 @@ function example(...lines: string[]): string {
   return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
 
-function collectKv(what: 'env' | 'metadata' | 'label') {
+function collectKv(what: 'env' | 'metadata' | 'label' | 'var') {
   return (value: string, previous: Record<string, string> | undefined): Record<string, string> => {
     const [k, v] = parseKeyValue(value, what);
     return { ...(previous ?? {}), [k]: v };
@@ -853,6 +1026,11 @@ function limitsOf(o: LimitFlags): { limits?: ApiKeyLimits } {
 }
 
 /** `--overcommit 4` or `--overcommit cpu=100,memory=2`. */
+function parseProvider(text: string): 'local' | 'kubernetes' {
+  if (text !== 'local' && text !== 'kubernetes') throw new ArgumentError(`--provider: "${text}" is not one of local, kubernetes`);
+  return text;
+}
+
 function parseOvercommit(text: string): Overcommit {
   const names: Record<string, keyof Overcommit> = { cpu: 'cpu', memory: 'memoryMiB', pids: 'pids', disk: 'diskMiB' };
   const ratio = (v: string, what: string): number => {
@@ -985,4 +1163,9 @@ function commandSpec(words: string[], o: ExecFlags, env?: Record<string, string>
   if (o.stdin !== undefined) spec.stdin = o.stdin;
   if (o.keepAlive) spec.keepAlive = true;
   return spec;
+}
+
+function parseContainerRuntime(value: string): 'auto' | 'runc' | 'crun' {
+  if (value === 'auto' || value === 'runc' || value === 'crun') return value;
+  throw new ArgumentError(`--container-runtime: expected auto, crun or runc, got "${value}"`);
 }

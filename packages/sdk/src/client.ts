@@ -9,6 +9,7 @@ import { ApiKeys } from './keys.js';
 import { Pools } from './pools.js';
 import { Tenants } from './tenants.js';
 import { Audit } from './audit.js';
+import { Environments } from './environments.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -38,6 +39,8 @@ export class Hutch {
   readonly tenants: Tenants;
   /** The audit log: your tenant's (admin keys: every tenant's). */
   readonly audit: Audit;
+  /** Compose projects as sets of sandboxes on a private network. */
+  readonly environments: Environments;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -50,6 +53,7 @@ export class Hutch {
     this.pools = new Pools(this.transport);
     this.tenants = new Tenants(this.transport);
     this.audit = new Audit(this.transport);
+    this.environments = new Environments(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

@@ -69,3 +69,13 @@ export {
 } from './tenants.js';
 export { Pools, type PoolInfo, type PoolSpec } from './pools.js';
 export { Audit, type AuditEntry, type AuditExportOptions, type AuditFilter, type AuditListOptions, type AuditPage } from './audit.js';
+export {
+  Environments,
+  type EnvironmentCreateParams,
+  type EnvironmentInfo,
+  type EnvironmentServiceInfo,
+  type EnvironmentServiceState,
+  type EnvironmentSource,
+  type EnvironmentState,
+  type EnvironmentWaitOptions,
+} from './environments.js';

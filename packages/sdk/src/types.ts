@@ -339,6 +339,8 @@ export interface ServerInfo {
   version: string;
   serverId: string;
   dataDir: string;
+  /** Where sandboxes run: `local` (this machine) or `kubernetes` (pods). */
+  provider?: 'local' | 'kubernetes' | (string & {});
   tiers: Record<string, TierInfo>;
   defaultIsolation: Isolation;
   templates: unknown[];

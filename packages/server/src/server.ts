@@ -20,7 +20,7 @@ import { SqliteSnapshotStore, SqliteVolumeStore } from './store/volume-repo.js';
 import { SnapshotService } from './core/snapshot-service.js';
 import { LayerStore } from './templates/layer-store.js';
 import { probeHost, which } from './runtime/local/host-probe.js';
-import { LocalProvider } from './runtime/local/local-provider.js';
+import { LocalProvider, type ContainerRuntimeChoice } from './runtime/local/local-provider.js';
 import { openDatabase } from './store/database.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
 import { SqliteSandboxStore } from './store/sandbox-repo.js';
@@ -38,12 +38,17 @@ import { OpenStreams } from './core/open-streams.js';
 import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
+import { EnvironmentService } from './core/environment-service.js';
+import { SqliteEnvironmentStore } from './store/environment-repo.js';
+import { portUrl } from './core/port-access.js';
 import { availableParallelism } from 'node:os';
 import { AuditService } from './core/audit.js';
 import { SqliteAuditStore } from './store/audit-repo.js';
 import { SandboxLogs } from './core/sandbox-logs.js';
 import { SqliteSandboxLogStore } from './store/log-repo.js';
 import { currentRequestId } from './core/request-context.js';
+import type { Provider, VolumeBackend } from './core/provider.js';
+import { type KubernetesSettings, setupKubernetes } from './runtime/kubernetes/setup.js';
 
 export interface ServerOptions {
   host: string;
@@ -77,6 +82,14 @@ export interface ServerOptions {
   auditPruneIntervalMs?: number;
   /** Output kept per sandbox in its log, in bytes (default 1 MiB, at least 16 KiB; 0: no sandbox logs). */
   sandboxLogBytes?: number;
+  /** The container tier's OCI runtime (default auto: crun if installed, else runc). */
+  containerRuntime?: ContainerRuntimeChoice;
+  /** Where sandboxes run: this machine (default) or a Kubernetes cluster (`kubernetes`). */
+  provider?: 'local' | 'kubernetes';
+  /** Settings of the kubernetes provider. */
+  kubernetes?: KubernetesSettings;
+  /** Environments may be created from file:// git URLs (repositories on this machine's disk). */
+  gitAllowFileUrls?: boolean;
 }
 
 /**
@@ -109,7 +122,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function defaultAgentBinary(): string {
+export function defaultAgentBinary(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   return resolve(here, '../../../agent/bin/hutch-agent');
 }
@@ -145,7 +158,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       return requestId ? { requestId } : {};
     },
   });
-  if (process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
+  const kubernetes = options.provider === 'kubernetes';
+  if (!kubernetes && process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
   await mkdir(dataDir, { recursive: true });
   // Searchable (not readable) by others: the runtimes open sandbox root filesystems below it as the
   // sandbox's mapped root user. Secrets in it (admin.key, the database) are 0600 themselves.
@@ -166,8 +180,6 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   await tenants.load();
   const keys = new KeyService(keyStore, tenants, new OpenStreams(), logger);
 
-  const host = await probeHost();
-  await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
   const domain = options.domain ? parseDomain(options.domain) : null;
   // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a
@@ -175,64 +187,24 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const hostExec = new HostExecutor(agentBinary);
   if (await hostExec.start()) useHostExecutor(hostExec);
   else logger.warn('the host-exec helper did not start: host tools are spawned by the server itself (slower)');
-  const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
-  const netTools = ['ip', 'nft', 'conntrack', 'nsenter'];
-  const found = await Promise.all(netTools.map((t) => which(t)));
-  const missingNetTools = netTools.filter((_, i) => found[i] === null);
-  let network: NetworkManager | null = null;
-  let networkUnavailable: string | undefined;
-  if (missingNetTools.length > 0) {
-    networkUnavailable = `missing tools: ${missingNetTools.join(', ')} (apt-get install iproute2 nftables conntrack util-linux)`;
-  } else {
-    network = new NetworkManager({
-      key: stateKey,
-      stateDir: `/run/hutch/${stateKey}`,
-      pool4: options.networkPool4 ?? DEFAULT_POOL4,
-      pool6: options.networkPool6 ?? DEFAULT_POOL6,
-      ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
-      log: logger,
-    });
-    try {
-      await network.init();
-    } catch (err) {
-      networkUnavailable = `network set-up failed: ${(err as Error).message}`;
-      logger.error({ err: networkUnavailable }, 'sandbox networking is unavailable; egress other than none will be refused');
-      await network.close().catch(() => undefined);
-      network = null;
-    }
-  }
-  const provider = new LocalProvider({
-    dataDir,
-    agentBinary,
-    host,
-    network,
-    log: logger,
-    ...(networkUnavailable ? { networkUnavailable } : {}),
-  });
+  const runtime: RuntimeSetup = kubernetes
+    ? await setupKubernetes({ settings: options.kubernetes ?? {}, dataDir, agentBinary, installation: serverId, meta, log: logger }).then(
+        (k) => ({
+          ...k,
+          network: null,
+          providerName: 'kubernetes',
+          startBackground: async () => undefined,
+          stopBackground: () => k.provider.close(),
+        }),
+      )
+    : await setupLocal(options, dataDir, agentBinary, logger);
+  const { provider, network } = runtime;
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
-  const node = nodeSize(dataDir);
-  const capacity = new CapacityLedger({
-    node,
-    overcommit: { ...DEFAULT_OVERCOMMIT, ...options.overcommit },
-    reserve: {
-      memoryMiB: Math.max(256, Math.round(node.memoryMiB * 0.05)),
-      diskMiB: Math.max(1024, Math.round(node.diskMiB * 0.02)),
-      pids: Math.max(512, Math.round(node.pids * 0.05)),
-    },
-    retryAfterSeconds: 10,
-    live: () => liveHostFigures(dataDir),
-  });
+  const capacity = new CapacityLedger({ ...runtime.capacity, retryAfterSeconds: 10 });
   // Tenant quotas (and per-key limits), checked against the ledger's per-tenant sums.
   const quotas = new Quotas(capacity, tenants);
-  const volumes = new VolumeService(
-    new SqliteVolumeStore(db),
-    sandboxStore,
-    new LocalVolumes(dataDir),
-    logger,
-    PLATFORM_MOUNT_PATHS,
-    quotas,
-  );
+  const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, runtime.volumes, logger, PLATFORM_MOUNT_PATHS, quotas);
   const snapshots = new SnapshotService(
     new SqliteSnapshotStore(db),
     sandboxStore,
@@ -279,10 +251,18 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const processes = new ProcessService(sandboxes, logs);
   sandboxes.startProcess = (id, req) => processes.startDetached(id, req);
   const files = new FileService(sandboxes);
+  // The URL clients use (the listening address is only known later; read lazily).
+  let publicUrl = '';
+  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, files, volumes, logger, {
+    dataDir,
+    gitAllowFileUrls: options.gitAllowFileUrls === true,
+    portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
+  });
 
   await sandboxes.reconcile();
   audit.start();
-  await provider.startBackground();
+  await environments.reconcile();
+  await runtime.startBackground();
   sandboxes.startReaper();
   await pools.load();
   pools.start();
@@ -291,7 +271,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     version: VERSION,
     serverId,
     dataDir,
-    provider: 'local',
+    provider: runtime.providerName,
     defaultIsolation: 'container',
     tiers: provider.tiers(),
     templates: await templates.list(),
@@ -299,35 +279,16 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     // What an unmodified e2b SDK needs: E2B_API_URL = apiUrl, E2B_SANDBOX_URL = sandboxUrl, and
     // E2B_API_KEY = any Hutch key (`hutch keys create --e2b` for SDKs before 2.46).
     e2b: { apiUrl: publicUrl, sandboxUrl: publicUrl, domain: domain?.host ?? null, envdVersion: ENVD_VERSION },
-    posture: {
-      kernel: host.kernel,
-      cgroup: host.cgroup,
-      userNamespaces: host.userNamespaces,
-      seccomp: host.seccomp,
-      overlayfs: host.overlayfs,
-      kvm: host.kvm,
-      runtimes: { runc: host.runc?.version ?? null, crun: host.crun?.version ?? null, runsc: host.runsc?.version ?? null },
-      nftables: host.nft?.version ?? null,
-      network: network
-        ? {
-            available: true,
-            pool4: network.pool.cidr4,
-            pool6: network.pool.cidr6,
-            gateway4: network.pool.gateway4,
-            domain: domain?.host ?? null,
-          }
-        : { available: false, reason: networkUnavailable },
-      sandboxUidRange: '100000-165535 (sandbox root maps to host uid 100000)',
-    },
+    posture: runtime.posture,
   });
 
-  // The URL clients use (the listening address is only known later; info is read after listen).
-  let publicUrl = '';
   const app = await buildApp(
-    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, audit, logs, info },
+    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, environments, audit, logs, info },
     logger,
     VERSION,
-    { domain },
+    {
+      domain,
+    },
   );
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
@@ -369,10 +330,11 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
+      await environments.shutdown();
       pools.shutdown();
       sandboxes.shutdown();
       await sandboxes.settle();
-      await provider.stopBackground();
+      await runtime.stopBackground();
       // Log followers end first (an open follow would keep the HTTP server from closing); audit
       // entries of the calls that finish while it closes are written after it.
       await logs.close();
@@ -383,5 +345,97 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       hostExec.close();
       await closeDb();
     },
+  };
+}
+
+interface RuntimeSetup {
+  provider: Provider;
+  volumes: VolumeBackend;
+  network: NetworkManager | null;
+  providerName: string;
+  capacity: Omit<ConstructorParameters<typeof CapacityLedger>[0], 'retryAfterSeconds'>;
+  posture: Record<string, unknown>;
+  startBackground(): Promise<void>;
+  stopBackground(): Promise<void>;
+}
+
+/** The local provider: this host's runtimes, sandbox network and capacity. */
+async function setupLocal(options: ServerOptions, dataDir: string, agentBinary: string, logger: pino.Logger): Promise<RuntimeSetup> {
+  const domain = options.domain ? parseDomain(options.domain) : null;
+  const host = await probeHost();
+  await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
+  const stateKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
+  const netTools = ['ip', 'nft', 'conntrack', 'nsenter'];
+  const found = await Promise.all(netTools.map((t) => which(t)));
+  const missingNetTools = netTools.filter((_, i) => found[i] === null);
+  let network: NetworkManager | null = null;
+  let networkUnavailable: string | undefined;
+  if (missingNetTools.length > 0) {
+    networkUnavailable = `missing tools: ${missingNetTools.join(', ')} (apt-get install iproute2 nftables conntrack util-linux)`;
+  } else {
+    network = new NetworkManager({
+      key: stateKey,
+      stateDir: `/run/hutch/${stateKey}`,
+      pool4: options.networkPool4 ?? DEFAULT_POOL4,
+      pool6: options.networkPool6 ?? DEFAULT_POOL6,
+      ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
+      log: logger,
+    });
+    try {
+      await network.init();
+    } catch (err) {
+      networkUnavailable = `network set-up failed: ${(err as Error).message}`;
+      logger.error({ err: networkUnavailable }, 'sandbox networking is unavailable; egress other than none will be refused');
+      await network.close().catch(() => undefined);
+      network = null;
+    }
+  }
+  const provider = new LocalProvider({
+    dataDir,
+    agentBinary,
+    host,
+    network,
+    log: logger,
+    ...(networkUnavailable ? { networkUnavailable } : {}),
+    ...(options.containerRuntime ? { containerRuntime: options.containerRuntime } : {}),
+  });
+  const node = nodeSize(dataDir);
+  return {
+    provider,
+    volumes: new LocalVolumes(dataDir),
+    network,
+    providerName: 'local',
+    capacity: {
+      node,
+      overcommit: { ...DEFAULT_OVERCOMMIT, ...options.overcommit },
+      reserve: {
+        memoryMiB: Math.max(256, Math.round(node.memoryMiB * 0.05)),
+        diskMiB: Math.max(1024, Math.round(node.diskMiB * 0.02)),
+        pids: Math.max(512, Math.round(node.pids * 0.05)),
+      },
+      live: () => liveHostFigures(dataDir),
+    },
+    posture: {
+      kernel: host.kernel,
+      cgroup: host.cgroup,
+      userNamespaces: host.userNamespaces,
+      seccomp: host.seccomp,
+      overlayfs: host.overlayfs,
+      kvm: host.kvm,
+      runtimes: { runc: host.runc?.version ?? null, crun: host.crun?.version ?? null, runsc: host.runsc?.version ?? null },
+      nftables: host.nft?.version ?? null,
+      network: network
+        ? {
+            available: true,
+            pool4: network.pool.cidr4,
+            pool6: network.pool.cidr6,
+            gateway4: network.pool.gateway4,
+            domain: domain?.host ?? null,
+          }
+        : { available: false, reason: networkUnavailable },
+      sandboxUidRange: '100000-165535 (sandbox root maps to host uid 100000)',
+    },
+    startBackground: () => provider.startBackground(),
+    stopBackground: () => provider.stopBackground(),
   };
 }

@@ -585,3 +585,32 @@ async function loopbackV6Available(): Promise<boolean> {
     }
   }
 }
+
+test("a peer's name (another service of the environment) is answered by the resolver itself, over UDP and TCP", async (t) => {
+  const upstream = await startUpstream(t);
+  const view: SandboxEgressView = {
+    ...testView(),
+    peer: (name) => (name === 'db' ? { ipv4: '10.213.0.7', ipv6: 'fd68:7574:6368:7::2' } : null),
+  };
+  const { port, records } = await startResolver(t, { upstreams: [upstream.address], lookup: onlySandbox(view) });
+
+  assert.deepEqual(await nodeResolver(port).resolve4('db'), ['10.213.0.7']);
+  assert.deepEqual(await nodeResolver(port).resolve6('DB'), ['fd68:7574:6368:7::2']);
+  const viaTcp = await tcpExchange(port, queryPacket('db', 'A', 0x4242));
+  assert.equal(viaTcp.id, 0x4242);
+  assert.equal(viaTcp.flag_aa, true, 'authoritative');
+  assert.deepEqual(addressesOf(viaTcp), ['10.213.0.7']);
+  const txt = await udpExchange(port, [queryPacket('db', 'TXT')]);
+  assert.equal(rcodeOf(txt), 'NOERROR');
+  assert.deepEqual(txt?.answers ?? [], [], 'other types: no records');
+  // Not a peer, not allowed: refused as before; peers never go upstream.
+  assert.equal(rcodeOf(await udpExchange(port, [queryPacket('cache')])), 'NXDOMAIN');
+  assert.deepEqual(
+    upstream.received.filter((q) => / (db|cache)$/.test(q)),
+    [],
+  );
+  assert.deepEqual(
+    records.map((r) => `${r.name} ${r.type} ${r.verdict}`),
+    ['db A allowed', 'db AAAA allowed', 'db A allowed', 'db TXT allowed', 'cache A denied'],
+  );
+});

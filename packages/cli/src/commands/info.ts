@@ -14,6 +14,7 @@ export function describeInfo(i: ServerInfo, url: string): string {
     `version:            ${i.version ?? '-'}`,
     `server id:          ${i.serverId ?? '-'}`,
     `data dir:           ${i.dataDir ?? '-'}`,
+    `provider:           ${describeProvider(i)}`,
     `default isolation:  ${i.defaultIsolation ?? '-'}`,
     `templates:          ${(i.templates ?? []).map(templateName).join(', ') || '-'}`,
     '',
@@ -29,6 +30,13 @@ export function describeInfo(i: ServerInfo, url: string): string {
   }
   const notes = pauseNotes.length > 0 ? `\npause:\n${pauseNotes.join('\n')}\n` : '';
   return `${lines.join('\n')}\n${table(rows)}${notes}`;
+}
+
+/** `local`, or `kubernetes (namespace N at URL)` from the posture the kubernetes provider reports. */
+function describeProvider(i: ServerInfo): string {
+  const k8s = i.posture?.kubernetes as { namespace?: string; server?: string } | undefined;
+  if (i.provider !== 'kubernetes' || !k8s) return String(i.provider ?? '-');
+  return `kubernetes (namespace ${k8s.namespace ?? '?'} at ${k8s.server ?? '?'})`;
 }
 
 function templateName(t: unknown): string {

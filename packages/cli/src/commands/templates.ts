@@ -33,3 +33,32 @@ export async function templateBuild(opts: { names: string[]; layersDir: string; 
   if (opts.json) process.stdout.write(json(built));
   return 0;
 }
+
+/** `hutch template export <name> --oci out.tar`: the image reference on stdout, progress on stderr. */
+export async function templateExport(opts: {
+  name: string;
+  out: string;
+  layersDir: string;
+  repository?: string;
+  agentBinary?: string;
+  json: boolean;
+}): Promise<number> {
+  if (process.getuid?.() !== 0) throw new Error('template export must run as root (template layers are readable by root only)');
+  const { exportTemplateOci, defaultAgentBinary } = await import('@hutch/server');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(opts.layersDir, { recursive: true });
+  const result = await exportTemplateOci({
+    layersDir: opts.layersDir,
+    name: opts.name,
+    out: opts.out,
+    agentBinary: opts.agentBinary ?? defaultAgentBinary(),
+    ...(opts.repository ? { repository: opts.repository } : {}),
+    progress: (message) => process.stderr.write(`${message}\n`),
+  });
+  if (opts.json) process.stdout.write(json(result));
+  else {
+    process.stdout.write(`${result.ref}\n`);
+    process.stderr.write(`wrote ${result.path}: ${result.layers} layers, ${bytes(result.sizeBytes)}\n`);
+  }
+  return 0;
+}

@@ -93,3 +93,15 @@ test('info shows what pause keeps per tier, with the note saying why', () => {
   );
   assert.doesNotMatch(text, /never shown/);
 });
+
+test('info names the provider, with the namespace and API server of a kubernetes one', () => {
+  const base = { version: '0.1.0', serverId: 's', dataDir: '/d', defaultIsolation: 'container' as const, templates: [], tiers: {} };
+  assert.match(describeInfo({ ...base, provider: 'local', posture: {} }, 'http://h'), /^provider:\s+local$/m);
+  assert.match(
+    describeInfo(
+      { ...base, provider: 'kubernetes', posture: { kubernetes: { namespace: 'sbx', server: 'https://k8s:6443' } } },
+      'http://h',
+    ),
+    /^provider:\s+kubernetes \(namespace sbx at https:\/\/k8s:6443\)$/m,
+  );
+});

@@ -205,6 +205,50 @@ test('server: defaults, HUTCH_DATA_DIR, flags', () => {
   usage(['server', '--port', '70000'], /--port expects an integer from 0 to 65535/);
 });
 
+test('server --provider kubernetes: cluster settings; local is the default and adds nothing', () => {
+  const k8s = inv([
+    'server',
+    '--provider',
+    'kubernetes',
+    '--kubeconfig',
+    '/k/config',
+    '--namespace',
+    'sbx',
+    '--runtime-class-gvisor',
+    'runsc',
+    '--image-repository',
+    'registry.example.com/hutch',
+    '--image-import',
+    '/usr/local/bin/import --node a',
+    '--volume-storage-class',
+    'fast',
+    '--cpu-request-ratio',
+    '0.5',
+  ]) as Extract<Invocation, { kind: 'server' }>;
+  assert.equal(k8s.provider, 'kubernetes');
+  assert.deepEqual(k8s.kubernetes, {
+    kubeconfig: '/k/config',
+    namespace: 'sbx',
+    gvisorRuntimeClass: 'runsc',
+    imageRepository: 'registry.example.com/hutch',
+    imageImport: ['/usr/local/bin/import', '--node', 'a'],
+    volumeStorageClass: 'fast',
+    cpuRequestRatio: 0.5,
+  });
+  const local = inv(['server', '--provider', 'local']) as Extract<Invocation, { kind: 'server' }>;
+  assert.equal(local.provider, undefined);
+  assert.equal(local.kubernetes, undefined);
+  usage(['server', '--provider', 'nomad'], /--provider: "nomad" is not one of local, kubernetes/);
+  usage(['template', 'export', 'base'], /--oci/);
+});
+
+test('template export: name, tarball, layers dir, repository, agent', () => {
+  assert.deepEqual(
+    inv(['template', 'export', 'base', '--oci', 'b.tar', '--layers-dir', '/l', '--repository', 'r/x', '--agent', '/a', '--json']),
+    { kind: 'template-export', name: 'base', out: 'b.tar', layersDir: '/l', repository: 'r/x', agentBinary: '/a', json: true },
+  );
+});
+
 test('network flags: create allowlist, url, network changes', () => {
   assert.deepEqual((inv(['create', '--egress', 'open', '--public']) as { params: unknown }).params, {
     network: { egress: 'open', public: true },
@@ -468,6 +512,8 @@ test('pool put, ls, rm; keys create with limits and keys limits; server capacity
   });
   usage(['server', '--overcommit', 'ram=2'], /--overcommit: "ram=2"/);
   usage(['server', '--overcommit', 'cpu=0'], /not a ratio/);
+  assert.equal((inv(['server', '--container-runtime', 'runc']) as Extract<Invocation, { kind: 'server' }>).containerRuntime, 'runc');
+  usage(['server', '--container-runtime', 'docker'], /--container-runtime: expected auto, crun or runc, got "docker"/);
 });
 
 test('tenant create, ls, quotas, rm; keys create with tenant and role, ls, revoke; help text', () => {

@@ -27,6 +27,7 @@ const OBJECT_RULES: Array<{ pattern: RegExp; check: (s: Services, c: Caller, p: 
   // E2B deletes snapshots as templates.
   { pattern: /^\/templates\/:templateID$/, check: (s, c, p) => s.snapshots.getFor(c, p.templateID ?? '') },
   { pattern: /^\/v1\/keys\/:id(\/|$)/, check: (s, c, p) => s.keys.get(c, p.id ?? '') },
+  { pattern: /^\/v1\/environments\/:id(\/|$)/, check: (s, c, p) => s.environments.visible(c, p.id ?? '') },
 ];
 
 /** Routes whose parameter is a name in the caller's tenant (or `?tenant=` for admins), resolved by the handler. */

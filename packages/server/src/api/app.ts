@@ -16,6 +16,7 @@ import { snapshotRoutes } from './routes/snapshots.js';
 import { keyRoutes } from './routes/keys.js';
 import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { environmentRoutes } from './routes/environments.js';
 import { callerFromKey, trackRequest } from './caller.js';
 import { authorize, checkRoute } from './access.js';
 import { Ingress } from './ingress.js';
@@ -127,6 +128,7 @@ export async function buildApp(
   await app.register(keyRoutes(services));
   await app.register(tenantRoutes(services));
   await app.register(poolRoutes(services));
+  await app.register(environmentRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));

@@ -497,3 +497,86 @@ export const Tenant = z.object({
     keys: z.number(),
   }),
 });
+
+// ---- environments ----
+
+/** An uploaded project is sent base64-encoded inside the JSON body (a tar or tar.gz of the directory). */
+export const ENVIRONMENT_ARCHIVE_MAX_BYTES = 48 * 1024 * 1024;
+export const ENVIRONMENT_BODY_LIMIT = Math.ceil((ENVIRONMENT_ARCHIVE_MAX_BYTES * 4) / 3) + 1024 * 1024;
+
+export const CreateEnvironmentBody = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$/, 'must be 1-100 letters, digits, spaces, ".", "_" or "-"')
+      .optional(),
+    source: z.union([
+      z
+        .object({
+          archive: z
+            .string()
+            .min(1)
+            .max(Math.ceil((ENVIRONMENT_ARCHIVE_MAX_BYTES * 4) / 3))
+            .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+        })
+        .strict(),
+      z.object({ git: z.object({ url: z.string().min(1).max(2048), ref: z.string().min(1).max(200) }).strict() }).strict(),
+    ]),
+    variables: EnvMap.optional(),
+    profiles: z
+      .array(
+        z
+          .string()
+          .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)
+          .max(64),
+      )
+      .max(32)
+      .optional(),
+    prNumber: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 31)
+      .optional(),
+    gitSha: z
+      .string()
+      .regex(/^[0-9a-f]{7,64}$/, 'must be a commit id (hex)')
+      .optional(),
+  })
+  .strict();
+
+export const EnvironmentServiceJson = z.object({
+  name: z.string(),
+  state: z.string(),
+  job: z.boolean(),
+  sandboxId: z.string(),
+  template: z.string(),
+  url: z.string().nullable(),
+  routes: z.array(z.object({ port: z.number(), url: z.string() })),
+  exitCode: z.number().nullable(),
+  error: z.string().nullable(),
+});
+
+export const Environment = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  name: z.string().nullable(),
+  state: z.string(),
+  error: z.string().nullable(),
+  url: z.string().nullable(),
+  source: z.union([z.object({ kind: z.literal('archive') }), z.object({ kind: z.literal('git'), url: z.string(), ref: z.string() })]),
+  gitSha: z.string().nullable(),
+  prNumber: z.number().nullable(),
+  profiles: z.array(z.string()),
+  services: z.array(EnvironmentServiceJson),
+  volumes: z.array(z.object({ name: z.string(), volume: z.string(), owned: z.boolean() })),
+  warnings: z.array(z.string()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export const EnvironmentList = z.object({ environments: z.array(Environment) });
+export const EnvironmentParams = z.object({ id: z.string().max(64) });
+export const EnvironmentLogsQuery = z
+  .object({ service: z.string().max(64).optional(), tail: z.coerce.number().int().min(1).max(5000).optional() })
+  .strict();
+export const EnvironmentLogs = z.object({ logs: z.array(z.object({ service: z.string(), text: z.string() })) });

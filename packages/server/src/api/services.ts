@@ -9,6 +9,7 @@ import type { TemplateCatalog } from '../core/templates.js';
 import type { PoolService } from '../core/pool-service.js';
 import type { AuditService } from '../core/audit.js';
 import type { SandboxLogs } from '../core/sandbox-logs.js';
+import type { EnvironmentService } from '../core/environment-service.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -23,5 +24,6 @@ export interface Services {
   pools: PoolService;
   audit: AuditService;
   logs: SandboxLogs;
+  environments: EnvironmentService;
   info: () => Promise<Record<string, unknown>>;
 }

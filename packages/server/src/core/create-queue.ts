@@ -3,13 +3,17 @@ import { HutchError } from './errors.js';
 /**
  * The bounded create queue: at most `concurrency` cold creates run at once (they are cpu-bound
  * runtime work; more in parallel only makes each slower), at most `maxQueued` wait, and waiting
- * creates are served round-robin by caller so one busy client cannot starve the others. A create
- * that finds the queue (or its caller's share of it) full gets 429 with Retry-After at once.
+ * creates are served round-robin by tenant, and within a tenant by API key, so neither a busy
+ * team (however many keys it uses) nor one busy client of a team can starve the others. A create
+ * that finds the queue (or its key's share of it) full gets 429 with Retry-After at once.
+ *
+ * Hand-written: p-queue and p-limit serve in arrival order (or by a fixed priority); this needs
+ * two-level round robin and an immediate refusal instead of unbounded waiting.
  */
 export interface CreateQueueOptions {
   concurrency: number;
   maxQueued: number;
-  /** The most one caller may have waiting (defaults to maxQueued). */
+  /** The most one API key may have waiting (defaults to maxQueued). */
   maxQueuedPerCaller?: number;
 }
 
@@ -17,11 +21,17 @@ interface Waiter {
   start: () => void;
 }
 
+/** Who is waiting: the tenant is served in turn with other tenants, the key with its tenant's other keys. */
+export interface QueueCaller {
+  tenant: string;
+  key: string;
+}
+
 export class CreateQueue {
   private running = 0;
   private queued = 0;
-  /** Callers with waiters, in round-robin order. */
-  private readonly byCaller = new Map<string, Waiter[]>();
+  /** Tenants with waiters, in round-robin order; in each, keys with waiters in round-robin order. */
+  private readonly byTenant = new Map<string, Map<string, Waiter[]>>();
   /** Recent run times (ms), for Retry-After estimates. */
   private readonly recent: number[] = [];
 
@@ -36,7 +46,7 @@ export class CreateQueue {
     return this.running > 0 || this.queued > 0;
   }
 
-  async run<T>(caller: string, work: () => Promise<T>): Promise<T> {
+  async run<T>(caller: QueueCaller, work: () => Promise<T>): Promise<T> {
     if (this.running >= this.options.concurrency) await this.wait(caller);
     else this.running++;
     const started = Date.now();
@@ -49,9 +59,9 @@ export class CreateQueue {
     }
   }
 
-  private wait(caller: string): Promise<void> {
+  private wait(caller: QueueCaller): Promise<void> {
     const perCaller = this.options.maxQueuedPerCaller ?? this.options.maxQueued;
-    const mine = this.byCaller.get(caller);
+    const mine = this.byTenant.get(caller.tenant)?.get(caller.key);
     if (this.queued >= this.options.maxQueued || (mine?.length ?? 0) >= perCaller) {
       const full = this.queued >= this.options.maxQueued;
       throw new HutchError(
@@ -63,25 +73,30 @@ export class CreateQueue {
       );
     }
     return new Promise<void>((resolve) => {
-      const list = mine ?? [];
+      let keys = this.byTenant.get(caller.tenant);
+      if (!keys) this.byTenant.set(caller.tenant, (keys = new Map()));
+      let list = keys.get(caller.key);
+      if (!list) keys.set(caller.key, (list = []));
       list.push({ start: resolve });
-      if (!mine) this.byCaller.set(caller, list);
       this.queued++;
     });
   }
 
-  /** Hands the freed slot to the next caller in turn (its oldest waiter), or frees it. */
+  /** Hands the freed slot to the next tenant in turn (its next key's oldest waiter), or frees it. */
   private next(): void {
-    const first = this.byCaller.entries().next();
+    const first = this.byTenant.entries().next();
     if (first.done) {
       this.running--;
       return;
     }
-    const [caller, list] = first.value;
+    const [tenant, keys] = first.value;
+    const [key, list] = keys.entries().next().value!;
     const waiter = list.shift()!;
-    this.byCaller.delete(caller);
-    // Round robin: a caller with more waiting goes to the back of the line.
-    if (list.length > 0) this.byCaller.set(caller, list);
+    // Round robin at both levels: whoever has more waiting goes to the back of its line.
+    keys.delete(key);
+    if (list.length > 0) keys.set(key, list);
+    this.byTenant.delete(tenant);
+    if (keys.size > 0) this.byTenant.set(tenant, keys);
     this.queued--;
     waiter.start();
   }

@@ -1,6 +1,6 @@
 import type { CapacityLedger } from './capacity.js';
 import type { CreateQueue } from './create-queue.js';
-import { invalidArgument, notFound } from './errors.js';
+import { HutchError, invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Quotas } from './quotas.js';
 import { type Isolation, SANDBOX_DEFAULTS } from './sandbox.js';
@@ -276,9 +276,18 @@ export class PoolService {
         const surplus = p.members.length + p.starting - desired;
         if (surplus > 0 && p.members.length > 0)
           this.discard(p, p.members.splice(0, Math.min(surplus, p.members.length)), 'pool shrinking');
-        // Members of an older template digest are replaced.
-        const digest = await this.sandboxes.templateDigest(p.def.spec.template, p.def.tenant).catch(() => null);
-        if (digest) {
+        // Members of an older template digest are replaced; a template that is gone (a deleted
+        // snapshot) takes its members with it, so none stays mounted on layers a gc may remove.
+        const digest = await this.sandboxes.templateDigest(p.def.spec.template, p.def.tenant).catch((err: unknown) => {
+          if (err instanceof HutchError && (err.kind === 'not_found' || err.kind === 'invalid_argument')) return null;
+          return undefined; // cannot tell now: keep what is there
+        });
+        if (digest === null) {
+          if (p.members.length > 0) this.discard(p, p.members.splice(0), 'template gone');
+          p.lastError = `template ${p.def.spec.template} no longer exists`;
+          continue;
+        }
+        if (digest !== undefined) {
           const stale = p.members.filter((m) => m.digest !== digest);
           if (stale.length > 0) {
             p.members = p.members.filter((m) => m.digest === digest);
@@ -309,7 +318,7 @@ export class PoolService {
     p.starting++;
     const started = Date.now();
     void this.queue
-      .run(`pool:${poolId(p.def.tenant, p.def.name)}`, () => this.sandboxes.bootWarm(id, spec, p.def.tenant))
+      .run({ tenant: p.def.tenant, key: `pool:${p.def.name}` }, () => this.sandboxes.bootWarm(id, spec, p.def.tenant))
       .then(({ digest }) => {
         p.starting--;
         p.fills++;

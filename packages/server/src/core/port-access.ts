@@ -44,3 +44,19 @@ export function verifyAccessToken(record: SandboxRecord, token: string): boolean
 }
 
 export { isPortPublic };
+
+/** Host routing settings (`hutch server --domain`): ports are `<port>-<id>.<host>`. */
+export interface PortDomain {
+  scheme: string;
+  host: string;
+  port: number | null;
+}
+
+/**
+ * The ingress URL of a sandbox port (without a token): host routing with a domain, else path
+ * routing under `origin` (the server's own URL as the client reached it).
+ */
+export function portUrl(domain: PortDomain | null, origin: string, id: string, port: number): string {
+  if (domain) return `${domain.scheme}://${port}-${id}.${domain.host}${domain.port ? `:${domain.port}` : ''}/`;
+  return `${origin}/v1/sandboxes/${id}/ports/${port}/`;
+}

@@ -27,6 +27,11 @@ export interface ProcessRequest {
    * `HUTCH_KEEP_ALIVE=1` in its environment, which is how the server recognizes it).
    */
   keepAlive?: boolean;
+  /**
+   * Whether the output goes to the sandbox's log (default true). The server's own plumbing (an
+   * environment's healthchecks, copies, log tails) passes false: it is not the workload's output.
+   */
+  captureOutput?: boolean;
 }
 
 export interface ExecRequest extends Omit<ProcessRequest, 'stdin' | 'tag' | 'pty'> {
@@ -198,7 +203,7 @@ export class ProcessService {
         if (!event) continue;
         if (event.type === 'start') {
           pid = event.pid;
-          output = this.logs?.open(id, pid) ?? null;
+          output = req.captureOutput === false ? null : (this.logs?.open(id, pid) ?? null);
           if (isKeepAlive(req)) this.sandboxes.keepAlive.follow(id, pid);
           if (req.stdin !== undefined) {
             if (req.stdin.length > 0) await this.sendStdin(id, { pid }, Buffer.from(req.stdin));
@@ -239,7 +244,7 @@ export class ProcessService {
     const started = performance.now();
     const hold = this.sandboxes.hold(id, req.pty ? 'terminal' : 'process stream');
     // PTY output is not kept (see core/sandbox-logs.ts); other output outlives the caller's interest.
-    const capture = !req.pty && this.logs?.enabled === true;
+    const capture = !req.pty && req.captureOutput !== false && this.logs?.enabled === true;
     // When output is kept, the agent stream is ours to close (the caller's signal only detaches the caller).
     const own = new AbortController();
     const streamSignal = capture ? own.signal : signal;

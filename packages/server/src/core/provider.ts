@@ -22,6 +22,21 @@ export interface SandboxSpec extends SandboxResources {
   volumes: Array<{ source: string; destination: string; readOnly: boolean }>;
   /** Start from a saved memory image (`exportCheckpoint`) instead of booting fresh (gVisor). */
   restoreFrom?: string;
+  /** The owning tenant (providers that label what they create; the kubernetes provider). */
+  tenant?: string;
+  /** The sandbox's TTL, for providers with a runtime-side backstop (pod activeDeadlineSeconds); null: none. */
+  timeoutSeconds?: number | null;
+  /**
+   * Membership of a peer group (an environment): members reach each other by name and address
+   * whatever their egress policy, which must not be `none`; non-members never reach them.
+   */
+  peers?: PeerGroup | null;
+}
+
+/** A sandbox's membership of a peer group: the group (an environment's id) and its name there (a DNS label). */
+export interface PeerGroup {
+  group: string;
+  name: string;
 }
 
 export interface DiskUsage {
@@ -68,9 +83,27 @@ export interface RuntimeSandbox {
   status: 'running' | 'stopped' | 'creating' | 'unknown';
 }
 
+/**
+ * Optional ability of a provider that writes ownership and lifetime onto its runtime objects
+ * (Kubernetes: the tenant label, activeDeadlineSeconds): told when a warm-pool member, booted
+ * without either, is handed to a create.
+ */
+export interface ClaimAwareProvider {
+  claimed(id: string, owner: { tenant: string; timeoutSeconds: number | null }): Promise<void>;
+}
+
+export function isClaimAware(provider: Provider): provider is Provider & ClaimAwareProvider {
+  return typeof (provider as Partial<ClaimAwareProvider>).claimed === 'function';
+}
+
 export interface Provider {
   /** Tiers this host supports, with reasons for those it does not. */
   tiers(): Record<Isolation, TierStatus>;
+  /**
+   * Whether `SandboxSpec.peers` is honoured (environments need it), and why not; providers
+   * without it leave it out (then: not supported).
+   */
+  peerGroups?(): { available: boolean; reason?: string };
   /** Creates and starts a sandbox; resolves once the runtime reports it started. */
   create(spec: SandboxSpec): Promise<void>;
   /** How to reach the sandbox's agent. */

@@ -10,7 +10,7 @@ import { isSandboxId, newSandboxId } from './ids.js';
 import { KeepAliveProcesses } from './keep-alive.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
-import type { DiskUsage, Provider, SandboxNetworkInfo, SandboxSpec } from './provider.js';
+import { type DiskUsage, isClaimAware, type PeerGroup, type Provider, type SandboxNetworkInfo, type SandboxSpec } from './provider.js';
 import type { VolumeService } from './volume-service.js';
 import {
   type CreateSandboxInput,
@@ -130,7 +130,18 @@ export class SandboxService {
    * sandbox belongs to the caller's tenant, and only that tenant's snapshots, volumes and pools
    * are used for it (another tenant's are unknown names here).
    */
-  async create(input: CreateSandboxInput, caller: Caller = SYSTEM_CALLER): Promise<SandboxRecord & { warm?: boolean }> {
+  async create(
+    input: CreateSandboxInput,
+    caller: Caller = SYSTEM_CALLER,
+    /**
+     * For services of the server itself (environments): the sandbox's id, chosen beforehand (its
+     * port URLs are known before it exists), and its peer group. Such creates never take a warm
+     * pool member.
+     */
+    internal: { id?: string; peers?: PeerGroup } = {},
+  ): Promise<SandboxRecord & { warm?: boolean }> {
+    if (internal.id !== undefined && !isSandboxId(internal.id))
+      throw new HutchError('internal', `bad preallocated sandbox id ${internal.id}`);
     if (input.idempotencyKey) {
       const existing = await this.store.getByIdempotencyKey(caller.tenant, input.idempotencyKey);
       if (existing) return existing;
@@ -167,6 +178,10 @@ export class SandboxService {
       };
     }
     const network = normalizeNetworkSettings(input.network);
+    if (internal.peers && network.egress === 'none')
+      throw new HutchError('internal', 'a peer-group member needs a network: give it an egress policy other than none');
+    if (internal.peers && !this.peerGroups().available)
+      throw new HutchError('tier_unavailable', `environments are not available here: ${this.peerGroups().reason ?? 'no peer groups'}`);
     if (source.memory && network.egress !== 'none')
       throw invalidArgument(`network.egress: snapshot ${templateName} holds memory; a gVisor sandbox restored from it has egress none`);
     if (network.egress !== 'none' && !tier.egress.available) {
@@ -192,12 +207,12 @@ export class SandboxService {
     this.quotas?.checkCreate(caller, resources, volumeMiB);
     const owner = { tenant: caller.tenant, key: caller.keyId };
     const warm =
-      this.pools && mounts.length === 0 && !source.memory
+      this.pools && mounts.length === 0 && !source.memory && internal.id === undefined && !internal.peers
         ? this.pools.claim(caller.tenant, { template: templateName, digest: source.digest, isolation, ...resources })
         : null;
     if (warm) this.capacity?.setOwner(warm.id, owner);
     const record: SandboxRecord = {
-      id: warm?.id ?? newSandboxId(),
+      id: warm?.id ?? internal.id ?? newSandboxId(),
       state: 'creating',
       template: templateName,
       templateDigest: source.digest,
@@ -229,11 +244,14 @@ export class SandboxService {
       if (claimed) return claimed;
       record.id = newSandboxId(); // the member was unusable: go cold
     }
-    if (!this.queue) return this.createCold(record, source, sources, caller);
+    const peers = internal.peers ?? null;
+    if (!this.queue) return this.createCold(record, source, sources, caller, peers);
     // Reserved while waiting, so the queue never holds more than fits.
     this.capacity?.admit(record.id, allocationOf(record), owner);
     try {
-      return await this.queue.run(caller.keyId, () => this.createCold(record, source, sources, caller));
+      return await this.queue.run({ tenant: caller.tenant, key: caller.keyId }, () =>
+        this.createCold(record, source, sources, caller, peers),
+      );
     } catch (err) {
       this.capacity?.release(record.id);
       throw err;
@@ -245,6 +263,7 @@ export class SandboxService {
     source: ResolvedSource,
     sources: SandboxSpec['volumes'],
     caller: Caller,
+    peers: PeerGroup | null,
   ): Promise<SandboxRecord & { warm?: boolean }> {
     const { isolation, network, timeoutSeconds, template: templateName } = record;
     if (this.capacity && !this.capacity.has(record.id))
@@ -274,7 +293,10 @@ export class SandboxService {
           egress: network.egress,
           diskMiB: record.diskMiB,
           volumes: sources,
+          tenant: record.tenant,
+          timeoutSeconds,
           ...(source.memory ? { restoreFrom: source.memory.key } : {}),
+          ...(peers ? { peers } : {}),
         });
         await this.waitForAgent(record.id);
         const expiresAt = ttlFrom(Date.now(), timeoutSeconds);
@@ -311,6 +333,7 @@ export class SandboxService {
         if (!(await this.agent(id).health(AbortSignal.timeout(2000)))) throw new Error('its agent does not answer');
         if (Object.keys(record.env).length > 0) await this.agent(id).setBaseEnv(record.env);
         if (record.network.egress !== 'none') await this.provider.setEgress(id, record.isolation, 'none', record.network.egress);
+        if (isClaimAware(this.provider)) await this.provider.claimed(id, { tenant: record.tenant, timeoutSeconds: record.timeoutSeconds });
       } catch (err) {
         this.log.warn({ sandbox: id, pool, err: (err as Error).message }, 'warm sandbox unusable: creating cold');
         await this.destroyWarm(id).catch(() => undefined);
@@ -367,6 +390,7 @@ export class SandboxService {
         egress: 'none',
         diskMiB: spec.diskMiB,
         volumes: [],
+        tenant,
       });
       await this.waitForAgent(id);
       if (source.start) await this.runTemplateStart(id, source.start, source.defaultUser);
@@ -384,6 +408,19 @@ export class SandboxService {
     await this.provider.destroy(id);
     // Its template start command's output, if any, goes with it.
     void this.onDeleted?.(id).catch(() => undefined);
+  }
+
+  /** Whether sandboxes can be created in a peer group (an environment's network) here, and why not. */
+  peerGroups(): { available: boolean; reason?: string } {
+    return (
+      this.provider.peerGroups?.() ?? { available: false, reason: 'this provider has no peer-group networks (the local provider has)' }
+    );
+  }
+
+  /** Whether `name` is a shipped template or one of the tenant's snapshots (nothing is built). */
+  async sourceExists(name: string, tenant: string): Promise<boolean> {
+    if (this.templates.names().includes(name)) return true;
+    return (await this.snapshots?.resolve(name, tenant)) != null;
   }
 
   /** A shipped template or one of the tenant's snapshots, as the layers to mount (top first). */

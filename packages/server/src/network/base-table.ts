@@ -1,11 +1,13 @@
 import { ALWAYS_BLOCKED_V4, ALWAYS_BLOCKED_V6 } from './ranges.js';
-import { PROXY_MARK } from './policy.js';
+import { PEER_MARK, PROXY_MARK } from './policy.js';
 
 /**
  * The shared base table of one Hutch server: what holds for every networked sandbox whatever its
- * policy. Sandbox links are the host interfaces named `<prefix>*`.
- * - forward: the always-blocked ranges (metadata, link-local, loopback, multicast, both sandbox
- *   pools) are rejected; nothing enters a sandbox link unless it answers the sandbox's own flow.
+ * policy. Sandbox links are the host interfaces matching `ifPatterns`.
+ * - forward: packets a sandbox table marked as going to one of its peers (same peer group, e.g.
+ *   one environment's services) pass from link to link; otherwise the always-blocked ranges
+ *   (metadata, link-local, loopback, multicast, both sandbox pools) are rejected and nothing enters
+ *   a sandbox link unless it answers the sandbox's own flow.
  * - input: from a sandbox, the host accepts only the platform resolver and the egress proxy on
  *   the gateway addresses (plus neighbour discovery); the API port and every other host service
  *   are unreachable.
@@ -14,7 +16,8 @@ import { PROXY_MARK } from './policy.js';
  */
 export interface BaseTableInput {
   name: string;
-  ifPrefix: string;
+  /** Host-side sandbox link names, as nft wildcards (e.g. `hz*`, `hpab12*`). */
+  ifPatterns: string[];
   pool4: string;
   pool6: string;
   gateway4: string;
@@ -27,7 +30,7 @@ export interface BaseTableInput {
 }
 
 export function baseTable(b: BaseTableInput): string {
-  const sb = `"${b.ifPrefix}*"`;
+  const sb = `{ ${b.ifPatterns.map((p) => `"${p}"`).join(', ')} }`;
   const ports = `{ ${b.dnsPort}, ${b.httpProxyPort}, ${b.tlsProxyPort} }`;
   const lines = [
     `table inet ${b.name} {`,
@@ -35,6 +38,7 @@ export function baseTable(b: BaseTableInput): string {
     `  set blocked6 { type ipv6_addr; flags interval; elements = { ${[...ALWAYS_BLOCKED_V6, b.pool6].join(', ')} } }`,
     '  chain forward {',
     '    type filter hook forward priority -10; policy accept;',
+    `    iifname ${sb} oifname ${sb} meta mark ${PEER_MARK} accept`,
     `    iifname ${sb} ip daddr @blocked4 reject with icmpx admin-prohibited`,
     `    iifname ${sb} ip6 daddr @blocked6 reject with icmpx admin-prohibited`,
     `    oifname ${sb} ct state established,related accept`,

@@ -17,7 +17,7 @@ import net from 'node:net';
 import { decode, encode, type Answer, type DecodedPacket, type OptAnswer } from 'dns-packet';
 import { invalidArgument } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { DnsQueryRecord, DnsUpstreams, SandboxEgressView, SandboxNetLookup } from './types.js';
+import type { DnsQueryRecord, DnsUpstreams, PeerAddresses, SandboxEgressView, SandboxNetLookup } from './types.js';
 
 export type ResolverLogger = Pick<Logger, 'warn' | 'info' | 'debug'>;
 
@@ -64,6 +64,7 @@ const EPHEMERAL_PORT_ATTEMPTS = 5;
 
 // Header flag bits (RFC 1035 4.1.1, RFC 4035 for AD/CD).
 const FLAG_QR = 0x8000;
+const FLAG_AA = 0x0400;
 const FLAG_OPCODE = 0x7800;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
@@ -346,6 +347,12 @@ export class PlatformResolver {
   }
 
   private async resolveFor(view: SandboxEgressView, query: ParsedQuery): Promise<Buffer> {
+    const peer = query.nameIsPlain ? (view.peer?.(query.name) ?? null) : null;
+    if (peer) {
+      // A peer's name (another service of the environment) is answered here, never upstream.
+      this.record(view, query, 'allowed');
+      return peerReply(query, peer);
+    }
     if (!query.nameIsPlain || !view.allowsName(query.name)) {
       this.record(view, query, 'denied');
       return replyWithRcode(query, RCODE_NXDOMAIN);
@@ -608,6 +615,26 @@ function replyWithRcode(query: ParsedQuery, rcode: number, { recursionAvailable 
   const queryFlags = query.raw.readUInt16BE(2);
   const flags = FLAG_QR | (queryFlags & (FLAG_OPCODE | FLAG_RD | FLAG_CD)) | (recursionAvailable ? FLAG_RA : 0) | rcode;
   return headerAndQuestion(query, flags);
+}
+
+const PEER_TTL_SECONDS = 5;
+
+/** An authoritative answer with the peer's A or AAAA record (no records for other types: NODATA). */
+function peerReply(query: ParsedQuery, peer: PeerAddresses): Buffer {
+  const queryFlags = query.raw.readUInt16BE(2);
+  const flags = FLAG_QR | FLAG_AA | (queryFlags & (FLAG_OPCODE | FLAG_RD | FLAG_CD)) | FLAG_RA;
+  const data = query.type === 'A' ? peer.ipv4 : query.type === 'AAAA' ? peer.ipv6 : null;
+  if (data === null) return headerAndQuestion(query, flags);
+  // The name as asked (case included: some clients randomize it and check the echo).
+  const name = decode(query.raw).questions?.[0]?.name ?? query.name;
+  const type = query.type as 'A' | 'AAAA';
+  return encode({
+    type: 'response',
+    id: query.id,
+    flags,
+    questions: [{ name, type, class: 'IN' }],
+    answers: [{ name, type, class: 'IN', ttl: PEER_TTL_SECONDS, data }],
+  });
 }
 
 /** The UDP stand-in for a reply too large for the client: same header, TC set, no records. */

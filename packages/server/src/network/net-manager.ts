@@ -9,10 +9,11 @@ import type { Logger } from '../core/logger.js';
 import { runTool, ToolError } from '../runtime/local/exec-tool.js';
 import { AddressPool, type SlotAddresses } from './address-pool.js';
 import { baseTable } from './base-table.js';
-import { compileEgress, EgressView, sandboxTable, sandboxTableName, type SandboxLink } from './policy.js';
+import { compileEgress, EgressView, PEER_SETS, sandboxTable, sandboxTableName, type SandboxLink } from './policy.js';
 import { PlatformResolver, parseHostPort, parseUpstreams } from './dns-resolver.js';
 import { EgressProxy } from './egress-proxy.js';
-import type { DnsQueryRecord } from './types.js';
+import type { DnsQueryRecord, PeerAddresses, PeerGroup } from './types.js';
+import { KeyedMutex } from '../core/keyed-mutex.js';
 import { plainAddress } from './ranges.js';
 import { isIP } from 'node:net';
 
@@ -28,6 +29,12 @@ import { isIP } from 'node:net';
  * A record per sandbox under /run (written before the first side effect) says which slot and
  * names are its; records of older versions name their resources by sandbox id (`hutch-<id>`,
  * `hz<id…>`), which is still understood.
+ *
+ * Peer groups (an environment's services): a sandbox attached with a `PeerGroup` reaches the other
+ * members of its group on any port, whatever its egress policy, and the resolver answers their
+ * names (`db`, `api`) with their addresses. Its table holds its peers' addresses (sets kept current
+ * as members come and go, under a per-group lock) and marks packets to them; the base table passes
+ * only marked packets between sandbox links. Non-members and other groups stay unreachable.
  */
 export interface NetworkOptions {
   /** Per-server key (as for the runtime state dirs): names the base table and the gateway link. */
@@ -50,6 +57,12 @@ export interface SandboxNetwork {
 }
 
 const IF_PREFIX = 'hz';
+/**
+ * Host links of peer-group members are named `hp<key>s<slot>` instead: nothing but this server's
+ * own base table matches them, so the `hz*` rules of another Hutch server's base table on the same
+ * host (which drop new connections into any `hz*` link) cannot cut traffic between peers.
+ */
+const PEER_IF_PREFIX = 'hp';
 /** The slot owner of a prepared spare (no sandbox yet). */
 const SPARE = '(spare)';
 const NETNS_DIR = '/run/netns';
@@ -74,6 +87,7 @@ interface NetRecord {
   slot: number;
   netns?: string;
   hostIf?: string;
+  peers?: PeerGroup;
 }
 
 async function ignoreMissing(p: Promise<unknown>, pattern: RegExp): Promise<void> {
@@ -101,6 +115,10 @@ export class NetworkManager {
   /** Slots are handed out round-robin, so a freed slot's names and addresses rest before reuse. */
   private nextSlot = 0;
   private readonly views = new Map<string, EgressView>();
+  /** Sandbox id → its peer group; group → member name → sandbox id. */
+  private readonly peerOf = new Map<string, PeerGroup>();
+  private readonly groups = new Map<string, Map<string, string>>();
+  private readonly groupLocks = new KeyedMutex();
   private readonly dnsLogs = new Map<string, DnsQueryRecord[]>();
   private resolver: PlatformResolver | null = null;
   private proxy: EgressProxy | null = null;
@@ -137,6 +155,7 @@ export class NetworkManager {
           if (typeof rec.slot === 'number' && !this.slots.has(rec.slot)) {
             this.claim(id, rec.slot);
             if (rec.netns && rec.hostIf) this.namesOfId.set(id, { netns: rec.netns, hostIf: rec.hostIf });
+            if (rec.peers) this.join(id, rec.peers);
           }
         } catch {
           /* a torn record: sweep() removes its resources */
@@ -194,7 +213,7 @@ export class NetworkManager {
       `table inet ${this.baseName} {}\ndelete table inet ${this.baseName}\n` +
         baseTable({
           name: this.baseName,
-          ifPrefix: IF_PREFIX,
+          ifPatterns: [`${IF_PREFIX}*`, `${PEER_IF_PREFIX}${this.options.key.slice(0, 4)}*`],
           pool4: this.pool.cidr4,
           pool6: this.pool.cidr6,
           gateway4: this.pool.gateway4,
@@ -215,8 +234,10 @@ export class NetworkManager {
   private async ensureGatewayLink(): Promise<void> {
     // Two servers (two data dirs) with the same pool would answer each other's sandboxes: refuse.
     const holders = JSON.parse(await runTool('ip', ['-j', 'addr', 'show', 'to', `${this.pool.gateway4}/32`])) as Array<{ ifname: string }>;
-    // This server's own sandbox links (`hz…`, host side) carry the gateway address too.
-    const other = holders.find((h) => h.ifname !== this.gatewayIf && !h.ifname.startsWith('hz'));
+    // This server's own sandbox links (`hz…`, `hp…`, host side) carry the gateway address too.
+    const other = holders.find(
+      (h) => h.ifname !== this.gatewayIf && !h.ifname.startsWith(IF_PREFIX) && !h.ifname.startsWith(PEER_IF_PREFIX),
+    );
     if (other)
       throw new Error(
         `the network pool's gateway ${this.pool.gateway4} is already on interface ${other.ifname} (another Hutch server on this host?); give this server its own --network-pool and --network-pool6`,
@@ -269,7 +290,70 @@ export class NetworkManager {
     this.slotOf.set(id, slot);
   }
 
+  /** Registers a peer-group member (in memory; the record on disk says it too). */
+  private join(id: string, peers: PeerGroup): void {
+    let members = this.groups.get(peers.group);
+    if (!members) this.groups.set(peers.group, (members = new Map()));
+    const holder = members.get(peers.name);
+    if (holder !== undefined && holder !== id)
+      throw new HutchError('conflict', `peer group ${peers.group} already has a member named ${peers.name}`);
+    members.set(peers.name, id);
+    this.peerOf.set(id, peers);
+  }
+
+  private leave(id: string): void {
+    const peers = this.peerOf.get(id);
+    if (!peers) return;
+    this.peerOf.delete(id);
+    const members = this.groups.get(peers.group);
+    if (members?.get(peers.name) === id) members.delete(peers.name);
+    if (members?.size === 0) this.groups.delete(peers.group);
+  }
+
+  /** The other members of the sandbox's peer group that have an address, by name. */
+  private peersOf(id: string): Map<string, PeerAddresses> {
+    const out = new Map<string, PeerAddresses>();
+    const peers = this.peerOf.get(id);
+    if (!peers) return out;
+    for (const [name, member] of this.groups.get(peers.group) ?? []) {
+      if (member === id) continue;
+      const addresses = this.addressesOf(member);
+      if (addresses) out.set(name, { ipv4: addresses.ipv4, ipv6: addresses.ipv6 });
+    }
+    return out;
+  }
+
+  /**
+   * Adds (or deletes) the sandbox's addresses in the peer sets of the other members whose tables
+   * are installed, in one transaction. A member whose table is installed later reads the group then.
+   */
+  private async updatePeerSets(id: string, op: 'add' | 'delete'): Promise<void> {
+    const peers = this.peerOf.get(id);
+    const addresses = this.addressesOf(id);
+    if (!peers || !addresses) return;
+    const lines: string[] = [];
+    for (const member of this.groups.get(peers.group)?.values() ?? []) {
+      if (member === id || !this.views.has(member)) continue;
+      const table = sandboxTableName(member);
+      lines.push(`${op} element inet ${table} ${PEER_SETS.ipv4} { ${addresses.ipv4} }`);
+      lines.push(`${op} element inet ${table} ${PEER_SETS.ipv6} { ${addresses.ipv6} }`);
+    }
+    if (lines.length > 0) await this.nft(lines.join('\n'));
+  }
+
+  /** Runs `work` under the sandbox's peer-group lock (no lock outside a group). */
+  private withGroup<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const peers = this.peerOf.get(id);
+    return peers ? this.groupLocks.run(peers.group, work) : work();
+  }
+
+  /** The sandbox's peer group, if any. */
+  peerGroupOf(id: string): PeerGroup | null {
+    return this.peerOf.get(id) ?? null;
+  }
+
   private release(id: string): void {
+    this.leave(id);
     const slot = this.slotOf.get(id);
     if (slot !== undefined) this.slots.delete(slot);
     this.slotOf.delete(id);
@@ -285,11 +369,11 @@ export class NetworkManager {
   }
 
   /** Names by slot (unique while the slot is held; the key keeps two servers' apart). */
-  private slotNames(slot: number): LinkNames {
+  private slotNames(slot: number, peer = false): LinkNames {
     // Interface names are at most 15 characters: hz + 4 + s + base36 slot (≤ 4 for a /16).
     return {
       netns: `hutch-${this.options.key.slice(0, 8)}-${slot}`,
-      hostIf: `${IF_PREFIX}${this.options.key.slice(0, 4)}s${slot.toString(36)}`,
+      hostIf: `${peer ? PEER_IF_PREFIX : IF_PREFIX}${this.options.key.slice(0, 4)}s${slot.toString(36)}`,
     };
   }
 
@@ -415,6 +499,7 @@ export class NetworkManager {
       pool4: this.pool.cidr4,
       pool6: this.pool.cidr6,
       hostAddresses: () => this.hostAddresses(),
+      peers: () => this.peersOf(id),
     });
   }
 
@@ -439,18 +524,20 @@ export class NetworkManager {
   /**
    * Creates the sandbox's namespace and link and installs its policy. With `attachPid`, the
    * namespace is the one that process already lives in (a running container getting a network
-   * later); otherwise a fresh one the runtime is then told to use.
+   * later); otherwise a fresh one the runtime is then told to use. With `peers`, the sandbox joins
+   * that peer group (see the class comment).
    */
-  async attach(id: string, policy: Exclude<EgressPolicy, 'none'>, attachPid?: number): Promise<SandboxNetwork> {
+  async attach(id: string, policy: Exclude<EgressPolicy, 'none'>, attachPid?: number, peers?: PeerGroup | null): Promise<SandboxNetwork> {
     await this.init();
+    if (peers) this.join(id, peers);
     let slot = this.slotOf.get(id);
-    // A ready spare serves a fresh sandbox; a restart of one (its record is kept) or a running
-    // container's own namespace (attachPid) is built here.
-    const spare = slot === undefined && attachPid === undefined ? this.claimSpare(id) : null;
+    // A ready spare serves a fresh sandbox; a restart of one (its record is kept), a running
+    // container's own namespace (attachPid) or a peer-group member (its own link name) is built here.
+    const spare = slot === undefined && attachPid === undefined && !peers ? this.claimSpare(id) : null;
     if (slot === undefined) {
       slot = spare ?? this.allocateSlot();
       this.claim(id, slot);
-      if (!this.namesOfId.has(id)) this.namesOfId.set(id, this.slotNames(slot));
+      if (!this.namesOfId.has(id)) this.namesOfId.set(id, this.slotNames(slot, !!peers));
     }
     this.sparesWanted = true;
     this.refillSpares();
@@ -458,7 +545,7 @@ export class NetworkManager {
     const names = this.names(id);
     try {
       // Intent first: a crash from here on leaves a record that sweep() cleans up.
-      const record: NetRecord = { slot, netns: names.netns, hostIf: names.hostIf };
+      const record: NetRecord = { slot, netns: names.netns, hostIf: names.hostIf, ...(peers ? { peers } : {}) };
       await writeFile(join(this.recordsDir, `${id}.json`), JSON.stringify(record));
       if (spare !== null) {
         await this.installPolicy(id, policy);
@@ -484,13 +571,19 @@ export class NetworkManager {
     return { id, hostIf: this.names(id).hostIf, ipv4: a.ipv4, ipv6: a.ipv6 };
   }
 
-  private async installPolicy(id: string, policy: Exclude<EgressPolicy, 'none'>): Promise<EgressView> {
-    const view = this.view(id, policy);
-    const table = sandboxTableName(id);
-    // One transaction: the old table disappears and the new one appears atomically.
-    await this.nft(`table inet ${table} {}\ndelete table inet ${table}\n${sandboxTable(this.link(id), view.compiled)}`);
-    this.views.set(id, view);
-    return view;
+  private installPolicy(id: string, policy: Exclude<EgressPolicy, 'none'>): Promise<EgressView> {
+    return this.withGroup(id, async () => {
+      const view = this.view(id, policy);
+      const table = sandboxTableName(id);
+      const firstInstall = !this.views.has(id);
+      // One transaction: the old table disappears and the new one appears atomically.
+      const peers = [...this.peersOf(id).values()];
+      await this.nft(`table inet ${table} {}\ndelete table inet ${table}\n${sandboxTable(this.link(id), view.compiled, peers)}`);
+      this.views.set(id, view);
+      // The other members learn this one's addresses once it can answer them.
+      if (firstInstall) await this.updatePeerSets(id, 'add');
+      return view;
+    });
   }
 
   /** Whether this server manages a link for the sandbox. */
@@ -599,6 +692,12 @@ export class NetworkManager {
     if (!this.slotOf.has(id) && !existsSync(join(NETNS_DIR, this.names(id).netns))) return;
     const addresses = this.addressesOf(id);
     this.proxy?.cut(id);
+    await this.withGroup(id, async () => {
+      await this.updatePeerSets(id, 'delete').catch((err: unknown) =>
+        this.options.log.warn({ sandbox: id, err: (err as Error).message }, 'could not remove a sandbox from its peers'),
+      );
+      this.views.delete(id);
+    });
     await this.removeLink(id);
     if (addresses) {
       // Stale entries would otherwise apply to the next sandbox given this address.

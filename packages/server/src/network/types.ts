@@ -21,6 +21,19 @@ export interface SandboxEgressView {
    * private ranges only when a CIDR allows them.
    */
   allowsResolvedAddress(ip: string): boolean;
+  /**
+   * The addresses of a peer of the sandbox's group (an environment's other services) called
+   * `name`, which the resolver answers itself; null when the name is not a peer's.
+   */
+  peer?(name: string): PeerAddresses | null;
+}
+
+/** Sandboxes of one peer group reach each other, by name and address; nothing else reaches them. */
+export type { PeerGroup } from '../core/provider.js';
+
+export interface PeerAddresses {
+  ipv4: string;
+  ipv6: string;
 }
 
 /** Maps a connection's or query's source address to the sandbox that owns it (null: not ours). */

@@ -127,6 +127,26 @@ export interface SandboxLogDropTable {
   entries: number;
 }
 
+export interface EnvironmentTable {
+  id: string;
+  tenant: string;
+  owner: string | null;
+  name: string | null;
+  state: string;
+  error: string | null;
+  source: string;
+  git_sha: string | null;
+  pr_number: number | null;
+  profiles: string;
+  variables: string;
+  url: string | null;
+  services: string;
+  volumes: string;
+  warnings: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -143,6 +163,7 @@ export interface Schema {
   audit_log: AuditTable;
   sandbox_logs: SandboxLogTable;
   sandbox_log_drops: SandboxLogDropTable;
+  environments: EnvironmentTable;
   _placeholder?: { id: Generated<number> };
 }
 
@@ -163,7 +184,13 @@ export async function openDatabase(file: string): Promise<{ db: Db; close: () =>
   const check = sqlite.pragma('quick_check', { simple: true });
   if (check !== 'ok') throw new Error(`the store ${file} failed quick_check: ${String(check)}`);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const { error, results } = await new Migrator({ db, provider: new StaticMigrations() }).migrateToLatest();
+  const { error, results } = await new Migrator({
+    db,
+    provider: new StaticMigrations(),
+    // Migration names are handed out per feature (0006_secrets, 0010_environments, …) and land in
+    // any order: a store that ran a later one still gets an earlier one that arrived after it.
+    allowUnorderedMigrations: true,
+  }).migrateToLatest();
   if (error) throw new Error(`store migration failed: ${(error as Error).message}`, { cause: error });
   for (const r of results ?? []) if (r.status === 'Error') throw new Error(`store migration ${r.migrationName} failed`);
   return { db, close: () => db.destroy() };

@@ -221,4 +221,31 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0010_environments': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('environments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text')
+        .addColumn('name', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('error', 'text')
+        // JSON EnvironmentSource.
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('git_sha', 'text')
+        .addColumn('pr_number', 'integer')
+        // JSON string[] / Record<string, string> / ServiceRecord[] / EnvironmentVolume[] / string[].
+        .addColumn('profiles', 'text', (c) => c.notNull())
+        .addColumn('variables', 'text', (c) => c.notNull())
+        .addColumn('url', 'text')
+        .addColumn('services', 'text', (c) => c.notNull())
+        .addColumn('volumes', 'text', (c) => c.notNull())
+        .addColumn('warnings', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('environments_tenant').on('environments').columns(['tenant', 'state']).execute();
+    },
+  },
 };

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { HutchError } from '../core/errors.js';
 import { ID_MAP_BASE } from '../runtime/local/oci-spec.js';
 import { debianMirror } from './debian-mirror.js';
-import { BASE_PACKAGES, BUSYBOX_PATH, recipeDigest, type TemplateRecipe } from './recipes.js';
+import { BUSYBOX_PATH, recipeDigest, type TemplateRecipe } from './recipes.js';
 import { shiftOwnership, treeSize } from './shift-ownership.js';
 
 /** A built, read-only template layer: `<layersDir>/<digest>/rootfs` plus a manifest. */
@@ -47,9 +47,13 @@ export async function buildLayer(layersDir: string, recipe: TemplateRecipe, prog
   try {
     progress(`template ${recipe.name}: building layer ${digest.slice(0, 12)}`);
     if (recipe.inputs.kind === 'busybox') await buildBusybox(rootfs);
-    else if (recipe.inputs.kind === 'debootstrap') await buildDebian(rootfs, progress);
-    else if (recipe.inputs.kind === 'files') await addFiles(rootfs, recipe);
-    else throw new HutchError('internal', `unknown recipe kind ${String(recipe.inputs.kind)}`);
+    else if (recipe.inputs.kind === 'debootstrap') await buildDebian(rootfs, recipe, progress);
+    else if (recipe.inputs.kind !== 'files') throw new HutchError('internal', `unknown recipe kind ${String(recipe.inputs.kind)}`);
+    await addFiles(rootfs, recipe);
+    for (const command of (recipe.inputs.setup ?? []) as string[]) {
+      progress(`template ${recipe.name}: ${command}`);
+      await runLogged('/usr/sbin/chroot', [rootfs, '/bin/sh', '-c', command], progress);
+    }
     // A 'files' layer sits on its parent's, which has the common files already.
     if (recipe.inputs.kind !== 'files') await writeCommonFiles(rootfs);
     progress(`template ${recipe.name}: shifting ownership into the sandbox uid range`);
@@ -77,7 +81,7 @@ export async function buildLayer(layersDir: string, recipe: TemplateRecipe, prog
   }
 }
 
-/** A layer of a few files over a parent template's layers (e.g. httpbin's server script). */
+/** Files a recipe adds (e.g. httpbin's server script over its parent's layers, an entrypoint). */
 async function addFiles(rootfs: string, recipe: TemplateRecipe): Promise<void> {
   const modes = (recipe.inputs.files ?? {}) as Record<string, { mode: number }>;
   for (const [dest, source] of Object.entries(recipe.files ?? {})) {
@@ -114,22 +118,22 @@ async function buildBusybox(rootfs: string): Promise<void> {
   await mkdir(join(rootfs, 'root'), { recursive: true, mode: 0o700 });
 }
 
-async function buildDebian(rootfs: string, progress: Progress): Promise<void> {
+async function buildDebian(rootfs: string, recipe: TemplateRecipe, progress: Progress): Promise<void> {
   const mirror = debianMirror();
   if (!mirror) throw new HutchError('internal', 'no Debian mirror found in /etc/apt (set HUTCH_DEBIAN_MIRROR)');
   if (!existsSync('/usr/sbin/debootstrap')) throw new HutchError('internal', 'debootstrap is missing (apt-get install debootstrap)');
-  progress(`template base: debootstrap bookworm (${BASE_PACKAGES.join(', ')}) — about a minute`);
-  await runLogged(
-    '/usr/sbin/debootstrap',
-    ['--variant=minbase', `--include=${BASE_PACKAGES.join(',')}`, 'bookworm', rootfs, mirror],
-    progress,
-  );
-  progress('template base: adding user "user" (uid 1000)');
-  await runLogged(
-    '/usr/sbin/chroot',
-    [rootfs, '/usr/sbin/useradd', '--create-home', '--uid', '1000', '--user-group', '--shell', '/bin/bash', 'user'],
-    progress,
-  );
+  const packages = recipe.inputs.packages as string[];
+  progress(`template ${recipe.name}: debootstrap bookworm (${packages.join(', ')}) — a minute or more`);
+  await runLogged('/usr/sbin/debootstrap', ['--variant=minbase', `--include=${packages.join(',')}`, 'bookworm', rootfs, mirror], progress);
+  const user = recipe.inputs.user as { name: string; uid: number } | undefined;
+  if (user) {
+    progress(`template ${recipe.name}: adding user "${user.name}" (uid ${user.uid})`);
+    await runLogged(
+      '/usr/sbin/chroot',
+      [rootfs, '/usr/sbin/useradd', '--create-home', '--uid', String(user.uid), '--user-group', '--shell', '/bin/bash', user.name],
+      progress,
+    );
+  }
   for (const dir of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
     await rm(join(rootfs, dir), { recursive: true, force: true });
     await mkdir(join(rootfs, dir, 'partial'), { recursive: true });

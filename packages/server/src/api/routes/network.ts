@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { isPortPublic, signPortToken } from '../../core/port-access.js';
+import { isPortPublic, portUrl, signPortToken } from '../../core/port-access.js';
 import type { SandboxRecord } from '../../core/sandbox.js';
 import { ErrorBody, IdParams, NetworkSettingsBody, NetworkState, PortUrl, PortUrlQuery } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -60,13 +60,7 @@ export function networkRoutes(services: Services, options: PortUrlOptions): Fast
         const record = await services.sandboxes.requireRunning(req.params.id);
         const port = req.query.port;
         const open = isPortPublic(record.network, port);
-        let base: string;
-        if (options.domain) {
-          const d = options.domain;
-          base = `${d.scheme}://${port}-${record.id}.${d.host}${d.port ? `:${d.port}` : ''}/`;
-        } else {
-          base = `${req.protocol}://${req.headers.host ?? 'localhost'}/v1/sandboxes/${record.id}/ports/${port}/`;
-        }
+        const base = portUrl(options.domain, `${req.protocol}://${req.headers.host ?? 'localhost'}`, record.id, port);
         if (open) return { url: base, port, public: true, expiresAt: null, headers: {} as Record<string, string> };
         const { token, expiresAt } = signPortToken(record, port, req.query.expiresIn ?? 3600);
         return {

@@ -65,6 +65,11 @@ export class AgentClient {
     this.httpAgent.destroy();
   }
 
+  /** The TCP agent's access token (a unix socket is protected by its mode instead). */
+  private tokenHeader(): Record<string, string> {
+    return 'token' in this.endpoint && this.endpoint.token ? { 'x-access-token': this.endpoint.token } : {};
+  }
+
   private target(): { socketPath: string } | { host: string; port: number } {
     return 'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
   }
@@ -76,7 +81,7 @@ export class AgentClient {
     headers: Record<string, string>,
     options: CallOptions = {},
   ): { req: http.ClientRequest; response: Promise<http.IncomingMessage> } {
-    const allHeaders: Record<string, string> = { ...headers };
+    const allHeaders: Record<string, string> = { ...headers, ...this.tokenHeader() };
     if (options.user !== undefined) allHeaders.authorization = `Basic ${Buffer.from(`${options.user}:`).toString('base64')}`;
     if (options.connectTimeoutMs !== undefined) allHeaders['connect-timeout-ms'] = String(options.connectTimeoutMs);
     const req = http.request({ ...this.target(), method, path, headers: allHeaders, agent: this.httpAgent, signal: options.signal });
@@ -98,7 +103,7 @@ export class AgentClient {
         ...this.target(),
         method: 'GET',
         path: `/tunnel?port=${port}`,
-        headers: { connection: 'Upgrade', upgrade: 'hutch-tcp' },
+        headers: { connection: 'Upgrade', upgrade: 'hutch-tcp', ...this.tokenHeader() },
         agent: false,
         timeout: timeoutMs,
       });

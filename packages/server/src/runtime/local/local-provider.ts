@@ -7,6 +7,7 @@ import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSp
 import type { EgressPolicy } from '../../core/network.js';
 import type { Logger } from '../../core/logger.js';
 import type { NetworkManager } from '../../network/net-manager.js';
+import type { PeerGroup } from '../../network/types.js';
 import { type Isolation, ISOLATION_TIERS, type PauseMode, SANDBOX_DEFAULTS } from '../../core/sandbox.js';
 import { HutchError } from '../../core/errors.js';
 import { type HostFacts, versionAtLeast } from './host-probe.js';
@@ -40,6 +41,30 @@ export interface LocalProviderOptions {
   networkUnavailable?: string;
   /** Where cleanup trouble is reported (a cgroup that would not go away). */
   log?: Logger;
+  /** The container tier's OCI runtime: `auto` (the default) prefers crun, which starts faster. */
+  containerRuntime?: ContainerRuntimeChoice;
+}
+
+export type ContainerRuntimeChoice = 'auto' | 'runc' | 'crun';
+
+/**
+ * Which OCI runtime runs the container tier here, or why none can. crun starts a container with
+ * about a third of runc's cpu (C instead of a Go runtime started twice: `run` and `init`), which
+ * is most of what a create costs under churn. crun 1.8 refuses hybrid cgroup hosts (v1
+ * controllers plus an empty cgroup2 mount); there it runs through `hutch-agent
+ * legacy-cgroup-launch`, which hides that cgroup2 mount from it, so it manages the v1
+ * controllers as on a pure v1 host.
+ */
+export function pickContainerRuntime(
+  host: HostFacts,
+  choice: ContainerRuntimeChoice,
+): { name: 'runc' | 'crun'; tool: NonNullable<HostFacts['runc']>; hideUnified: boolean } | { problem: string } {
+  const hideUnified = host.cgroup === 'hybrid';
+  if (choice !== 'runc' && host.crun) return { name: 'crun', tool: host.crun, hideUnified };
+  if (choice !== 'crun' && host.runc) return { name: 'runc', tool: host.runc, hideUnified: false };
+  if (choice === 'crun') return { problem: 'crun is not installed (apt-get install crun), and --container-runtime crun was asked for' };
+  if (choice === 'runc') return { problem: 'runc is not installed (apt-get install runc), and --container-runtime runc was asked for' };
+  return { problem: 'neither crun nor runc is installed (apt-get install crun runc)' };
 }
 
 interface SandboxPaths {
@@ -68,7 +93,7 @@ interface SandboxPaths {
 /** Why a container-tier pause keeps files only, from what the host probe found about CRIU. */
 function containerPauseNote(criu: HostFacts['criu']): string {
   const why = !criu
-    ? 'CRIU, which runc checkpoints with, is not installed'
+    ? 'CRIU, which container runtimes checkpoint with, is not installed'
     : !criu.works
       ? `\`criu check\` fails on this kernel (criu ${criu.version}: ${criu.problem ?? 'no reason given'})`
       : `criu ${criu.version} passes \`criu check\` here, but Hutch does not checkpoint containers`;
@@ -95,10 +120,10 @@ export class LocalProvider implements Provider {
     for (const tier of ISOLATION_TIERS) this.tierStatus[tier].pause = this.pauseMode(tier, 'none');
     if (this.tierStatus.gvisor.pause)
       this.tierStatus.gvisor.pause.note = 'memory kept (checkpoint/restore) for sandboxes with egress none; files only with egress';
-    if (this.tierStatus.container.available) {
-      const useCrun = host.cgroup === 'v2' && host.crun !== null;
-      const tool = useCrun ? host.crun! : host.runc!;
-      this.runtimes.container = new OciRuntime(useCrun ? 'crun' : 'runc', tool.path, `${stateRoot}/${useCrun ? 'crun' : 'runc'}`);
+    const picked = pickContainerRuntime(host, options.containerRuntime ?? 'auto');
+    if (this.tierStatus.container.available && !('problem' in picked)) {
+      const launcher = picked.hideUnified ? [options.agentBinary, 'legacy-cgroup-launch', '--'] : [];
+      this.runtimes.container = new OciRuntime(picked.name, picked.tool.path, `${stateRoot}/${picked.name}`, [], launcher);
     }
     if (this.tierStatus.gvisor.available) {
       this.runtimes.gvisor = new OciRuntime('runsc', host.runsc!.path, `${stateRoot}/runsc`, [
@@ -118,26 +143,21 @@ export class LocalProvider implements Provider {
     if (!host.userNamespaces) missing.push('user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0)');
     if (!host.overlayfs) missing.push('overlayfs is not available');
     if (!host.seccomp) missing.push('the kernel lacks seccomp');
-    const pureV2Crun = host.cgroup === 'v2' && host.crun !== null;
-    if (!host.runc && !pureV2Crun) {
-      missing.push(
-        host.crun
-          ? `runc is not installed and crun ${host.crun.version} does not support this host's ${host.cgroup} cgroups (apt-get install runc)`
-          : 'runc is not installed (apt-get install runc)',
-      );
-    }
-    const tool = pureV2Crun ? host.crun : host.runc;
+    const picked = pickContainerRuntime(host, this.options.containerRuntime ?? 'auto');
+    if ('problem' in picked) missing.push(picked.problem);
     const status: TierStatus = {
       available: missing.length === 0,
-      runtime: pureV2Crun ? 'crun' : 'runc',
-      version: tool?.version ?? null,
+      runtime: 'problem' in picked ? (this.options.containerRuntime === 'crun' ? 'crun' : 'runc') : picked.name,
+      version: 'problem' in picked ? null : picked.tool.version,
       egress: this.options.network
         ? { available: true }
         : { available: false, reason: this.options.networkUnavailable ?? 'sandbox networking is not set up' },
     };
     if (missing.length > 0) status.reason = missing.join('; ');
-    else if (!pureV2Crun && host.runc && !versionAtLeast(host.runc.version, '1.2.8'))
-      status.reason = `runc ${host.runc.version} predates the November 2025 runc CVE fixes (1.2.8 / 1.3.3); CVE-2024-21626 needs ≥ 1.1.12 or a distribution backport`;
+    else if (!('problem' in picked)) {
+      const note = runtimeCveNote(picked.name, picked.tool.version);
+      if (note) status.reason = note;
+    }
     return status;
   }
 
@@ -212,6 +232,12 @@ export class LocalProvider implements Provider {
     return runtime;
   }
 
+  peerGroups(): { available: boolean; reason?: string } {
+    return this.options.network
+      ? { available: true }
+      : { available: false, reason: this.options.networkUnavailable ?? 'sandbox networking is not set up' };
+  }
+
   async create(spec: SandboxSpec): Promise<void> {
     const runtime = this.runtimeFor(spec.isolation);
     const egressTier = this.tierStatus[spec.isolation].egress;
@@ -227,7 +253,7 @@ export class LocalProvider implements Provider {
     // a failure never leaves one half still working while the caller cleans up.
     const [network, agentBinary] = await settleAll(
       (async () => {
-        await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation }));
+        await writeFile(p.meta, JSON.stringify({ id: spec.id, isolation: spec.isolation, ...(spec.peers ? { peers: spec.peers } : {}) }));
         const spare = this.spares.take(spec.diskMiB);
         if (spare) await rename(spare, p.diskImage);
         // Owned by the sandbox's mapped root, so sandbox root can write its own root filesystem.
@@ -243,7 +269,7 @@ export class LocalProvider implements Provider {
       })(),
       (async () => {
         await this.prepareSocketDir(p);
-        const attached = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress);
+        const attached = spec.egress === 'none' ? null : await this.requireNetwork().attach(spec.id, spec.egress, undefined, spec.peers);
         await this.writeNameFiles(p, attached ? [attached.gateway4, attached.gateway6] : []);
         return attached;
       })(),
@@ -365,10 +391,11 @@ export class LocalProvider implements Provider {
 
   /**
    * runsc with netstack is started in its own mount namespace where /proc/sys/net is hidden
-   * (hutch-agent netstack-launch, see agent/internal/hostexec/netstack.go).
+   * (hutch-agent netstack-launch, see agent/internal/hostexec/netstack.go): a launcher for this
+   * start only. Undefined: the runtime's own (none, or crun's on a hybrid cgroup host).
    */
-  private async launcher(runtime: OciRuntime, networked: boolean): Promise<string[]> {
-    if (runtime.name !== 'runsc' || !networked) return [];
+  private async launcher(runtime: OciRuntime, networked: boolean): Promise<string[] | undefined> {
+    if (runtime.name !== 'runsc' || !networked) return undefined;
     const procDir = join(this.stateRoot, 'netstack-proc');
     await mkdir(procDir, { recursive: true, mode: 0o700 });
     return [this.options.agentBinary, 'netstack-launch', procDir, '--'];
@@ -412,7 +439,7 @@ export class LocalProvider implements Provider {
     await runtime.forceDelete(id); // a container left by a crash mid-stop
     await this.mountFilesystems(p);
     await this.prepareSocketDir(p);
-    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress);
+    const network = egress === 'none' ? null : await this.requireNetwork().attach(id, egress, undefined, await this.peerGroupOf(id));
     await this.writeNameFiles(p, network ? [network.gateway4, network.gateway6] : []);
     await this.refreshBundle(p, network?.netnsPath ?? null);
     await this.runContainer(id, runtime, p, network !== null);
@@ -627,6 +654,15 @@ export class LocalProvider implements Provider {
     return target;
   }
 
+  /** The peer group the sandbox was created in (kept in its meta.json: a start after a reboot rejoins it). */
+  private async peerGroupOf(id: string): Promise<PeerGroup | null> {
+    try {
+      return (JSON.parse(await readFile(this.paths(id).meta, 'utf8')) as { peers?: PeerGroup }).peers ?? null;
+    } catch {
+      return null;
+    }
+  }
+
   private async isolationOf(id: string): Promise<Isolation[]> {
     try {
       const meta = JSON.parse(await readFile(this.paths(id).meta, 'utf8')) as { isolation?: Isolation };
@@ -812,4 +848,14 @@ async function killCgroupMembers(dir: string): Promise<void> {
       /* already gone */
     }
   }
+}
+
+/** A caveat when the runtime's version predates published container-escape fixes. */
+function runtimeCveNote(name: 'runc' | 'crun', version: string): string | null {
+  if (name === 'runc' && !versionAtLeast(version, '1.2.8'))
+    return `runc ${version} predates the November 2025 runc CVE fixes (1.2.8 / 1.3.3); CVE-2024-21626 needs ≥ 1.1.12 or a distribution backport`;
+  // Not a claim about which crun release fixed what: a crun this old predates that CVE round.
+  if (name === 'crun' && !versionAtLeast(version, '1.25'))
+    return `crun ${version} predates the November 2025 container-runtime CVE round (runc 1.2.8 / 1.3.3); check your distribution's crun for backports`;
+  return null;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, ToolError } from './exec-tool.js';
 
@@ -20,10 +20,17 @@ export class OciRuntime {
     readonly root: string,
     /** Flags placed before the sub-command (e.g. runsc's --platform, --network). */
     private readonly globalFlags: string[] = [],
+    /**
+     * A command that execs the runtime itself for every sub-command (e.g. crun on a hybrid
+     * cgroup host, in a mount namespace where the cgroup2 mount is hidden); empty for none.
+     */
+    private readonly launcher: string[] = [],
   ) {}
 
-  private args(...rest: string[]): string[] {
-    return ['--root', this.root, ...this.globalFlags, ...rest];
+  /** A sub-command of this runtime with its state root and global flags, through the launcher. */
+  private tool(...rest: string[]): Promise<string> {
+    const [program, args] = this.command(['--root', this.root, ...this.globalFlags, ...rest], this.launcher);
+    return runTool(program, args, { timeoutMs: 30_000 });
   }
 
   /**
@@ -36,7 +43,7 @@ export class OciRuntime {
   }
 
   /** Creates and starts the container detached; its stdio goes to the file `log` (appended). */
-  async run(id: string, bundle: string, log: string, runFlags: string[] = [], launcher: string[] = []): Promise<void> {
+  async run(id: string, bundle: string, log: string, runFlags: string[] = [], launcher: string[] = this.launcher): Promise<void> {
     const detach = this.name === 'runsc' ? '--detach' : '-d';
     try {
       const [program, args] = this.command(
@@ -56,7 +63,11 @@ export class OciRuntime {
    * be open (a checkpoint taken with one cannot be restored).
    */
   async checkpoint(id: string, imageDir: string): Promise<void> {
-    await runTool(this.binary, this.args('checkpoint', '--image-path', imageDir, id), { timeoutMs: 120_000 });
+    const [program, args] = this.command(
+      ['--root', this.root, ...this.globalFlags, 'checkpoint', '--image-path', imageDir, id],
+      this.launcher,
+    );
+    await runTool(program, args, { timeoutMs: 120_000 });
   }
 
   /** runsc only: starts the container `id` from a checkpoint image, detached. */
@@ -66,7 +77,7 @@ export class OciRuntime {
     imageDir: string,
     log: string,
     runFlags: string[] = [],
-    launcher: string[] = [],
+    launcher: string[] = this.launcher,
   ): Promise<void> {
     try {
       const [program, args] = this.command(
@@ -81,16 +92,16 @@ export class OciRuntime {
 
   /** Sends a signal to the container's init (the agent). */
   async signal(id: string, signal: string): Promise<void> {
-    await runTool(this.binary, this.args('kill', id, signal), { timeoutMs: 30_000 });
+    await this.tool('kill', id, signal);
   }
 
   /** Freezes every process of the container (cgroup freezer; runsc stops its tasks). */
   async pause(id: string): Promise<void> {
-    await runTool(this.binary, this.args('pause', id), { timeoutMs: 30_000 });
+    await this.tool('pause', id);
   }
 
   async resume(id: string): Promise<void> {
-    await runTool(this.binary, this.args('resume', id), { timeoutMs: 30_000 });
+    await this.tool('resume', id);
   }
 
   /** Kills everything and removes the runtime's state; a missing container is not an error. */
@@ -106,16 +117,16 @@ export class OciRuntime {
         // `delete --force`.
         if (killed) await waitGone(killed.pid, killed.start, 2000);
         if (killed || (await this.initGone(id))) {
-          // For a stopped runc container, `runc delete` only removes its cgroups (the provider
+          // For a stopped runc or crun container, `delete` only removes its cgroups (the provider
           // removes those itself, with retries) and its state dir: doing the latter here saves a
-          // runc process (≈5 ms of cpu) per delete.
-          if (this.name === 'runc' && (await this.initGone(id))) {
+          // runtime process (≈5 ms of cpu for runc) per delete.
+          if (await this.initGone(id)) {
             await rm(join(this.root, id), { recursive: true, force: true });
             return;
           }
           for (let attempt = 0; attempt < 50; attempt++) {
             try {
-              await runTool(this.binary, this.args('delete', id), { timeoutMs: 10_000 });
+              await this.tool('delete', id);
               return;
             } catch (err) {
               if (!(err instanceof ToolError) || !/running|not stopped/i.test(err.stderr)) break;
@@ -128,7 +139,7 @@ export class OciRuntime {
       }
     }
     try {
-      await runTool(this.binary, this.args('delete', '--force', id), { timeoutMs: 30_000 });
+      await this.tool('delete', '--force', id);
     } catch (err) {
       if (err instanceof ToolError && /does not exist|not exist|no such file|cannot find|not found/i.test(err.stderr)) return;
       throw err;
@@ -142,15 +153,11 @@ export class OciRuntime {
    */
   private async killInit(id: string): Promise<{ pid: number; start: string } | null> {
     try {
-      // Synchronous: the state file is on tmpfs (/run) and tiny.
-      const state = JSON.parse(readFileSync(join(this.root, id, 'state.json'), 'utf8')) as {
-        init_process_pid?: number;
-        init_process_start?: number;
-      };
-      const pid = state.init_process_pid;
-      if (!pid || pid <= 1) return null;
+      const state = this.initState(id);
+      const pid = state?.pid;
+      if (!state || !pid || pid <= 1) return null;
       const startTime = await procStart(pid);
-      if (startTime === null || String(state.init_process_start) !== startTime) return null;
+      if (startTime === null || state.start !== startTime) return null;
       process.kill(pid, 'SIGKILL');
       return { pid, start: startTime };
     } catch {
@@ -158,25 +165,42 @@ export class OciRuntime {
     }
   }
 
-  /** Whether runc's state names an init that no longer runs (false when unknown). */
-  private async initGone(id: string): Promise<boolean> {
+  /**
+   * The container init's pid and start time (/proc field 22) from the runtime's own state file:
+   * runc's `state.json`, crun's `status`. Null for runsc or when unreadable.
+   */
+  private initState(id: string): { pid: number; start: string } | null {
     try {
-      const state = JSON.parse(await readFile(join(this.root, id, 'state.json'), 'utf8')) as {
-        init_process_pid?: number;
-        init_process_start?: number;
-      };
-      if (!state.init_process_pid) return false;
-      const s = await procStat(state.init_process_pid);
-      return !s || s.zombie || s.start !== String(state.init_process_start);
+      // Synchronous: the state file is on tmpfs (/run) and tiny.
+      if (this.name === 'runc') {
+        const s = JSON.parse(readFileSync(join(this.root, id, 'state.json'), 'utf8')) as {
+          init_process_pid?: number;
+          init_process_start?: number;
+        };
+        return s.init_process_pid ? { pid: s.init_process_pid, start: String(s.init_process_start) } : null;
+      }
+      if (this.name === 'crun') {
+        const s = JSON.parse(readFileSync(join(this.root, id, 'status'), 'utf8')) as { pid?: number; 'process-start-time'?: number };
+        return s.pid ? { pid: s.pid, start: String(s['process-start-time']) } : null;
+      }
     } catch {
-      return false;
+      /* no state (yet or any more) */
     }
+    return null;
+  }
+
+  /** Whether the runtime's state names an init that no longer runs (false when unknown). */
+  private async initGone(id: string): Promise<boolean> {
+    const state = this.initState(id);
+    if (!state) return false;
+    const s = await procStat(state.pid);
+    return !s || s.zombie || s.start !== state.start;
   }
 
   /** The container's init pid from the runtime's state (null when not running or unknown). */
   async initPid(id: string): Promise<number | null> {
     try {
-      const out = await runTool(this.binary, this.args('state', id), { timeoutMs: 10_000 });
+      const out = await this.tool('state', id);
       const state = JSON.parse(out) as { pid?: number; status?: string };
       return state.status === 'running' && state.pid && state.pid > 1 ? state.pid : null;
     } catch {
@@ -187,7 +211,7 @@ export class OciRuntime {
   /** Whether the runtime reports the container running; null when it cannot say (timeout, odd answer). */
   async isRunning(id: string): Promise<boolean | null> {
     try {
-      const out = await runTool(this.binary, this.args('state', id), { timeoutMs: 10_000 });
+      const out = await this.tool('state', id);
       const state = JSON.parse(out) as { status?: string };
       return typeof state.status === 'string' ? state.status === 'running' : null;
     } catch (err) {
@@ -198,7 +222,7 @@ export class OciRuntime {
 
   async list(): Promise<OciContainer[]> {
     try {
-      const out = await runTool(this.binary, this.args('list', '--format', 'json'), { timeoutMs: 30_000 });
+      const out = await this.tool('list', '--format', 'json');
       const parsed = JSON.parse(out.trim() || 'null') as Array<{ id: string; status: string; pid: number }> | null;
       return (parsed ?? []).map((c) => ({ id: c.id, status: c.status, pid: c.pid }));
     } catch (err) {

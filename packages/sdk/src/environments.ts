@@ -1,0 +1,154 @@
+import type { CallOptions } from './config.js';
+import { HutchError, NotFoundError, TimeoutError } from './errors.js';
+import type { Transport } from './http.js';
+import type { TenantScope } from './types.js';
+
+/** Where an environment's Compose project comes from. */
+export type EnvironmentSource =
+  /** A tar or tar.gz of the project directory (the SDK sends it base64-encoded). */
+  | { archive: Uint8Array }
+  /** A git repository and a branch, tag or commit, fetched by the server. */
+  | { git: { url: string; ref: string } };
+
+export interface EnvironmentCreateParams {
+  source: EnvironmentSource;
+  /** Shown in listings (default: the Compose file's `name:`). */
+  name?: string;
+  /** Interpolation variables (`${NAME}` in the Compose files); they win over the project's .env. */
+  variables?: Record<string, string>;
+  /** Compose profiles to enable. */
+  profiles?: string[];
+  /** The pull request the environment is for (PREVIEW_PR_NUMBER). */
+  prNumber?: number;
+  /** The commit of an uploaded archive (PREVIEW_GIT_SHA); a git source knows its own. */
+  gitSha?: string;
+}
+
+export type EnvironmentState = 'creating' | 'running' | 'error' | 'deleting' | 'deleted';
+export type EnvironmentServiceState =
+  'pending' | 'creating' | 'starting' | 'running' | 'healthy' | 'completed' | 'failed' | 'exited' | 'lost';
+
+export interface EnvironmentServiceInfo {
+  name: string;
+  state: EnvironmentServiceState;
+  /** `restart: "no"`: runs to completion. */
+  job: boolean;
+  sandboxId: string;
+  template: string;
+  /** The first route's URL (null without routes). */
+  url: string | null;
+  routes: Array<{ port: number; url: string }>;
+  exitCode: number | null;
+  error: string | null;
+}
+
+export interface EnvironmentInfo {
+  id: string;
+  tenant: string;
+  name: string | null;
+  state: EnvironmentState;
+  error: string | null;
+  /** PREVIEW_URL: the first route of the first service (in the Compose file) that has one. */
+  url: string | null;
+  source: { kind: 'archive' } | { kind: 'git'; url: string; ref: string };
+  gitSha: string | null;
+  prNumber: number | null;
+  profiles: string[];
+  services: EnvironmentServiceInfo[];
+  volumes: Array<{ name: string; volume: string; owned: boolean }>;
+  warnings: string[];
+  createdAt: string;
+  updatedAt: string;
+  [extra: string]: unknown;
+}
+
+export interface EnvironmentWaitOptions extends CallOptions {
+  /** Give up after this long (default 10 minutes): a `TimeoutError`. */
+  waitMs?: number;
+  /** Called with each state seen while waiting (progress output). */
+  onProgress?: (env: EnvironmentInfo) => void;
+}
+
+/**
+ * `hutch.environments`: Compose projects brought up as sets of sandboxes on a private network of
+ * their own. `create` answers once the project is validated; services come up in the background
+ * (`waitUntilReady`).
+ */
+export class Environments {
+  /** @internal */
+  constructor(private readonly transport: Transport) {}
+
+  async create(params: EnvironmentCreateParams, opts: CallOptions = {}): Promise<EnvironmentInfo> {
+    const { source, ...rest } = params;
+    const wire =
+      'archive' in source
+        ? { archive: Buffer.from(source.archive.buffer, source.archive.byteOffset, source.archive.byteLength).toString('base64') }
+        : { git: source.git };
+    return this.transport.json<EnvironmentInfo>({ method: 'POST', path: '/v1/environments', json: { ...rest, source: wire }, ...opts });
+  }
+
+  /** The key's tenant's environments (an admin's: every tenant's, or `tenant`'s). */
+  async list(opts: CallOptions & TenantScope = {}): Promise<EnvironmentInfo[]> {
+    const { tenant, ...call } = opts;
+    const res = await this.transport.json<{ environments: EnvironmentInfo[] }>({
+      method: 'GET',
+      path: '/v1/environments',
+      query: { tenant },
+      ...call,
+    });
+    return res.environments;
+  }
+
+  async get(id: string, opts?: CallOptions): Promise<EnvironmentInfo> {
+    return this.transport.json<EnvironmentInfo>({ method: 'GET', path: environmentPath(id), ...opts });
+  }
+
+  /**
+   * Polls until the environment is no longer `creating`; resolves with it when `running`, rejects
+   * with a `HutchError` (code `environment_failed`) carrying its error otherwise.
+   */
+  async waitUntilReady(id: string, opts: EnvironmentWaitOptions = {}): Promise<EnvironmentInfo> {
+    const { waitMs = 600_000, onProgress, ...call } = opts;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const env = await this.get(id, call);
+      onProgress?.(env);
+      if (env.state === 'running') return env;
+      if (env.state !== 'creating')
+        throw new HutchError('environment_failed', `environment ${id} is ${env.state}: ${env.error ?? 'no reason given'}`);
+      if (Date.now() > deadline)
+        throw new TimeoutError('timeout', `environment ${id} was still creating after ${Math.round(waitMs / 1000)} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /**
+   * Destroys the environment (sandboxes, the volumes it created, its network). Resolves `true`
+   * when it existed (deleting it again is fine), `false` when there is no such environment.
+   */
+  async delete(id: string, opts?: CallOptions): Promise<boolean> {
+    try {
+      await this.transport.bytes({ method: 'DELETE', path: environmentPath(id), ...opts });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** The last `tail` lines (default 200) of each service's output, or of one service's. */
+  async logs(id: string, opts: CallOptions & { service?: string; tail?: number } = {}): Promise<Array<{ service: string; text: string }>> {
+    const { service, tail, ...call } = opts;
+    const res = await this.transport.json<{ logs: Array<{ service: string; text: string }> }>({
+      method: 'GET',
+      path: `${environmentPath(id)}/logs`,
+      query: { service, tail },
+      ...call,
+    });
+    return res.logs;
+  }
+}
+
+function environmentPath(id: string): string {
+  return `/v1/environments/${encodeURIComponent(id)}`;
+}

@@ -1,0 +1,133 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { EnvironmentRecord } from '../../core/environment.js';
+import { listScope } from '../../core/tenancy.js';
+import { callerOf } from '../caller.js';
+import { auditTarget } from '../audit.js';
+import {
+  CreateEnvironmentBody,
+  Environment,
+  EnvironmentList,
+  EnvironmentLogs,
+  EnvironmentLogsQuery,
+  EnvironmentParams,
+  ENVIRONMENT_ARCHIVE_MAX_BYTES,
+  ENVIRONMENT_BODY_LIMIT,
+  ErrorBody,
+  TenantQuery,
+} from '../schemas.js';
+import type { Services } from '../services.js';
+import { invalidArgument } from '../../core/errors.js';
+
+export function environmentJson(e: EnvironmentRecord) {
+  return {
+    id: e.id,
+    tenant: e.tenant,
+    name: e.name,
+    state: e.state,
+    error: e.error,
+    url: e.url,
+    source: e.source,
+    gitSha: e.gitSha,
+    prNumber: e.prNumber,
+    profiles: e.profiles,
+    services: e.services.map((s) => ({
+      name: s.name,
+      state: s.state,
+      job: s.job,
+      sandboxId: s.sandboxId,
+      template: s.template,
+      url: s.routes[0]?.url ?? null,
+      routes: s.routes,
+      exitCode: s.exitCode,
+      error: s.error,
+    })),
+    volumes: e.volumes,
+    warnings: e.warnings,
+    createdAt: e.createdAt.toISOString(),
+    updatedAt: e.updatedAt.toISOString(),
+  };
+}
+
+export function environmentRoutes(services: Services): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/v1/environments',
+      {
+        bodyLimit: ENVIRONMENT_BODY_LIMIT,
+        schema: {
+          body: CreateEnvironmentBody,
+          response: { 201: Environment, 400: ErrorBody, 413: ErrorBody, 422: ErrorBody, 429: ErrorBody },
+          tags: ['environments'],
+          summary:
+            'Create an environment from a Compose project (a base64 tar/tar.gz of the directory, or a git URL and ref); answers once the project is validated, services come up in the background',
+        },
+      },
+      async (req, reply) => {
+        const { source, ...rest } = req.body;
+        let input;
+        if ('archive' in source) {
+          const archive = Buffer.from(source.archive, 'base64');
+          if (archive.length > ENVIRONMENT_ARCHIVE_MAX_BYTES)
+            throw invalidArgument(`source.archive: at most ${ENVIRONMENT_ARCHIVE_MAX_BYTES / 1024 / 1024} MiB`);
+          input = { ...rest, source: { archive } };
+        } else input = { ...rest, source };
+        const record = await services.environments.create(input, callerOf(req));
+        auditTarget(req, record.id);
+        return reply.status(201).send(environmentJson(record));
+      },
+    );
+    app.get(
+      '/v1/environments',
+      {
+        schema: {
+          querystring: TenantQuery,
+          response: { 200: EnvironmentList },
+          tags: ['environments'],
+          summary: "List your tenant's environments with each service's state and URL (admins: every tenant's; ?tenant= narrows)",
+        },
+      },
+      async (req) => ({
+        environments: (await services.environments.list(listScope(callerOf(req), req.query.tenant))).map(environmentJson),
+      }),
+    );
+    app.get(
+      '/v1/environments/:id',
+      {
+        schema: {
+          params: EnvironmentParams,
+          response: { 200: Environment, 404: ErrorBody },
+          tags: ['environments'],
+          summary: 'Get an environment',
+        },
+      },
+      async (req) => environmentJson(await services.environments.get(req.params.id)),
+    );
+    app.delete(
+      '/v1/environments/:id',
+      {
+        schema: {
+          params: EnvironmentParams,
+          tags: ['environments'],
+          summary: 'Destroy an environment: its sandboxes, the volumes it created and its network (idempotent: 204 again once deleted)',
+        },
+      },
+      async (req, reply) => {
+        await services.environments.delete(req.params.id);
+        return reply.status(204).send();
+      },
+    );
+    app.get(
+      '/v1/environments/:id/logs',
+      {
+        schema: {
+          params: EnvironmentParams,
+          querystring: EnvironmentLogsQuery,
+          response: { 200: EnvironmentLogs, 404: ErrorBody },
+          tags: ['environments'],
+          summary: "The last lines (tail, default 200) of each service's output, or one service's",
+        },
+      },
+      async (req) => ({ logs: await services.environments.logs(req.params.id, req.query.service, req.query.tail) }),
+    );
+  };
+}

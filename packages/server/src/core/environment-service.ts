@@ -1,0 +1,659 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { loadComposeProject } from '../environments/load.js';
+import type { EnvironmentModel, ServiceSpec } from '../environments/model.js';
+import { planService, type ServicePlan } from '../environments/service-plan.js';
+import { extractArchive, fetchGit, insideProject, packForCopy } from '../environments/workspace.js';
+import type { EnvironmentRecord, EnvironmentStore, EnvironmentVolume, ServiceRecord } from './environment.js';
+import { HutchError, invalidArgument, isHutchError, notFound } from './errors.js';
+import type { FileService } from './file-service.js';
+import { newSandboxId } from './ids.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type { Logger } from './logger.js';
+import type { EgressPolicy } from './network.js';
+import type { ProcessService } from './process-service.js';
+import type { SandboxService } from './sandbox-service.js';
+import { type Caller, requireVisible, SYSTEM_CALLER } from './tenancy.js';
+import type { VolumeService } from './volume-service.js';
+
+/**
+ * Environments: a Compose project brought up as sandboxes, one per service, on a private network
+ * of their own (a peer group: services reach each other by name, nothing else reaches them), with
+ * the named volumes it declares. Create validates everything it can synchronously (source,
+ * Compose file, catalog, templates, volumes) and answers; the services then come up in the
+ * background in dependency order — independent ones side by side — each waiting for its
+ * `depends_on` conditions (started, healthy by its healthcheck run inside its sandbox, or a job
+ * that exited 0). State is recorded as it changes, so a restart of the server finds it again.
+ */
+export const ENVIRONMENT_ID_PATTERN = /^env-[a-z0-9]{16}$/;
+/** Where a service's main process writes its output inside its sandbox (`hutch env logs`). */
+export const SERVICE_LOG = '/tmp/hutch-service.log';
+const MAX_LOG_LINES = 5000;
+const DEFAULT_LOG_LINES = 200;
+
+export interface EnvironmentServiceOptions {
+  dataDir: string;
+  /** The URL of a sandbox port as the ingress serves it. */
+  portUrl: (sandboxId: string, port: number) => string;
+  /** Allow git sources from file:// URLs (the server's own disk). */
+  gitAllowFileUrls: boolean;
+}
+
+export interface CreateEnvironmentInput {
+  name?: string;
+  source: { archive: Buffer } | { git: { url: string; ref: string } };
+  variables?: Record<string, string>;
+  profiles?: string[];
+  /** The pull request the environment is for (PREVIEW_PR_NUMBER). */
+  prNumber?: number;
+  /** The commit of an uploaded archive (PREVIEW_GIT_SHA); a git source knows its own. */
+  gitSha?: string;
+}
+
+export interface ServiceLogs {
+  service: string;
+  text: string;
+}
+
+function newEnvironmentId(): string {
+  let id = 'env-';
+  for (const b of randomBytes(16)) id += 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36];
+  return id;
+}
+
+/** `PREVIEW_URL_<SERVICE>`: upper case, `-` as `_`. */
+export function serviceUrlVariable(service: string): string {
+  return `PREVIEW_URL_${service.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** A condition a dependent can wait for; settles once. */
+class Signal {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+  constructor() {
+    this.promise = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    this.promise.catch(() => undefined);
+  }
+}
+
+interface Bringup {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+interface Prepared {
+  record: EnvironmentRecord;
+  model: EnvironmentModel;
+  plans: Map<string, ServicePlan>;
+}
+
+export class EnvironmentService {
+  private readonly bringups = new Map<string, Bringup>();
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly store: EnvironmentStore,
+    private readonly sandboxes: SandboxService,
+    private readonly processes: ProcessService,
+    private readonly files: FileService,
+    private readonly volumes: VolumeService,
+    private readonly log: Logger,
+    private readonly options: EnvironmentServiceOptions,
+  ) {}
+
+  private workDir(id: string): string {
+    return join(this.options.dataDir, 'environments', id);
+  }
+
+  async create(input: CreateEnvironmentInput, caller: Caller = SYSTEM_CALLER): Promise<EnvironmentRecord> {
+    for (const key of Object.keys(input.variables ?? {}))
+      if (key.startsWith('PREVIEW_')) throw invalidArgument(`variables.${key}: PREVIEW_* variables are set by Hutch`);
+    const peers = this.sandboxes.peerGroups();
+    if (!peers.available)
+      throw new HutchError(
+        'tier_unavailable',
+        `environments are not available on this server: ${peers.reason ?? 'no peer-group networks'}`,
+      );
+    const id = newEnvironmentId();
+    const src = join(this.workDir(id), 'src');
+    try {
+      // Uploaded sources may hold secrets (.env): only root reads them.
+      await mkdir(join(this.options.dataDir, 'environments'), { recursive: true, mode: 0o700 });
+      await chmod(join(this.options.dataDir, 'environments'), 0o700);
+      const prepared = await this.prepare(id, src, input, caller);
+      await this.store.insert(prepared.record);
+      // The answer is the record as created; the bring-up goes on changing its own copy.
+      const answer = structuredClone(prepared.record);
+      this.startBringup(prepared, caller);
+      this.log.info({ environment: id, tenant: caller.tenant, services: answer.services.length }, 'environment created');
+      return answer;
+    } catch (err) {
+      await rm(this.workDir(id), { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Source, Compose project, plans and checks: everything that can fail with a 400 before anything runs. */
+  private async prepare(id: string, src: string, input: CreateEnvironmentInput, caller: Caller): Promise<Prepared> {
+    let gitSha = input.gitSha ?? null;
+    const warnings: string[] = [];
+    if ('archive' in input.source) {
+      const { skipped } = await extractArchive(input.source.archive, src);
+      if (skipped > 0) warnings.push(`source.archive: ${skipped} symlinks, links or special files were skipped`);
+    } else {
+      gitSha = (await fetchGit(input.source.git.url, input.source.git.ref, src, { allowFileUrls: this.options.gitAllowFileUrls })).sha;
+    }
+    const sandboxIds = new Map<string, string>();
+    const idOf = (service: string): string => {
+      let sandboxId = sandboxIds.get(service);
+      if (!sandboxId) sandboxIds.set(service, (sandboxId = newSandboxId()));
+      return sandboxId;
+    };
+    const base: Record<string, string> = {
+      ...(input.variables ?? {}),
+      PREVIEW_ID: id,
+      PREVIEW_GIT_SHA: gitSha ?? '',
+      PREVIEW_PR_NUMBER: input.prNumber === undefined ? '' : String(input.prNumber),
+    };
+    const load = (urls: Map<string, string>): Promise<EnvironmentModel> =>
+      loadComposeProject({
+        dir: src,
+        profiles: input.profiles ?? [],
+        variables: (services) => {
+          const vars: Record<string, string> = { ...base, PREVIEW_URL: firstUrl(urls) ?? '' };
+          for (const s of services) vars[serviceUrlVariable(s)] = urls.get(s) ?? '';
+          return vars;
+        },
+      });
+    // Routes decide the URLs and URLs are variables: a first pass finds the routes, the second
+    // interpolates with the URLs (ports must not depend on them).
+    const routesOf = (m: EnvironmentModel): Map<string, number[]> => new Map(m.services.map((s) => [s.name, s.routes]));
+    const first = await load(new Map());
+    const urls = new Map<string, string>();
+    // In the Compose file's order: PREVIEW_URL is the first service's that has a route.
+    for (const name of first.order) {
+      const port = routesOf(first).get(name)?.[0];
+      if (port !== undefined) urls.set(name, this.options.portUrl(idOf(name), port));
+    }
+    const model = await load(urls);
+    if (JSON.stringify([...routesOf(model)]) !== JSON.stringify([...routesOf(first)]))
+      throw invalidArgument('ports: the ports of a service must not depend on PREVIEW_URL variables');
+
+    const injected: Record<string, string> = { PREVIEW_ID: id, PREVIEW_URL: firstUrl(urls) ?? '' };
+    for (const [name, url] of urls) injected[serviceUrlVariable(name)] = url;
+    if (gitSha) injected.PREVIEW_GIT_SHA = gitSha;
+    if (input.prNumber !== undefined) injected.PREVIEW_PR_NUMBER = String(input.prNumber);
+    const plans = new Map(model.services.map((s) => [s.name, planService(s, model, injected)]));
+    await this.check(model, plans, src, caller);
+
+    const volumes: EnvironmentVolume[] = model.volumes.map((v) =>
+      v.external
+        ? { name: v.name, volume: v.external, owned: false }
+        : { name: v.name, volume: `${id}-${v.name.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`.slice(0, 63), owned: true },
+    );
+    const services: ServiceRecord[] = model.services.map((s) => ({
+      name: s.name,
+      sandboxId: idOf(s.name),
+      template: plans.get(s.name)!.template,
+      job: s.job,
+      state: 'pending',
+      pid: null,
+      exitCode: null,
+      error: null,
+      routes: s.routes.map((port) => ({ port, url: this.options.portUrl(idOf(s.name), port) })),
+    }));
+    const now = new Date();
+    const record: EnvironmentRecord = {
+      id,
+      tenant: caller.tenant,
+      owner: caller.keyId,
+      name: input.name ?? model.name,
+      state: 'creating',
+      error: null,
+      source:
+        'archive' in input.source ? { kind: 'archive' } : { kind: 'git', url: redact(input.source.git.url), ref: input.source.git.ref },
+      gitSha,
+      prNumber: input.prNumber ?? null,
+      profiles: input.profiles ?? [],
+      variables: input.variables ?? {},
+      url: firstUrl(urls),
+      services,
+      volumes,
+      warnings: [...warnings, ...model.warnings],
+      createdAt: now,
+      updatedAt: now,
+    };
+    return { record, model, plans };
+  }
+
+  /** What the project needs must exist and fit: templates, external volumes, copied paths, healthchecks. */
+  private async check(model: EnvironmentModel, plans: Map<string, ServicePlan>, src: string, caller: Caller): Promise<void> {
+    for (const service of model.services) {
+      const plan = plans.get(service.name)!;
+      const field = `services.${service.name}`;
+      if (!(await this.sandboxes.sourceExists(plan.template, caller.tenant)))
+        throw invalidArgument(`${field}: template "${plan.template}" does not exist (GET /v1/templates, or one of your snapshots)`);
+      for (const [i, mount] of service.mounts.entries())
+        if (mount.kind === 'copy') await insideProject(src, mount.source, `${field}.volumes[${i}]`);
+      for (const dep of service.dependsOn) {
+        if (dep.condition === 'service_healthy' && !plans.get(dep.service)?.healthcheck)
+          throw invalidArgument(
+            `${field}.depends_on.${dep.service}: service_healthy needs a healthcheck, and ${dep.service} has none (add one to it)`,
+          );
+      }
+    }
+    for (const v of model.volumes) {
+      if (!v.external) continue;
+      try {
+        await this.volumes.get(caller.tenant, v.external);
+      } catch {
+        throw invalidArgument(`volumes.${v.name}: external volume "${v.external}" does not exist (POST /v1/volumes first)`);
+      }
+    }
+  }
+
+  // ---- bring-up ----
+
+  private startBringup(prepared: Prepared, caller: Caller): void {
+    const controller = new AbortController();
+    const done = this.bringUp(prepared, caller, controller.signal)
+      .catch((err: unknown) =>
+        this.log.error({ environment: prepared.record.id, err: (err as Error).message }, 'environment bring-up failed'),
+      )
+      .finally(() => this.bringups.delete(prepared.record.id));
+    this.bringups.set(prepared.record.id, { controller, done });
+  }
+
+  private async bringUp(prepared: Prepared, caller: Caller, signal: AbortSignal): Promise<void> {
+    const { record, model, plans } = prepared;
+    const save = (): Promise<void> => this.store.update(record.id, { services: record.services });
+    try {
+      for (const v of record.volumes.filter((v) => v.owned)) {
+        const spec = model.volumes.find((m) => m.name === v.name);
+        await this.volumes.create(caller.tenant, {
+          name: v.volume,
+          ...(spec?.sizeMiB ? { sizeMiB: spec.sizeMiB } : {}),
+          labels: { 'hutch.environment': record.id, 'hutch.volume': v.name },
+        });
+      }
+    } catch (err) {
+      // A quota, or the disk: nothing can start without its volumes.
+      if (!signal.aborted) await this.store.update(record.id, { state: 'error', error: `volumes: ${(err as Error).message}` });
+      return;
+    }
+    const started = new Map(model.services.map((s) => [s.name, new Signal()]));
+    const healthy = new Map(model.services.map((s) => [s.name, new Signal()]));
+    const completed = new Map(model.services.map((s) => [s.name, new Signal()]));
+    const failures: string[] = [];
+    const tasks = model.services.map(async (service) => {
+      const state = record.services.find((s) => s.name === service.name)!;
+      const fail = async (message: string): Promise<void> => {
+        state.state = 'failed';
+        state.error = message;
+        failures.push(`${service.name}: ${message}`);
+        const err = new Error(message);
+        started.get(service.name)!.reject(err);
+        healthy.get(service.name)!.reject(err);
+        completed.get(service.name)!.reject(err);
+        await save();
+      };
+      try {
+        for (const dep of service.dependsOn) {
+          const wait =
+            dep.condition === 'service_healthy' ? healthy : dep.condition === 'service_completed_successfully' ? completed : started;
+          try {
+            await untilAborted(wait.get(dep.service)!.promise, signal);
+          } catch {
+            if (signal.aborted) return;
+            await fail(`dependency ${dep.service} did not reach ${dep.condition}`);
+            return;
+          }
+        }
+        if (signal.aborted) return;
+        await this.startService(record, service, plans.get(service.name)!, state, caller, signal, save);
+        if (signal.aborted) return;
+        started.get(service.name)!.resolve();
+        const plan = plans.get(service.name)!;
+        if (service.job) {
+          const exit = await this.processes.wait(state.sandboxId, { pid: state.pid! }, signal);
+          state.exitCode = exit.exitCode;
+          if (exit.exitCode !== 0) {
+            const tail = await this.tail(state.sandboxId, 20).catch(() => '');
+            await fail(
+              `the job exited with ${exit.exitCode}${exit.signal ? ` (${exit.signal})` : ''}${tail ? `: ${tail.trim().slice(-500)}` : ''}`,
+            );
+            return;
+          }
+          state.state = 'completed';
+          await save();
+          healthy.get(service.name)!.resolve();
+          completed.get(service.name)!.resolve();
+          return;
+        }
+        this.followExit(record, state, save);
+        if (plan.healthcheck) {
+          const ok = await this.waitHealthy(state, plan, signal);
+          if (signal.aborted) return;
+          if (!ok) {
+            await fail(
+              state.state === 'exited'
+                ? `its process exited (${state.exitCode}) before it was healthy`
+                : `unhealthy: the healthcheck (${plan.healthcheck.test.join(' ')}) kept failing`,
+            );
+            return;
+          }
+          if (state.state === 'starting') state.state = 'healthy';
+          await save();
+        }
+        healthy.get(service.name)!.resolve();
+        // A long-running service "completes" for its dependents only by exiting 0 (followExit).
+      } catch (err) {
+        if (signal.aborted) return;
+        await fail(isHutchError(err) ? err.message : `${(err as Error).message}`);
+      }
+    });
+    await Promise.all(tasks);
+    if (signal.aborted) return;
+    await this.store.update(record.id, {
+      services: record.services,
+      state: failures.length > 0 ? 'error' : 'running',
+      error: failures.length > 0 ? failures.join('; ') : null,
+    });
+    this.log.info({ environment: record.id, failures }, failures.length > 0 ? 'environment failed' : 'environment running');
+  }
+
+  /** Creates the service's sandbox, copies its repository paths in, and starts its main process. */
+  private async startService(
+    record: EnvironmentRecord,
+    service: ServiceSpec,
+    plan: ServicePlan,
+    state: ServiceRecord,
+    caller: Caller,
+    signal: AbortSignal,
+    save: () => Promise<void>,
+  ): Promise<void> {
+    state.state = 'creating';
+    await save();
+    const egress: EgressPolicy = service.settings.egress === 'none' ? { allow: [], deny: [] } : service.settings.egress;
+    const volumeMounts = service.mounts.flatMap((m) => {
+      if (m.kind !== 'volume') return [];
+      const v = record.volumes.find((x) => x.name === m.volume)!;
+      return [{ name: v.volume, path: m.target, readOnly: m.readOnly }];
+    });
+    await this.sandboxes.create(
+      {
+        template: plan.template,
+        env: plan.env,
+        persistent: true,
+        network: { egress, public: service.settings.public },
+        volumes: volumeMounts,
+        metadata: { 'hutch.environment': record.id, 'hutch.service': service.name },
+        ...(service.settings.cpu !== null ? { cpu: service.settings.cpu } : {}),
+        ...(service.settings.memoryMiB !== null ? { memoryMiB: service.settings.memoryMiB } : {}),
+        ...(service.settings.diskMiB !== null ? { diskMiB: service.settings.diskMiB } : {}),
+      },
+      caller,
+      { id: state.sandboxId, peers: { group: record.id, name: service.name } },
+    );
+    if (signal.aborted) return;
+    const src = join(this.workDir(record.id), 'src');
+    for (const [i, mount] of service.mounts.entries()) {
+      if (mount.kind !== 'copy') continue;
+      await this.copyIn(state.sandboxId, await insideProject(src, mount.source, `services.${service.name}.volumes[${i}]`), mount.target);
+    }
+    if (plan.workingDir) await this.run(state.sandboxId, ['mkdir', '-p', plan.workingDir], 'root');
+    // Output goes to a file in the sandbox (for `hutch env logs`), whoever reads it and whenever.
+    const cmd = ['/bin/sh', '-c', `exec "$@" >>${SERVICE_LOG} 2>&1`, 'hutch-service', ...plan.argv];
+    const { pid } = await this.processes.startDetached(state.sandboxId, {
+      cmd,
+      tag: `service:${service.name}`,
+      ...(plan.user ? { user: plan.user } : {}),
+      ...(plan.workingDir ? { cwd: plan.workingDir } : {}),
+    });
+    state.pid = pid;
+    state.state = plan.healthcheck && !service.job ? 'starting' : 'running';
+    await save();
+  }
+
+  /** Copies a project path into a sandbox: a directory's contents through tar, a file as it is. */
+  private async copyIn(sandboxId: string, hostPath: string, target: string): Promise<void> {
+    const isDirectory = (await stat(hostPath)).isDirectory();
+    if (!isDirectory) {
+      await this.run(sandboxId, ['mkdir', '-p', target.slice(0, target.lastIndexOf('/')) || '/'], 'root');
+      await this.files.write(sandboxId, target, createReadStream(hostPath), 'root');
+      return;
+    }
+    const events = this.processes.start(sandboxId, {
+      cmd: ['/bin/sh', '-c', 'mkdir -p "$1" && exec tar -x -f - -C "$1"', 'copy', target],
+      user: 'root',
+      stdin: true,
+      captureOutput: false,
+    });
+    let pid: number | null = null;
+    let stderr = '';
+    for await (const event of events) {
+      if (event.type === 'start') {
+        pid = event.pid;
+        for await (const chunk of packForCopy(hostPath, true)) await this.processes.sendStdin(sandboxId, { pid }, chunk as Buffer);
+        await this.processes.closeStdin(sandboxId, { pid });
+      } else if (event.type === 'stderr') stderr += Buffer.from(event.data, 'base64').toString();
+      else if (event.type === 'exit') {
+        if (event.exitCode !== 0) throw new HutchError('internal', `copying into ${target} failed: ${stderr.trim().slice(-300)}`);
+        return;
+      }
+    }
+    throw new HutchError(
+      'internal',
+      `copying into ${target}: the process ended without an exit status${pid === null ? ' (it never started)' : ''}`,
+    );
+  }
+
+  private async run(sandboxId: string, cmd: string[], user: string): Promise<void> {
+    const r = await this.processes.exec(sandboxId, { cmd, user, timeoutMs: 30_000, captureOutput: false });
+    if (r.exitCode !== 0) throw new HutchError('internal', `${cmd.join(' ')} failed: ${r.stderr.trim().slice(-300)}`);
+  }
+
+  /**
+   * Runs the healthcheck until it passes (true) or fails `retries` times in a row after the start
+   * period (false). Checks start at once; during the start period they repeat every
+   * `start_interval` and failures do not count. A service whose process exited fails at once.
+   */
+  private async waitHealthy(state: ServiceRecord, plan: ServicePlan, signal: AbortSignal): Promise<boolean> {
+    const h = plan.healthcheck!;
+    const began = Date.now();
+    let failures = 0;
+    while (!signal.aborted && state.state !== 'exited') {
+      const ok = await this.processes
+        .exec(state.sandboxId, { cmd: h.test, timeoutMs: h.timeoutMs, captureOutput: false, ...(plan.user ? { user: plan.user } : {}) })
+        .then((r) => r.exitCode === 0 && !r.timedOut)
+        .catch(() => false);
+      if (ok) return true;
+      const inStartPeriod = Date.now() - began < h.startPeriodMs;
+      if (!inStartPeriod && ++failures >= Math.max(1, h.retries)) return false;
+      await delay(inStartPeriod ? h.startIntervalMs : h.intervalMs, undefined, { signal }).catch(() => undefined);
+    }
+    return false;
+  }
+
+  /** Records the end of a long-running service's main process (it keeps its sandbox). */
+  private followExit(record: EnvironmentRecord, state: ServiceRecord, save: () => Promise<void>): void {
+    if (state.pid === null) return;
+    void this.processes
+      .wait(state.sandboxId, { pid: state.pid })
+      .then(async (exit) => {
+        const current = await this.store.get(record.id);
+        if (!current || current.state === 'deleting' || current.state === 'deleted') return;
+        state.state = 'exited';
+        state.exitCode = exit.exitCode;
+        await save();
+        this.log.warn({ environment: record.id, service: state.name, exitCode: exit.exitCode }, 'environment service exited');
+      })
+      .catch(() => undefined);
+  }
+
+  private async tail(sandboxId: string, lines: number): Promise<string> {
+    const r = await this.processes.exec(sandboxId, {
+      cmd: ['tail', '-n', String(lines), SERVICE_LOG],
+      user: 'root',
+      timeoutMs: 10_000,
+      captureOutput: false,
+    });
+    return r.stdout;
+  }
+
+  // ---- reads, delete, logs, reconcile ----
+
+  async get(id: string): Promise<EnvironmentRecord> {
+    if (!ENVIRONMENT_ID_PATTERN.test(id)) throw invalidArgument(`id: "${id.slice(0, 40)}" is not an environment id`);
+    const record = await this.store.get(id);
+    if (!record || record.state === 'deleted') throw notFound(`environment ${id} not found`);
+    return record;
+  }
+
+  /**
+   * Access check: the environment exists (deleted ones too: deleting again is a success) and the
+   * caller may see it; another tenant's is a 404, as an unknown one.
+   */
+  async visible(caller: Caller, id: string): Promise<void> {
+    if (!ENVIRONMENT_ID_PATTERN.test(id))
+      throw invalidArgument(`id: "${id.slice(0, 40)}" is not an environment id (env- and 16 characters a-z, 0-9)`);
+    const record = await this.store.get(id);
+    if (!record) throw notFound(`environment ${id} not found`);
+    requireVisible(caller, record.tenant, `environment ${id}`);
+  }
+
+  list(tenant: string | null): Promise<EnvironmentRecord[]> {
+    return this.store.list(tenant);
+  }
+
+  /**
+   * Destroys an environment: its bring-up is stopped, its sandboxes deleted, the volumes it
+   * created removed, its source tree removed. Idempotent: whatever is already gone counts as done,
+   * and deleting a deleted environment succeeds.
+   */
+  async delete(id: string): Promise<void> {
+    if (!ENVIRONMENT_ID_PATTERN.test(id)) throw invalidArgument(`id: "${id.slice(0, 40)}" is not an environment id`);
+    await this.locks.run(id, async () => {
+      const record = await this.store.get(id);
+      if (!record) throw notFound(`environment ${id} not found`);
+      if (record.state === 'deleted') return;
+      await this.store.update(id, { state: 'deleting' });
+      const bringup = this.bringups.get(id);
+      if (bringup) {
+        bringup.controller.abort();
+        await bringup.done;
+      }
+      for (const service of record.services) {
+        await this.sandboxes.delete(service.sandboxId).catch((err: unknown) => {
+          if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
+        });
+      }
+      for (const v of record.volumes.filter((v) => v.owned)) {
+        await this.volumes.delete(record.tenant, v.volume).catch((err: unknown) => {
+          if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
+        });
+      }
+      await rm(this.workDir(id), { recursive: true, force: true });
+      await this.store.update(id, { state: 'deleted' });
+      this.log.info({ environment: id }, 'environment deleted');
+    });
+  }
+
+  /** The last lines of each service's output (or one service's). */
+  async logs(id: string, service?: string, lines = DEFAULT_LOG_LINES): Promise<ServiceLogs[]> {
+    const record = await this.get(id);
+    const services = service === undefined ? record.services : record.services.filter((s) => s.name === service);
+    if (services.length === 0) throw notFound(`environment ${id} has no service "${service}"`);
+    const n = Math.max(1, Math.min(MAX_LOG_LINES, lines));
+    const out: ServiceLogs[] = [];
+    for (const s of services) {
+      if (s.state === 'pending' || s.state === 'creating') {
+        out.push({ service: s.name, text: '' });
+        continue;
+      }
+      out.push({
+        service: s.name,
+        text: await this.tail(s.sandboxId, n).catch((err: unknown) => `(no logs: ${(err as Error).message})\n`),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * After a restart (sandboxes reconciled first): a bring-up that was interrupted is an error,
+   * a delete that was interrupted is finished, and services whose sandbox is gone are `lost`.
+   */
+  async reconcile(): Promise<void> {
+    for (const record of await this.store.list(null, ['creating', 'running', 'error', 'deleting'])) {
+      if (record.state === 'deleting') {
+        await this.delete(record.id).catch((err: unknown) =>
+          this.log.error({ environment: record.id, err: (err as Error).message }, 'finishing an environment delete failed'),
+        );
+        continue;
+      }
+      const lost: string[] = [];
+      for (const s of record.services) {
+        if (s.state === 'pending') continue;
+        const sandbox = await this.sandboxes.get(s.sandboxId).catch(() => null);
+        if (!sandbox || sandbox.state !== 'running') {
+          if (s.state !== 'completed' && s.state !== 'failed') {
+            s.state = 'lost';
+            lost.push(s.name);
+          }
+        } else if (!s.job && s.pid !== null && (s.state === 'running' || s.state === 'healthy' || s.state === 'starting')) {
+          this.followExit(record, s, () => this.store.update(record.id, { services: record.services }));
+        }
+      }
+      const interrupted = record.state === 'creating';
+      if (interrupted || lost.length > 0) {
+        const why = [
+          ...(interrupted ? ['the bring-up was interrupted by a server restart (delete the environment and create it again)'] : []),
+          ...(lost.length > 0 ? [`sandboxes lost: ${lost.join(', ')}`] : []),
+        ].join('; ');
+        await this.store.update(record.id, { state: 'error', error: why, services: record.services });
+        this.log.warn({ environment: record.id, why }, 'environment reconciled with errors');
+      }
+    }
+  }
+
+  /** Stops bring-ups (server shutdown); their environments are marked at the next start. */
+  async shutdown(): Promise<void> {
+    for (const b of this.bringups.values()) b.controller.abort();
+    await Promise.all([...this.bringups.values()].map((b) => b.done));
+  }
+}
+
+/** The promise, or a rejection as soon as `signal` aborts (a delete stops waiting dependents). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+function firstUrl(urls: Map<string, string>): string | null {
+  return urls.values().next().value ?? null;
+}
+
+/** A URL without its credentials, for records and messages. */
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

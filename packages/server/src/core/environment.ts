@@ -1,0 +1,84 @@
+/**
+ * The environment model shared by the environment service, the store and the API: a Compose
+ * project brought up as a set of sandboxes on their own private network (a peer group), with
+ * volumes it owns. The normalized project itself (environments/model.ts) is not stored: it is
+ * derived from the source again when needed.
+ */
+export const ENVIRONMENT_STATES = ['creating', 'running', 'error', 'deleting', 'deleted'] as const;
+export type EnvironmentState = (typeof ENVIRONMENT_STATES)[number];
+
+/**
+ * A service's progress: `pending` (waiting for its dependencies), `creating` (its sandbox),
+ * `starting` (its process runs; not healthy yet), `running` (started; no healthcheck to pass),
+ * `healthy`, `completed` (a job that exited 0), `failed` (a job that exited non-zero, or a
+ * service that could not be created or never became healthy), `exited` (a long-running
+ * service's process ended), `lost` (its sandbox is gone).
+ */
+export const SERVICE_STATES = ['pending', 'creating', 'starting', 'running', 'healthy', 'completed', 'failed', 'exited', 'lost'] as const;
+export type ServiceState = (typeof SERVICE_STATES)[number];
+
+export interface ServiceRoute {
+  port: number;
+  url: string;
+}
+
+export interface ServiceRecord {
+  name: string;
+  /** Chosen before the sandbox exists (its URLs are handed to every service up front). */
+  sandboxId: string;
+  template: string;
+  job: boolean;
+  state: ServiceState;
+  /** The main process (while it runs or after it ended). */
+  pid: number | null;
+  exitCode: number | null;
+  error: string | null;
+  routes: ServiceRoute[];
+}
+
+export interface EnvironmentVolume {
+  /** The name in the Compose file. */
+  name: string;
+  /** The Hutch volume (the tenant's). */
+  volume: string;
+  /** Created for the environment (removed with it), or an existing one (`external: true`, kept). */
+  owned: boolean;
+}
+
+export type EnvironmentSource = { kind: 'archive' } | { kind: 'git'; url: string; ref: string };
+
+export interface EnvironmentRecord {
+  id: string;
+  tenant: string;
+  /** The API key that created it. */
+  owner: string | null;
+  /** Given by the request, else the Compose file's `name:`, else null. */
+  name: string | null;
+  state: EnvironmentState;
+  error: string | null;
+  source: EnvironmentSource;
+  gitSha: string | null;
+  prNumber: number | null;
+  profiles: string[];
+  /** Interpolation variables given by the request. */
+  variables: Record<string, string>;
+  /** The main URL (PREVIEW_URL): the first route of the first service (in the Compose file) that has one. */
+  url: string | null;
+  services: ServiceRecord[];
+  volumes: EnvironmentVolume[];
+  warnings: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type EnvironmentPatch = Partial<
+  Pick<EnvironmentRecord, 'state' | 'error' | 'services' | 'volumes' | 'warnings' | 'url' | 'gitSha' | 'name'>
+>;
+
+export interface EnvironmentStore {
+  insert(record: EnvironmentRecord): Promise<void>;
+  get(id: string): Promise<EnvironmentRecord | null>;
+  update(id: string, patch: EnvironmentPatch): Promise<void>;
+  /** Not deleted ones of one tenant, or (null) every tenant's; in the given states when set. */
+  list(tenant: string | null, states?: EnvironmentState[]): Promise<EnvironmentRecord[]>;
+}

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { Allocation, CapacityOptions } from '../../core/capacity.js';
+import type { Logger } from '../../core/logger.js';
+import type { Isolation } from '../../core/sandbox.js';
+import type { MetaStore } from '../../core/stores.js';
+import type { VolumeBackend } from '../../core/provider.js';
+import { KubeVolumes } from './kube-volumes.js';
+import { KubernetesProvider } from './kubernetes-provider.js';
+import { PodImages } from './pod-images.js';
+
+/** `hutch server --provider kubernetes` settings. */
+export interface KubernetesSettings {
+  /** Kubeconfig file; default: in-cluster config inside a pod, else $KUBECONFIG or ~/.kube/config. */
+  kubeconfig?: string;
+  /** Namespace of the sandbox pods (created if missing); default: the server pod's own, else "hutch". */
+  namespace?: string;
+  /** RuntimeClass of the gvisor tier (default "gvisor"); the container tier uses the cluster default. */
+  gvisorRuntimeClass?: string;
+  /** Image repository of sandbox images (default localhost/hutch/sandbox). */
+  imageRepository?: string;
+  /** Command run as `<cmd> <oci-tar> <ref>` to import an image on first use (e.g. k8s-local's import-image). */
+  imageImport?: string[];
+  /** cpu request as a fraction of the limit (default 0.1). */
+  cpuRequestRatio?: number;
+  /** StorageClass of volume claims (default: the cluster's default StorageClass). */
+  volumeStorageClass?: string;
+  /** activeDeadlineSeconds = TTL + this (default 3600): ends pods whose TTL passed while the server was down. */
+  ttlBackstopSeconds?: number;
+}
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+function loadKubeConfig(file: string | undefined): { config: KubeConfig; inCluster: boolean } {
+  const config = new KubeConfig();
+  if (file) {
+    config.loadFromFile(file);
+    return { config, inCluster: false };
+  }
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(join(SERVICE_ACCOUNT_DIR, 'token'))) {
+    config.loadFromCluster();
+    return { config, inCluster: true };
+  }
+  config.loadFromDefault();
+  if (!config.getCurrentCluster())
+    throw new Error('--provider kubernetes: no kubeconfig found (give --kubeconfig, set KUBECONFIG, or run in a pod)');
+  return { config, inCluster: false };
+}
+
+/**
+ * Connects to the cluster and starts the provider. The agent-token key is kept in the store, so
+ * a restarted server can still talk to the sandboxes it finds.
+ */
+export async function setupKubernetes(options: {
+  settings: KubernetesSettings;
+  dataDir: string;
+  agentBinary: string;
+  installation: string;
+  meta: MetaStore;
+  log: Logger;
+}): Promise<{
+  provider: KubernetesProvider;
+  volumes: VolumeBackend;
+  capacity: Omit<CapacityOptions, 'retryAfterSeconds'>;
+  posture: Record<string, unknown>;
+}> {
+  const { settings, log } = options;
+  const { config, inCluster } = loadKubeConfig(settings.kubeconfig);
+  const ownNamespace = inCluster ? readFileSync(join(SERVICE_ACCOUNT_DIR, 'namespace'), 'utf8').trim() : null;
+  const namespace = settings.namespace ?? ownNamespace ?? 'hutch';
+  let tokenKey = await options.meta.get('k8s_agent_token_key');
+  if (!tokenKey) {
+    tokenKey = randomBytes(32).toString('base64url');
+    await options.meta.set('k8s_agent_token_key', tokenKey);
+  }
+  const runtimeClasses: Record<Isolation, string | null> = { container: null, gvisor: settings.gvisorRuntimeClass ?? 'gvisor' };
+  const cpuRequestRatio = settings.cpuRequestRatio ?? 0.1;
+  const images = new PodImages({
+    agentBinary: options.agentBinary,
+    ...(settings.imageRepository ? { repository: settings.imageRepository } : {}),
+    importCommand: settings.imageImport && settings.imageImport.length > 0 ? settings.imageImport : null,
+    cacheDir: join(options.dataDir, 'oci'),
+    log,
+  });
+  const provider = new KubernetesProvider({
+    kubeConfig: config,
+    namespace,
+    installation: options.installation,
+    runtimeClasses,
+    images,
+    tokenKey,
+    cpuRequestRatio,
+    ...(settings.ttlBackstopSeconds !== undefined ? { ttlBackstopSeconds: settings.ttlBackstopSeconds } : {}),
+    log,
+  });
+  await provider.connect();
+  // Admission: the cluster's allocatable resources (the scheduler has the last word: a pod that
+  // fits no node fails its create with resource_exhausted). cpu is requested at `cpuRequestRatio`
+  // of the limit, so limits may add up to 1/ratio of the cluster; memory and disk are requested in full.
+  const size: Allocation = (await provider.clusterSize()) ?? { cpu: 1024, memoryMiB: 4 * 2 ** 20, pids: 2 ** 22, diskMiB: 2 ** 30 };
+  const capacity = {
+    node: size,
+    overcommit: { cpu: 1 / cpuRequestRatio, memoryMiB: 1, pids: 8, diskMiB: 1 },
+    reserve: { memoryMiB: 0, diskMiB: 0, pids: 0 },
+    live: () => ({ memAvailableMiB: null, diskFreeMiB: null, pidsInUse: null, pidsMax: null }),
+  };
+  const posture = {
+    kubernetes: {
+      server: config.getCurrentCluster()?.server ?? null,
+      inCluster,
+      namespace,
+      installation: options.installation,
+      runtimeClasses,
+      imageRepository: images.repository,
+      imageImport: images.importing,
+      cpuRequestRatio,
+      volumeStorageClass: settings.volumeStorageClass ?? null,
+      ttlBackstopSeconds: settings.ttlBackstopSeconds ?? 3600,
+    },
+  };
+  const volumes = new KubeVolumes(config.makeApiClient(CoreV1Api), namespace, options.installation, settings.volumeStorageClass ?? null);
+  return { provider, volumes, capacity, posture };
+}

@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApiException } from '@kubernetes/client-node';
+import { HutchError } from '../src/core/errors.js';
+import { kubeError, withRetry } from '../src/runtime/kubernetes/kube-errors.js';
+import { buildNetworkPolicy } from '../src/runtime/kubernetes/network-policy.js';
+import { buildPod } from '../src/runtime/kubernetes/pod-spec.js';
+import { KubeVolumes } from '../src/runtime/kubernetes/kube-volumes.js';
+
+// The Kubernetes objects Hutch writes and the API errors it maps, as pure functions (the cluster
+// itself is exercised by tests-k8s/, `npm run test:k8s`).
+
+const policy = (egress: Parameters<typeof buildNetworkPolicy>[0]['egress']) =>
+  buildNetworkPolicy({ id: 'abc', namespace: 'ns', installation: 'inst', egress });
+
+test('NetworkPolicy: none denies all egress and admits only the agent port', () => {
+  const p = policy('none');
+  assert.deepEqual(p.spec?.podSelector.matchLabels, { 'hutch.dev/sandbox': 'abc', 'hutch.dev/installation': 'inst' });
+  assert.deepEqual(p.spec?.policyTypes, ['Ingress', 'Egress']);
+  assert.deepEqual(p.spec?.egress, []);
+  assert.deepEqual(p.spec?.ingress, [{ ports: [{ protocol: 'TCP', port: 49983 }] }]);
+  assert.equal(p.metadata?.name, 'hutch-abc');
+});
+
+test('NetworkPolicy: open is everything but the always-blocked and private ranges, both families', () => {
+  const to = policy('open').spec?.egress?.[0]?.to ?? [];
+  assert.deepEqual(
+    to.map((p) => p.ipBlock?.cidr),
+    ['0.0.0.0/0', '0:0:0:0:0:0:0:0/0'],
+  );
+  const v4 = to[0]!.ipBlock!.except!;
+  for (const c of ['127.0.0.0/8', '169.254.0.0/16', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'])
+    assert.ok(v4.includes(c), c);
+  const v6 = to[1]!.ipBlock!.except!;
+  assert.ok(v6.includes('fc00:0:0:0:0:0:0:0/7'));
+  assert.ok(v6.includes('fe80:0:0:0:0:0:0:0/10'));
+  assert.ok(!v6.some((c) => c.includes('ffff:0:0/96')), 'the IPv4-mapped block is not an IPv6 except (Kubernetes refuses it)');
+});
+
+test('NetworkPolicy: an allowlist gives one block per CIDR, deny entries and blocked ranges inside it as except', () => {
+  const to =
+    policy({
+      allow: ['10.1.2.3/16', '203.0.113.9', '169.254.169.254/32', '172.16.0.0/12', '0.0.0.0/0'],
+      deny: ['10.1.128.0/17', '10.0.0.0/8', 'evil.example.com', '172.20.0.0/16'],
+    }).spec?.egress?.[0]?.to ?? [];
+  assert.deepEqual(JSON.parse(JSON.stringify(to)), [
+    // 10.1.0.0/16 lies inside the denied 10/8: gone altogether.
+    { ipBlock: { cidr: '203.0.113.9/32' } },
+    // The metadata address is always blocked: never allowed.
+    { ipBlock: { cidr: '172.16.0.0/12', except: ['172.20.0.0/16'] } },
+    {
+      ipBlock: {
+        cidr: '0.0.0.0/0',
+        except: ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/3', '10.1.128.0/17', '10.0.0.0/8', '172.20.0.0/16'],
+      },
+    },
+  ]);
+});
+
+test('NetworkPolicy: domain names are refused with a message naming the field', () => {
+  assert.throws(
+    () => policy({ allow: ['198.51.100.0/24', '*.example.com'], deny: [] }),
+    (err: unknown) =>
+      err instanceof HutchError &&
+      err.kind === 'tier_unavailable' &&
+      /network\.egress\.allow\[1\]: domain names .* FQDN-capable CNI/.test(err.message),
+  );
+});
+
+test('Pod: image, agent command, limits and requests, labels, runtime class, deadline, volumes, hardening', () => {
+  const pod = buildPod({
+    id: 'abc',
+    namespace: 'ns',
+    installation: 'inst',
+    tenant: 'team-a',
+    isolation: 'gvisor',
+    image: 'localhost/hutch/sandbox:1',
+    runtimeClassName: 'gvisor',
+    defaultUser: 'user',
+    env: { A: '1' },
+    agentToken: 'tok',
+    cpu: 2,
+    memoryMiB: 512,
+    diskMiB: 1024,
+    cpuRequestRatio: 0.1,
+    deadlineSeconds: 3900,
+    volumes: [{ claim: 'hutch-vol-data-0123456789', destination: '/data', readOnly: true }],
+  });
+  const c = pod.spec!.containers[0]!;
+  assert.deepEqual(pod.metadata?.labels, {
+    'app.kubernetes.io/managed-by': 'hutch',
+    'hutch.dev/sandbox': 'abc',
+    'hutch.dev/tenant': 'team-a',
+    'hutch.dev/isolation': 'gvisor',
+    'hutch.dev/installation': 'inst',
+  });
+  assert.equal(pod.spec?.runtimeClassName, 'gvisor');
+  assert.equal(pod.spec?.activeDeadlineSeconds, 3900);
+  assert.equal(pod.spec?.restartPolicy, 'Never');
+  assert.equal(pod.spec?.automountServiceAccountToken, false);
+  assert.equal(pod.spec?.enableServiceLinks, false);
+  assert.deepEqual(c.command, ['/.hutch/hutch-agent', '--listen', 'tcp:0.0.0.0:49983', '--default-user', 'user', '--null-stdio']);
+  assert.deepEqual(c.resources, {
+    limits: { cpu: '2000m', memory: '512Mi', 'ephemeral-storage': '1024Mi' },
+    requests: { cpu: '200m', memory: '512Mi', 'ephemeral-storage': '1024Mi' },
+  });
+  assert.deepEqual(
+    c.env?.map((e) => e.name),
+    ['PATH', 'LANG', 'A', 'HUTCH_AGENT_ACCESS_TOKEN'],
+  );
+  assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
+  assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL']);
+  assert.deepEqual(c.securityContext?.capabilities?.add, ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID', 'SETPCAP']);
+  assert.deepEqual(pod.spec?.volumes, [
+    { name: 'volume-0', persistentVolumeClaim: { claimName: 'hutch-vol-data-0123456789', readOnly: true } },
+  ]);
+  assert.deepEqual(c.volumeMounts, [{ name: 'volume-0', mountPath: '/data', readOnly: true }]);
+});
+
+test('volume claims: readable, valid names, distinct for keys that sanitise alike', () => {
+  const a = KubeVolumes.claimName('my_data');
+  const b = KubeVolumes.claimName('my.data');
+  assert.match(a, /^hutch-vol-my-data-[0-9a-f]{10}$/);
+  assert.notEqual(a, b);
+  assert.match(KubeVolumes.claimName('data@team-a'), /^hutch-vol-data-team-a-[0-9a-f]{10}$/);
+});
+
+const apiError = (code: number, message: string, headers: Record<string, string> = {}): ApiException<string> =>
+  new ApiException(code, `HTTP ${code}`, JSON.stringify({ kind: 'Status', message }), headers);
+
+test('API errors map to Hutch kinds with the API server message; throttling carries Retry-After', () => {
+  const cases: Array<[number, string, string]> = [
+    [404, 'pods "x" not found', 'not_found'],
+    [409, 'pods "x" already exists', 'conflict'],
+    [422, 'Pod "x" is invalid: spec.containers', 'invalid_argument'],
+    [429, 'too many requests', 'resource_exhausted'],
+    [403, 'exceeded quota: compute, requested: pods=1', 'resource_exhausted'],
+    [403, 'pods is forbidden: User cannot create', 'internal'],
+    [503, 'etcd unavailable', 'unavailable'],
+  ];
+  for (const [code, message, kind] of cases) {
+    const err = kubeError('create pod', apiError(code, message, code === 429 ? { 'retry-after': '7' } : {}));
+    assert.equal(err.kind, kind, `${code} ${message}`);
+    assert.ok(err.message.includes(message), err.message);
+    if (code === 429) assert.equal(err.retryAfterSeconds, 7);
+  }
+});
+
+test('withRetry repeats throttled and unavailable calls, not refused ones', async () => {
+  let calls = 0;
+  const value = await withRetry('list', async () => {
+    calls++;
+    if (calls < 3) throw apiError(calls === 1 ? 429 : 503, 'busy', { 'retry-after': '0' });
+    return 'ok';
+  });
+  assert.deepEqual([value, calls], ['ok', 3]);
+  calls = 0;
+  await assert.rejects(
+    withRetry('create', async () => {
+      calls++;
+      throw apiError(422, 'invalid');
+    }),
+    (err: unknown) => err instanceof HutchError && err.kind === 'invalid_argument',
+  );
+  assert.equal(calls, 1);
+});
