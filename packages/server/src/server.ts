@@ -39,6 +39,8 @@ import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { EnvironmentService } from './core/environment-service.js';
+import { ImageBuilder } from './core/image-builder.js';
+import { SandboxCopier } from './core/sandbox-copy.js';
 import { SqliteEnvironmentStore } from './store/environment-repo.js';
 import { portUrl } from './core/port-access.js';
 import { availableParallelism } from 'node:os';
@@ -220,7 +222,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const files = new FileService(sandboxes);
   // The URL clients use (the listening address is only known later; read lazily).
   let publicUrl = '';
-  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, files, volumes, logger, {
+  const copier = new SandboxCopier(processes, files);
+  const builder = new ImageBuilder(sandboxes, processes, snapshots, copier, logger);
+  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, volumes, copier, builder, logger, {
     dataDir,
     gitAllowFileUrls: options.gitAllowFileUrls === true,
     portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
