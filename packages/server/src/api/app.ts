@@ -17,6 +17,7 @@ import { keyRoutes } from './routes/keys.js';
 import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { environmentRoutes } from './routes/environments.js';
+import { observabilityRoutes } from './routes/observability.js';
 import { callerFromKey, trackRequest } from './caller.js';
 import { authorize, checkRoute } from './access.js';
 import { Ingress } from './ingress.js';
@@ -30,6 +31,8 @@ export const JSON_BODY_LIMIT = 1024 * 1024;
 export interface AppOptions {
   /** Host routing for sandbox ports: `<port>-<id>.<domain>`. */
   domain?: { scheme: string; host: string; port: number | null } | null;
+  /** A bearer token that may read GET /metrics besides admin keys (null: admin keys only). */
+  metricsToken?: string | null;
 }
 
 export async function buildApp(
@@ -103,6 +106,11 @@ export async function buildApp(
     await authorize(services, req, callerFromKey(record));
   });
 
+  // Requests by method, route pattern (never the raw URL: ids would be unbounded labels) and status.
+  app.addHook('onResponse', async (req, reply) => {
+    services.metrics.httpRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
+  });
+
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
@@ -119,6 +127,7 @@ export async function buildApp(
   await app.register(ptyRoutes(services));
   await app.register(networkRoutes(services, { domain }));
   await app.register(e2bControlRoutes(services, { domain: domain?.host ?? null }));
+  await app.register(observabilityRoutes(services, { metricsToken: options.metricsToken ?? null }));
   await app.ready();
   // Upgrades: sandbox ports first, everything else to the listeners Fastify's plugins installed.
   const upgradeListeners = app.server.listeners('upgrade') as ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void)[];

@@ -8,6 +8,8 @@ import type { TenantService } from '../core/tenant-service.js';
 import type { TemplateCatalog } from '../core/templates.js';
 import type { PoolService } from '../core/pool-service.js';
 import type { EnvironmentService } from '../core/environment-service.js';
+import type { UsageMeter } from '../core/usage-meter.js';
+import type { ServerMetrics } from '../observability/metrics.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -21,5 +23,9 @@ export interface Services {
   tenants: TenantService;
   pools: PoolService;
   environments: EnvironmentService;
+  /** Per-sandbox samples and per-tenant usage. */
+  meter: UsageMeter;
+  /** Prometheus registry (GET /metrics) and request counting. */
+  metrics: ServerMetrics;
   info: () => Promise<Record<string, unknown>>;
 }

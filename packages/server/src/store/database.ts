@@ -112,6 +112,32 @@ export interface EnvironmentTable {
   updated_at: number;
 }
 
+/** 0009: usage per tenant and UTC hour (see core/usage-meter.ts). */
+export interface UsageHourlyTable {
+  tenant: string;
+  hour: number;
+  cpu_seconds: number;
+  cpu_reserved_seconds: number;
+  memory_gib_seconds: number;
+  memory_used_gib_seconds: number;
+  storage_gib_seconds: number;
+  sandbox_seconds: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+}
+
+/** 0009: a running sandbox's counters as last accounted. */
+export interface UsageMeterTable {
+  sandbox_id: string;
+  tenant: string;
+  cpu: number;
+  memory_mib: number;
+  at: number;
+  cpu_ns: number;
+  net_rx: number;
+  net_tx: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -126,6 +152,8 @@ export interface Schema {
   pools: PoolTable;
   tenants: TenantTable;
   environments: EnvironmentTable;
+  usage_hourly: UsageHourlyTable;
+  usage_meters: UsageMeterTable;
   _placeholder?: { id: Generated<number> };
 }
 
