@@ -1,11 +1,24 @@
+import { readFile } from 'node:fs/promises';
 /**
  * `hutch server`: runs the server in the foreground until SIGINT/SIGTERM, then closes it
  * gracefully (a second signal exits at once). The server prints its own banner. The server
  * package is loaded only here, so other commands do not pay for it.
  */
-export async function server(opts: { host: string; port: number; dataDir: string; logLevel: string }): Promise<number> {
+export async function server(opts: {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  metricsTokenFile?: string;
+}): Promise<number> {
   const { runServer } = await import('@hutch/server');
-  const running = await runServer(opts);
+  const { metricsTokenFile, ...rest } = opts;
+  let metricsToken: string | undefined;
+  if (metricsTokenFile) {
+    metricsToken = (await readFile(metricsTokenFile, 'utf8')).trim();
+    if (metricsToken.length < 16) throw new Error(`--metrics-token-file: ${metricsTokenFile} holds no token of at least 16 characters`);
+  }
+  const running = await runServer({ ...rest, ...(metricsToken ? { metricsToken } : {}) });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (): void => {
