@@ -174,7 +174,13 @@ export async function openDatabase(file: string): Promise<{ db: Db; close: () =>
   const check = sqlite.pragma('quick_check', { simple: true });
   if (check !== 'ok') throw new Error(`the store ${file} failed quick_check: ${String(check)}`);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
-  const { error, results } = await new Migrator({ db, provider: new StaticMigrations() }).migrateToLatest();
+  const { error, results } = await new Migrator({
+    db,
+    provider: new StaticMigrations(),
+    // Features land in parallel, each with its own numbered migration touching only its own
+    // tables: a data dir that has 0009 may get 0006 later. Kysely applies the missing ones.
+    allowUnorderedMigrations: true,
+  }).migrateToLatest();
   if (error) throw new Error(`store migration failed: ${(error as Error).message}`, { cause: error });
   for (const r of results ?? []) if (r.status === 'Error') throw new Error(`store migration ${r.migrationName} failed`);
   return { db, close: () => db.destroy() };
