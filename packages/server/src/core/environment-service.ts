@@ -369,7 +369,11 @@ export class EnvironmentService {
           completed.get(service.name)!.resolve();
           return;
         }
-        this.followExit(record, state, save);
+        // A long-running service "completes" for its dependents only by exiting 0.
+        this.followExit(record, state, save, (exitCode) => {
+          if (exitCode === 0) completed.get(service.name)!.resolve();
+          else completed.get(service.name)!.reject(new Error(`exited with ${exitCode}`));
+        });
         if (plan.healthcheck) {
           const ok = await this.waitHealthy(state, plan, signal);
           if (signal.aborted) return;
@@ -385,7 +389,6 @@ export class EnvironmentService {
           await save();
         }
         healthy.get(service.name)!.resolve();
-        // A long-running service "completes" for its dependents only by exiting 0 (followExit).
       } catch (err) {
         if (signal.aborted) return;
         await fail(isHutchError(err) ? err.message : `${(err as Error).message}`);
@@ -492,11 +495,17 @@ export class EnvironmentService {
   }
 
   /** Records the end of a long-running service's main process (it keeps its sandbox). */
-  private followExit(record: EnvironmentRecord, state: ServiceRecord, save: () => Promise<void>): void {
+  private followExit(
+    record: EnvironmentRecord,
+    state: ServiceRecord,
+    save: () => Promise<void>,
+    onExit: (exitCode: number) => void = () => undefined,
+  ): void {
     if (state.pid === null) return;
     void this.processes
       .wait(state.sandboxId, { pid: state.pid })
       .then(async (exit) => {
+        onExit(exit.exitCode);
         const current = await this.store.get(record.id);
         if (!current || current.state === 'deleting' || current.state === 'deleted') return;
         state.state = 'exited';

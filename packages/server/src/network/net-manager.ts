@@ -356,11 +356,6 @@ export class NetworkManager {
     return peers ? this.groupLocks.run(peers.group, work) : work();
   }
 
-  /** The sandbox's peer group, if any. */
-  peerGroupOf(id: string): PeerGroup | null {
-    return this.peerOf.get(id) ?? null;
-  }
-
   private release(id: string): void {
     this.leave(id);
     const slot = this.slotOf.get(id);
