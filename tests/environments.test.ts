@@ -404,6 +404,67 @@ describe('environments', () => {
     }
   });
 
+  test('build: a Dockerfile is built into a snapshot once, reused while unchanged, rebuilt when a copied file changes', async () => {
+    const dir = join(scratch, 'build-app');
+    execFileSync('cp', ['-r', join(REPO, 'tests/fixtures/build-app'), dir]);
+    const builds = async (): Promise<string[]> =>
+      (await server.api<{ snapshots: Array<{ id: string; metadata: Record<string, string> }> }>('GET', '/v1/snapshots')).body.snapshots
+        .filter((x) => x.metadata['hutch.build'])
+        .map((x) => x.id);
+    const up = async (): Promise<Environment> => {
+      const created = await createEnv({ source: { archive: await archiveOf(dir) } });
+      assert.equal(service(created, 'web').template, '(build)');
+      return untilRunning(created.id);
+    };
+    const first = await up();
+    const web = service(first, 'web');
+    assert.match(web.template, /^snap-[a-z0-9]{16}$/);
+    assert.equal(web.state, 'healthy', 'the HEALTHCHECK of the Dockerfile gates it');
+    const answer = await viaUrl(web.url!);
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(JSON.parse(answer.text), {
+      built: 'hello from the build at build time',
+      greeting: 'hello from the build',
+      cwd: '/srv',
+    });
+    assert.deepEqual(await builds(), [web.template]);
+
+    const again = await up();
+    assert.equal(service(again, 'web').template, web.template, 'unchanged: the same snapshot');
+    assert.deepEqual(await builds(), [web.template]);
+
+    writeFileSync(join(dir, 'app/extra.txt'), 'a new file');
+    const changed = await up();
+    assert.notEqual(service(changed, 'web').template, web.template, 'a changed COPY source: built again');
+    assert.equal((await builds()).length, 2);
+
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM python:3.11-slim\nRUN echo compiling && exit 7\nCMD ["true"]\n');
+    const broken = await createEnv({ source: { archive: await archiveOf(dir) } });
+    const failed = await waitFor(
+      async () => {
+        const res = await server.api<Environment>('GET', `/v1/environments/${broken.id}`);
+        return res.body.state !== 'creating' ? res.body : null;
+      },
+      60_000,
+      250,
+    );
+    assert.equal(failed?.state, 'error');
+    assert.match(service(failed!, 'web').error ?? '', /^build: line 2: exited with 7: compiling$/);
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM python:3.11-slim\nADD https://example.com/x /x\n');
+    const refused = await server.api<ApiError>('POST', '/v1/environments', { source: { archive: await archiveOf(dir) } });
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.error!.message, /^Dockerfile:2: ADD is not supported/);
+    for (const env of [first, again, changed, failed!])
+      assert.equal((await server.api('DELETE', `/v1/environments/${env.id}`)).status, 204);
+    const sandboxes = await server.api<{ sandboxes: Array<{ metadata: Record<string, string> }> }>('GET', '/v1/sandboxes');
+    assert.deepEqual(
+      sandboxes.body.sandboxes.filter((x) => x.metadata['hutch.build']),
+      [],
+      'build sandboxes are deleted after the build',
+    );
+    for (const id of await builds()) assert.equal((await server.api('DELETE', `/v1/snapshots/${id}`)).status, 204);
+  });
+
   test('the CLI: env up (upload, progress, JSON), env ls, env logs, env down', async () => {
     const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
       const r = spawnSync(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), ...args], {

@@ -72,6 +72,11 @@ export interface ExtraServerOptions {
     imageRepository?: string;
   };
   gitAllowFileUrls?: boolean;
+  sampleIntervalSeconds?: number;
+  metricsWindowSeconds?: number;
+  metricsToken?: string;
+  metricsListen?: string;
+  otlpEndpoint?: string;
 }
 
 export function launch(

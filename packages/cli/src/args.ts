@@ -32,6 +32,22 @@ export function parseNumber(text: string, flag: string, min: number, max: number
   return n;
 }
 
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * A point in time for `--since`/`--until`: a duration back from now (`90s`, `15m`, `24h`, `7d`,
+ * `2w`), a date (`2025-01-31`, UTC midnight) or an RFC 3339 time. Returned as RFC 3339.
+ */
+export function parseWhen(text: string, flag: string, now = Date.now()): string {
+  const ago = /^(\d+(?:\.\d+)?)([smhdw])$/.exec(text.trim());
+  if (ago) return new Date(now - Number(ago[1]) * UNIT_MS[ago[2]!]!).toISOString();
+  const iso = /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text;
+  const ms = /^\d{4}-\d{2}-\d{2}[T ]/.test(iso) ? Date.parse(iso) : NaN;
+  if (!Number.isFinite(ms))
+    throw new ArgumentError(`${flag} expects a duration (30m, 24h, 7d) or a date/time (2025-01-31, 2025-01-31T12:00:00Z), got '${text}'`);
+  return new Date(ms).toISOString();
+}
+
 /** `running,stopped` → ['running', 'stopped']. */
 export function parseStates(text: string): SandboxState[] {
   return text.split(',').map((s) => {

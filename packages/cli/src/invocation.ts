@@ -70,6 +70,12 @@ export type Invocation =
       provider?: 'local' | 'kubernetes';
       kubernetes?: KubernetesSettings;
       gitAllowFileUrls?: boolean;
+      sampleIntervalSeconds?: number;
+      metricsWindowSeconds?: number;
+      /** Read by the server command (parsing reads no files). */
+      metricsTokenFile?: string;
+      metricsListen?: string;
+      otlpEndpoint?: string;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -88,6 +94,8 @@ export type Invocation =
   | { kind: 'network'; id: string; egress?: SandboxEgress; public?: boolean; json: boolean }
   | { kind: LifecycleAction; id: string; json: boolean }
   | { kind: 'usage'; id: string; json: boolean }
+  | { kind: 'usage-report'; since?: string; until?: string; tenant?: string; json: boolean }
+  | { kind: 'metrics'; id: string; since?: string; until?: string; tail: number; json: boolean }
   | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
   | { kind: 'volume-ls'; json: boolean }
   | { kind: 'keys-create'; name?: string; tenant?: string; role?: ApiKeyRole; e2b?: boolean; limits?: ApiKeyLimits; json: boolean }

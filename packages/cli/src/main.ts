@@ -66,6 +66,10 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/lifecycle.js')).lifecycle(client(connection), inv);
     case 'usage':
       return (await import('./commands/lifecycle.js')).usage(client(connection), inv);
+    case 'usage-report':
+      return (await import('./commands/observability.js')).usageReport(client(connection), inv);
+    case 'metrics':
+      return (await import('./commands/observability.js')).sandboxMetrics(client(connection), inv);
     case 'keys-create':
       return (await import('./commands/keys.js')).keysCreate(client(connection), inv);
     case 'keys-ls':

@@ -20,6 +20,7 @@ import {
   parseStates,
   parseVolumeMount,
   parseVolumeName,
+  parseWhen,
 } from './args.js';
 import type { CommandSpec, Connection, Invocation, LifecycleAction, Overcommit, Parsed } from './invocation.js';
 
@@ -142,6 +143,21 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--git-allow-file-urls',
       'let environments be created from file:// git URLs (repositories on this machine; tests, single-user setups)',
     )
+    .option('--sample-interval <seconds>', 'how often running sandboxes are sampled for metrics and usage (default 5)', (v) =>
+      parseNumber(v, '--sample-interval', 0.2, 3600, false),
+    )
+    .option('--metrics-window <seconds>', 'how long per-sandbox samples are kept (default 3600)', (v) =>
+      parseNumber(v, '--metrics-window', 10, 7 * 86_400, true),
+    )
+    .option(
+      '--metrics-token-file <file>',
+      'a bearer token in this file may read GET /metrics (besides admin keys; env HUTCH_METRICS_TOKEN)',
+    )
+    .option('--metrics-listen <host:port>', 'also serve GET /metrics without authentication on this address (e.g. 127.0.0.1:9464)')
+    .option(
+      '--otlp-endpoint <url>',
+      'export OpenTelemetry traces (create, exec) with OTLP/HTTP to this endpoint (default: $OTEL_EXPORTER_OTLP_ENDPOINT; none: off)',
+    )
     .addHelpText(
       'after',
       example(
@@ -150,6 +166,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         'sudo hutch server --domain sbx.example.com',
         'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
         'sudo hutch server --audit-retention-days 365 --sandbox-log-cap 4096',
+        'sudo hutch server --metrics-listen 10.0.0.5:9464 --otlp-endpoint http://127.0.0.1:4318',
       ),
     )
     .action(
@@ -178,6 +195,11 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         volumeStorageClass?: string;
         ttlBackstop?: number;
         gitAllowFileUrls?: boolean;
+        sampleInterval?: number;
+        metricsWindow?: number;
+        metricsTokenFile?: string;
+        metricsListen?: string;
+        otlpEndpoint?: string;
       }) =>
         set({
           kind: 'server',
@@ -199,6 +221,11 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
                 },
               }
             : {}),
+          ...(o.sampleInterval !== undefined ? { sampleIntervalSeconds: o.sampleInterval } : {}),
+          ...(o.metricsWindow !== undefined ? { metricsWindowSeconds: o.metricsWindow } : {}),
+          ...(o.metricsTokenFile ? { metricsTokenFile: o.metricsTokenFile } : {}),
+          ...(o.metricsListen ? { metricsListen: o.metricsListen } : {}),
+          ...(o.otlpEndpoint ? { otlpEndpoint: o.otlpEndpoint } : {}),
           ...(o.overcommit ? { overcommit: o.overcommit } : {}),
           ...(o.createConcurrency !== undefined ? { createConcurrency: o.createConcurrency } : {}),
           ...(o.createQueue !== undefined ? { createQueue: o.createQueue } : {}),
@@ -404,11 +431,67 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
 
   program
     .command('usage')
-    .description("show the disk use of a sandbox's filesystem and of its volumes")
-    .argument('<id>', 'sandbox id')
+    .description(
+      "usage per tenant over whole UTC hours (vCPU-seconds used and reserved, memory GiB-seconds, storage GiB-hours, sandbox-seconds, network bytes; members see their tenant); with a sandbox id: that sandbox's disk use and its volumes'",
+    )
+    .argument('[id]', 'sandbox id (disk use of its filesystem and volumes)')
+    .option('--since <when>', 'start: a duration back (24h, 7d) or a date/time (default: the start of this month, UTC)', (v) =>
+      parseWhen(v, '--since'),
+    )
+    .option('--until <when>', 'end (default: now)', (v) => parseWhen(v, '--until'))
+    .option('--tenant <name>', 'admin keys: one tenant (default: all)')
     .option('--json', 'print JSON')
-    .addHelpText('after', example('hutch usage $id', 'hutch usage $id --json'))
-    .action((id: string, o: { json?: boolean }) => set({ kind: 'usage', id, json: !!o.json }));
+    .addHelpText(
+      'after',
+      example(
+        'hutch usage',
+        'hutch usage --since 7d --json',
+        'hutch usage --since 2025-01-01 --until 2025-02-01 --tenant team-a',
+        'hutch usage $id',
+      ),
+    )
+    .action((id: string | undefined, o: { since?: string; until?: string; tenant?: string; json?: boolean }) => {
+      if (id === undefined) {
+        set({
+          kind: 'usage-report',
+          ...(o.since ? { since: o.since } : {}),
+          ...(o.until ? { until: o.until } : {}),
+          ...(o.tenant ? { tenant: o.tenant } : {}),
+          json: !!o.json,
+        });
+        return;
+      }
+      if (o.since || o.until || o.tenant)
+        throw new ArgumentError('--since, --until and --tenant are for the tenant report (hutch usage without an id)');
+      set({ kind: 'usage', id, json: !!o.json });
+    });
+
+  program
+    .command('metrics')
+    .description(
+      "a sandbox's samples: cpu, memory, pids, disk and network, taken every few seconds and kept for the server's metrics window",
+    )
+    .argument('<id>', 'sandbox id')
+    .option('--since <when>', 'from: a duration back (10m) or a date/time (default: the whole window)', (v) => parseWhen(v, '--since'))
+    .option('--until <when>', 'to (default: now)', (v) => parseWhen(v, '--until'))
+    .option(
+      '--tail <n>',
+      'rows the table shows, newest last (default 20; --json prints all)',
+      (v) => parseNumber(v, '--tail', 1, 100_000, true),
+      20,
+    )
+    .option('--json', 'print JSON (every sample in the range)')
+    .addHelpText('after', example('hutch metrics $id', 'hutch metrics $id --since 10m --json'))
+    .action((id: string, o: { since?: string; until?: string; tail: number; json?: boolean }) =>
+      set({
+        kind: 'metrics',
+        id,
+        ...(o.since ? { since: o.since } : {}),
+        ...(o.until ? { until: o.until } : {}),
+        tail: o.tail,
+        json: !!o.json,
+      }),
+    );
 
   program
     .command('logs')

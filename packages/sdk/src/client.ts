@@ -10,6 +10,7 @@ import { Pools } from './pools.js';
 import { Tenants } from './tenants.js';
 import { Audit } from './audit.js';
 import { Environments } from './environments.js';
+import { fetchUsage, type UsageOptions, type UsageReport } from './observability.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -64,6 +65,15 @@ export class Hutch {
   /** Server version, available isolation tiers, templates and security posture. */
   info(opts?: CallOptions): Promise<ServerInfo> {
     return this.transport.json<ServerInfo>({ method: 'GET', path: '/v1/info', ...opts });
+  }
+
+  /**
+   * Usage per tenant over whole UTC hours (default: this month so far): vCPU-seconds used and
+   * reserved, memory GiB-seconds reserved and used, storage GiB-hours, sandbox-seconds, network
+   * bytes. Member and read-only keys get their own tenant; admin keys every tenant, or `tenant`.
+   */
+  usage(opts: UsageOptions = {}): Promise<UsageReport> {
+    return fetchUsage(this.transport, opts);
   }
 
   /**

@@ -26,7 +26,7 @@ export interface EnvironmentCreateParams {
 
 export type EnvironmentState = 'creating' | 'running' | 'error' | 'deleting' | 'deleted';
 export type EnvironmentServiceState =
-  'pending' | 'creating' | 'starting' | 'running' | 'healthy' | 'completed' | 'failed' | 'exited' | 'lost';
+  'pending' | 'building' | 'creating' | 'starting' | 'running' | 'healthy' | 'completed' | 'failed' | 'exited' | 'lost';
 
 export interface EnvironmentServiceInfo {
   name: string;

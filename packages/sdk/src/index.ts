@@ -79,3 +79,13 @@ export {
   type EnvironmentState,
   type EnvironmentWaitOptions,
 } from './environments.js';
+export type {
+  MetricsOptions,
+  SandboxMetrics,
+  SandboxMetricsSample,
+  TimeInput,
+  TimeRange,
+  UsageOptions,
+  UsageReport,
+  UsageTotals,
+} from './observability.js';

@@ -1,4 +1,5 @@
 import './polyfill.js';
+import { fetchSandboxMetrics, type MetricsOptions, type SandboxMetrics } from './observability.js';
 import type { CallOptions } from './config.js';
 import { NotFoundError } from './errors.js';
 import { Files } from './files.js';
@@ -226,6 +227,14 @@ export class Sandbox implements AsyncDisposable {
   /** Disk use of the sandbox's own filesystem (null while it is not mounted) and of its volumes. */
   async usage(opts?: CallOptions): Promise<SandboxUsage> {
     return this.transport.json<SandboxUsage>({ method: 'GET', path: `${this.scope.path}/usage`, ...opts });
+  }
+
+  /**
+   * Its samples (cpu, memory, pids, disk, network), taken by the server every few seconds and
+   * kept for its metrics window (default: the whole window; `start`/`end` narrow it).
+   */
+  async metrics(opts: MetricsOptions = {}): Promise<SandboxMetrics> {
+    return fetchSandboxMetrics(this.transport, this.scope.path, opts);
   }
 
   /**

@@ -39,6 +39,8 @@ import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { EnvironmentService } from './core/environment-service.js';
+import { ImageBuilder } from './core/image-builder.js';
+import { SandboxCopier } from './core/sandbox-copy.js';
 import { SqliteEnvironmentStore } from './store/environment-repo.js';
 import { portUrl } from './core/port-access.js';
 import { availableParallelism } from 'node:os';
@@ -49,6 +51,11 @@ import { SqliteSandboxLogStore } from './store/log-repo.js';
 import { currentRequestId } from './core/request-context.js';
 import type { Provider, VolumeBackend } from './core/provider.js';
 import { type KubernetesSettings, setupKubernetes } from './runtime/kubernetes/setup.js';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { UsageMeter } from './core/usage-meter.js';
+import { SqliteUsageStore } from './store/usage-repo.js';
+import { ServerMetrics } from './observability/metrics.js';
+import { otlpEndpointFromEnv, type OtlpTracing, startOtlpTracing } from './observability/tracing.js';
 
 export interface ServerOptions {
   host: string;
@@ -90,6 +97,24 @@ export interface ServerOptions {
   kubernetes?: KubernetesSettings;
   /** Environments may be created from file:// git URLs (repositories on this machine's disk). */
   gitAllowFileUrls?: boolean;
+  /** How often running sandboxes are sampled for metrics and usage (default 5 s). */
+  sampleIntervalSeconds?: number;
+  /** How long per-sandbox samples are kept (default 3600 s). */
+  metricsWindowSeconds?: number;
+  /** A bearer token that may read GET /metrics besides admin keys (env HUTCH_METRICS_TOKEN). */
+  metricsToken?: string;
+  /** Also serve GET /metrics, unauthenticated, on this `host:port` (for a scraper on a private network). */
+  metricsListen?: string;
+  /** Export traces with OTLP/HTTP to this endpoint (default: env OTEL_EXPORTER_OTLP_ENDPOINT; none: off). */
+  otlpEndpoint?: string;
+}
+
+/** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all addresses) → host and port. */
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/i.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || !(port >= 0 && port <= 65535)) throw new Error(`--metrics-listen: "${text}" must be host:port (e.g. 127.0.0.1:9464)`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
 
 /**
@@ -180,6 +205,17 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   await tenants.load();
   const keys = new KeyService(keyStore, tenants, new OpenStreams(), logger);
 
+  // Metrics always; traces when an OTLP endpoint is configured (the SDK is loaded only then).
+  const metricsToken = options.metricsToken ?? process.env.HUTCH_METRICS_TOKEN ?? null;
+  if (metricsToken !== null && metricsToken.length < 16) throw new Error('the metrics token must be at least 16 characters');
+  const metricsListen = options.metricsListen ? parseListen(options.metricsListen) : null;
+  const metrics = new ServerMetrics(VERSION);
+  const otlpEndpoint = options.otlpEndpoint ?? null;
+  let tracing: OtlpTracing | null = null;
+  if (otlpEndpoint || otlpEndpointFromEnv()) {
+    tracing = await startOtlpTracing({ endpoint: otlpEndpoint, version: VERSION, log: logger });
+    metrics.tracer = tracing;
+  }
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
   const domain = options.domain ? parseDomain(options.domain) : null;
   // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a
@@ -197,7 +233,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
           stopBackground: () => k.provider.close(),
         }),
       )
-    : await setupLocal(options, dataDir, agentBinary, logger);
+    : await setupLocal(options, dataDir, agentBinary, logger, metrics);
   const { provider, network } = runtime;
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
@@ -234,6 +270,25 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     quotas,
   );
   sandboxes.pools = pools;
+  sandboxes.telemetry = metrics;
+  pools.telemetry = metrics;
+  const usageStore = new SqliteUsageStore(db);
+  const meter = new UsageMeter(usageStore, provider, logger, {
+    intervalMs: Math.round((options.sampleIntervalSeconds ?? 5) * 1000),
+    windowMs: Math.round((options.metricsWindowSeconds ?? 3600) * 1000),
+  });
+  meter.onAccount = (tenant, amounts) => metrics.usageAccounted(tenant, amounts);
+  // Before reconciliation: meters of sandboxes that ran while the server was down are accounted on the first round.
+  await meter.load();
+  sandboxes.meter = meter;
+  metrics.attach({
+    sandboxCounts: () => usageStore.sandboxCounts(),
+    pools: () => pools.list(null),
+    capacity: () => capacity.report(),
+    createQueue: () => createQueue.stats,
+    storePing: () => usageStore.ping(),
+    sampler: () => ({ ...meter.lastTick, intervalSeconds: meter.intervalMs / 1000 }),
+  });
   tenants.contents = { sandboxes, volumes, snapshots, pools, keys, allocated: (tenant) => capacity.allocated({ tenant }) };
   // The audit log (append-only, batched writes, pruned by age) and the sandboxes' output logs.
   const audit = new AuditService(new SqliteAuditStore(db), logger, {
@@ -253,7 +308,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const files = new FileService(sandboxes);
   // The URL clients use (the listening address is only known later; read lazily).
   let publicUrl = '';
-  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, files, volumes, logger, {
+  const copier = new SandboxCopier(processes, files);
+  const builder = new ImageBuilder(sandboxes, processes, snapshots, copier, logger);
+  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, volumes, copier, builder, logger, {
     dataDir,
     gitAllowFileUrls: options.gitAllowFileUrls === true,
     portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
@@ -266,6 +323,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   sandboxes.startReaper();
   await pools.load();
   pools.start();
+  meter.start();
 
   const info = async (): Promise<Record<string, unknown>> => ({
     version: VERSION,
@@ -276,6 +334,12 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     tiers: provider.tiers(),
     templates: await templates.list(),
     capacity: { ...capacity.report(), createQueue: createQueue.stats },
+    observability: {
+      sampleIntervalSeconds: meter.intervalMs / 1000,
+      metricsWindowSeconds: meter.windowMs / 1000,
+      metricsListen: metricsServer ? options.metricsListen : null,
+      tracing: tracing ? tracing.url : null,
+    },
     // What an unmodified e2b SDK needs: E2B_API_URL = apiUrl, E2B_SANDBOX_URL = sandboxUrl, and
     // E2B_API_KEY = any Hutch key (`hutch keys create --e2b` for SDKs before 2.46).
     e2b: { apiUrl: publicUrl, sandboxUrl: publicUrl, domain: domain?.host ?? null, envdVersion: ENVD_VERSION },
@@ -283,13 +347,28 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   });
 
   const app = await buildApp(
-    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, environments, audit, logs, info },
+    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, environments, meter, metrics, audit, logs, info },
     logger,
     VERSION,
-    {
-      domain,
-    },
+    { domain, metricsToken },
   );
+  let metricsServer: HttpServer | null = null;
+  if (metricsListen) {
+    metricsServer = createHttpServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+        return;
+      }
+      metrics.render().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' }).end(text),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`),
+      );
+    });
+    await new Promise<void>((resolveListen, rejectListen) => {
+      metricsServer!.once('error', rejectListen);
+      metricsServer!.listen(metricsListen.port, metricsListen.host, () => resolveListen());
+    });
+  }
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -334,12 +413,15 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       pools.shutdown();
       sandboxes.shutdown();
       await sandboxes.settle();
+      await meter.close();
       await runtime.stopBackground();
       // Log followers end first (an open follow would keep the HTTP server from closing); audit
       // entries of the calls that finish while it closes are written after it.
       await logs.close();
       await app.close();
       await audit.close();
+      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      await tracing?.shutdown();
       await network?.close();
       useHostExecutor(null);
       hostExec.close();
@@ -360,7 +442,13 @@ interface RuntimeSetup {
 }
 
 /** The local provider: this host's runtimes, sandbox network and capacity. */
-async function setupLocal(options: ServerOptions, dataDir: string, agentBinary: string, logger: pino.Logger): Promise<RuntimeSetup> {
+async function setupLocal(
+  options: ServerOptions,
+  dataDir: string,
+  agentBinary: string,
+  logger: pino.Logger,
+  metrics: ServerMetrics,
+): Promise<RuntimeSetup> {
   const domain = options.domain ? parseDomain(options.domain) : null;
   const host = await probeHost();
   await raiseHostLimits((message) => logger.info({ host: 'limits' }, message));
@@ -380,6 +468,7 @@ async function setupLocal(options: ServerOptions, dataDir: string, agentBinary: 
       pool6: options.networkPool6 ?? DEFAULT_POOL6,
       ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
       log: logger,
+      telemetry: metrics,
     });
     try {
       await network.init();

@@ -140,6 +140,6 @@ test('a string command given to an entrypoint is split into words; shell operato
     () => planService(byName('bad'), model, {}),
     /^HutchError: services\.bad\.command: a string command given to an entrypoint/,
   );
-  assert.throws(() => planService(byName('built'), model, {}), /services\.built\.build: building images is not supported yet/);
+  assert.throws(() => planService(byName('built'), model, {}), /services\.built\.build: the image was not prepared/);
   assert.deepEqual(planService(byName('shellentry'), model, {}).argv, ['/bin/sh', '-c', 'echo one']);
 });

@@ -17,6 +17,7 @@ export function describeInfo(i: ServerInfo, url: string): string {
     `provider:           ${describeProvider(i)}`,
     `default isolation:  ${i.defaultIsolation ?? '-'}`,
     `templates:          ${(i.templates ?? []).map(templateName).join(', ') || '-'}`,
+    ...describeObservability(i.observability),
     '',
     'isolation tiers:',
   ];
@@ -37,6 +38,17 @@ function describeProvider(i: ServerInfo): string {
   const k8s = i.posture?.kubernetes as { namespace?: string; server?: string } | undefined;
   if (i.provider !== 'kubernetes' || !k8s) return String(i.provider ?? '-');
   return `kubernetes (namespace ${k8s.namespace ?? '?'} at ${k8s.server ?? '?'})`;
+}
+
+/** Sampling and tracing settings (servers before they existed send none). */
+function describeObservability(o: unknown): string[] {
+  if (!o || typeof o !== 'object') return [];
+  const v = o as { sampleIntervalSeconds?: number; metricsWindowSeconds?: number; metricsListen?: string | null; tracing?: string | null };
+  const listen = v.metricsListen ? `; /metrics also on ${v.metricsListen}` : '';
+  return [
+    `metrics:            a sample every ${v.sampleIntervalSeconds ?? '-'} s, kept ${v.metricsWindowSeconds ?? '-'} s${listen}`,
+    `traces:             ${v.tracing ? `OTLP to ${v.tracing}` : 'off'}`,
+  ];
 }
 
 function templateName(t: unknown): string {

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 /**
  * `hutch server`: runs the server in the foreground until SIGINT/SIGTERM, then closes it
  * gracefully (a second signal exits at once). The server prints its own banner. The server
@@ -10,9 +11,16 @@ export async function server(opts: {
   logLevel: string;
   auditRetentionDays?: number;
   sandboxLogBytes?: number;
+  metricsTokenFile?: string;
 }): Promise<number> {
   const { runServer } = await import('@hutch/server');
-  const running = await runServer(opts);
+  const { metricsTokenFile, ...rest } = opts;
+  let metricsToken: string | undefined;
+  if (metricsTokenFile) {
+    metricsToken = (await readFile(metricsTokenFile, 'utf8')).trim();
+    if (metricsToken.length < 16) throw new Error(`--metrics-token-file: ${metricsTokenFile} holds no token of at least 16 characters`);
+  }
+  const running = await runServer({ ...rest, ...(metricsToken ? { metricsToken } : {}) });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (): void => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeInfo } from '../../src/commands/info.js';
+import { describeMetrics, describeUsageReport } from '../../src/commands/observability.js';
 import { describeUsage } from '../../src/commands/lifecycle.js';
 import { describeGc } from '../../src/commands/snapshots.js';
 import { describeLifecycle, stateLabel } from '../../src/commands/sandboxes.js';
@@ -92,6 +93,77 @@ test('info shows what pause keeps per tier, with the note saying why', () => {
     text,
   );
   assert.doesNotMatch(text, /never shown/);
+  assert.doesNotMatch(text, /^metrics:/m, 'an older server sends no observability settings');
+  const withMetrics = describeInfo(
+    {
+      version: '0.1.0',
+      serverId: 's',
+      dataDir: '/d',
+      defaultIsolation: 'container',
+      templates: [],
+      posture: {},
+      tiers: {},
+      observability: { sampleIntervalSeconds: 5, metricsWindowSeconds: 3600, metricsListen: '10.0.0.5:9464', tracing: null },
+    },
+    'http://127.0.0.1:7171',
+  );
+  assert.match(withMetrics, /^metrics:\s+a sample every 5 s, kept 3600 s; \/metrics also on 10\.0\.0\.5:9464$/m);
+  assert.match(withMetrics, /^traces:\s+off$/m);
+});
+
+test('usage report and sandbox metrics tables', () => {
+  const report = describeUsageReport({
+    start: '2025-01-01T00:00:00.000Z',
+    end: '2025-01-01T02:00:00.000Z',
+    bucketSeconds: 3600,
+    tenants: [
+      {
+        tenant: 'team-a',
+        cpuSeconds: 20.04,
+        cpuReservedSeconds: 7200,
+        memoryGiBSeconds: 1800,
+        memoryUsedGiBSeconds: 36,
+        storageGiBHours: 2,
+        sandboxSeconds: 3600,
+        networkRxBytes: 2048,
+        networkTxBytes: 0,
+      },
+    ],
+  });
+  assert.match(report, /^2025-01-01T00:00:00.000Z → 2025-01-01T02:00:00.000Z \(whole UTC hours\)\n/);
+  assert.match(report, /^team-a\s+20\.0 s\s+2\.0 h\s+0\.500\s+0\.010\s+2\.000\s+60\.0 min\s+2\.0 KiB\s+0 B$/m);
+  assert.match(describeUsageReport({ start: 'a', end: 'b', bucketSeconds: 3600, tenants: [] }), /no usage recorded/);
+
+  const base = {
+    sandboxId: 'abc',
+    state: 'running',
+    isolation: 'container',
+    cpuLimit: 2,
+    memoryLimitBytes: 512 * 1024 * 1024,
+    intervalSeconds: 5,
+    windowSeconds: 3600,
+  };
+  const sample = (i: number) => ({
+    timestamp: `2025-01-01T00:00:0${i}.123Z`,
+    cpuPercent: i === 0 ? null : 50,
+    cpuCores: i === 0 ? null : 1,
+    cpuSeconds: i,
+    memoryBytes: 1024 * 1024,
+    memoryCacheBytes: 0,
+    pids: 4,
+    diskUsedBytes: 4096,
+    diskSizeBytes: 1 << 30,
+    netRxBytes: null,
+    netTxBytes: null,
+  });
+  const text = describeMetrics({ ...base, samples: [0, 1, 2].map(sample) }, 2);
+  assert.match(text, /^abc running \(container; cpu 2, memory 512\.0 MiB\); a sample every 5 s, kept 3600 s\n/);
+  assert.match(text, /1 earlier samples not shown/);
+  assert.match(text, /^2025-01-01T00:00:02Z\s+50\.0%\s+2\.00 s\s+1\.0 MiB\s+4\s+4\.0 KiB\s+-\s+-$/m);
+  assert.match(
+    describeMetrics({ ...base, state: 'stopped', samples: [] }, 20),
+    /no samples \(samples are taken while a sandbox runs; it is stopped\)/,
+  );
 });
 
 test('info names the provider, with the namespace and API server of a kubernetes one', () => {

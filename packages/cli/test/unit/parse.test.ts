@@ -344,7 +344,8 @@ test('pause, resume, stop, start, usage', () => {
   for (const verb of ['pause', 'resume', 'stop', 'start', 'usage'] as const) {
     assert.deepEqual(inv([verb, 'abc']), { kind: verb, id: 'abc', json: false });
     assert.deepEqual(inv([verb, 'abc', '--json']), { kind: verb, id: 'abc', json: true });
-    usage([verb], /missing required argument 'id'/);
+    // Without an id, `usage` is the tenant usage report (see below).
+    if (verb !== 'usage') usage([verb], /missing required argument 'id'/);
     usage([verb, 'a', 'b'], /too many arguments/);
   }
   assert.deepEqual(inv(['ls', '--state', 'paused']), { kind: 'ls', state: ['paused'], metadata: {}, json: false });
@@ -626,4 +627,51 @@ test('audit: filters, page, --json, --export; logs: -f, --since, --tail, --after
   assert.match(help(['audit', '--help']), /--export[\s\S]*JSON lines[\s\S]*Examples:/);
   assert.match(help(['logs', '--help']), /not\s+terminals[\s\S]*-f, --follow/);
   assert.match(help(['server', '--help']), /--audit-retention-days <days>[\s\S]*--sandbox-log-cap <KiB>/);
+});
+
+test('usage: without an id the tenant report (--since/--until/--tenant), with one the disk use; metrics <id>', () => {
+  assert.deepEqual(inv(['usage']), { kind: 'usage-report', json: false });
+  const report = inv(['usage', '--since', '2025-01-01', '--until', '2025-02-01T12:00:00Z', '--tenant', 'team-a', '--json']);
+  assert.deepEqual(report, {
+    kind: 'usage-report',
+    since: '2025-01-01T00:00:00.000Z',
+    until: '2025-02-01T12:00:00.000Z',
+    tenant: 'team-a',
+    json: true,
+  });
+  const since = (inv(['usage', '--since', '24h']) as { since: string }).since;
+  assert.ok(Math.abs(Date.parse(since) - (Date.now() - 86_400_000)) < 5000, since);
+  assert.deepEqual(inv(['usage', 'abc', '--json']), { kind: 'usage', id: 'abc', json: true });
+  usage(['usage', 'abc', '--since', '1h'], /--since, --until and --tenant are for the tenant report/);
+  usage(['usage', '--since', 'yesterday'], /--since expects a duration/);
+  assert.deepEqual(inv(['metrics', 'abc']), { kind: 'metrics', id: 'abc', tail: 20, json: false });
+  const m = inv(['metrics', 'abc', '--since', '10m', '--tail', '5', '--json']) as { since: string; tail: number; json: boolean };
+  assert.ok(Math.abs(Date.parse(m.since) - (Date.now() - 600_000)) < 5000);
+  assert.equal(m.tail, 5);
+  assert.equal(m.json, true);
+  usage(['metrics'], /missing required argument 'id'/);
+  usage(['metrics', 'abc', '--tail', '0'], /--tail expects an integer from 1/);
+});
+
+test('server: sampling, metrics access and tracing flags', () => {
+  const srv = inv([
+    'server',
+    '--sample-interval',
+    '2.5',
+    '--metrics-window',
+    '7200',
+    '--metrics-token-file',
+    '/etc/hutch/metrics.token',
+    '--metrics-listen',
+    '10.0.0.5:9464',
+    '--otlp-endpoint',
+    'http://127.0.0.1:4318',
+  ]) as Extract<Invocation, { kind: 'server' }>;
+  assert.equal(srv.sampleIntervalSeconds, 2.5);
+  assert.equal(srv.metricsWindowSeconds, 7200);
+  assert.equal(srv.metricsTokenFile, '/etc/hutch/metrics.token');
+  assert.equal(srv.metricsListen, '10.0.0.5:9464');
+  assert.equal(srv.otlpEndpoint, 'http://127.0.0.1:4318');
+  usage(['server', '--sample-interval', '0'], /--sample-interval expects a number from 0.2/);
+  usage(['server', '--metrics-window', '5'], /--metrics-window expects an integer from 10/);
 });

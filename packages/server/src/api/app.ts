@@ -17,6 +17,7 @@ import { keyRoutes } from './routes/keys.js';
 import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { environmentRoutes } from './routes/environments.js';
+import { observabilityRoutes } from './routes/observability.js';
 import { callerFromKey, trackRequest } from './caller.js';
 import { authorize, checkRoute } from './access.js';
 import { Ingress } from './ingress.js';
@@ -33,6 +34,8 @@ export const JSON_BODY_LIMIT = 1024 * 1024;
 export interface AppOptions {
   /** Host routing for sandbox ports: `<port>-<id>.<domain>`. */
   domain?: { scheme: string; host: string; port: number | null } | null;
+  /** A bearer token that may read GET /metrics besides admin keys (null: admin keys only). */
+  metricsToken?: string | null;
 }
 
 export async function buildApp(
@@ -119,6 +122,11 @@ export async function buildApp(
     await authorize(services, req, callerFromKey(record));
   });
 
+  // Requests by method, route pattern (never the raw URL: ids would be unbounded labels) and status.
+  app.addHook('onResponse', async (req, reply) => {
+    services.metrics.httpRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
+  });
+
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
@@ -137,6 +145,7 @@ export async function buildApp(
   await app.register(auditRoutes(services));
   await app.register(logRoutes(services));
   await app.register(e2bControlRoutes(services, { domain: domain?.host ?? null }));
+  await app.register(observabilityRoutes(services, { metricsToken: options.metricsToken ?? null }));
   await app.ready();
   // A WebSocket's 101 carries the request id too (the upgrade bypasses the HTTP handler).
   app.websocketServer.on('headers', (headers: string[], req: http.IncomingMessage) => headers.push(`X-Request-Id: ${requestIdOf(req)}`));

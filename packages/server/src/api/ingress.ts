@@ -157,6 +157,7 @@ export class Ingress {
         res.once('close', () => stream.done());
       }
       const tunnel = await this.services.sandboxes.openTunnel(record.id, target.port);
+      const telemetry = this.services.sandboxes.telemetry;
       const upstream = http.request({
         createConnection: () => tunnel as unknown as import('node:net').Socket,
         method: req.method,
@@ -170,6 +171,7 @@ export class Ingress {
         // Flush headers at once so streamed responses (SSE, chunked progress) start immediately.
         res.flushHeaders();
         up.pipe(res);
+        up.on('data', (chunk: Buffer) => telemetry.proxyBytes('ingress', 'out', chunk.length));
         up.once('error', () => res.destroy());
       });
       upstream.once('error', (err) => {
@@ -180,6 +182,7 @@ export class Ingress {
         if (!res.writableFinished) upstream.destroy();
       });
       req.pipe(upstream);
+      req.on('data', (chunk: Buffer) => telemetry.proxyBytes('ingress', 'in', chunk.length));
     } catch (err) {
       sendError(res, err);
     }
@@ -207,6 +210,10 @@ export class Ingress {
       tunnel.on('close', () => socket.destroy());
       tunnel.pipe(socket);
       socket.pipe(tunnel);
+      const telemetry = this.services.sandboxes.telemetry;
+      telemetry.proxyBytes('ingress', 'in', head.length);
+      tunnel.on('data', (chunk: Buffer) => telemetry.proxyBytes('ingress', 'out', chunk.length));
+      socket.on('data', (chunk: Buffer) => telemetry.proxyBytes('ingress', 'in', chunk.length));
     } catch (err) {
       const e = toError(err);
       const status = e.kind === 'unavailable' ? 502 : STATUS_BY_KIND[e.kind];

@@ -10,6 +10,8 @@ import type { PoolService } from '../core/pool-service.js';
 import type { AuditService } from '../core/audit.js';
 import type { SandboxLogs } from '../core/sandbox-logs.js';
 import type { EnvironmentService } from '../core/environment-service.js';
+import type { UsageMeter } from '../core/usage-meter.js';
+import type { ServerMetrics } from '../observability/metrics.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -25,5 +27,9 @@ export interface Services {
   audit: AuditService;
   logs: SandboxLogs;
   environments: EnvironmentService;
+  /** Per-sandbox samples and per-tenant usage. */
+  meter: UsageMeter;
+  /** Prometheus registry (GET /metrics) and request counting. */
+  metrics: ServerMetrics;
   info: () => Promise<Record<string, unknown>>;
 }

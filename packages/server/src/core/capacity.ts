@@ -127,7 +127,7 @@ export class CapacityLedger {
    */
   admit(id: string, want: Allocation, owner: Owner | null, headroom = 0): void {
     const problem = this.problem(want, headroom);
-    if (problem) throw new HutchError('unavailable', problem, { retryAfterSeconds: this.options.retryAfterSeconds });
+    if (problem) throw this.refusal(problem);
     this.entries.set(id, { ...want, running: true, owner });
   }
 
@@ -147,7 +147,7 @@ export class CapacityLedger {
     const e = this.entries.get(id);
     if (!e || e.running) return;
     const problem = this.problem(e, 0);
-    if (problem) throw new HutchError('unavailable', problem, { retryAfterSeconds: this.options.retryAfterSeconds });
+    if (problem) throw this.refusal(problem);
     e.running = true;
   }
 
@@ -182,27 +182,44 @@ export class CapacityLedger {
     return this.liveCache.figures;
   }
 
-  private problem(want: Allocation, headroom: number): string | null {
+  private refusal(problem: { message: string; reason: string }): HutchError {
+    return new HutchError('unavailable', problem.message, {
+      retryAfterSeconds: this.options.retryAfterSeconds,
+      admissionReason: problem.reason,
+    });
+  }
+
+  /** Why `want` does not fit (message and admission reason), or null. */
+  private problem(want: Allocation, headroom: number): { message: string; reason: string } | null {
     const allocatable = this.allocatable();
     const allocated = this.allocated();
     for (const r of CAPACITY_RESOURCES) {
       const limit = allocatable[r] * (1 - headroom);
       if (allocated[r] + want[r] > limit + 1e-9) {
-        return (
+        const message =
           `node capacity exhausted: ${NAME[r]} — ${fmt(allocated[r])} of ${fmt(allocatable[r])} ${UNIT[r]} allocated ` +
           `(node ${fmt(this.options.node[r])} × overcommit ${fmt(this.options.overcommit[r])}), this sandbox needs ${fmt(want[r])}` +
-          (headroom > 0 ? ` and warm pools keep ${Math.round(headroom * 100)}% free` : '')
-        );
+          (headroom > 0 ? ` and warm pools keep ${Math.round(headroom * 100)}% free` : '');
+        return { message, reason: `node_${NAME[r]}` };
       }
     }
     const live = this.live();
     const { reserve } = this.options;
     if (live.memAvailableMiB !== null && live.memAvailableMiB < reserve.memoryMiB)
-      return `node capacity exhausted: memory — only ${live.memAvailableMiB} MiB actually available on the host (reserve ${reserve.memoryMiB} MiB)`;
+      return {
+        message: `node capacity exhausted: memory — only ${live.memAvailableMiB} MiB actually available on the host (reserve ${reserve.memoryMiB} MiB)`,
+        reason: 'host_memory',
+      };
     if (live.diskFreeMiB !== null && live.diskFreeMiB < reserve.diskMiB)
-      return `node capacity exhausted: disk — only ${live.diskFreeMiB} MiB free in the data directory (reserve ${reserve.diskMiB} MiB)`;
+      return {
+        message: `node capacity exhausted: disk — only ${live.diskFreeMiB} MiB free in the data directory (reserve ${reserve.diskMiB} MiB)`,
+        reason: 'host_disk',
+      };
     if (live.pidsInUse !== null && live.pidsMax !== null && live.pidsMax - live.pidsInUse < reserve.pids)
-      return `node capacity exhausted: pids — ${live.pidsInUse} of ${live.pidsMax} in use on the host (reserve ${reserve.pids})`;
+      return {
+        message: `node capacity exhausted: pids — ${live.pidsInUse} of ${live.pidsMax} in use on the host (reserve ${reserve.pids})`,
+        reason: 'host_pids',
+      };
     return null;
   }
 }

@@ -69,7 +69,7 @@ export class CreateQueue {
         full
           ? `create queue full: ${this.running} creates running and ${this.queued} waiting (limit ${this.options.maxQueued}); retry later`
           : `create queue: this API key already has ${mine?.length ?? 0} creates waiting (limit ${perCaller} per key); retry later`,
-        { retryAfterSeconds: this.retryAfter() },
+        { retryAfterSeconds: this.retryAfter(), admissionReason: full ? 'queue_full' : 'queue_per_key' },
       );
     }
     return new Promise<void>((resolve) => {

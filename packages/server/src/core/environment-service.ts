@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { loadComposeProject } from '../environments/load.js';
 import type { EnvironmentModel, ServiceSpec } from '../environments/model.js';
 import { planService, type ServicePlan } from '../environments/service-plan.js';
-import { extractArchive, fetchGit, insideProject, packForCopy } from '../environments/workspace.js';
+import { extractArchive, fetchGit, insideProject } from '../environments/workspace.js';
+import type { SandboxCopier } from './sandbox-copy.js';
+import type { ImageBuilder } from './image-builder.js';
+import { loadDockerfile, type DockerfileImage } from '../environments/dockerfile.js';
 import type { EnvironmentRecord, EnvironmentStore, EnvironmentVolume, ServiceRecord } from './environment.js';
 import { HutchError, invalidArgument, isHutchError, notFound } from './errors.js';
-import type { FileService } from './file-service.js';
 import { newSandboxId } from './ids.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
@@ -29,6 +30,8 @@ import type { VolumeService } from './volume-service.js';
  * that exited 0). State is recorded as it changes, so a restart of the server finds it again.
  */
 export const ENVIRONMENT_ID_PATTERN = /^env-[a-z0-9]{16}$/;
+/** The template a service with `build:` shows until its image is built (then: the snapshot id). */
+const BUILD_PLACEHOLDER = '(build)';
 /** Where a service's main process writes its output inside its sandbox (`hutch env logs`). */
 export const SERVICE_LOG = '/tmp/hutch-service.log';
 const MAX_LOG_LINES = 5000;
@@ -92,6 +95,8 @@ interface Prepared {
   record: EnvironmentRecord;
   model: EnvironmentModel;
   plans: Map<string, ServicePlan>;
+  /** The Dockerfiles of services with a `build:` section (built at bring-up, or reused). */
+  images: Map<string, DockerfileImage>;
 }
 
 export class EnvironmentService {
@@ -102,8 +107,9 @@ export class EnvironmentService {
     private readonly store: EnvironmentStore,
     private readonly sandboxes: SandboxService,
     private readonly processes: ProcessService,
-    private readonly files: FileService,
     private readonly volumes: VolumeService,
+    private readonly copier: SandboxCopier,
+    private readonly builder: ImageBuilder,
     private readonly log: Logger,
     private readonly options: EnvironmentServiceOptions,
   ) {}
@@ -190,8 +196,27 @@ export class EnvironmentService {
     for (const [name, url] of urls) injected[serviceUrlVariable(name)] = url;
     if (gitSha) injected.PREVIEW_GIT_SHA = gitSha;
     if (input.prNumber !== undefined) injected.PREVIEW_PR_NUMBER = String(input.prNumber);
-    const plans = new Map(model.services.map((s) => [s.name, planService(s, model, injected)]));
-    await this.check(model, plans, src, caller);
+    const images = new Map<string, DockerfileImage>();
+    for (const s of model.services) {
+      if (s.source.kind !== 'build' || s.settings.template !== null) continue;
+      const image = await loadDockerfile({
+        root: src,
+        context: s.source.context,
+        dockerfile: s.source.dockerfile,
+        args: s.source.args,
+        templates: model.settings.templates,
+        field: `services.${s.name}.build`,
+      });
+      images.set(s.name, image);
+      warnings.push(...image.warnings);
+    }
+    const plans = new Map(
+      model.services.map((s) => {
+        const image = images.get(s.name);
+        return [s.name, planService(s, model, injected, image ? { placeholder: BUILD_PLACEHOLDER, contract: image.contract } : undefined)];
+      }),
+    );
+    await this.check(model, plans, images, src, caller);
 
     const volumes: EnvironmentVolume[] = model.volumes.map((v) =>
       v.external
@@ -230,16 +255,23 @@ export class EnvironmentService {
       createdAt: now,
       updatedAt: now,
     };
-    return { record, model, plans };
+    return { record, model, plans, images };
   }
 
   /** What the project needs must exist and fit: templates, external volumes, copied paths, healthchecks. */
-  private async check(model: EnvironmentModel, plans: Map<string, ServicePlan>, src: string, caller: Caller): Promise<void> {
+  private async check(
+    model: EnvironmentModel,
+    plans: Map<string, ServicePlan>,
+    images: Map<string, DockerfileImage>,
+    src: string,
+    caller: Caller,
+  ): Promise<void> {
     for (const service of model.services) {
       const plan = plans.get(service.name)!;
       const field = `services.${service.name}`;
-      if (!(await this.sandboxes.sourceExists(plan.template, caller.tenant)))
-        throw invalidArgument(`${field}: template "${plan.template}" does not exist (GET /v1/templates, or one of your snapshots)`);
+      const template = images.get(service.name)?.fromTemplate ?? plan.template;
+      if (!(await this.sandboxes.sourceExists(template, caller.tenant)))
+        throw invalidArgument(`${field}: template "${template}" does not exist (GET /v1/templates, or one of your snapshots)`);
       for (const [i, mount] of service.mounts.entries())
         if (mount.kind === 'copy') await insideProject(src, mount.source, `${field}.volumes[${i}]`);
       for (const dep of service.dependsOn) {
@@ -317,7 +349,7 @@ export class EnvironmentService {
           }
         }
         if (signal.aborted) return;
-        await this.startService(record, service, plans.get(service.name)!, state, caller, signal, save);
+        await this.startService(record, service, plans.get(service.name)!, prepared.images.get(service.name), state, caller, signal, save);
         if (signal.aborted) return;
         started.get(service.name)!.resolve();
         const plan = plans.get(service.name)!;
@@ -337,7 +369,11 @@ export class EnvironmentService {
           completed.get(service.name)!.resolve();
           return;
         }
-        this.followExit(record, state, save);
+        // A long-running service "completes" for its dependents only by exiting 0.
+        this.followExit(record, state, save, (exitCode) => {
+          if (exitCode === 0) completed.get(service.name)!.resolve();
+          else completed.get(service.name)!.reject(new Error(`exited with ${exitCode}`));
+        });
         if (plan.healthcheck) {
           const ok = await this.waitHealthy(state, plan, signal);
           if (signal.aborted) return;
@@ -353,7 +389,6 @@ export class EnvironmentService {
           await save();
         }
         healthy.get(service.name)!.resolve();
-        // A long-running service "completes" for its dependents only by exiting 0 (followExit).
       } catch (err) {
         if (signal.aborted) return;
         await fail(isHutchError(err) ? err.message : `${(err as Error).message}`);
@@ -374,11 +409,22 @@ export class EnvironmentService {
     record: EnvironmentRecord,
     service: ServiceSpec,
     plan: ServicePlan,
+    image: DockerfileImage | undefined,
     state: ServiceRecord,
     caller: Caller,
     signal: AbortSignal,
     save: () => Promise<void>,
   ): Promise<void> {
+    let template = plan.template;
+    if (image) {
+      state.state = 'building';
+      await save();
+      const built = await this.builder.ensure(image, join(this.workDir(record.id), 'src'), caller, signal);
+      template = built.template;
+      state.template = template;
+      this.log.info({ environment: record.id, service: service.name, snapshot: template, cached: built.cached }, 'service image ready');
+      if (signal.aborted) return;
+    }
     state.state = 'creating';
     await save();
     const egress: EgressPolicy = service.settings.egress === 'none' ? { allow: [], deny: [] } : service.settings.egress;
@@ -389,7 +435,7 @@ export class EnvironmentService {
     });
     await this.sandboxes.create(
       {
-        template: plan.template,
+        template,
         env: plan.env,
         persistent: true,
         network: { egress, public: service.settings.public },
@@ -406,9 +452,13 @@ export class EnvironmentService {
     const src = join(this.workDir(record.id), 'src');
     for (const [i, mount] of service.mounts.entries()) {
       if (mount.kind !== 'copy') continue;
-      await this.copyIn(state.sandboxId, await insideProject(src, mount.source, `services.${service.name}.volumes[${i}]`), mount.target);
+      await this.copier.copy(
+        state.sandboxId,
+        await insideProject(src, mount.source, `services.${service.name}.volumes[${i}]`),
+        mount.target,
+      );
     }
-    if (plan.workingDir) await this.run(state.sandboxId, ['mkdir', '-p', plan.workingDir], 'root');
+    if (plan.workingDir) await this.copier.run(state.sandboxId, ['mkdir', '-p', plan.workingDir]);
     // Output goes to a file in the sandbox (for `hutch env logs`), whoever reads it and whenever.
     const cmd = ['/bin/sh', '-c', `exec "$@" >>${SERVICE_LOG} 2>&1`, 'hutch-service', ...plan.argv];
     const { pid } = await this.processes.startDetached(state.sandboxId, {
@@ -420,44 +470,6 @@ export class EnvironmentService {
     state.pid = pid;
     state.state = plan.healthcheck && !service.job ? 'starting' : 'running';
     await save();
-  }
-
-  /** Copies a project path into a sandbox: a directory's contents through tar, a file as it is. */
-  private async copyIn(sandboxId: string, hostPath: string, target: string): Promise<void> {
-    const isDirectory = (await stat(hostPath)).isDirectory();
-    if (!isDirectory) {
-      await this.run(sandboxId, ['mkdir', '-p', target.slice(0, target.lastIndexOf('/')) || '/'], 'root');
-      await this.files.write(sandboxId, target, createReadStream(hostPath), 'root');
-      return;
-    }
-    const events = this.processes.start(sandboxId, {
-      cmd: ['/bin/sh', '-c', 'mkdir -p "$1" && exec tar -x -f - -C "$1"', 'copy', target],
-      user: 'root',
-      stdin: true,
-      captureOutput: false,
-    });
-    let pid: number | null = null;
-    let stderr = '';
-    for await (const event of events) {
-      if (event.type === 'start') {
-        pid = event.pid;
-        for await (const chunk of packForCopy(hostPath, true)) await this.processes.sendStdin(sandboxId, { pid }, chunk as Buffer);
-        await this.processes.closeStdin(sandboxId, { pid });
-      } else if (event.type === 'stderr') stderr += Buffer.from(event.data, 'base64').toString();
-      else if (event.type === 'exit') {
-        if (event.exitCode !== 0) throw new HutchError('internal', `copying into ${target} failed: ${stderr.trim().slice(-300)}`);
-        return;
-      }
-    }
-    throw new HutchError(
-      'internal',
-      `copying into ${target}: the process ended without an exit status${pid === null ? ' (it never started)' : ''}`,
-    );
-  }
-
-  private async run(sandboxId: string, cmd: string[], user: string): Promise<void> {
-    const r = await this.processes.exec(sandboxId, { cmd, user, timeoutMs: 30_000, captureOutput: false });
-    if (r.exitCode !== 0) throw new HutchError('internal', `${cmd.join(' ')} failed: ${r.stderr.trim().slice(-300)}`);
   }
 
   /**
@@ -483,11 +495,17 @@ export class EnvironmentService {
   }
 
   /** Records the end of a long-running service's main process (it keeps its sandbox). */
-  private followExit(record: EnvironmentRecord, state: ServiceRecord, save: () => Promise<void>): void {
+  private followExit(
+    record: EnvironmentRecord,
+    state: ServiceRecord,
+    save: () => Promise<void>,
+    onExit: (exitCode: number) => void = () => undefined,
+  ): void {
     if (state.pid === null) return;
     void this.processes
       .wait(state.sandboxId, { pid: state.pid })
       .then(async (exit) => {
+        onExit(exit.exitCode);
         const current = await this.store.get(record.id);
         if (!current || current.state === 'deleting' || current.state === 'deleted') return;
         state.state = 'exited';
@@ -574,7 +592,7 @@ export class EnvironmentService {
     const n = Math.max(1, Math.min(MAX_LOG_LINES, lines));
     const out: ServiceLogs[] = [];
     for (const s of services) {
-      if (s.state === 'pending' || s.state === 'creating') {
+      if (s.state === 'pending' || s.state === 'building' || s.state === 'creating') {
         out.push({ service: s.name, text: '' });
         continue;
       }
@@ -600,7 +618,7 @@ export class EnvironmentService {
       }
       const lost: string[] = [];
       for (const s of record.services) {
-        if (s.state === 'pending') continue;
+        if (s.state === 'pending' || s.state === 'building') continue;
         const sandbox = await this.sandboxes.get(s.sandboxId).catch(() => null);
         if (!sandbox || sandbox.state !== 'running') {
           if (s.state !== 'completed' && s.state !== 'failed') {

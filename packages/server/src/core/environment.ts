@@ -8,13 +8,25 @@ export const ENVIRONMENT_STATES = ['creating', 'running', 'error', 'deleting', '
 export type EnvironmentState = (typeof ENVIRONMENT_STATES)[number];
 
 /**
- * A service's progress: `pending` (waiting for its dependencies), `creating` (its sandbox),
+ * A service's progress: `pending` (waiting for its dependencies), `building` (its image, from its
+ * `build:` section; reused when unchanged), `creating` (its sandbox),
  * `starting` (its process runs; not healthy yet), `running` (started; no healthcheck to pass),
  * `healthy`, `completed` (a job that exited 0), `failed` (a job that exited non-zero, or a
  * service that could not be created or never became healthy), `exited` (a long-running
  * service's process ended), `lost` (its sandbox is gone).
  */
-export const SERVICE_STATES = ['pending', 'creating', 'starting', 'running', 'healthy', 'completed', 'failed', 'exited', 'lost'] as const;
+export const SERVICE_STATES = [
+  'pending',
+  'building',
+  'creating',
+  'starting',
+  'running',
+  'healthy',
+  'completed',
+  'failed',
+  'exited',
+  'lost',
+] as const;
 export type ServiceState = (typeof SERVICE_STATES)[number];
 
 export interface ServiceRoute {
@@ -26,6 +38,7 @@ export interface ServiceRecord {
   name: string;
   /** Chosen before the sandbox exists (its URLs are handed to every service up front). */
   sandboxId: string;
+  /** The template or snapshot it runs on (`(build)` until a `build:` image is built). */
   template: string;
   job: boolean;
   state: ServiceState;

@@ -18,12 +18,18 @@ export class HutchError extends Error {
   readonly kind: ErrorKind;
   /** Seconds a client should wait before retrying (resource_exhausted, unavailable). */
   readonly retryAfterSeconds?: number;
+  /**
+   * Why admission refused (a quota, the create queue or the node's capacity), as a short fixed
+   * code such as `tenant_quota_cpu` or `node_memory`: a metrics label, never shown to clients.
+   */
+  readonly admissionReason?: string;
 
-  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; retryAfterSeconds?: number; admissionReason?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HutchError';
     this.kind = kind;
     if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+    if (options?.admissionReason !== undefined) this.admissionReason = options.admissionReason;
   }
 }
 

@@ -4,6 +4,7 @@ import { HutchError, invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Quotas } from './quotas.js';
 import { type Isolation, SANDBOX_DEFAULTS } from './sandbox.js';
+import { NOOP_TELEMETRY, type Telemetry } from './telemetry.js';
 
 /**
  * Warm pools: sandboxes booted ahead of demand, keyed by what makes them interchangeable
@@ -138,6 +139,8 @@ export class PoolService {
   private ticking = false;
   private stopped = false;
   private readonly backoffUntil = new Map<string, number>();
+  /** Hits and misses are counted here too (wired by the server). */
+  telemetry: Telemetry = NOOP_TELEMETRY;
 
   constructor(
     private readonly store: PoolStore,
@@ -240,10 +243,12 @@ export class PoolService {
       if (index >= 0) {
         const [member] = p.members.splice(index, 1);
         p.hits++;
+        this.telemetry.poolClaim(tenant, true);
         void this.tick();
         return { id: member!.id, pool: p.def.name };
       }
       p.misses++;
+      this.telemetry.poolClaim(tenant, false);
       void this.tick();
       return null;
     }

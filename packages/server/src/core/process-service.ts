@@ -3,6 +3,7 @@ import { KEEP_ALIVE_ENV } from './keep-alive.js';
 import { type AgentProcessMessage, type ProcessEvent, toProcessEvent } from './process-events.js';
 import type { SandboxService } from './sandbox-service.js';
 import type { ProcessOutput, SandboxLogs } from './sandbox-logs.js';
+import { secondsSince } from './telemetry.js';
 
 /**
  * Processes inside sandboxes: buffered exec, streamed processes, stdin, signals, PTY. The agent
@@ -163,8 +164,26 @@ export class ProcessService {
 
   /** Runs a command to completion, keeping at most maxOutputBytes of each stream; holds the sandbox meanwhile. */
   async exec(id: string, req: ExecRequest): Promise<ExecResult> {
-    await this.sandboxes.requireRunning(id);
-    return this.sandboxes.holding(id, 'exec', () => this.execHeld(id, req));
+    const record = await this.sandboxes.requireRunning(id);
+    const telemetry = this.sandboxes.telemetry;
+    const span = telemetry.tracer.startSpan('sandbox.exec', {
+      'hutch.sandbox_id': id,
+      'hutch.tier': record.isolation,
+      'hutch.tenant': record.tenant,
+    });
+    const started = performance.now();
+    try {
+      const result = await this.sandboxes.holding(id, 'exec', () => this.execHeld(id, req));
+      const outcome = result.timedOut ? 'timeout' : result.exitCode === 0 ? 'ok' : 'nonzero';
+      span.setAttributes({ 'hutch.exit_code': result.exitCode, 'hutch.timed_out': result.timedOut });
+      span.end();
+      telemetry.execFinished({ tier: record.isolation, outcome, seconds: secondsSince(started) });
+      return result;
+    } catch (err) {
+      span.end(err);
+      telemetry.execFinished({ tier: record.isolation, outcome: 'error', seconds: secondsSince(started) });
+      throw err;
+    }
   }
 
   private async execHeld(id: string, req: ExecRequest): Promise<ExecResult> {

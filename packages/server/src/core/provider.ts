@@ -39,6 +39,26 @@ export interface PeerGroup {
   name: string;
 }
 
+/**
+ * One reading of a running sandbox's counters, as the sampler takes it every few seconds (cheap:
+ * cgroup and sysfs files). Cumulative counters (cpu, network) restart from zero when the sandbox
+ * is stopped and started again (a new cgroup, a new link).
+ */
+export interface SandboxStats {
+  /** Cpu time the sandbox's cgroup consumed since it started (gVisor: the sentry's and gofer's too). */
+  cpuNs: number;
+  /** Memory charged to its cgroup (what its limit counts), page cache and tmpfs included. */
+  memoryBytes: number;
+  /** Of which page cache and shared memory (gVisor keeps the workload's memory there). */
+  memoryCacheBytes: number;
+  /** Tasks in its cgroup (gVisor: the sentry's threads, not the workload's processes); null: unknown. */
+  pids: number | null;
+  /** Its own filesystem; null when not mounted. */
+  disk: { usedBytes: number; sizeBytes: number } | null;
+  /** Bytes received and sent by the sandbox on its network link; null: no link (egress none). */
+  net: { rxBytes: number; txBytes: number } | null;
+}
+
 export interface DiskUsage {
   sizeBytes: number;
   usedBytes: number;
@@ -139,6 +159,8 @@ export interface Provider {
   usage(id: string): Promise<{ cpuNs: number; memBytes: number; memCacheBytes: number } | null>;
   /** Usage of the sandbox's own filesystem; null when it is not mounted. */
   diskUsage(id: string): Promise<DiskUsage | null>;
+  /** Counters of a running sandbox for the sampler; null when it has no cgroup (not running). */
+  stats(id: string): Promise<SandboxStats | null>;
   /** Sandboxes the runtime knows about (for reconciliation at start). */
   list(): Promise<RuntimeSandbox[]>;
   /**

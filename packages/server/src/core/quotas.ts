@@ -23,6 +23,8 @@ const RETRY_AFTER_SECONDS = 5;
 interface Scope {
   /** How the refusal names it: `tenant "a" quota` or `API key limit`. */
   label: string;
+  /** Its admission-reason prefix (metrics): `tenant_quota` or `key_limit`. */
+  code: 'tenant_quota' | 'key_limit';
   filter: OwnerFilter;
   limits: ResourceLimits;
   /** Key of its create times (createsPerMinute). */
@@ -60,13 +62,13 @@ export class Quotas {
           throw new HutchError(
             'resource_exhausted',
             `${label} reached: createsPerMinute ${limits.createsPerMinute} (${recent.length} in the last minute)`,
-            { retryAfterSeconds: wait },
+            { retryAfterSeconds: wait, admissionReason: `${scope.code}_creates_per_minute` },
           );
         }
       }
       const count = this.ledger.count(scope.filter);
       if (limits.maxSandboxes !== undefined && count >= limits.maxSandboxes)
-        refuse(label, `maxSandboxes ${limits.maxSandboxes} (it has ${count}; delete some first)`);
+        refuse(scope, 'sandboxes', `maxSandboxes ${limits.maxSandboxes} (it has ${count}; delete some first)`);
       this.checkResources(scope, want, ['cpu', 'memoryMiB', 'diskMiB']);
     }
   }
@@ -122,6 +124,7 @@ export class Quotas {
     if (caller.limits)
       scopes.push({
         label: 'API key limit',
+        code: 'key_limit',
         filter: { key: caller.keyId },
         limits: caller.limits,
         rateKey: `key:${caller.keyId}`,
@@ -131,7 +134,14 @@ export class Quotas {
   }
 
   private tenantScope(tenant: string, limits: ResourceLimits, volumeMiB: number): Scope {
-    return { label: `tenant "${tenant}" quota`, filter: { tenant }, limits, rateKey: `tenant:${tenant}`, extraDiskMiB: volumeMiB };
+    return {
+      label: `tenant "${tenant}" quota`,
+      code: 'tenant_quota',
+      filter: { tenant },
+      limits,
+      rateKey: `tenant:${tenant}`,
+      extraDiskMiB: volumeMiB,
+    };
   }
 
   private checkResources(scope: Scope, want: Allocation, fields: Array<'cpu' | 'memoryMiB' | 'diskMiB'>): void {
@@ -143,7 +153,7 @@ export class Quotas {
       if (used[field] + extra + want[field] > limit + 1e-9) {
         const held =
           extra > 0 ? `its sandboxes use ${fmt(used[field])} and its volumes ${fmt(extra)}` : `its sandboxes use ${fmt(used[field])}`;
-        refuse(scope.label, `${field} ${fmt(limit)} (${held}, this asks ${fmt(want[field])})`);
+        refuse(scope, REASON[field], `${field} ${fmt(limit)} (${held}, this asks ${fmt(want[field])})`);
       }
     }
   }
@@ -154,6 +164,11 @@ export class Quotas {
   }
 }
 
-function refuse(label: string, what: string): never {
-  throw new HutchError('resource_exhausted', `${label} reached: ${what}`, { retryAfterSeconds: RETRY_AFTER_SECONDS });
+const REASON = { cpu: 'cpu', memoryMiB: 'memory', diskMiB: 'disk' } as const;
+
+function refuse(scope: Scope, resource: string, what: string): never {
+  throw new HutchError('resource_exhausted', `${scope.label} reached: ${what}`, {
+    retryAfterSeconds: RETRY_AFTER_SECONDS,
+    admissionReason: `${scope.code}_${resource}`,
+  });
 }

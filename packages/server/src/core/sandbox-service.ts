@@ -28,6 +28,8 @@ import type { CreateQueue } from './create-queue.js';
 import type { PoolService, PoolSpec } from './pool-service.js';
 import type { Quotas } from './quotas.js';
 import { type Caller, requireVisible, SYSTEM_CALLER } from './tenancy.js';
+import { type CreateOutcome, NOOP_TELEMETRY, secondsSince, type SpanHandle, type Telemetry } from './telemetry.js';
+import type { UsageMeter } from './usage-meter.js';
 
 /**
  * Sandbox lifecycle: create, get, list, delete, TTL, and reconciliation with the runtime after a
@@ -86,6 +88,21 @@ const allocationOf = (r: { cpu: number; memoryMiB: number; pids: number; diskMiB
 
 const ownerOf = (r: SandboxRecord): Owner => ({ tenant: r.tenant, key: r.owner });
 
+/** A create in progress, for its trace and its latency metric. */
+interface CreateTrace {
+  span: SpanHandle;
+  warm: boolean;
+}
+
+/** Request errors (a bad template, an unavailable tier…) are not server failures. */
+const REQUEST_ERRORS = new Set(['invalid_argument', 'not_found', 'conflict', 'tier_unavailable', 'permission_denied']);
+
+function createOutcome(err: unknown): CreateOutcome {
+  if (!(err instanceof HutchError)) return 'error';
+  if (err.admissionReason) return 'rejected';
+  return REQUEST_ERRORS.has(err.kind) ? 'invalid' : 'error';
+}
+
 function ttlFrom(now: number, seconds: number | null): Date | null {
   return seconds === null ? null : new Date(now + seconds * 1000);
 }
@@ -107,6 +124,10 @@ export class SandboxService {
   private readonly teardownLimit = pLimit(MAX_PARALLEL_TEARDOWNS);
   /** Warm pools (wired after construction: they boot sandboxes through this service). */
   pools: PoolService | null = null;
+  /** Metrics and traces (wired by the server; nothing by default). */
+  telemetry: Telemetry = NOOP_TELEMETRY;
+  /** Usage accounting: meters open when a sandbox runs, a final reading when it stops (wired by the server). */
+  meter: Pick<UsageMeter, 'started' | 'final'> | null = null;
 
   constructor(
     private readonly store: SandboxStore,
@@ -146,6 +167,38 @@ export class SandboxService {
       const existing = await this.store.getByIdempotencyKey(caller.tenant, input.idempotencyKey);
       if (existing) return existing;
     }
+    const tier = input.isolation ?? SANDBOX_DEFAULTS.isolation;
+    const started = performance.now();
+    const trace: CreateTrace = {
+      span: this.telemetry.tracer.startSpan('sandbox.create', {
+        'hutch.tier': tier,
+        'hutch.tenant': caller.tenant,
+        'hutch.template': (input.template ?? SANDBOX_DEFAULTS.template).slice(0, 128),
+      }),
+      warm: false,
+    };
+    try {
+      const record = await this.createTraced(input, caller, trace, internal);
+      const warm = record.warm === true;
+      trace.span.setAttributes({ 'hutch.sandbox_id': record.id, 'hutch.warm': warm });
+      trace.span.end();
+      this.telemetry.createFinished({ tier, warm, outcome: 'ok', seconds: secondsSince(started) });
+      return record;
+    } catch (err) {
+      const outcome = createOutcome(err);
+      if (outcome === 'rejected') this.telemetry.admissionRejected(caller.tenant, (err as HutchError).admissionReason!);
+      trace.span.end(err);
+      this.telemetry.createFinished({ tier, warm: trace.warm, outcome, seconds: secondsSince(started) });
+      throw err;
+    }
+  }
+
+  private async createTraced(
+    input: CreateSandboxInput,
+    caller: Caller,
+    trace: CreateTrace,
+    internal: { id?: string; peers?: PeerGroup },
+  ): Promise<SandboxRecord & { warm?: boolean }> {
     const isolation = input.isolation ?? SANDBOX_DEFAULTS.isolation;
     const tier = this.provider.tiers()[isolation];
     if (!tier.available) {
@@ -240,20 +293,40 @@ export class SandboxService {
     };
     this.quotas?.noteCreate(caller);
     if (warm) {
+      trace.warm = true;
+      const span = trace.span.child('sandbox.create.warm_claim', { 'hutch.pool': warm.pool });
       const claimed = await this.finishWarm(record, warm.pool);
+      span.end();
       if (claimed) return claimed;
+      trace.warm = false;
       record.id = newSandboxId(); // the member was unusable: go cold
     }
     const peers = internal.peers ?? null;
-    if (!this.queue) return this.createCold(record, source, sources, caller, peers);
+    if (!this.queue) return this.createCold(record, source, sources, caller, peers, trace);
     // Reserved while waiting, so the queue never holds more than fits.
     this.capacity?.admit(record.id, allocationOf(record), owner);
+    const wait = trace.span.child('sandbox.create.queue_wait');
     try {
-      return await this.queue.run({ tenant: caller.tenant, key: caller.keyId }, () =>
-        this.createCold(record, source, sources, caller, peers),
-      );
+      return await this.queue.run({ tenant: caller.tenant, key: caller.keyId }, () => {
+        wait.end();
+        return this.createCold(record, source, sources, caller, peers, trace);
+      });
     } catch (err) {
+      wait.end(err);
       this.capacity?.release(record.id);
+      throw err;
+    }
+  }
+
+  /** Runs one step of a create as a child span of its trace. */
+  private async step<T>(trace: CreateTrace | undefined, name: string, work: () => Promise<T>): Promise<T> {
+    const span = trace?.span.child(`sandbox.create.${name}`);
+    try {
+      const result = await work();
+      span?.end();
+      return result;
+    } catch (err) {
+      span?.end(err);
       throw err;
     }
   }
@@ -264,6 +337,7 @@ export class SandboxService {
     sources: SandboxSpec['volumes'],
     caller: Caller,
     peers: PeerGroup | null,
+    trace?: CreateTrace,
   ): Promise<SandboxRecord & { warm?: boolean }> {
     const { isolation, network, timeoutSeconds, template: templateName } = record;
     if (this.capacity && !this.capacity.has(record.id))
@@ -281,29 +355,36 @@ export class SandboxService {
 
     return this.locks.run(record.id, async () => {
       try {
-        await this.provider.create({
-          id: record.id,
-          isolation,
-          layers: source.layers,
-          env: record.env,
-          defaultUser: source.defaultUser,
-          cpu: record.cpu,
-          memoryMiB: record.memoryMiB,
-          pids: record.pids,
-          egress: network.egress,
-          diskMiB: record.diskMiB,
-          volumes: sources,
-          tenant: record.tenant,
-          timeoutSeconds,
-          ...(source.memory ? { restoreFrom: source.memory.key } : {}),
-          ...(peers ? { peers } : {}),
-        });
-        await this.waitForAgent(record.id);
+        await this.step(trace, 'provider', () =>
+          this.provider.create({
+            id: record.id,
+            isolation,
+            layers: source.layers,
+            env: record.env,
+            defaultUser: source.defaultUser,
+            cpu: record.cpu,
+            memoryMiB: record.memoryMiB,
+            pids: record.pids,
+            egress: network.egress,
+            diskMiB: record.diskMiB,
+            volumes: sources,
+            tenant: record.tenant,
+            timeoutSeconds,
+            ...(source.memory ? { restoreFrom: source.memory.key } : {}),
+            ...(peers ? { peers } : {}),
+          }),
+        );
+        await this.step(trace, 'agent_ready', () => this.waitForAgent(record.id));
         const expiresAt = ttlFrom(Date.now(), timeoutSeconds);
         const stateChangedAt = new Date();
         await this.store.update(record.id, { state: 'running', expiresAt, stateChangedAt });
+        // A new cgroup: everything it used since the runtime made it is the tenant's.
+        await this.meter?.started(record, 'zero');
         this.touch(record.id);
-        if (source.start && !source.memory) await this.runTemplateStart(record.id, source.start, source.defaultUser);
+        if (source.start && !source.memory) {
+          const start = source.start;
+          await this.step(trace, 'template_start', () => this.runTemplateStart(record.id, start, source.defaultUser));
+        }
         this.log.info({ sandbox: record.id, isolation, template: templateName, egress: egressMode(network.egress) }, 'sandbox created');
         return { ...record, state: 'running' as const, expiresAt, stateChangedAt, warm: false };
       } catch (err) {
@@ -358,6 +439,8 @@ export class SandboxService {
         if (winner) return winner;
         throw err;
       }
+      // It booted before it was the tenant's: only what it uses from now on is.
+      await this.meter?.started(claimed, 'current');
       this.touch(id);
       this.log.info({ sandbox: id, pool, isolation: record.isolation, template: record.template }, 'sandbox created (warm)');
       return { ...claimed, warm: true as const };
@@ -531,6 +614,8 @@ export class SandboxService {
       if (record.state !== 'running' && record.state !== 'paused')
         throw conflict(`sandbox ${id} is ${record.state}; only running or paused sandboxes can be stopped`);
       this.dropAgent(id);
+      // Its last reading, while its cgroup still exists (the stop removes it).
+      if (record.state === 'running') await this.meter?.final(id);
       await this.provider.stop(id);
       return this.enterIdleState(record, 'stopped', null);
     });
@@ -559,12 +644,18 @@ export class SandboxService {
       // connection first, and listens again once restored (or if the checkpoint fails).
       if (mode === 'memory') await this.quiesceAgent(id);
       this.dropAgent(id);
+      // Its last reading while its cgroup exists (the pause removes it; what the runtime spends
+      // writing a checkpoint after this is not counted).
+      await this.meter?.final(id);
       try {
         await this.provider.pause(id, mode);
       } catch (err) {
         // A checkpoint that fails while saving ends the sandbox (runsc): its files are intact, so
         // it is recorded stopped rather than left claiming to run.
-        if ((await this.provider.isRunning(id)) === false) {
+        const running = await this.provider.isRunning(id);
+        // Still running: metered again from now.
+        if (running !== false) await this.meter?.started(record, 'current');
+        if (running === false) {
           await this.provider.stop(id).catch(() => undefined);
           await this.enterIdleState(record, 'stopped', null);
           throw new HutchError(
@@ -605,8 +696,13 @@ export class SandboxService {
   private async bringUp(record: SandboxRecord, up: () => Promise<void>, what: string): Promise<SandboxRecord> {
     const id = record.id;
     if (this.capacity && !this.capacity.has(id)) this.capacity.record(id, allocationOf(record), false, ownerOf(record));
-    this.quotas?.checkWake(record.tenant, allocationOf(record)); // 429 naming the quota
-    this.capacity?.wake(id); // 503 naming the resource when it no longer fits
+    try {
+      this.quotas?.checkWake(record.tenant, allocationOf(record)); // 429 naming the quota
+      this.capacity?.wake(id); // 503 naming the resource when it no longer fits
+    } catch (err) {
+      if (err instanceof HutchError && err.admissionReason) this.telemetry.admissionRejected(record.tenant, err.admissionReason);
+      throw err;
+    }
     try {
       if (this.volumes) await this.volumes.attachAll(record.tenant, record.volumes);
       await up();
@@ -628,6 +724,8 @@ export class SandboxService {
       error: null,
     };
     await this.store.update(id, patch);
+    // Its cgroup is new (stop and pause remove it).
+    await this.meter?.started(record, 'zero');
     this.touch(id);
     // Fresh processes (start, or a files-only resume): the template's start command runs again.
     if (record.pauseMode !== 'memory' && this.templates.names().includes(record.template)) {
@@ -847,6 +945,9 @@ export class SandboxService {
       // which finish in the background (a crash meanwhile: reconcile reaps what is left). A
       // sandbox with volumes waits, so its volumes are free when the answer says so.
       await this.provider.kill(id);
+      // Nothing of it runs any more and its cgroup is still there: its cpu counter is final.
+      if (record.state === 'running') await this.meter?.final(id, { forget: true });
+      else void this.meter?.final(id, { forget: true });
       this.dropAgent(id);
       this.defaultUsers.delete(id);
       this.forgetActivity(id);
@@ -898,6 +999,7 @@ export class SandboxService {
           ? "the sandbox was ended when its runtime hit the host's process backstop (a fork bomb?)"
           : 'the sandbox stopped unexpectedly (its agent no longer answers)';
       await this.store.update(id, { state: 'error', error: reason, expiresAt: null });
+      await this.meter?.final(id);
       this.capacity?.release(id);
       this.log.warn({ sandbox: id, oomKilled }, reason);
     }

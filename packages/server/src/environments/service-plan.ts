@@ -13,6 +13,16 @@ import type { CommandSpec, EnvironmentModel, HealthcheckSpec, ServiceSpec } from
  *   is split into words (as `docker compose` does; no shell runs between them);
  * - the service's `environment` goes over the image's env.
  */
+/** What a plan needs of an image: a catalog entry's contract, or a built image's (user null: the template's default). */
+export type PlanContract = Omit<ImageContract, 'repository' | 'version' | 'template' | 'user'> & { user: string | null };
+
+/** A `build:` section turned into a template to build from and the built image's contract. */
+export interface BuiltImage {
+  /** Shown until the image is built (its snapshot id replaces it). */
+  placeholder: string;
+  contract: PlanContract;
+}
+
 export interface ServicePlan {
   name: string;
   template: string;
@@ -22,7 +32,7 @@ export interface ServicePlan {
   user: string | null;
   workingDir: string | null;
   healthcheck: HealthcheckSpec | null;
-  contract: ImageContract | null;
+  contract: PlanContract | null;
 }
 
 function argvOf(spec: CommandSpec): string[] {
@@ -43,23 +53,40 @@ function words(text: string, field: string): string[] {
   return out;
 }
 
-/** The template and contract of a service: x-hutch's template, the environment's mapping, or the catalog. */
-function templateOf(service: ServiceSpec, model: EnvironmentModel): { template: string; contract: ImageContract | null } {
+/**
+ * The template and contract of a service: x-hutch's template, the environment's mapping, the
+ * built image of its `build:` section, or the catalog.
+ */
+function templateOf(
+  service: ServiceSpec,
+  model: EnvironmentModel,
+  built: BuiltImage | undefined,
+): { template: string; contract: PlanContract | null } {
   const field = `services.${service.name}`;
-  if (service.source.kind === 'build')
-    throw invalidArgument(
-      `${field}.build: building images is not supported yet; use an image from the catalog or map the service to a template with ${field}.x-hutch.template`,
-    );
+  if (service.settings.template !== null)
+    return {
+      template: service.settings.template,
+      contract: contractForTemplate(service.settings.template, service.source.kind === 'image' ? service.source.image : null),
+    };
+  if (service.source.kind === 'build') {
+    if (!built) throw invalidArgument(`${field}.build: the image was not prepared`);
+    return { template: built.placeholder, contract: built.contract };
+  }
   const image = service.source.image;
-  const explicit = service.settings.template ?? model.settings.templates[image] ?? null;
+  const explicit = model.settings.templates[image] ?? null;
   if (explicit !== null) return { template: explicit, contract: contractForTemplate(explicit, image) };
   const contract = catalogEntryFor(image, `${field}.image`);
   return { template: contract.template, contract };
 }
 
-export function planService(service: ServiceSpec, model: EnvironmentModel, injected: Record<string, string>): ServicePlan {
+export function planService(
+  service: ServiceSpec,
+  model: EnvironmentModel,
+  injected: Record<string, string>,
+  built?: BuiltImage,
+): ServicePlan {
   const field = `services.${service.name}`;
-  const { template, contract } = templateOf(service, model);
+  const { template, contract } = templateOf(service, model, built);
   let argv: string[];
   if (service.entrypoint && 'shell' in service.entrypoint) {
     // Docker's shell-form entrypoint ignores the command.

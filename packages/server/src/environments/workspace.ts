@@ -128,12 +128,9 @@ export async function insideProject(root: string, rel: string, field: string): P
 }
 
 /**
- * A tar stream of a project path for copying into a sandbox: a directory's contents, or one file.
- * Ownership is left out (the sandbox side extracts as its root); symlinks are kept as links,
- * never followed.
+ * A tar stream of a directory's contents for copying into a sandbox. Ownership is left out (the
+ * sandbox side extracts as its root); symlinks are kept as links, never followed.
  */
-export function packForCopy(path: string, isDirectory: boolean): Readable {
-  const cwd = isDirectory ? path : join(path, '..');
-  const entry = isDirectory ? '.' : path.slice(path.lastIndexOf(sep) + 1);
-  return tarCreate({ cwd, portable: true, follow: false, gzip: false }, [entry]) as unknown as Readable;
+export function packForCopy(dir: string): Readable {
+  return tarCreate({ cwd: dir, portable: true, follow: false, gzip: false }, ['.']) as unknown as Readable;
 }

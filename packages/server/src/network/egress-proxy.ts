@@ -59,6 +59,8 @@ export interface EgressProxyOptions {
   maxConnectionsPerSandbox?: number;
   logger?: Logger;
   onDecision?: (d: EgressDecision) => void;
+  /** Called once per connection when its sandbox side closes: bytes from and to the sandbox. */
+  onTraffic?: (fromSandbox: number, toSandbox: number) => void;
 }
 
 interface Conn {
@@ -92,6 +94,7 @@ export class EgressProxy {
   private readonly maxPerSandbox: number;
   private readonly logger: Logger | undefined;
   private readonly onDecision: ((d: EgressDecision) => void) | undefined;
+  private readonly onTraffic: ((fromSandbox: number, toSandbox: number) => void) | undefined;
 
   private readonly servers: { server: Server; spec: EgressListenerSpec }[] = [];
   private readonly all = new Set<Conn>();
@@ -107,6 +110,7 @@ export class EgressProxy {
     this.maxPerSandbox = options.maxConnectionsPerSandbox ?? 256;
     this.logger = options.logger;
     this.onDecision = options.onDecision;
+    this.onTraffic = options.onTraffic;
   }
 
   /**
@@ -228,6 +232,16 @@ export class EgressProxy {
     };
     this.track(conn);
     this.watch(conn, client);
+    if (this.onTraffic) {
+      const report = this.onTraffic;
+      client.once('close', () => {
+        try {
+          report(client.bytesRead, client.bytesWritten);
+        } catch (err) {
+          this.logger?.warn({ err: (err as Error).message }, 'egress onTraffic callback threw');
+        }
+      });
+    }
     client.setNoDelay(true);
     client.once('close', () => {
       if (!conn.established) this.abort(conn); // an upstream being connected is dropped with it

@@ -6,6 +6,8 @@ import { Resolver } from 'node:dns/promises';
 import type { EgressPolicy } from '../core/network.js';
 import { HutchError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { NOOP_TELEMETRY, type Telemetry } from '../core/telemetry.js';
+import { readLinkBytes } from '../runtime/local/cgroup-stats.js';
 import { runTool, ToolError } from '../runtime/local/exec-tool.js';
 import { AddressPool, type SlotAddresses } from './address-pool.js';
 import { baseTable } from './base-table.js';
@@ -47,6 +49,8 @@ export interface NetworkOptions {
   /** Upstream DNS servers (`ip` or `ip:port`); default: the host's /etc/resolv.conf. */
   dnsUpstreams?: string[];
   log: Logger;
+  /** Egress denials (resolver and proxy) and proxied bytes are reported here. */
+  telemetry?: Telemetry;
 }
 
 export interface SandboxNetwork {
@@ -194,8 +198,13 @@ export class NetworkManager {
       },
       logger: this.options.log,
       onDecision: (d) => {
-        if (d.verdict === 'denied')
-          this.options.log.info({ sandbox: d.sandboxId, name: d.name, port: d.port, reason: d.reason }, 'egress proxy denied');
+        if (d.verdict !== 'denied') return;
+        this.options.log.info({ sandbox: d.sandboxId, name: d.name, port: d.port, reason: d.reason }, 'egress proxy denied');
+        this.telemetry.egressDenied(d.port === 443 ? 'tls' : 'http', d.reason ?? 'denied');
+      },
+      onTraffic: (fromSandbox, toSandbox) => {
+        this.telemetry.proxyBytes('egress', 'out', fromSandbox);
+        this.telemetry.proxyBytes('egress', 'in', toSandbox);
       },
     });
     // Both families share one port number per role (bound v4 first, then v6 on the same port).
@@ -345,11 +354,6 @@ export class NetworkManager {
   private withGroup<T>(id: string, work: () => Promise<T>): Promise<T> {
     const peers = this.peerOf.get(id);
     return peers ? this.groupLocks.run(peers.group, work) : work();
-  }
-
-  /** The sandbox's peer group, if any. */
-  peerGroupOf(id: string): PeerGroup | null {
-    return this.peerOf.get(id) ?? null;
   }
 
   private release(id: string): void {
@@ -503,7 +507,12 @@ export class NetworkManager {
     });
   }
 
+  private get telemetry(): Telemetry {
+    return this.options.telemetry ?? NOOP_TELEMETRY;
+  }
+
   private recordQuery(r: DnsQueryRecord): void {
+    if (r.verdict === 'denied') this.telemetry.egressDenied('dns', 'not allowed');
     let log = this.dnsLogs.get(r.sandboxId);
     if (!log) this.dnsLogs.set(r.sandboxId, (log = []));
     log.push(r);
@@ -514,6 +523,17 @@ export class NetworkManager {
   /** The last DNS queries of a sandbox, oldest first. */
   dnsLog(id: string): DnsQueryRecord[] {
     return [...(this.dnsLogs.get(id) ?? [])];
+  }
+
+  /**
+   * Bytes the sandbox received and sent on its link, from the host side's counters (host tx is
+   * the sandbox's rx). Null without a link. They restart when the link is rebuilt (a restart, a
+   * switch from egress none).
+   */
+  linkBytes(id: string): { rxBytes: number; txBytes: number } | null {
+    if (!this.slotOf.has(id)) return null;
+    const host = readLinkBytes(this.names(id).hostIf);
+    return host ? { rxBytes: host.txBytes, txBytes: host.rxBytes } : null;
   }
 
   addressesOf(id: string): SlotAddresses | null {

@@ -147,6 +147,32 @@ export interface EnvironmentTable {
   updated_at: number;
 }
 
+/** 0009: usage per tenant and UTC hour (see core/usage-meter.ts). */
+export interface UsageHourlyTable {
+  tenant: string;
+  hour: number;
+  cpu_seconds: number;
+  cpu_reserved_seconds: number;
+  memory_gib_seconds: number;
+  memory_used_gib_seconds: number;
+  storage_gib_seconds: number;
+  sandbox_seconds: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+}
+
+/** 0009: a running sandbox's counters as last accounted. */
+export interface UsageMeterTable {
+  sandbox_id: string;
+  tenant: string;
+  cpu: number;
+  memory_mib: number;
+  at: number;
+  cpu_ns: number;
+  net_rx: number;
+  net_tx: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -164,6 +190,8 @@ export interface Schema {
   sandbox_logs: SandboxLogTable;
   sandbox_log_drops: SandboxLogDropTable;
   environments: EnvironmentTable;
+  usage_hourly: UsageHourlyTable;
+  usage_meters: UsageMeterTable;
   _placeholder?: { id: Generated<number> };
 }
 
@@ -187,8 +215,8 @@ export async function openDatabase(file: string): Promise<{ db: Db; close: () =>
   const { error, results } = await new Migrator({
     db,
     provider: new StaticMigrations(),
-    // Migration names are handed out per feature (0006_secrets, 0010_environments, …) and land in
-    // any order: a store that ran a later one still gets an earlier one that arrived after it.
+    // Features land in parallel, each with its own numbered migration touching only its own
+    // tables: a data dir that has 0009 may get 0006 later. Kysely applies the missing ones.
     allowUnorderedMigrations: true,
   }).migrateToLatest();
   if (error) throw new Error(`store migration failed: ${(error as Error).message}`, { cause: error });

@@ -248,4 +248,38 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('environments_tenant').on('environments').columns(['tenant', 'state']).execute();
     },
   },
+  // Usage accounting (issue 7): per-tenant totals by hour, and each running sandbox's meter (its
+  // counters as last accounted), so a restart neither loses nor double-counts what ran meanwhile.
+  '0009_usage': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('usage_hourly')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        // Start of the UTC hour, ms since the epoch.
+        .addColumn('hour', 'integer', (c) => c.notNull())
+        .addColumn('cpu_seconds', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('cpu_reserved_seconds', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('memory_gib_seconds', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('memory_used_gib_seconds', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('storage_gib_seconds', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('sandbox_seconds', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('net_rx_bytes', 'real', (c) => c.notNull().defaultTo(0))
+        .addColumn('net_tx_bytes', 'real', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('usage_hourly_pk', ['tenant', 'hour'])
+        .execute();
+      await db.schema.createIndex('usage_hourly_hour').on('usage_hourly').column('hour').execute();
+      await db.schema
+        .createTable('usage_meters')
+        .addColumn('sandbox_id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('cpu', 'real', (c) => c.notNull())
+        .addColumn('memory_mib', 'integer', (c) => c.notNull())
+        // Accounted up to this time (ms), with the cgroup's cpu and the link's byte counters then.
+        .addColumn('at', 'integer', (c) => c.notNull())
+        .addColumn('cpu_ns', 'real', (c) => c.notNull())
+        .addColumn('net_rx', 'real', (c) => c.notNull())
+        .addColumn('net_tx', 'real', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -19,6 +19,7 @@ import type { EgressPolicy } from '../../core/network.js';
 import type {
   ClaimAwareProvider,
   DiskUsage,
+  SandboxStats,
   Provider,
   RuntimeSandbox,
   SandboxNetworkInfo,
@@ -386,6 +387,11 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
   }
 
   async diskUsage(): Promise<DiskUsage | null> {
+    return null;
+  }
+
+  /** No per-pod counters yet (the kubelet's stats API is not read): sampling skips these sandboxes. */
+  async stats(): Promise<SandboxStats | null> {
     return null;
   }
 

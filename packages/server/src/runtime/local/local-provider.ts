@@ -1,9 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, statfsSync, statSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AgentEndpoint } from '../../core/agent.js';
-import type { DiskUsage, Provider, RuntimeSandbox, SandboxNetworkInfo, SandboxSpec, TierStatus } from '../../core/provider.js';
+import type {
+  DiskUsage,
+  Provider,
+  RuntimeSandbox,
+  SandboxNetworkInfo,
+  SandboxSpec,
+  SandboxStats,
+  TierStatus,
+} from '../../core/provider.js';
 import type { EgressPolicy } from '../../core/network.js';
 import type { Logger } from '../../core/logger.js';
 import type { NetworkManager } from '../../network/net-manager.js';
@@ -16,6 +24,7 @@ import { runTool } from './exec-tool.js';
 import { buildOciSpec, AGENT_BINARY_PATH, AGENT_SOCKET_NAME, ID_MAP_BASE } from './oci-spec.js';
 import { isMounted, mountOverlay, mountsUnder, unmount, unmountAll } from './overlay.js';
 import { createDiskImage, diskUsage, mountDiskImage, SpareDisks, unmountDiskImage } from './disk-image.js';
+import { readCgroup } from './cgroup-stats.js';
 
 /**
  * The local provider: sandboxes are OCI bundles on this machine, run by runc (or crun on pure
@@ -761,16 +770,36 @@ export class LocalProvider implements Provider {
   }
 
   async usage(id: string): Promise<{ cpuNs: number; memBytes: number; memCacheBytes: number } | null> {
-    const read = (file: string): Promise<string | null> => readFile(file, 'utf8').catch(() => null);
-    const v2 = this.options.host.cgroup === 'v2';
-    const dir = v2 ? `/sys/fs/cgroup/hutch/${id}` : null;
-    const cpuText = v2 ? await read(`${dir}/cpu.stat`) : await read(`/sys/fs/cgroup/cpuacct/hutch/${id}/cpuacct.usage`);
-    const memText = v2 ? await read(`${dir}/memory.current`) : await read(`/sys/fs/cgroup/memory/hutch/${id}/memory.usage_in_bytes`);
-    const statText = v2 ? await read(`${dir}/memory.stat`) : await read(`/sys/fs/cgroup/memory/hutch/${id}/memory.stat`);
-    if (cpuText === null || memText === null) return null;
-    const cpuNs = v2 ? Number(/^usage_usec (\d+)$/m.exec(cpuText)?.[1] ?? 0) * 1000 : Number(cpuText.trim());
-    const cache = Number((v2 ? /^file (\d+)$/m : /^cache (\d+)$/m).exec(statText ?? '')?.[1] ?? 0);
-    return { cpuNs, memBytes: Number(memText.trim()), memCacheBytes: cache };
+    const c = readCgroup(this.options.host.cgroup, id);
+    return c ? { cpuNs: c.cpuNs, memBytes: c.memoryBytes, memCacheBytes: c.memoryCacheBytes } : null;
+  }
+
+  /**
+   * Cgroup counters, the sandbox's own filesystem and its link's byte counters, all from
+   * in-memory kernel files (no mountinfo scan: the disk counts as mounted when its directory is
+   * on another device than the sandbox directory).
+   */
+  async stats(id: string): Promise<SandboxStats | null> {
+    const c = readCgroup(this.options.host.cgroup, id);
+    if (!c) return null;
+    const p = this.paths(id);
+    let disk: SandboxStats['disk'] = null;
+    try {
+      if (statSync(p.disk).dev !== statSync(p.dir).dev) {
+        const s = statfsSync(p.disk);
+        disk = { sizeBytes: s.blocks * s.bsize, usedBytes: (s.blocks - s.bfree) * s.bsize };
+      }
+    } catch {
+      /* not there (yet) */
+    }
+    return {
+      cpuNs: c.cpuNs,
+      memoryBytes: c.memoryBytes,
+      memoryCacheBytes: c.memoryCacheBytes,
+      pids: c.pids,
+      disk,
+      net: this.options.network?.linkBytes(id) ?? null,
+    };
   }
 
   async pidsRefused(id: string): Promise<number | null> {
