@@ -410,7 +410,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     adminKey: admin.key,
     async close() {
       await environments.shutdown();
-      pools.shutdown();
+      await pools.close();
       sandboxes.shutdown();
       await sandboxes.settle();
       await meter.close();

@@ -125,3 +125,18 @@ test('members of a template that is gone are destroyed, and the pool says why', 
     pools.shutdown();
   }
 });
+
+test('close destroys ready members and the ones still booting; no refill afterwards', async () => {
+  const { pools, sandboxes, capacity } = setup();
+  pools.start();
+  await pools.put('t1', 'p', { ...spec, min: 3, target: 3, max: 4 });
+  await until('a member ready and more booting', () => pools.get('t1', 'p').size >= 1);
+  await pools.close();
+  const booted = sandboxes.booted.map((b) => b.id).sort();
+  assert.ok(booted.length >= 1);
+  assert.deepEqual([...sandboxes.destroyed].sort(), booted, 'every member booted is destroyed');
+  assert.equal(pools.get('t1', 'p').size, 0);
+  assert.equal(capacity.allocated().cpu, 0, 'their capacity is released');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(sandboxes.booted.length, booted.length, 'nothing boots after close');
+});

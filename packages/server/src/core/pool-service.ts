@@ -17,7 +17,8 @@ import { NOOP_TELEMETRY, type Telemetry } from './telemetry.js';
  * nor beyond what capacity allows with headroom; after IDLE_DRAIN_MS without demand it shrinks to
  * `min`. Refills run one at a time per pool and only while the create queue has a free slot and
  * nobody waiting, so foreground creates are not starved. Members exist only in memory and in the
- * runtime: after a server restart the reconciler reaps them as orphans and the pools refill.
+ * runtime: a graceful stop destroys them (close), after a crash the reconciler reaps them as
+ * orphans; the pools refill after the start.
  *
  * Pools belong to a tenant (names are unique per tenant) and only that tenant's creates claim
  * their members. Unclaimed members count for the node's capacity, not the tenant's quotas; a pool
@@ -141,6 +142,8 @@ export class PoolService {
   private readonly backoffUntil = new Map<string, number>();
   /** Hits and misses are counted here too (wired by the server). */
   telemetry: Telemetry = NOOP_TELEMETRY;
+  /** Member destructions under way (close waits for them). */
+  private readonly destroying = new Set<Promise<void>>();
 
   constructor(
     private readonly store: PoolStore,
@@ -168,6 +171,20 @@ export class PoolService {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /**
+   * Graceful shutdown: stops refilling and destroys every member, ready ones now and booting ones
+   * as they finish (waited for at most `withinMs`), so nothing of the pools outlives the server
+   * (a crash still leaves them to the next start's reconcile). Definitions stay stored.
+   */
+  async close(withinMs = 30_000): Promise<void> {
+    this.shutdown();
+    const ready = [...this.pools.values()].flatMap((p) => p.members.splice(0));
+    await Promise.all(ready.map((m) => this.destroy(m.id, 'server stopping')));
+    const deadline = Date.now() + withinMs;
+    while ([...this.pools.values()].some((p) => p.starting > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([...this.destroying]);
   }
 
   async put(tenant: string, name: string, input: PoolSpecInput): Promise<PoolView> {
@@ -330,7 +347,7 @@ export class PoolService {
         p.filled.push(Date.now());
         p.lastFillMs = Date.now() - started;
         p.lastError = null;
-        if (p.draining || this.pools.get(poolId(p.def.tenant, p.def.name)) !== p || !sameKey(p.def.spec, keyOf(spec)))
+        if (this.stopped || p.draining || this.pools.get(poolId(p.def.tenant, p.def.name)) !== p || !sameKey(p.def.spec, keyOf(spec)))
           return void this.destroy(id, 'pool changed while booting');
         p.members.push({ id, digest });
         void this.tick();
@@ -350,7 +367,13 @@ export class PoolService {
     if (members.length > 0) this.log.info({ pool: p.def.name, count: members.length, why }, 'pool members discarded');
   }
 
-  private async destroy(id: string, why: string): Promise<void> {
+  private destroy(id: string, why: string): Promise<void> {
+    const done = this.destroyNow(id, why).finally(() => this.destroying.delete(done));
+    this.destroying.add(done);
+    return done;
+  }
+
+  private async destroyNow(id: string, why: string): Promise<void> {
     try {
       await this.sandboxes.destroyWarm(id);
     } catch (err) {
