@@ -77,6 +77,9 @@ export interface ExtraServerOptions {
   metricsToken?: string;
   metricsListen?: string;
   otlpEndpoint?: string;
+  /** pino level of the server's own log (default warn). */
+  logLevel?: string;
+  secretsKeyFile?: string;
 }
 
 export function launch(

@@ -683,7 +683,7 @@ describe('tenant deletion', () => {
     assert.equal((await as(B, 'GET', `/v1/sandboxes/${SB.id}`)).status, 200, 'nothing was revoked or deleted');
     const forced = await server.api<{ deleted: Record<string, number> }>('DELETE', '/v1/admin/tenants/tb?force=true');
     assert.equal(forced.status, 200, JSON.stringify(forced.body));
-    assert.deepEqual(forced.body.deleted, { keys: 1, pools: 0, sandboxes: 1, snapshots: 0, volumes: 1 });
+    assert.deepEqual(forced.body.deleted, { keys: 1, pools: 0, sandboxes: 1, snapshots: 0, volumes: 1, secrets: 0 });
     assert.equal((await server.api('GET', `/v1/sandboxes/${SB.id}`)).status, 404);
     assert.equal((await as(B, 'GET', '/v1/sandboxes')).status, 401);
     assert.equal((await server.api('GET', '/v1/admin/tenants/tb')).status, 404);

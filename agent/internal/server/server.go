@@ -18,6 +18,7 @@ import (
 	"hutch/agent/internal/files"
 	"hutch/agent/internal/fs"
 	"hutch/agent/internal/process"
+	"hutch/agent/internal/secrets"
 	"hutch/agent/internal/tunnel"
 	"hutch/agent/internal/users"
 )
@@ -49,6 +50,7 @@ func Handler(cfg Config) http.Handler {
 		mux.Handle("/hutch/quiesce", cfg.Quiesce)
 	}
 	mux.Handle("/hutch/env", cfg.Processes.BaseEnvHandler())
+	mux.Handle("/hutch/secret-files", &secrets.Handler{Dir: "/run/secrets", Users: cfg.Users, FSType: secrets.TmpfsMagic})
 	(&process.Service{M: cfg.Processes, Users: cfg.Users}).Register(mux)
 	(&fs.Service{Users: cfg.Users}).Register(mux)
 	if cfg.AccessToken == "" {

@@ -43,6 +43,11 @@ import { ImageBuilder } from './core/image-builder.js';
 import { SandboxCopier } from './core/sandbox-copy.js';
 import { SqliteEnvironmentStore } from './store/environment-repo.js';
 import { portUrl } from './core/port-access.js';
+import { SecretCipher } from './core/secret-cipher.js';
+import { redactingLogHook, SecretRedaction } from './core/secret-redaction.js';
+import { SecretService } from './core/secret-service.js';
+import { SqliteSecretStore } from './store/secret-repo.js';
+import { loadSecretsKey } from './secrets-key.js';
 import { availableParallelism } from 'node:os';
 import { AuditService } from './core/audit.js';
 import { SqliteAuditStore } from './store/audit-repo.js';
@@ -107,6 +112,8 @@ export interface ServerOptions {
   metricsListen?: string;
   /** Export traces with OTLP/HTTP to this endpoint (default: env OTEL_EXPORTER_OTLP_ENDPOINT; none: off). */
   otlpEndpoint?: string;
+  /** The key sealing secret values (must exist); default <dataDir>/secrets.key, generated on first start. */
+  secretsKeyFile?: string;
 }
 
 /** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all addresses) → host and port. */
@@ -173,6 +180,8 @@ async function installAgent(source: string, dataDir: string): Promise<string> {
 /** Starts the Hutch server; sandboxes are not children of this process and outlive close(). */
 export async function runServer(options: ServerOptions): Promise<RunningServer> {
   const dataDir = resolve(options.dataDir);
+  // Values injected into sandboxes, so that no line the server logs shows one.
+  const redaction = new SecretRedaction();
   const logger = pino({
     level: options.logLevel ?? process.env.HUTCH_LOG_LEVEL ?? 'info',
     base: { svc: 'hutch' },
@@ -182,6 +191,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       const requestId = currentRequestId();
       return requestId ? { requestId } : {};
     },
+    hooks: { logMethod: redactingLogHook(redaction) },
   });
   const kubernetes = options.provider === 'kubernetes';
   if (!kubernetes && process.getuid?.() !== 0) throw new Error('hutch server must run as root (it manages namespaces, cgroups and mounts)');
@@ -192,6 +202,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const layersDir = resolve(options.layersDir ?? process.env.HUTCH_LAYERS_DIR ?? join(dataDir, 'layers'));
   await mkdir(layersDir, { recursive: true });
 
+  // Before the store opens: a missing, unreadable, wrong-size or too-open key file refuses the start.
+  const secretsKey = await loadSecretsKey(dataDir, options.secretsKeyFile);
   const { db, close: closeDb } = await openDatabase(join(dataDir, 'hutch.db'));
   const meta = new SqliteMetaStore(db);
   let serverId = await meta.get('server_id');
@@ -199,6 +211,17 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     serverId = randomUUID();
     await meta.set('server_id', serverId);
   }
+  const cipher = new SecretCipher(secretsKey.key);
+  const secretStore = new SqliteSecretStore(db);
+  const knownKeyId = await meta.get('secrets_key_id');
+  if (knownKeyId !== null && knownKeyId !== cipher.keyId && (await secretStore.count()) > 0) {
+    await closeDb();
+    throw new Error(
+      `the secrets key in ${secretsKey.file} (id ${cipher.keyId}) is not the one the stored secrets were sealed with (id ${knownKeyId}): start with the right --secrets-key-file`,
+    );
+  }
+  if (knownKeyId !== cipher.keyId) await meta.set('secrets_key_id', cipher.keyId);
+  const secrets = new SecretService(secretStore, cipher, logger);
   const keyStore = new SqliteApiKeyStore(db);
   const admin = await ensureAdminKey(dataDir, keyStore, (message) => logger.warn(message));
   const tenants = new TenantService(new SqliteTenantStore(db), logger);
@@ -255,6 +278,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   });
   const sandboxes = new SandboxService(sandboxStore, provider, templates, logger, volumes, snapshots, capacity, createQueue, quotas);
   snapshots.sandboxes = sandboxes;
+  sandboxes.secrets = secrets;
+  sandboxes.redaction = redaction;
   const pools = new PoolService(
     new SqlitePoolStore(db),
     {
@@ -289,7 +314,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     storePing: () => usageStore.ping(),
     sampler: () => ({ ...meter.lastTick, intervalSeconds: meter.intervalMs / 1000 }),
   });
-  tenants.contents = { sandboxes, volumes, snapshots, pools, keys, allocated: (tenant) => capacity.allocated({ tenant }) };
+  tenants.contents = { sandboxes, volumes, snapshots, pools, keys, secrets, allocated: (tenant) => capacity.allocated({ tenant }) };
   // The audit log (append-only, batched writes, pruned by age) and the sandboxes' output logs.
   const audit = new AuditService(new SqliteAuditStore(db), logger, {
     ...(options.auditRetentionDays !== undefined ? { retentionDays: options.auditRetentionDays } : {}),
@@ -297,9 +322,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   });
   const logs = new SandboxLogs(new SqliteSandboxLogStore(db), logger, {
     ...(options.sandboxLogBytes !== undefined ? { capBytes: options.sandboxLogBytes } : {}),
-    // The redaction seam: `redactorFor(sandboxId)` returns what replaces secret values in that
-    // sandbox's output before it is kept or shown (null: nothing to redact).
-    redactorFor: null,
+    // Injected secret values in a sandbox's output are replaced by *** before it is kept or shown.
+    redactorFor: (id) => redaction.redactor(id),
   });
   await logs.load();
   sandboxes.onDeleted = (id) => logs.remove(id);
@@ -347,7 +371,24 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   });
 
   const app = await buildApp(
-    { sandboxes, volumes, snapshots, processes, files, templates, keys, tenants, pools, environments, meter, metrics, audit, logs, info },
+    {
+      sandboxes,
+      volumes,
+      snapshots,
+      processes,
+      files,
+      templates,
+      keys,
+      tenants,
+      pools,
+      environments,
+      meter,
+      metrics,
+      audit,
+      logs,
+      secrets,
+      info,
+    },
     logger,
     VERSION,
     { domain, metricsToken },
@@ -394,6 +435,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       `Hutch ${VERSION} listening on ${url}`,
       `  data dir:  ${dataDir}`,
       `  admin key: ${admin.key}${admin.created ? '   (new; stored in ' + join(dataDir, 'admin.key') + ')' : ''}`,
+      `  secrets:   key in ${secretsKey.file}${secretsKey.created ? '   (new: back it up; without it the stored secrets are lost)' : ''}`,
       `  tiers:     ${
         Object.entries(provider.tiers())
           .filter(([, t]) => t.available)

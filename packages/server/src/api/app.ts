@@ -18,6 +18,7 @@ import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { environmentRoutes } from './routes/environments.js';
 import { observabilityRoutes } from './routes/observability.js';
+import { secretRoutes } from './routes/secrets.js';
 import { callerFromKey, trackRequest } from './caller.js';
 import { authorize, checkRoute } from './access.js';
 import { Ingress } from './ingress.js';
@@ -137,6 +138,7 @@ export async function buildApp(
   await app.register(tenantRoutes(services));
   await app.register(poolRoutes(services));
   await app.register(environmentRoutes(services));
+  await app.register(secretRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));
   await app.register(fileRoutes(services));

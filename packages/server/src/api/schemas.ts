@@ -54,6 +54,28 @@ const VolumeMountBody = z
   })
   .strict();
 
+/**
+ * A sandbox's use of a secret: exactly one of env, file or injectHeader (the shapes only; names,
+ * paths and collisions are checked by core/secrets.ts, which names the field in its errors).
+ */
+const SecretRefBody = z
+  .object({
+    name: z.string().max(64),
+    env: z.string().max(256).optional(),
+    file: z.string().max(1024).optional(),
+    injectHeader: z
+      .object({ host: z.string().max(253), header: z.string().max(64), format: z.string().max(256).optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+const SecretRefView = z.object({
+  name: z.string(),
+  env: z.string().optional(),
+  file: z.string().optional(),
+  injectHeader: z.object({ host: z.string(), header: z.string(), format: z.string() }).optional(),
+});
+
 /** What a sandbox is made of: shared by create and by warm pools (which must match creates). */
 const SandboxShape = {
   template: z
@@ -98,6 +120,7 @@ export const CreateSandboxBody = z
       .optional(),
     autoResume: z.boolean().optional(),
     volumes: z.array(VolumeMountBody).max(16).optional(),
+    secrets: z.array(SecretRefBody).max(32).optional(),
   })
   .strict();
 
@@ -137,6 +160,8 @@ export const Sandbox = z.object({
   lifecycle: Lifecycle,
   pauseMode: z.enum(['memory', 'filesystem']).nullable(),
   stateChangedAt: z.string().nullable(),
+  /** References only: a secret's value is never part of a sandbox. */
+  secrets: z.array(SecretRefView),
   /** Create answers only: whether a warm pool served it (true) or it was booted cold (false). */
   warm: z.boolean().optional(),
 });
@@ -389,6 +414,18 @@ export const Volume = z.object({
 });
 export const VolumeList = z.object({ volumes: z.array(Volume) });
 export const VolumeParams = z.object({ name: z.string().max(128) });
+
+/** Secrets: the API shows metadata only, never a value. */
+export const SecretParams = z.object({ name: z.string().max(128) });
+export const PutSecretBody = z.object({ value: z.string() }).strict();
+export const SecretInfo = z.object({
+  tenant: z.string(),
+  name: z.string(),
+  sizeBytes: z.number(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export const SecretList = z.object({ secrets: z.array(SecretInfo) });
 
 export const PauseResult = z.object({
   id: z.string(),

@@ -23,6 +23,7 @@ export function sandboxJson(r: SandboxRecord & { warm?: boolean }) {
     lifecycle: r.lifecycle,
     pauseMode: r.pauseMode,
     stateChangedAt: r.stateChangedAt?.toISOString() ?? null,
+    secrets: r.secrets,
     ...(r.warm === undefined ? {} : { warm: r.warm }),
   };
 }

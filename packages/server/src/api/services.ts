@@ -12,6 +12,7 @@ import type { SandboxLogs } from '../core/sandbox-logs.js';
 import type { EnvironmentService } from '../core/environment-service.js';
 import type { UsageMeter } from '../core/usage-meter.js';
 import type { ServerMetrics } from '../observability/metrics.js';
+import type { SecretService } from '../core/secret-service.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -31,5 +32,6 @@ export interface Services {
   meter: UsageMeter;
   /** Prometheus registry (GET /metrics) and request counting. */
   metrics: ServerMetrics;
+  secrets: SecretService;
   info: () => Promise<Record<string, unknown>>;
 }

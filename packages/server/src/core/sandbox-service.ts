@@ -30,6 +30,9 @@ import type { Quotas } from './quotas.js';
 import { type Caller, requireVisible, SYSTEM_CALLER } from './tenancy.js';
 import { type CreateOutcome, NOOP_TELEMETRY, secondsSince, type SpanHandle, type Telemetry } from './telemetry.js';
 import type { UsageMeter } from './usage-meter.js';
+import { normalizeSecretRefs, type SecretInjection } from './secrets.js';
+import type { SecretService } from './secret-service.js';
+import type { SecretRedaction } from './secret-redaction.js';
 
 /**
  * Sandbox lifecycle: create, get, list, delete, TTL, and reconciliation with the runtime after a
@@ -128,6 +131,10 @@ export class SandboxService {
   telemetry: Telemetry = NOOP_TELEMETRY;
   /** Usage accounting: meters open when a sandbox runs, a final reading when it stops (wired by the server). */
   meter: Pick<UsageMeter, 'started' | 'final'> | null = null;
+  /** The tenants' secrets, injected into the sandboxes that name them (none: `secrets` refused). */
+  secrets: SecretService | null = null;
+  /** Where injected values are recorded so the server's output can hide them. */
+  redaction: SecretRedaction | null = null;
 
   constructor(
     private readonly store: SandboxStore,
@@ -244,6 +251,10 @@ export class SandboxService {
       );
     }
     const lifecycle = normalizeLifecycle(input);
+    const secretRefs = normalizeSecretRefs(input.secrets, input.env ?? {});
+    if (secretRefs.length > 0 && !this.secrets) throw invalidArgument('secrets: not available on this server');
+    // Read now: a missing secret is a 400 naming it, before anything exists.
+    const injection = this.secrets && secretRefs.length > 0 ? await this.secrets.resolve(caller.tenant, secretRefs, 'create') : null;
     if (input.volumes && input.volumes.length > 0 && !this.volumes) throw invalidArgument('volumes: not available on this server');
     const { mounts, sources } =
       this.volumes && input.volumes ? await this.volumes.resolveMounts(caller.tenant, input.volumes) : { mounts: [], sources: [] };
@@ -290,26 +301,27 @@ export class SandboxService {
       stateChangedAt: now,
       owner: caller.keyId,
       tenant: caller.tenant,
+      secrets: secretRefs,
     };
     this.quotas?.noteCreate(caller);
     if (warm) {
       trace.warm = true;
       const span = trace.span.child('sandbox.create.warm_claim', { 'hutch.pool': warm.pool });
-      const claimed = await this.finishWarm(record, warm.pool);
+      const claimed = await this.finishWarm(record, warm.pool, injection);
       span.end();
       if (claimed) return claimed;
       trace.warm = false;
       record.id = newSandboxId(); // the member was unusable: go cold
     }
     const peers = internal.peers ?? null;
-    if (!this.queue) return this.createCold(record, source, sources, caller, peers, trace);
+    if (!this.queue) return this.createCold(record, source, sources, caller, injection, peers, trace);
     // Reserved while waiting, so the queue never holds more than fits.
     this.capacity?.admit(record.id, allocationOf(record), owner);
     const wait = trace.span.child('sandbox.create.queue_wait');
     try {
       return await this.queue.run({ tenant: caller.tenant, key: caller.keyId }, () => {
         wait.end();
-        return this.createCold(record, source, sources, caller, peers, trace);
+        return this.createCold(record, source, sources, caller, injection, peers, trace);
       });
     } catch (err) {
       wait.end(err);
@@ -336,6 +348,7 @@ export class SandboxService {
     source: ResolvedSource,
     sources: SandboxSpec['volumes'],
     caller: Caller,
+    injection: SecretInjection | null,
     peers: PeerGroup | null,
     trace?: CreateTrace,
   ): Promise<SandboxRecord & { warm?: boolean }> {
@@ -375,6 +388,7 @@ export class SandboxService {
           }),
         );
         await this.step(trace, 'agent_ready', () => this.waitForAgent(record.id));
+        await this.step(trace, 'secrets', () => this.inject(record.id, injection));
         const expiresAt = ttlFrom(Date.now(), timeoutSeconds);
         const stateChangedAt = new Date();
         await this.store.update(record.id, { state: 'running', expiresAt, stateChangedAt });
@@ -394,6 +408,7 @@ export class SandboxService {
           .destroy(record.id)
           .catch((e: unknown) => this.log.error({ sandbox: record.id, err: (e as Error).message }, 'cleanup after failed create'));
         this.dropAgent(record.id);
+        this.redaction?.forget(record.id);
         this.capacity?.release(record.id);
         await this.store.update(record.id, { state: 'error', error: `create failed: ${message}`, expiresAt: null });
         if (err instanceof HutchError) throw err;
@@ -404,19 +419,25 @@ export class SandboxService {
 
   /**
    * Hands a claimed warm-pool member to its create: the record is written and the request's own
-   * settings applied (env for later processes, egress policy; metadata and TTL are the record's).
-   * Null when the member turned out unusable (it is destroyed; the caller goes cold).
+   * settings applied (env and secrets for later processes, secret files, egress policy; metadata
+   * and TTL are the record's). Null when the member turned out unusable (it is destroyed; the
+   * caller goes cold).
    */
-  private async finishWarm(record: SandboxRecord, pool: string): Promise<(SandboxRecord & { warm?: boolean }) | null> {
+  private async finishWarm(
+    record: SandboxRecord,
+    pool: string,
+    injection: SecretInjection | null,
+  ): Promise<(SandboxRecord & { warm?: boolean }) | null> {
     const id = record.id;
     return this.locks.run(id, async () => {
       try {
         if (!(await this.agent(id).health(AbortSignal.timeout(2000)))) throw new Error('its agent does not answer');
-        if (Object.keys(record.env).length > 0) await this.agent(id).setBaseEnv(record.env);
+        await this.inject(id, injection, record.env);
         if (record.network.egress !== 'none') await this.provider.setEgress(id, record.isolation, 'none', record.network.egress);
         if (isClaimAware(this.provider)) await this.provider.claimed(id, { tenant: record.tenant, timeoutSeconds: record.timeoutSeconds });
       } catch (err) {
         this.log.warn({ sandbox: id, pool, err: (err as Error).message }, 'warm sandbox unusable: creating cold');
+        this.redaction?.forget(id);
         await this.destroyWarm(id).catch(() => undefined);
         this.capacity?.release(id);
         return null;
@@ -433,6 +454,7 @@ export class SandboxService {
       } catch (err) {
         // Lost a race with a concurrent create carrying the same idempotency key: that one stands,
         // and the claimed member goes (never handed out twice, never back to its pool).
+        this.redaction?.forget(id);
         await this.destroyWarm(id).catch(() => undefined);
         this.capacity?.release(id);
         const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.tenant, record.idempotencyKey) : null;
@@ -628,7 +650,7 @@ export class SandboxService {
       if (record.state === 'running') return record;
       if (record.state !== 'stopped')
         throw conflict(`sandbox ${id} is ${record.state}; only stopped sandboxes can be started (paused ones are resumed)`);
-      return this.bringUp(record, () => this.provider.start(id, record.network.egress), 'sandbox started');
+      return this.bringUp(record, () => this.provider.start(id, record.network.egress), 'start');
     });
   }
 
@@ -690,11 +712,17 @@ export class SandboxService {
     if (record.state === 'running') return record;
     if (record.state !== 'paused') throw conflict(`sandbox ${id} is ${record.state}; only paused sandboxes can be resumed`);
     const mode = record.pauseMode ?? 'filesystem';
-    return this.bringUp(record, () => this.provider.resume(id, mode, record.network.egress), 'sandbox resumed');
+    return this.bringUp(record, () => this.provider.resume(id, mode, record.network.egress), 'resume');
   }
 
-  private async bringUp(record: SandboxRecord, up: () => Promise<void>, what: string): Promise<SandboxRecord> {
+  /**
+   * Starts or resumes a sandbox and gives it its secrets again, read from the store now (a secret
+   * deleted since is a 409 naming it, before anything starts; a replaced one gives the new value).
+   */
+  private async bringUp(record: SandboxRecord, up: () => Promise<void>, verb: 'start' | 'resume'): Promise<SandboxRecord> {
     const id = record.id;
+    const what = verb === 'start' ? 'sandbox started' : 'sandbox resumed';
+    const injection = this.secrets && record.secrets.length > 0 ? await this.secrets.resolve(record.tenant, record.secrets, verb) : null;
     if (this.capacity && !this.capacity.has(id)) this.capacity.record(id, allocationOf(record), false, ownerOf(record));
     try {
       this.quotas?.checkWake(record.tenant, allocationOf(record)); // 429 naming the quota
@@ -707,13 +735,12 @@ export class SandboxService {
       if (this.volumes) await this.volumes.attachAll(record.tenant, record.volumes);
       await up();
       await this.waitForAgent(id);
+      await this.inject(id, injection);
     } catch (err) {
       this.capacity?.rest(id);
       this.dropAgent(id);
       await this.provider.stop(id).catch(() => undefined);
-      throw err instanceof HutchError
-        ? err
-        : new HutchError('internal', `${what.replace('sandbox ', '')} failed: ${(err as Error).message}`);
+      throw err instanceof HutchError ? err : new HutchError('internal', `${verb} failed: ${(err as Error).message}`);
     }
     const now = new Date();
     const patch = {
@@ -798,6 +825,18 @@ export class SandboxService {
   async diskUsage(id: string): Promise<DiskUsage | null> {
     await this.get(id);
     return this.provider.diskUsage(id);
+  }
+
+  /**
+   * Gives a started sandbox its secrets through its agent: variables every later process inherits
+   * (merged with `env`, a warm claim's own), files on its secrets tmpfs. The values are recorded
+   * for redaction first; they never go into the bundle (config.json) or the store.
+   */
+  private async inject(id: string, injection: SecretInjection | null, env: Record<string, string> = {}): Promise<void> {
+    if (injection) this.redaction?.set(id, injection.exposed);
+    const vars = { ...env, ...(injection?.env ?? {}) };
+    if (Object.keys(vars).length > 0) await this.agent(id).setBaseEnv(vars);
+    if (injection && injection.files.length > 0) await this.agent(id).writeSecretFiles(injection.files);
   }
 
   private async waitForAgent(id: string): Promise<void> {
@@ -932,8 +971,12 @@ export class SandboxService {
     });
   }
 
+  /** The sandbox's network as set up; names its processes looked up are redacted of its secret values. */
   networkInfo(id: string): SandboxNetworkInfo {
-    return this.provider.networkInfo(id);
+    const info = this.provider.networkInfo(id);
+    if (!this.redaction) return info;
+    const redact = this.redaction.redactor(id);
+    return { ...info, dnsLog: info.dnsLog.map((q) => ({ ...q, name: redact(q.name) })) };
   }
 
   async delete(id: string): Promise<void> {
@@ -949,6 +992,7 @@ export class SandboxService {
       if (record.state === 'running') await this.meter?.final(id, { forget: true });
       else void this.meter?.final(id, { forget: true });
       this.dropAgent(id);
+      this.redaction?.forget(id);
       this.defaultUsers.delete(id);
       this.forgetActivity(id);
       this.cpuSamples.delete(id);
@@ -1133,6 +1177,7 @@ export class SandboxService {
         result.cleaned.push(record.id);
       } else if (live && live.status === 'running' && (await this.agentAnswers(record.id))) {
         result.reattached.push(record.id);
+        await this.recallSecrets(record);
         if (record.network.egress !== 'none') {
           // Rules and the resolver's view of the sandbox are rebuilt from the store's policy.
           await this.provider
@@ -1180,6 +1225,19 @@ export class SandboxService {
     }
     this.log.info(result, 'reconciled with the runtime');
     return result;
+  }
+
+  /**
+   * A sandbox still running from before a restart: its injected values are recorded for redaction
+   * again (read from the store: a secret replaced meanwhile is known by its new value only).
+   */
+  private async recallSecrets(record: SandboxRecord): Promise<void> {
+    if (!this.secrets || record.secrets.length === 0) return;
+    try {
+      this.redaction?.set(record.id, (await this.secrets.resolve(record.tenant, record.secrets, 'reattach')).exposed);
+    } catch (err) {
+      this.log.warn({ sandbox: record.id, err: (err as Error).message }, 'secrets of a reattached sandbox are not redacted');
+    }
   }
 
   private async agentAnswers(id: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 import type { NetworkSettings } from './network.js';
+import type { SecretRef } from './secrets.js';
 
 /** The sandbox model shared by services, store and API. */
 export const ISOLATION_TIERS = ['container', 'gvisor'] as const;
@@ -72,6 +73,8 @@ export interface SandboxRecord extends SandboxResources {
   owner: string | null;
   /** The tenant it belongs to (core/tenancy.ts). */
   tenant: string;
+  /** Secrets it is given (names and targets; the values stay in the secret store). */
+  secrets: SecretRef[];
 }
 
 export interface CreateSandboxInput extends Partial<SandboxResources> {
@@ -90,6 +93,8 @@ export interface CreateSandboxInput extends Partial<SandboxResources> {
   idempotencyKey?: string;
   /** Validated by normalizeNetworkSettings. */
   network?: unknown;
+  /** Validated by normalizeSecretRefs. */
+  secrets?: unknown;
 }
 
 export const SANDBOX_DEFAULTS = {

@@ -74,6 +74,12 @@ export class SnapshotService implements SnapshotSource {
     if (mode !== 'memory')
       throw new HutchError('tier_unavailable', `memory: this sandbox cannot keep its memory (${note ?? 'its tier cannot checkpoint'})`);
     if (record.state === 'stopped') throw conflict(`memory: sandbox ${record.id} is stopped: it has no memory to keep`);
+    // The image would hold the injected values (process environments, the secrets tmpfs) and hand
+    // them to every sandbox made from it, which never asked for them.
+    if (record.secrets.length > 0)
+      throw invalidArgument(
+        `memory: sandbox ${record.id} was given secrets, which its memory image would carry into every sandbox made from it; take a snapshot without memory (files only: the secrets tmpfs is not captured)`,
+      );
     const wasRunning = record.state === 'running';
     const started = performance.now();
     if (wasRunning) await sandboxes.pause(record.id);
@@ -225,6 +231,8 @@ export class SnapshotService implements SnapshotSource {
       env: source.env,
       metadata: { ...source.metadata, ...(input.metadata ?? {}), 'hutch.forkOf': id },
       network: source.network,
+      // The copies name the same secrets (values read from the store again, in the source's tenant).
+      secrets: source.secrets,
       persistent: source.lifecycle.persistent,
       onTimeout: source.lifecycle.onTimeout,
       autoResume: source.lifecycle.autoResume,

@@ -1,4 +1,5 @@
 import type { SandboxRecord, SandboxState } from './sandbox.js';
+import type { SecretRecord, StoredSecret } from './secrets.js';
 import type { ResourceLimits, Role } from './tenancy.js';
 
 /** Persistence contracts core needs; store/ implements them (SQLite now, PostgreSQL later). */
@@ -127,4 +128,15 @@ export interface TenantStore {
   list(): Promise<TenantRecord[]>;
   setQuotas(name: string, quotas: ResourceLimits | null): Promise<boolean>;
   remove(name: string): Promise<void>;
+}
+
+export interface SecretStore {
+  /** Creates or replaces (keeping createdAt) a tenant's secret; true when it was created. */
+  upsert(record: StoredSecret): Promise<boolean>;
+  get(tenant: string, name: string): Promise<StoredSecret | null>;
+  /** Metadata of one tenant's secrets, or (null) every tenant's; never the sealed values. */
+  list(tenant: string | null): Promise<SecretRecord[]>;
+  /** False when there was none. */
+  remove(tenant: string, name: string): Promise<boolean>;
+  count(): Promise<number>;
 }

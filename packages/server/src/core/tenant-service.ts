@@ -4,6 +4,7 @@ import type { Logger } from './logger.js';
 import type { PoolService } from './pool-service.js';
 import type { QuotaSource } from './quotas.js';
 import type { SandboxService } from './sandbox-service.js';
+import type { SecretService } from './secret-service.js';
 import type { SnapshotService } from './snapshot-service.js';
 import type { TenantRecord, TenantStore } from './stores.js';
 import { type Caller, DEFAULT_TENANT, isTenantName, requireRole, type ResourceLimits, SYSTEM_CALLER } from './tenancy.js';
@@ -36,6 +37,7 @@ export interface TenantContents {
   snapshots: SnapshotService;
   pools: PoolService;
   keys: KeyService;
+  secrets: SecretService;
   /** The capacity ledger's view of a tenant's sandboxes. */
   allocated(tenant: string): { cpu: number; memoryMiB: number; diskMiB: number };
 }
@@ -114,7 +116,8 @@ export class TenantService implements QuotaSource {
   /**
    * Deletes a tenant. Without `force`, 409 while it owns sandboxes, volumes, snapshots or pools;
    * with it, those are deleted first. Its keys are revoked (ending their connections) before
-   * anything else goes, so nothing new appears meanwhile.
+   * anything else goes, so nothing new appears meanwhile; its secrets go last (a tenant made
+   * later with the same name starts without them).
    */
   async delete(caller: Caller, name: string, options: { force?: boolean } = {}): Promise<{ deleted: Record<string, number> }> {
     requireRole(caller, 'admin', 'managing tenants');
@@ -139,9 +142,17 @@ export class TenantService implements QuotaSource {
     const left = await this.usage(name);
     if (left.sandboxes + left.snapshots + left.volumes > 0)
       throw conflict(`tenant ${name}: some of its objects could not be deleted (see the server log); its keys are revoked; retry`);
+    const secrets = await c.secrets.deleteAll(name);
     await this.store.remove(name);
     this.cache.delete(name);
-    const deleted = { keys, pools: usage.pools, sandboxes: sandboxes.length, snapshots: snapshots.length, volumes: volumes.length };
+    const deleted = {
+      keys,
+      pools: usage.pools,
+      sandboxes: sandboxes.length,
+      snapshots: snapshots.length,
+      volumes: volumes.length,
+      secrets,
+    };
     this.log.info({ tenant: name, deleted, by: caller.keyId }, 'tenant deleted');
     return { deleted };
   }

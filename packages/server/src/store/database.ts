@@ -34,6 +34,8 @@ export interface SandboxTable {
   owner: string | null;
   /** 0005: the tenant it belongs to. */
   tenant: string;
+  /** 0006: JSON SecretRef[] (names and targets, never values). */
+  secrets: string;
 }
 
 export interface VolumeTable {
@@ -173,6 +175,19 @@ export interface UsageMeterTable {
   net_tx: number;
 }
 
+export interface SecretTable {
+  /** 0006: (tenant, name) is the key. */
+  tenant: string;
+  name: string;
+  /** 12-byte AES-GCM nonce, fresh for every write. */
+  nonce: Buffer;
+  /** Ciphertext followed by the 16-byte GCM tag. */
+  ciphertext: Buffer;
+  size_bytes: number;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -192,6 +207,7 @@ export interface Schema {
   environments: EnvironmentTable;
   usage_hourly: UsageHourlyTable;
   usage_meters: UsageMeterTable;
+  secrets: SecretTable;
   _placeholder?: { id: Generated<number> };
 }
 

@@ -164,6 +164,29 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('pools_0005').renameTo('pools').execute();
     },
   },
+  '0006_secrets': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A tenant's secrets: the value only as AES-256-GCM ciphertext (core/secret-cipher.ts), with
+      // its nonce; (tenant, name) is the key and, as authenticated data, binds the row to both.
+      await db.schema
+        .createTable('secrets')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'blob', (c) => c.notNull())
+        // Ciphertext followed by the 16-byte GCM tag.
+        .addColumn('ciphertext', 'blob', (c) => c.notNull())
+        .addColumn('size_bytes', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('secrets_pk', ['tenant', 'name'])
+        .execute();
+      // JSON SecretRef[] of a sandbox: names and where they go, never values.
+      await db.schema
+        .alterTable('sandboxes')
+        .addColumn('secrets', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+    },
+  },
   '0007_audit': {
     async up(db: Kysely<unknown>): Promise<void> {
       // The audit log (core/audit.ts): one row per recorded call, append-only. Never a request

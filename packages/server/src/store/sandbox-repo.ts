@@ -2,6 +2,7 @@ import type { Isolation, Lifecycle, PauseMode, SandboxRecord, SandboxState, Volu
 import type { SandboxPatch, SandboxStore, SandboxFilter } from '../core/stores.js';
 import type { Db, SandboxTable } from './database.js';
 import type { NetworkSettings } from '../core/network.js';
+import type { SecretRef } from '../core/secrets.js';
 
 /** SQLite implementation of the sandbox store. */
 function toRecord(row: SandboxTable): SandboxRecord {
@@ -32,6 +33,7 @@ function toRecord(row: SandboxTable): SandboxRecord {
     stateChangedAt: row.state_changed_at === null ? null : new Date(row.state_changed_at),
     owner: row.owner ?? null,
     tenant: row.tenant,
+    secrets: parseJson<SecretRef[]>(row.secrets, []),
   };
 }
 
@@ -90,6 +92,7 @@ function toRow(r: SandboxRecord): SandboxTable {
     state_changed_at: r.stateChangedAt?.getTime() ?? null,
     owner: r.owner,
     tenant: r.tenant,
+    secrets: JSON.stringify(r.secrets),
   };
 }
 

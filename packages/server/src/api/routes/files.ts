@@ -2,6 +2,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBody, FileEntry, IdParams, ListQuery, MkdirBody, PathQuery, RenameBody } from '../schemas.js';
 import type { Services } from '../services.js';
+import { requireSecretFileAccess } from '../../core/secrets.js';
+import { callerOf } from '../caller.js';
 
 /** Raw-byte file transfer: bodies are streamed to and from the agent, never buffered whole. */
 export function fileTransferRoutes(services: Services): FastifyPluginAsyncZod {
@@ -30,6 +32,7 @@ export function fileTransferRoutes(services: Services): FastifyPluginAsyncZod {
       '/v1/sandboxes/:id/files',
       { schema: { params: IdParams, querystring: PathQuery, tags: ['files'], summary: 'Read a file as raw bytes' } },
       async (req, reply) => {
+        requireSecretFileAccess(callerOf(req), req.query.path);
         const { size, stream } = await services.files.read(req.params.id, req.query.path, req.query.user);
         void reply.header('content-type', 'application/octet-stream').header('content-length', String(size));
         return reply.send(stream);

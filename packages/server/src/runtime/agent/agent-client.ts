@@ -157,19 +157,30 @@ export class AgentClient {
 
   /** Sets variables every later process inherits (a warm-pool sandbox gets its create's env). */
   async setBaseEnv(env: Record<string, string>): Promise<void> {
-    const body = Buffer.from(JSON.stringify({ env }));
+    await this.postJson('/hutch/env', { env }, 'the environment');
+  }
+
+  /**
+   * Writes injected secret files on the sandbox's secrets tmpfs: mode 0400, owned by its default
+   * user, each replaced atomically. The agent refuses paths off that tmpfs.
+   */
+  async writeSecretFiles(files: Array<{ path: string; data: Buffer }>): Promise<void> {
+    await this.postJson('/hutch/secret-files', { files: files.map((f) => ({ path: f.path, data: f.data.toString('base64') })) }, 'the secret files');
+  }
+
+  /** A POST of a JSON body to one of the agent's /hutch/ endpoints, which answer 204 (else their text, bounded). */
+  private async postJson(path: string, payload: unknown, what: string): Promise<void> {
+    const body = Buffer.from(JSON.stringify(payload));
     const { req, response } = this.request(
       'POST',
-      '/hutch/env',
+      path,
       { 'content-type': 'application/json', 'content-length': String(body.length) },
       { signal: AbortSignal.timeout(10_000) },
     );
     req.end(body);
     const res = await response;
-    const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
-    if (res.statusCode !== 204)
-      throw new HutchError('internal', `the agent refused the environment (${res.statusCode}): ${Buffer.concat(chunks).toString().trim()}`);
+    const text = await readBounded(res, 64 * 1024);
+    if (res.statusCode !== 204) throw new HutchError('internal', `the agent refused ${what} (${res.statusCode}): ${text.trim().slice(0, 2000)}`);
   }
 
   async health(signal?: AbortSignal): Promise<boolean> {

@@ -18,6 +18,8 @@ export const ID_MAP_SIZE = 65536;
 export const AGENT_BINARY_PATH = '/.hutch/hutch-agent';
 export const AGENT_SOCKET_DIR = '/run/hutch';
 export const AGENT_SOCKET_NAME = 'agent.sock';
+/** The tmpfs injected secret files go on (core/secrets.ts SECRETS_DIR): in memory, never on the sandbox's disk. */
+export const SECRETS_MOUNT = '/run/secrets';
 
 /** Where the runtime mounts things of its own: volumes may not cover these. */
 export const PLATFORM_MOUNT_PATHS: readonly string[] = [
@@ -25,6 +27,7 @@ export const PLATFORM_MOUNT_PATHS: readonly string[] = [
   '/sys',
   '/dev',
   AGENT_SOCKET_DIR,
+  SECRETS_MOUNT,
   AGENT_BINARY_PATH.slice(0, AGENT_BINARY_PATH.lastIndexOf('/')),
   '/etc/resolv.conf',
   '/etc/hosts',
@@ -130,6 +133,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
         : []),
       { destination: AGENT_BINARY_PATH, type: 'bind', source: input.agentBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },
       { destination: AGENT_SOCKET_DIR, type: 'bind', source: input.socketDir, options: ['bind', 'rw', 'nosuid', 'nodev', 'noexec'] },
+      // Injected secret files (written by the agent, mode 0400): only root writes here, nothing
+      // in it reaches the disk or a snapshot. 32 files of at most 64 KiB fit.
+      { destination: SECRETS_MOUNT, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=755', 'size=4096k'] },
       // The platform decides name resolution: the resolver on the gateway, or none at all.
       { destination: '/etc/resolv.conf', type: 'bind', source: input.resolvConf, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
       { destination: '/etc/hosts', type: 'bind', source: input.hosts, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
