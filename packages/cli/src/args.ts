@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { Command, OnTimeout, ProcessExit, SandboxState, VolumeMount } from '@hutch/sdk';
+import type { Command, OnTimeout, ProcessExit, SandboxState, SecretRef, VolumeMount } from '@hutch/sdk';
 import type { CopyTarget } from './invocation.js';
 
 /**
@@ -143,4 +143,43 @@ export function exitStatus(exit: ProcessExit): number {
   }
   if (exit.exitCode < 0) return 1;
   return exit.exitCode > 255 ? 255 : exit.exitCode;
+}
+
+/** The secret names the server accepts (checked here for a clear message). */
+const SECRET_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+/** A secret name, or an error naming `flag`. */
+export function parseSecretName(text: string, flag = 'name'): string {
+  if (!SECRET_NAME.test(text))
+    throw new ArgumentError(`${flag}: '${text}' is not a secret name (1-64 of A-Z, a-z, 0-9, '_', '-'; a letter first)`);
+  return text;
+}
+
+/**
+ * `--secret NAME=env:VAR`, `NAME=file:/run/secrets/x`, `NAME=header:HOST[:HEADER[:FORMAT]]`
+ * (header Authorization and format `Bearer {}` by default), or just `NAME` (env:NAME).
+ */
+export function parseSecretRef(text: string): SecretRef {
+  const eq = text.indexOf('=');
+  const name = parseSecretName(eq < 0 ? text : text.slice(0, eq), '--secret');
+  if (eq < 0) {
+    if (!ENV_NAME.test(name)) throw new ArgumentError(`--secret: '${name}' is not a variable name; say where it goes: ${name}=env:VAR`);
+    return { name, env: name };
+  }
+  const target = text.slice(eq + 1);
+  const colon = target.indexOf(':');
+  const kind = colon < 0 ? target : target.slice(0, colon);
+  const rest = colon < 0 ? '' : target.slice(colon + 1);
+  if (kind === 'env' && ENV_NAME.test(rest)) return { name, env: rest };
+  if (kind === 'file' && rest.startsWith('/')) return { name, file: rest };
+  if (kind === 'header' && rest !== '') {
+    const [host, header, ...format] = rest.split(':');
+    return {
+      name,
+      injectHeader: { host: host!, header: header || 'Authorization', format: format.length > 0 ? format.join(':') : 'Bearer {}' },
+    };
+  }
+  throw new ArgumentError(
+    `--secret expects NAME=env:VAR, NAME=file:/run/secrets/PATH or NAME=header:HOST[:HEADER[:FORMAT]], got '${text}'`,
+  );
 }

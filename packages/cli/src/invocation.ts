@@ -76,6 +76,7 @@ export type Invocation =
       metricsTokenFile?: string;
       metricsListen?: string;
       otlpEndpoint?: string;
+      secretsKeyFile?: string;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -131,7 +132,10 @@ export type Invocation =
   | { kind: 'env-down'; ids: string[] }
   | { kind: 'env-logs'; id: string; service?: string; tail?: number }
   | { kind: 'audit'; filter: AuditQuery; limit?: number; cursor?: string; export: boolean; json: boolean }
-  | { kind: 'logs'; id: string; follow: boolean; since?: string; after?: number; tail?: number; timestamps: boolean; json: boolean };
+  | { kind: 'logs'; id: string; follow: boolean; since?: string; after?: number; tail?: number; timestamps: boolean; json: boolean }
+  | { kind: 'secret-put'; name: string; source: SecretSource; tenant?: string; json: boolean }
+  | { kind: 'secret-ls'; tenant?: string; json: boolean }
+  | { kind: 'secret-rm'; names: string[]; tenant?: string };
 
 /** The filters of `hutch audit` (the server parses times: ISO 8601 or a duration back from now). */
 export interface AuditQuery {
@@ -143,6 +147,9 @@ export interface AuditQuery {
   since?: string;
   until?: string;
 }
+
+/** Where `hutch secret put` reads the value: the flag, a file, or stdin. */
+export type SecretSource = { kind: 'value'; value: string } | { kind: 'file'; path: string } | { kind: 'stdin' };
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
 export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };

@@ -6,6 +6,7 @@ import type {
   SandboxCreateParams,
   SandboxEgress,
   SandboxState,
+  SecretRef,
   TenantQuotas,
   VolumeMount,
 } from '@hutch/sdk';
@@ -17,6 +18,8 @@ import {
   parseNumber,
   parseOnTimeout,
   parseSandboxIdOrVerb,
+  parseSecretName,
+  parseSecretRef,
   parseStates,
   parseVolumeMount,
   parseVolumeName,
@@ -158,6 +161,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--otlp-endpoint <url>',
       'export OpenTelemetry traces (create, exec) with OTLP/HTTP to this endpoint (default: $OTEL_EXPORTER_OTLP_ENDPOINT; none: off)',
     )
+    .option(
+      '--secrets-key-file <file>',
+      'the 32-byte key sealing stored secrets (64 hex characters, mode 0600; must exist). Default: <data-dir>/secrets.key, generated on first start',
+    )
     .addHelpText(
       'after',
       example(
@@ -200,12 +207,14 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         metricsTokenFile?: string;
         metricsListen?: string;
         otlpEndpoint?: string;
+        secretsKeyFile?: string;
       }) =>
         set({
           kind: 'server',
           ...(o.auditRetentionDays !== undefined ? { auditRetentionDays: o.auditRetentionDays } : {}),
           ...(o.sandboxLogCap !== undefined ? { sandboxLogBytes: o.sandboxLogCap * 1024 } : {}),
           ...(o.gitAllowFileUrls ? { gitAllowFileUrls: true } : {}),
+          ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
           ...(o.provider === 'kubernetes'
             ? {
                 provider: 'kubernetes',
@@ -262,6 +271,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         'hutch create --template minimal --cpu 0.5 --memory 256 --env DEBUG=1',
         'hutch create --persistent --disk 4096 --volume data:/data --volume refs:/refs:ro',
         'hutch create --timeout 600 --on-timeout pause --idle-timeout 120 --auto-resume',
+        'hutch create --secret GITHUB_TOKEN --secret db-password=file:/run/secrets/db',
       ),
     )
     .action((o: CreateFlags & LifecycleFlags & { json?: boolean }) =>
@@ -1004,6 +1014,64 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       });
     });
 
+  const secret = program
+    .command('secret')
+    .alias('secrets')
+    .description("manage your tenant's secrets: stored encrypted, never shown again; sandboxes get them with --secret")
+    .addHelpText(
+      'after',
+      example(
+        'printf %s "$GITHUB_TOKEN" | hutch secret put GITHUB_TOKEN',
+        'hutch secret put db-password --from-file ./db-password.txt',
+        'hutch create --secret GITHUB_TOKEN --secret db-password=file:/run/secrets/db',
+        'hutch secret ls',
+        'hutch secret rm db-password',
+      ),
+    );
+  secret
+    .command('put')
+    .description(
+      'create or replace a secret (a UTF-8 string, at most 64 KiB) and print its name; the value comes from --value, --from-file, or stdin (one trailing newline dropped)',
+    )
+    .argument('<name>', "1-64 of A-Z, a-z, 0-9, '_', '-'; a letter first", (v) => parseSecretName(v))
+    .option('--value <value>', 'the value (visible in your shell history and process list: prefer stdin or --from-file)')
+    .option('--from-file <file>', 'read the value from a file (as is)')
+    .option('--tenant <name>', 'admins: the tenant it belongs to')
+    .option('--json', 'print {name, tenant, sizeBytes, createdAt, updatedAt, created} as JSON')
+    .addHelpText('after', example('hutch secret put API_TOKEN < token.txt', 'hutch secret put tls-key --from-file key.pem --json'))
+    .action((name: string, o: { value?: string; fromFile?: string; tenant?: string; json?: boolean }) => {
+      if (o.value !== undefined && o.fromFile !== undefined) throw new ArgumentError('--value and --from-file exclude each other');
+      set({
+        kind: 'secret-put',
+        name,
+        source:
+          o.value !== undefined
+            ? { kind: 'value', value: o.value }
+            : o.fromFile !== undefined
+              ? { kind: 'file', path: o.fromFile }
+              : { kind: 'stdin' },
+        ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
+        json: !!o.json,
+      });
+    });
+  secret
+    .command('ls')
+    .alias('list')
+    .description("list secrets: names, sizes and times, never values (admins: every tenant's)")
+    .option('--tenant <name>', 'admins: only this tenant')
+    .option('--json', 'print JSON')
+    .action((o: { tenant?: string; json?: boolean }) =>
+      set({ kind: 'secret-ls', ...(o.tenant !== undefined ? { tenant: o.tenant } : {}), json: !!o.json }),
+    );
+  secret
+    .command('rm')
+    .description('delete secrets (running sandboxes keep what they were given; stopped ones naming them cannot start again)')
+    .argument('<name...>', 'secret names')
+    .option('--tenant <name>', "admins: another tenant's")
+    .action((names: string[], o: { tenant?: string }) =>
+      set({ kind: 'secret-rm', names, ...(o.tenant !== undefined ? { tenant: o.tenant } : {}) }),
+    );
+
   return program;
 }
 
@@ -1061,6 +1129,11 @@ interface CreateFlags extends EgressFlags {
   metadata?: Record<string, string>;
   disk?: number;
   volume?: VolumeMount[];
+  secret?: SecretRef[];
+}
+
+function collectSecret(value: string, previous: SecretRef[] | undefined): SecretRef[] {
+  return [...(previous ?? []), parseSecretRef(value)];
 }
 
 function collectVolume(value: string, previous: VolumeMount[] | undefined): VolumeMount[] {
@@ -1154,7 +1227,12 @@ function addCreateOptions(cmd: Command): Command {
     .option('--disk <MiB>', 'disk quota of the sandbox filesystem in MiB (server default: 2048)', (v) =>
       parseNumber(v, '--disk', 64, 1024 * 1024, true),
     )
-    .option('--volume <name:/path[:ro]>', 'mount an existing volume (repeatable; :ro for read-only)', collectVolume);
+    .option('--volume <name:/path[:ro]>', 'mount an existing volume (repeatable; :ro for read-only)', collectVolume)
+    .option(
+      '--secret <NAME=env:VAR|NAME=file:/run/secrets/PATH|NAME=header:HOST[:HEADER[:FORMAT]]>',
+      'give the sandbox a stored secret (repeatable): as a variable, a 0400 file on /run/secrets, or a header the egress proxy adds to plain-HTTP requests to HOST (default Authorization: Bearer {}); NAME alone is NAME=env:NAME',
+      collectSecret,
+    );
 }
 
 interface LifecycleFlags {
@@ -1200,6 +1278,7 @@ function createParams(o: CreateFlags): SandboxCreateParams {
   if (o.env !== undefined) params.env = o.env;
   if (o.metadata !== undefined) params.metadata = o.metadata;
   if (o.disk !== undefined) params.diskMiB = o.disk;
+  if (o.secret !== undefined) params.secrets = o.secret;
   if (o.volume !== undefined) {
     const paths = new Set<string>();
     for (const v of o.volume) {

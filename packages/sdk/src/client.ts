@@ -11,6 +11,7 @@ import { Tenants } from './tenants.js';
 import { Audit } from './audit.js';
 import { Environments } from './environments.js';
 import { fetchUsage, type UsageOptions, type UsageReport } from './observability.js';
+import { Secrets } from './secrets.js';
 
 export interface GcOptions extends CallOptions {
   /** Only report what would be removed (default false: remove it). */
@@ -36,6 +37,8 @@ export class Hutch {
   readonly snapshots: Snapshots;
   readonly keys: ApiKeys;
   readonly pools: Pools;
+  /** The tenant's secrets (values go in, never come out). */
+  readonly secrets: Secrets;
   /** Admin keys only. */
   readonly tenants: Tenants;
   /** The audit log: your tenant's (admin keys: every tenant's). */
@@ -52,6 +55,7 @@ export class Hutch {
     this.snapshots = new Snapshots(this.transport);
     this.keys = new ApiKeys(this.transport);
     this.pools = new Pools(this.transport);
+    this.secrets = new Secrets(this.transport);
     this.tenants = new Tenants(this.transport);
     this.audit = new Audit(this.transport);
     this.environments = new Environments(this.transport);

@@ -44,10 +44,15 @@ export class Transport {
 
   /** Sends a request and parses the JSON response; a 204 (or empty body) gives `undefined`. */
   async json<T>(req: HttpRequest): Promise<T> {
-    const bytes = await this.bytes({ accept: 'application/json', ...req });
-    if (bytes.length === 0) return undefined as T;
+    return (await this.jsonWithStatus<T>(req)).body;
+  }
+
+  /** `json`, with the response status (for calls where 200 and 201 say different things). */
+  async jsonWithStatus<T>(req: HttpRequest): Promise<{ status: number; body: T }> {
+    const { status, bytes } = await this.fetchAll({ accept: 'application/json', ...req });
+    if (bytes.length === 0) return { status, body: undefined as T };
     try {
-      return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
+      return { status, body: JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T };
     } catch (err) {
       throw new HutchError('invalid_response', `${req.method} ${req.path}: the server sent invalid JSON`, undefined, {
         cause: err,
@@ -57,10 +62,14 @@ export class Transport {
 
   /** Sends a request and returns the whole response body. */
   async bytes(req: HttpRequest): Promise<Uint8Array> {
+    return (await this.fetchAll(req)).bytes;
+  }
+
+  private async fetchAll(req: HttpRequest): Promise<{ status: number; bytes: Uint8Array }> {
     const deadline = new Deadline(this.timeoutFor(req), req.signal, describe(req));
     try {
       const { res } = await this.send(req, deadline);
-      return await readAll(res, deadline, this.config.url);
+      return { status: res.statusCode ?? 0, bytes: await readAll(res, deadline, this.config.url) };
     } finally {
       deadline.dispose();
     }

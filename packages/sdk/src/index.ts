@@ -89,3 +89,4 @@ export type {
   UsageReport,
   UsageTotals,
 } from './observability.js';
+export { Secrets, type PutSecretResult, type SecretCallOptions, type SecretInfo } from './secrets.js';

@@ -59,6 +59,8 @@ export interface SandboxInfo {
   pauseMode: PauseMode | null;
   /** When the sandbox last entered its current state (null for sandboxes that never changed). */
   stateChangedAt: string | null;
+  /** The secrets it is given: references only, never values. */
+  secrets: SecretRef[];
   /** In create answers only: whether a warm pool served the create. */
   warm?: boolean;
   [extra: string]: unknown;
@@ -321,7 +323,23 @@ export interface SandboxCreateParams {
   autoResume?: boolean;
   /** Volumes to mount (at most 16); they must exist. */
   volumes?: VolumeMount[];
+  /**
+   * Secrets of the tenant to give the sandbox (at most 32; see `hutch.secrets`): read when it is
+   * created and again whenever it starts; a missing one is an `InvalidArgumentError` naming it.
+   */
+  secrets?: SecretRef[];
 }
+
+/**
+ * One use of a secret by a sandbox, exactly one target: `env` (a variable every process sees),
+ * `file` (a path below /run/secrets, a tmpfs; mode 0400, owned by the sandbox's default user) or
+ * `injectHeader` (the egress proxy adds `header: format` with `{}` replaced by the value to
+ * plain-HTTP requests to `host`; the value never enters the sandbox).
+ */
+export type SecretRef =
+  | { name: string; env: string }
+  | { name: string; file: string }
+  | { name: string; injectHeader: { host: string; header: string; format?: string } };
 
 export interface TierInfo {
   available: boolean;

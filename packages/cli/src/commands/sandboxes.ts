@@ -87,6 +87,14 @@ export function describeLifecycle(l: SandboxLifecycle | undefined): string {
   return parts.join(', ');
 }
 
+/** `GITHUB_TOKEN=env:GITHUB_TOKEN, db=file:/run/secrets/db, api=header:api.example.com`: references, never values. */
+export function describeSecrets(refs: SandboxInfo['secrets'] | undefined): string {
+  if (!refs || refs.length === 0) return '-';
+  return refs
+    .map((r) => `${r.name}=${'env' in r ? `env:${r.env}` : 'file' in r ? `file:${r.file}` : `header:${r.injectHeader.host}`}`)
+    .join(', ');
+}
+
 function describe(s: SandboxInfo): string {
   let state = s.error ? `${s.state} (${s.error})` : stateLabel(s);
   if (s.stateChangedAt) state += ` since ${s.stateChangedAt} (${relativeTime(s.stateChangedAt)})`;
@@ -106,6 +114,7 @@ function describe(s: SandboxInfo): string {
     ['expires', s.expiresAt ? `${s.expiresAt} (${relativeTime(s.expiresAt)})` : '-'],
     ['volumes', volumes || '-'],
     ['env', labels(s.env)],
+    ['secrets', describeSecrets(s.secrets)],
     ['metadata', labels(s.metadata)],
   ];
   return rows

@@ -261,3 +261,55 @@ describe('tenants and keys', () => {
     assert.match(gone.stderr, /not found/);
   });
 });
+
+describe('secrets', () => {
+  test('secret put (stdin, --value, --from-file) / ls / rm, and create --secret; no command prints a value', async () => {
+    const value = `cli-${randomBytes(12).toString('hex')}`;
+    const name = `cli-${randomBytes(3).toString('hex')}`;
+    const all: Run[] = [];
+    const run = async (args: string[], opts: { input?: string } = {}): Promise<Run> => {
+      const r = await hutch(args, opts);
+      all.push(r);
+      return r;
+    };
+    assert.equal(ok(await run(['secret', 'put', name], { input: `${value}\n` }), 'put from stdin').stdout.toString(), `${name}\n`);
+    const listed = JSON.parse(ok(await run(['secret', 'ls', '--json']), 'secret ls').stdout.toString());
+    assert.equal(listed.find((s: { name: string }) => s.name === name)?.sizeBytes, value.length, 'one trailing newline dropped');
+    assert.match(
+      ok(await run(['secret', 'ls']), 'secret ls').stdout.toString(),
+      new RegExp(`^NAME\\s+TENANT\\s+SIZE[\\s\\S]*\\n${name}\\s`, 'm'),
+    );
+    const file = join(work, 'secret.txt');
+    await writeFile(file, `${value}\n`);
+    const replaced = JSON.parse(ok(await run(['secret', 'put', name, '--from-file', file, '--json']), 'put from file').stdout.toString());
+    assert.equal(replaced.created, false);
+    assert.equal(replaced.sizeBytes, value.length + 1, 'a file is taken as is');
+    ok(await run(['secret', 'put', name, '--value', value]), 'put --value');
+
+    const created = ok(
+      await run([
+        'run',
+        '--template',
+        'minimal',
+        '--secret',
+        `${name}=env:CLI_TOKEN`,
+        '--secret',
+        `${name}=file:/run/secrets/cli`,
+        '--',
+        'printf %s "$CLI_TOKEN"; cat /run/secrets/cli',
+      ]),
+      'run --secret',
+    );
+    assert.equal(created.stdout.toString(), `${value}${value}`, 'the command prints what it was given');
+    all.pop(); // that output is the sandbox's own
+    const missing = await run(['create', '--template', 'minimal', '--secret', 'nope=env:X']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^hutch: secrets\[0\]\.name: secret "nope" does not exist/m);
+
+    assert.equal(ok(await run(['secret', 'rm', name]), 'secret rm').stdout.toString(), `${name}\n`);
+    const gone = await run(['secret', 'rm', name]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no secret named/);
+    for (const r of all) assert.equal(r.stdout.toString().includes(value) || r.stderr.includes(value), false, 'a value was printed');
+  });
+});

@@ -4,7 +4,7 @@ import { describeInfo } from '../../src/commands/info.js';
 import { describeMetrics, describeUsageReport } from '../../src/commands/observability.js';
 import { describeUsage } from '../../src/commands/lifecycle.js';
 import { describeGc } from '../../src/commands/snapshots.js';
-import { describeLifecycle, stateLabel } from '../../src/commands/sandboxes.js';
+import { describeLifecycle, describeSecrets, stateLabel } from '../../src/commands/sandboxes.js';
 
 test('state label shows the pause mode', () => {
   assert.equal(stateLabel({ state: 'paused', pauseMode: 'memory' }), 'paused (memory)');
@@ -175,5 +175,17 @@ test('info names the provider, with the namespace and API server of a kubernetes
       'http://h',
     ),
     /^provider:\s+kubernetes \(namespace sbx at https:\/\/k8s:6443\)$/m,
+  );
+});
+
+test('secrets: references only', () => {
+  assert.equal(describeSecrets([]), '-');
+  assert.equal(
+    describeSecrets([
+      { name: 'gh', env: 'GITHUB_TOKEN' },
+      { name: 'db', file: '/run/secrets/db' },
+      { name: 'api', injectHeader: { host: 'api.example.test', header: 'Authorization', format: 'Bearer {}' } },
+    ]),
+    'gh=env:GITHUB_TOKEN, db=file:/run/secrets/db, api=header:api.example.test',
   );
 });

@@ -675,3 +675,65 @@ test('server: sampling, metrics access and tracing flags', () => {
   usage(['server', '--sample-interval', '0'], /--sample-interval expects a number from 0.2/);
   usage(['server', '--metrics-window', '5'], /--metrics-window expects an integer from 10/);
 });
+
+test('secret put/ls/rm: the value from --value, --from-file or stdin; --tenant; --json', () => {
+  assert.deepEqual(inv(['secret', 'put', 'API_TOKEN']), { kind: 'secret-put', name: 'API_TOKEN', source: { kind: 'stdin' }, json: false });
+  assert.deepEqual(inv(['secret', 'put', 'tok', '--value', 'v=1', '--tenant', 'team-a', '--json']), {
+    kind: 'secret-put',
+    name: 'tok',
+    source: { kind: 'value', value: 'v=1' },
+    tenant: 'team-a',
+    json: true,
+  });
+  assert.deepEqual(inv(['secrets', 'put', 'key', '--from-file', './k.pem']).kind, 'secret-put');
+  assert.deepEqual((inv(['secret', 'put', 'key', '--from-file', './k.pem']) as { source: unknown }).source, {
+    kind: 'file',
+    path: './k.pem',
+  });
+  usage(['secret', 'put', 'key', '--value', 'a', '--from-file', 'f'], /--value and --from-file exclude each other/);
+  usage(['secret', 'put', '9bad'], /name: '9bad' is not a secret name/);
+  assert.deepEqual(inv(['secret', 'ls', '--json']), { kind: 'secret-ls', json: true });
+  assert.deepEqual(inv(['secret', 'list', '--tenant', 't']), { kind: 'secret-ls', tenant: 't', json: false });
+  assert.deepEqual(inv(['secret', 'rm', 'a', 'b']), { kind: 'secret-rm', names: ['a', 'b'] });
+});
+
+test('create/run --secret: env (NAME alone too), file and header targets', () => {
+  const i = inv([
+    'create',
+    '--secret',
+    'GITHUB_TOKEN',
+    '--secret',
+    'db=env:DB_PASSWORD',
+    '--secret',
+    'db=file:/run/secrets/db',
+    '--secret',
+    'api=header:api.example.test',
+    '--secret',
+    'api=header:api.example.test:X-Api-Key:{}',
+    '--secret',
+    'api=header:h.test:Authorization:Token a:{}',
+  ]) as { params: { secrets: unknown } };
+  assert.deepEqual(i.params.secrets, [
+    { name: 'GITHUB_TOKEN', env: 'GITHUB_TOKEN' },
+    { name: 'db', env: 'DB_PASSWORD' },
+    { name: 'db', file: '/run/secrets/db' },
+    { name: 'api', injectHeader: { host: 'api.example.test', header: 'Authorization', format: 'Bearer {}' } },
+    { name: 'api', injectHeader: { host: 'api.example.test', header: 'X-Api-Key', format: '{}' } },
+    { name: 'api', injectHeader: { host: 'h.test', header: 'Authorization', format: 'Token a:{}' } },
+  ]);
+  assert.deepEqual((inv(['run', '--secret', 'x=env:X', '--', 'true']) as { params: { secrets: unknown } }).params.secrets, [
+    { name: 'x', env: 'X' },
+  ]);
+  usage(['create', '--secret', 'my-token'], /'my-token' is not a variable name; say where it goes: my-token=env:VAR/);
+  usage(['create', '--secret', 'x=vault:abc'], /--secret expects NAME=env:VAR/);
+  usage(['create', '--secret', 'x=file:relative'], /--secret expects/);
+  usage(['create', '--secret', '=env:X'], /is not a secret name/);
+});
+
+test('server --secrets-key-file', () => {
+  assert.equal(
+    (inv(['server', '--secrets-key-file', '/etc/hutch/secrets.key']) as { secretsKeyFile?: string }).secretsKeyFile,
+    '/etc/hutch/secrets.key',
+  );
+  assert.equal((inv(['server']) as { secretsKeyFile?: string }).secretsKeyFile, undefined);
+});
