@@ -5,7 +5,8 @@
  * - DNS (UDP and TCP port 53), authoritative for the zone in the config;
  * - HTTP on port 80 of every test-host address: the body is
  *   `hutch-test-host <local address> <Host header> <path>`; `/stream` sends 5 chunks 50 ms apart,
- *   `/bytes/<n>` sends n bytes, `/headers` echoes the request headers as JSON;
+ *   `/bytes/<n>` sends n bytes, `/headers` echoes the request headers as JSON, `/record…` keeps
+ *   the request headers in its event (and answers `recorded`, echoing nothing);
  * - HTTPS on port 443 (same answers) with the fixture's test-CA certificate;
  * - a TCP echo on port 7000;
  * - a fake metadata service: HTTP port 80 on the metadata addresses, body `metadata-secret`.
@@ -50,6 +51,8 @@ export interface HitEvent {
   remote: string;
   /** http/https/metadata: `<Host header> <path>`; dns: `<name> <type>`. */
   detail?: string;
+  /** `/record…` requests: their headers. */
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 const TTL = 30;
@@ -96,7 +99,17 @@ function main(): void {
       const local = norm(req.socket.localAddress);
       const host = req.headers.host ?? '-';
       const path = req.url ?? '/';
-      record({ kind, local, port: req.socket.localPort ?? 0, remote: norm(req.socket.remoteAddress), detail: `${host} ${path}` }, false);
+      const recorded = path.startsWith('/record') ? { headers: req.headers } : {};
+      record(
+        { kind, local, port: req.socket.localPort ?? 0, remote: norm(req.socket.remoteAddress), detail: `${host} ${path}`, ...recorded },
+        false,
+      );
+      if (path.startsWith('/record')) {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '8' });
+        res.end('recorded');
+        return;
+      }
       const line = `hutch-test-host ${local} ${host} ${path}`;
       req.resume();
       if (path === '/stream') {

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { ChildProcess } from 'node:child_process';
 import { type ExtraServerOptions, freePort, launch, removeServerNetwork, startServer, type TestServer } from './harness.js';
 import { type ApiError, waitFor } from './hostile-lib.js';
+import { startTestInternet, TEST_ADDRESSES, TEST_NAMES, type TestInternet } from './net-fixture.js';
 
 /**
  * Issue 7, secrets: a tenant's secrets stored encrypted (AES-256-GCM, key file), never returned by
@@ -60,6 +61,9 @@ function value(label: string): string {
   return v;
 }
 const SMALL = { cpu: 0.25, memoryMiB: 128, pids: 128, diskMiB: 256, timeoutSeconds: 900 };
+/** Address pools of this file's server (not the default ones, which other test servers use). */
+const POOL4 = '10.231.0.0/16';
+const POOL6 = 'fd68:7574:6380::/48';
 
 function leaked(text: string): string | undefined {
   return VALUES.find((v) => text.includes(v));
@@ -151,7 +155,9 @@ function captureLog(): void {
 }
 
 before(async () => {
-  server = await startServer({ logLevel: 'debug' });
+  // The fake internet's resolver is the upstream; nothing is forwarded to it unless the fixture runs
+  // (the only allowed names are looked up in the header-injection tests, which start it).
+  server = await startServer({ logLevel: 'debug', networkPool4: POOL4, networkPool6: POOL6, dnsUpstreams: [TEST_ADDRESSES.dns] });
   captureLog();
   for (const name of ['ta', 'tb']) assert.equal((await call(null, 'POST', '/v1/admin/tenants', { name })).status, 201);
   A = await newKey('ta', 'member');
@@ -465,6 +471,146 @@ describe('injection', () => {
     assert.deepEqual(await inspect(A, sb.id, '/run/secrets/warm'), { mode: '0o400', uid: 1000, content: v, fs: ['tmpfs'] });
     assert.equal((await call(A, 'DELETE', '/v1/pools/warm')).status, 204);
     assert.equal((await call(A, 'DELETE', `/v1/sandboxes/${sb.id}`)).status, 204);
+  });
+});
+
+describe('egress header injection', () => {
+  let inet: TestInternet;
+  const HOST = TEST_NAMES.pypi;
+  before(async () => {
+    inet = await startTestInternet({ sandboxPool4: POOL4, sandboxPool6: POOL6 });
+  });
+  after(async () => {
+    await inet?.stop();
+  });
+
+  /** Plain-HTTP requests to HOST from inside a sandbox: two on one keep-alive connection, one on its own, one with its own Authorization. */
+  const REQUESTS_PY = String.raw`
+import http.client, json, sys
+tag = sys.argv[1]
+out = []
+c = http.client.HTTPConnection('pypi-mirror.test', 80, timeout=5)
+for i in range(2):
+    c.request('GET', '/record-%s-keepalive-%d' % (tag, i))
+    r = c.getresponse()
+    out.append([r.status, r.read().decode()])
+c.request('GET', '/record-%s-forged' % tag, headers={'Authorization': 'Bearer forged-by-the-sandbox'})
+r = c.getresponse()
+out.append([r.status, r.read().decode()])
+c.request('GET', '/x', headers={'Host': 'other.test'})
+r = c.getresponse()
+out.append([r.status, r.read().decode()[:60]])
+print(json.dumps(out))
+`;
+  const TLS_PY = String.raw`
+import socket, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+try:
+    with socket.create_connection(('pypi-mirror.test', 443), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname='pypi-mirror.test') as t:
+            print('connected')
+except Exception as e:
+    print('refused', type(e).__name__)
+`;
+  const py = (code: string, ...args: string[]): string => `python3 -c '${code.replaceAll("'", "'\\''")}' ${args.join(' ')}`;
+
+  for (const tier of ['container', 'gvisor'] as const) {
+    test(`${tier}: plain-HTTP requests to the host carry the header; the sandbox never sees the value; TLS to the host is refused`, async () => {
+      const v = value(`${tier}-header`);
+      assert.equal((await put(A, `${tier}-api-key`, v)).status, 201);
+      const network = { egress: { allow: [HOST] } };
+      const sb = await create(A, {
+        template: 'base',
+        isolation: tier,
+        network,
+        secrets: [{ name: `${tier}-api-key`, injectHeader: { host: HOST, header: 'Authorization', format: 'Bearer {}' } }],
+      });
+      assert.deepEqual(sb.secrets, [
+        { name: `${tier}-api-key`, injectHeader: { host: HOST, header: 'Authorization', format: 'Bearer {}' } },
+      ]);
+      const plain = await create(A, { template: 'base', isolation: tier, network });
+
+      const r = await run(A, sb.id, py(REQUESTS_PY, tier));
+      assert.equal(r.exitCode, 0, r.stderr);
+      const answers = JSON.parse(r.stdout) as Array<[number, string]>;
+      assert.deepEqual(answers.slice(0, 3), [
+        [200, 'recorded'],
+        [200, 'recorded'],
+        [200, 'recorded'],
+      ]);
+      assert.equal(answers[3]![0], 421, 'another host on the same connection');
+      assert.equal((await run(A, plain.id, py(REQUESTS_PY, `${tier}-plain`))).exitCode, 0);
+
+      const events = await inet.events();
+      const seen = (path: string) => events.find((e) => e.detail === `${HOST} ${path}`);
+      for (const path of [`/record-${tier}-keepalive-0`, `/record-${tier}-keepalive-1`, `/record-${tier}-forged`])
+        assert.equal(seen(path)?.headers?.authorization, `Bearer ${v}`, `${path}: ${JSON.stringify(seen(path))}`);
+      assert.equal(
+        seen(`/record-${tier}-plain-keepalive-0`)?.headers?.authorization,
+        undefined,
+        'a sandbox without the reference gets nothing',
+      );
+      assert.equal(seen(`/record-${tier}-plain-forged`)?.headers?.authorization, 'Bearer forged-by-the-sandbox');
+
+      // Nowhere inside: environment, files, any process's environ or cmdline.
+      const inside = await run(
+        A,
+        sb.id,
+        `env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'; grep -rlsF '${v}' /run /etc /tmp /home /root /var; echo scanned`,
+        'root',
+      );
+      assert.ok(inside.stdout.endsWith('scanned\n'), inside.stderr);
+      const withoutOurCommand = inside.stdout.split('\n').filter((l) => !l.includes('grep -rlsF'));
+      assert.equal(
+        withoutOurCommand.some((l) => l.includes(v)),
+        false,
+        'the value is inside the sandbox',
+      );
+
+      // TLS to the host: refused (the header cannot be added inside TLS), and the log says why.
+      const tls = await run(A, sb.id, py(TLS_PY));
+      assert.match(tls.stdout, /^refused/);
+      await waitFor(() => (serverLog.includes('over plain HTTP only') ? true : undefined), 5000);
+      for (const id of [sb.id, plain.id]) assert.equal((await call(A, 'DELETE', `/v1/sandboxes/${id}`)).status, 204);
+    });
+  }
+
+  test('header injection needs an allowlist naming the host', async () => {
+    assert.equal((await put(A, 'hdr', value('hdr'))).status, 201);
+    const ref = { name: 'hdr', injectHeader: { host: HOST, header: 'X-Api-Key' } };
+    const cases: Array<[unknown, unknown, RegExp]> = [
+      [
+        undefined,
+        [ref],
+        /secrets\[0\]\.injectHeader\.host: header injection needs network\.egress to be an allowlist naming pypi-mirror\.test \(egress is "none"\)/,
+      ],
+      [{ egress: 'open' }, [ref], /egress is "open"/],
+      [{ egress: { allow: ['other.test'] } }, [ref], /pypi-mirror\.test is not in network\.egress\.allow/],
+      [{ egress: { allow: ['*.test'], deny: [HOST] } }, [ref], /is denied by network\.egress\.deny/],
+      [{ egress: { allow: [HOST] } }, [{ name: 'hdr', injectHeader: { host: HOST, header: 'Host' } }], /header: Host cannot be injected/],
+      [
+        { egress: { allow: [HOST] } },
+        [{ name: 'hdr', injectHeader: { host: HOST, header: 'X', format: 'no placeholder' } }],
+        /format: .*containing \{\}/,
+      ],
+      [{ egress: { allow: [HOST] } }, [{ name: 'hdr', injectHeader: { host: '198.18.0.10', header: 'X' } }], /host: .* must be a DNS name/],
+    ];
+    for (const [network, secrets, message] of cases) {
+      const res = await call(A, 'POST', '/v1/sandboxes', { ...SMALL, template: 'minimal', ...(network ? { network } : {}), secrets });
+      assert.equal(res.status, 400, res.text);
+      assert.match(res.body.error.message, message);
+    }
+    // A wildcard entry names it too.
+    const ok = await call<Sb>(A, 'POST', '/v1/sandboxes', {
+      ...SMALL,
+      template: 'minimal',
+      network: { egress: { allow: ['*.test'] } },
+      secrets: [ref],
+    });
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal((await call(A, 'DELETE', `/v1/sandboxes/${ok.body.id}`)).status, 204);
   });
 });
 

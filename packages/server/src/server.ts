@@ -46,6 +46,7 @@ import { portUrl } from './core/port-access.js';
 import { SecretCipher } from './core/secret-cipher.js';
 import { redactingLogHook, SecretRedaction } from './core/secret-redaction.js';
 import { SecretService } from './core/secret-service.js';
+import { EgressHeaders } from './core/egress-headers.js';
 import { SqliteSecretStore } from './store/secret-repo.js';
 import { loadSecretsKey } from './secrets-key.js';
 import { availableParallelism } from 'node:os';
@@ -246,6 +247,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const hostExec = new HostExecutor(agentBinary);
   if (await hostExec.start()) useHostExecutor(hostExec);
   else logger.warn('the host-exec helper did not start: host tools are spawned by the server itself (slower)');
+  // Headers the egress proxy adds for sandboxes' injectHeader secrets (filled by the sandbox service).
+  const egressHeaders = new EgressHeaders();
   const runtime: RuntimeSetup = kubernetes
     ? await setupKubernetes({ settings: options.kubernetes ?? {}, dataDir, agentBinary, installation: serverId, meta, log: logger }).then(
         (k) => ({
@@ -256,7 +259,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
           stopBackground: () => k.provider.close(),
         }),
       )
-    : await setupLocal(options, dataDir, agentBinary, logger, metrics);
+    : await setupLocal(options, dataDir, agentBinary, logger, metrics, egressHeaders);
   const { provider, network } = runtime;
   const templates = new LocalTemplateCatalog(layersDir, (message) => logger.info({ templates: layersDir }, message));
   const sandboxStore = new SqliteSandboxStore(db);
@@ -280,6 +283,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   snapshots.sandboxes = sandboxes;
   sandboxes.secrets = secrets;
   sandboxes.redaction = redaction;
+  sandboxes.egressHeaders = egressHeaders;
   const pools = new PoolService(
     new SqlitePoolStore(db),
     {
@@ -490,6 +494,7 @@ async function setupLocal(
   agentBinary: string,
   logger: pino.Logger,
   metrics: ServerMetrics,
+  egressHeaders: EgressHeaders,
 ): Promise<RuntimeSetup> {
   const domain = options.domain ? parseDomain(options.domain) : null;
   const host = await probeHost();
@@ -511,6 +516,7 @@ async function setupLocal(
       ...(options.dnsUpstreams ? { dnsUpstreams: options.dnsUpstreams } : {}),
       log: logger,
       telemetry: metrics,
+      injectedHeaders: (id, host) => egressHeaders.for(id, host),
     });
     try {
       await network.init();

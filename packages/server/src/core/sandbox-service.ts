@@ -30,7 +30,8 @@ import type { Quotas } from './quotas.js';
 import { type Caller, requireVisible, SYSTEM_CALLER } from './tenancy.js';
 import { type CreateOutcome, NOOP_TELEMETRY, secondsSince, type SpanHandle, type Telemetry } from './telemetry.js';
 import type { UsageMeter } from './usage-meter.js';
-import { normalizeSecretRefs, type SecretInjection } from './secrets.js';
+import { normalizeSecretRefs, requireInjectableHosts, type SecretInjection } from './secrets.js';
+import type { EgressHeaders } from './egress-headers.js';
 import type { SecretService } from './secret-service.js';
 import type { SecretRedaction } from './secret-redaction.js';
 
@@ -135,6 +136,8 @@ export class SandboxService {
   secrets: SecretService | null = null;
   /** Where injected values are recorded so the server's output can hide them. */
   redaction: SecretRedaction | null = null;
+  /** Headers the egress proxy adds for sandboxes (their `injectHeader` secrets). */
+  egressHeaders: EgressHeaders | null = null;
 
   constructor(
     private readonly store: SandboxStore,
@@ -252,6 +255,7 @@ export class SandboxService {
     }
     const lifecycle = normalizeLifecycle(input);
     const secretRefs = normalizeSecretRefs(input.secrets, input.env ?? {});
+    requireInjectableHosts(secretRefs, network.egress);
     if (secretRefs.length > 0 && !this.secrets) throw invalidArgument('secrets: not available on this server');
     // Read now: a missing secret is a 400 naming it, before anything exists.
     const injection = this.secrets && secretRefs.length > 0 ? await this.secrets.resolve(caller.tenant, secretRefs, 'create') : null;
@@ -409,6 +413,7 @@ export class SandboxService {
           .catch((e: unknown) => this.log.error({ sandbox: record.id, err: (e as Error).message }, 'cleanup after failed create'));
         this.dropAgent(record.id);
         this.redaction?.forget(record.id);
+        this.egressHeaders?.forget(record.id);
         this.capacity?.release(record.id);
         await this.store.update(record.id, { state: 'error', error: `create failed: ${message}`, expiresAt: null });
         if (err instanceof HutchError) throw err;
@@ -438,6 +443,7 @@ export class SandboxService {
       } catch (err) {
         this.log.warn({ sandbox: id, pool, err: (err as Error).message }, 'warm sandbox unusable: creating cold');
         this.redaction?.forget(id);
+        this.egressHeaders?.forget(id);
         await this.destroyWarm(id).catch(() => undefined);
         this.capacity?.release(id);
         return null;
@@ -455,6 +461,7 @@ export class SandboxService {
         // Lost a race with a concurrent create carrying the same idempotency key: that one stands,
         // and the claimed member goes (never handed out twice, never back to its pool).
         this.redaction?.forget(id);
+        this.egressHeaders?.forget(id);
         await this.destroyWarm(id).catch(() => undefined);
         this.capacity?.release(id);
         const winner = record.idempotencyKey ? await this.store.getByIdempotencyKey(record.tenant, record.idempotencyKey) : null;
@@ -833,7 +840,10 @@ export class SandboxService {
    * for redaction first; they never go into the bundle (config.json) or the store.
    */
   private async inject(id: string, injection: SecretInjection | null, env: Record<string, string> = {}): Promise<void> {
-    if (injection) this.redaction?.set(id, injection.exposed);
+    if (injection) {
+      this.redaction?.set(id, injection.redact);
+      this.egressHeaders?.set(id, injection.headers);
+    }
     const vars = { ...env, ...(injection?.env ?? {}) };
     if (Object.keys(vars).length > 0) await this.agent(id).setBaseEnv(vars);
     if (injection && injection.files.length > 0) await this.agent(id).writeSecretFiles(injection.files);
@@ -993,6 +1003,7 @@ export class SandboxService {
       else void this.meter?.final(id, { forget: true });
       this.dropAgent(id);
       this.redaction?.forget(id);
+      this.egressHeaders?.forget(id);
       this.defaultUsers.delete(id);
       this.forgetActivity(id);
       this.cpuSamples.delete(id);
@@ -1229,14 +1240,20 @@ export class SandboxService {
 
   /**
    * A sandbox still running from before a restart: its injected values are recorded for redaction
-   * again (read from the store: a secret replaced meanwhile is known by its new value only).
+   * again and its headers for the egress proxy (read from the store: a secret replaced meanwhile
+   * is known by its new value only).
    */
   private async recallSecrets(record: SandboxRecord): Promise<void> {
     if (!this.secrets || record.secrets.length === 0) return;
     try {
-      this.redaction?.set(record.id, (await this.secrets.resolve(record.tenant, record.secrets, 'reattach')).exposed);
+      const injection = await this.secrets.resolve(record.tenant, record.secrets, 'reattach');
+      this.redaction?.set(record.id, injection.redact);
+      this.egressHeaders?.set(record.id, injection.headers);
     } catch (err) {
-      this.log.warn({ sandbox: record.id, err: (err as Error).message }, 'secrets of a reattached sandbox are not redacted');
+      this.log.warn(
+        { sandbox: record.id, err: (err as Error).message },
+        'secrets of a reattached sandbox are not redacted and its headers not injected',
+      );
     }
   }
 

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { HutchError, invalidArgument } from './errors.js';
 import type { Caller } from './tenancy.js';
+import { type EgressPolicy, parseEgressEntry } from './network.js';
 
 /**
  * The secrets model: a tenant's named values, stored encrypted (core/secret-cipher.ts), never
@@ -53,8 +54,11 @@ export interface SecretInjection {
   env: Record<string, string>;
   files: Array<{ path: string; data: Buffer }>;
   headers: Array<{ host: string; header: string; value: string }>;
-  /** Every value given to the sandbox itself (env and files): what its output is redacted of. */
-  exposed: string[];
+  /**
+   * Every value the sandbox uses — given to it (env, files) or sent for it (headers, which an
+   * upstream may echo back into it): what the server's output is redacted of.
+   */
+  redact: string[];
 }
 
 export function isSecretName(name: string): boolean {
@@ -177,16 +181,16 @@ function normalizeHeaderInjection(input: unknown, field: string): HeaderInjectio
  * that would break their target (a newline in a header) are refused, naming the reference.
  */
 export function planInjection(refs: SecretRef[], values: Map<string, string>): SecretInjection {
-  const plan: SecretInjection = { env: {}, files: [], headers: [], exposed: [] };
+  const plan: SecretInjection = { env: {}, files: [], headers: [], redact: [] };
   for (const [i, ref] of refs.entries()) {
     const value = values.get(ref.name);
     if (value === undefined) throw invalidArgument(`secrets[${i}].name: secret "${ref.name}" does not exist`);
     if ('env' in ref) {
       plan.env[ref.env] = value;
-      plan.exposed.push(value);
+      plan.redact.push(value);
     } else if ('file' in ref) {
       plan.files.push({ path: ref.file, data: Buffer.from(value, 'utf8') });
-      plan.exposed.push(value);
+      plan.redact.push(value);
     } else {
       if (/[\r\n]/.test(value))
         throw invalidArgument(`secrets[${i}]: secret "${ref.name}" holds a line break, which an HTTP header cannot carry`);
@@ -195,6 +199,7 @@ export function planInjection(refs: SecretRef[], values: Map<string, string>): S
         header: ref.injectHeader.header,
         value: ref.injectHeader.format.replaceAll('{}', value),
       });
+      plan.redact.push(value);
     }
   }
   return plan;
@@ -214,4 +219,31 @@ export function isSecretPath(path: string): boolean {
 export function requireSecretFileAccess(caller: Caller, path: string): void {
   if (caller.role === 'read-only' && isSecretPath(path))
     throw new HutchError('permission_denied', `path: ${SECRETS_DIR} holds injected secrets; reading it needs a member key`);
+}
+
+/**
+ * A header is injected by the egress proxy, which sees a sandbox's plain-HTTP requests only when
+ * its egress is an allowlist naming the host (by name: `api.example.com` or `*.example.com`); any
+ * other policy would make the reference a silent no-op, so it is refused at create.
+ */
+export function requireInjectableHosts(refs: SecretRef[], egress: EgressPolicy): void {
+  for (const [i, ref] of refs.entries()) {
+    if (!('injectHeader' in ref)) continue;
+    const host = ref.injectHeader.host;
+    const field = `secrets[${i}].injectHeader.host`;
+    if (typeof egress === 'string')
+      throw invalidArgument(
+        `${field}: header injection needs network.egress to be an allowlist naming ${host} (egress is "${egress}"), e.g. {"allow": ["${host}"]}`,
+      );
+    const matches = (list: string[]): boolean =>
+      list.some((raw) => {
+        const entry = parseEgressEntry(raw, 'network.egress');
+        return (
+          entry.kind === 'domain' && (entry.wildcard ? entry.pattern === '' || host.endsWith(`.${entry.pattern}`) : entry.pattern === host)
+        );
+      });
+    if (!matches(egress.allow))
+      throw invalidArgument(`${field}: ${host} is not in network.egress.allow (header injection needs it there by name)`);
+    if (matches(egress.deny)) throw invalidArgument(`${field}: ${host} is denied by network.egress.deny`);
+  }
 }

@@ -65,10 +65,12 @@ export function baseTable(b: BaseTableInput): string {
     `    iifname != ${sb} accept`,
     `    ip daddr ${b.gateway4} meta l4proto { tcp, udp } th dport 53 dnat ip to ${b.gateway4}:${b.dnsPort}`,
     `    ip6 daddr ${b.gateway6} meta l4proto { tcp, udp } th dport 53 dnat ip6 to [${b.gateway6}]:${b.dnsPort}`,
-    `    meta mark ${PROXY_MARK} tcp dport 80 meta nfproto ipv4 dnat ip to ${b.gateway4}:${b.httpProxyPort}`,
-    `    meta mark ${PROXY_MARK} tcp dport 443 meta nfproto ipv4 dnat ip to ${b.gateway4}:${b.tlsProxyPort}`,
-    `    meta mark ${PROXY_MARK} tcp dport 80 meta nfproto ipv6 dnat ip6 to [${b.gateway6}]:${b.httpProxyPort}`,
-    `    meta mark ${PROXY_MARK} tcp dport 443 meta nfproto ipv6 dnat ip6 to [${b.gateway6}]:${b.tlsProxyPort}`,
+    // The mark is the same on every server of the host: only this server's pool goes to its proxy
+    // (unscoped, a sandbox of another server could be sent to this one, whose input chain refuses it).
+    `    ip saddr ${b.pool4} meta mark ${PROXY_MARK} tcp dport 80 dnat ip to ${b.gateway4}:${b.httpProxyPort}`,
+    `    ip saddr ${b.pool4} meta mark ${PROXY_MARK} tcp dport 443 dnat ip to ${b.gateway4}:${b.tlsProxyPort}`,
+    `    ip6 saddr ${b.pool6} meta mark ${PROXY_MARK} tcp dport 80 dnat ip6 to [${b.gateway6}]:${b.httpProxyPort}`,
+    `    ip6 saddr ${b.pool6} meta mark ${PROXY_MARK} tcp dport 443 dnat ip6 to [${b.gateway6}]:${b.tlsProxyPort}`,
     '  }',
     '  chain outbound_nat {',
     '    type nat hook postrouting priority srcnat; policy accept;',

@@ -7,6 +7,10 @@
  * therefore reaches nothing the allowlist does not name: the sandbox's chosen destination IP is
  * never used.
  *
+ * A sandbox with secrets bound to a host (`injectHeader`) has its plain-HTTP requests to that host
+ * served by ./header-injection.ts, which adds the header; TLS to such a host is refused (the proxy
+ * cannot add a header inside TLS, and a request without it would fail in a less obvious way).
+ *
  * Known limit (inherent to not terminating TLS): one allowed name vouches for the whole connection.
  * Later requests on a kept-alive HTTP connection, or the HTTP Host inside TLS, can name other
  * virtual hosts on the *same* upstream addresses (domain fronting). They cannot reach other
@@ -17,6 +21,8 @@ import net, { type Server, type Socket } from 'node:net';
 import { plainAddress } from './ranges.js';
 import type { Logger } from '../core/logger.js';
 import { MAX_SNIFF_BYTES, parseHttpHost, parseTlsClientHelloSni } from './sniff.js';
+import { HeaderInjectingRelay } from './header-injection.js';
+import type { InjectedHeader } from '../core/egress-headers.js';
 import type { SandboxEgressView, SandboxNetLookup } from './types.js';
 
 /** One listening socket, standing for one original destination port. */
@@ -61,6 +67,8 @@ export interface EgressProxyOptions {
   onDecision?: (d: EgressDecision) => void;
   /** Called once per connection when its sandbox side closes: bytes from and to the sandbox. */
   onTraffic?: (fromSandbox: number, toSandbox: number) => void;
+  /** Headers to add to a sandbox's plain-HTTP requests to a host (its `injectHeader` secrets). */
+  injectedHeaders?: (sandboxId: string, host: string) => InjectedHeader[];
 }
 
 interface Conn {
@@ -95,6 +103,8 @@ export class EgressProxy {
   private readonly logger: Logger | undefined;
   private readonly onDecision: ((d: EgressDecision) => void) | undefined;
   private readonly onTraffic: ((fromSandbox: number, toSandbox: number) => void) | undefined;
+  private readonly injectedHeaders: (sandboxId: string, host: string) => InjectedHeader[];
+  private readonly injecting: HeaderInjectingRelay;
 
   private readonly servers: { server: Server; spec: EgressListenerSpec }[] = [];
   private readonly all = new Set<Conn>();
@@ -111,6 +121,8 @@ export class EgressProxy {
     this.logger = options.logger;
     this.onDecision = options.onDecision;
     this.onTraffic = options.onTraffic;
+    this.injectedHeaders = options.injectedHeaders ?? (() => []);
+    this.injecting = new HeaderInjectingRelay(options.logger);
   }
 
   /**
@@ -300,6 +312,9 @@ export class EgressProxy {
     const view = this.currentView(conn);
     if (!view) return this.deny(conn, spec, name, 'unknown source');
     if (!view.allowsName(name)) return this.deny(conn, spec, name, 'not allowed');
+    const injects = this.injectedHeaders(conn.sandboxId, name).length > 0;
+    if (injects && spec.kind === 'tls')
+      return this.deny(conn, spec, name, 'a secret header is injected for this host over plain HTTP only');
     conn.name = name;
 
     let resolved: string[];
@@ -340,7 +355,38 @@ export class EgressProxy {
       upstream.destroy();
       return this.deny(conn, spec, name, 'policy changed');
     }
-    this.relay(conn, upstream, head);
+    if (injects) this.relayInjecting(conn, upstream, head);
+    else this.relay(conn, upstream, head);
+  }
+
+  /**
+   * Serves the connection request by request, each sent upstream with the sandbox's headers for
+   * the name (./header-injection.ts) over a connection of its own to the chosen address; the first
+   * is the one already open.
+   */
+  private relayInjecting(conn: Conn, first: Socket, head: Buffer): void {
+    conn.established = true;
+    let next: Socket | null = first;
+    first.on('error', () => {});
+    conn.client.once('close', () => conn.upstream?.destroy());
+    this.injecting.serve(conn.client, head, {
+      sandboxId: conn.sandboxId,
+      name: conn.name!,
+      headers: () => this.injectedHeaders(conn.sandboxId, conn.name!),
+      upstream: () => {
+        if (next) {
+          const socket = next;
+          next = null;
+          return socket;
+        }
+        const socket = net.connect({ host: conn.address!, port: conn.port });
+        socket.on('error', () => {}); // the request reports it
+        conn.upstream = socket;
+        this.watch(conn, socket);
+        return socket;
+      },
+    });
+    this.logger?.debug({ sandboxId: conn.sandboxId, name: conn.name, address: conn.address }, 'egress relaying with injected headers');
   }
 
   /** One connect attempt; the socket is registered on the connection so abort() can drop it. */

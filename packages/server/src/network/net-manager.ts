@@ -16,6 +16,7 @@ import { PlatformResolver, parseHostPort, parseUpstreams } from './dns-resolver.
 import { EgressProxy } from './egress-proxy.js';
 import type { DnsQueryRecord, PeerAddresses, PeerGroup } from './types.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
+import type { InjectedHeader } from '../core/egress-headers.js';
 import { plainAddress } from './ranges.js';
 import { isIP } from 'node:net';
 
@@ -51,6 +52,8 @@ export interface NetworkOptions {
   log: Logger;
   /** Egress denials (resolver and proxy) and proxied bytes are reported here. */
   telemetry?: Telemetry;
+  /** Headers the egress proxy adds to a sandbox's plain-HTTP requests to a host (its `injectHeader` secrets). */
+  injectedHeaders?: (sandboxId: string, host: string) => InjectedHeader[];
 }
 
 export interface SandboxNetwork {
@@ -197,6 +200,7 @@ export class NetworkManager {
         return [...(a.status === 'fulfilled' ? a.value : []), ...(aaaa.status === 'fulfilled' ? aaaa.value : [])];
       },
       logger: this.options.log,
+      ...(this.options.injectedHeaders ? { injectedHeaders: this.options.injectedHeaders } : {}),
       onDecision: (d) => {
         if (d.verdict !== 'denied') return;
         this.options.log.info({ sandbox: d.sandboxId, name: d.name, port: d.port, reason: d.reason }, 'egress proxy denied');
