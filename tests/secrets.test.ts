@@ -62,8 +62,8 @@ function value(label: string): string {
 }
 const SMALL = { cpu: 0.25, memoryMiB: 128, pids: 128, diskMiB: 256, timeoutSeconds: 900 };
 /** Address pools of this file's server (not the default ones, which other test servers use). */
-const POOL4 = '10.231.0.0/16';
-const POOL6 = 'fd68:7574:6380::/48';
+const POOL4 = '10.243.0.0/16';
+const POOL6 = 'fd68:7574:63a3::/48';
 
 function leaked(text: string): string | undefined {
   return VALUES.find((v) => text.includes(v));
