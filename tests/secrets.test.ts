@@ -431,6 +431,12 @@ describe('injection', () => {
         /secrets\[1\]\.file: \/run\/secrets\/a\/b collides with \/run\/secrets\/a/,
       ],
     ];
+    // Environment values that every exec would have to carry past the kernel's limit: refused.
+    for (let i = 0; i < 5; i++) assert.equal((await put(A, `big-${i}`, 'x'.repeat(60 * 1024))).status, 201);
+    bad.push([
+      Array.from({ length: 5 }, (_, i) => ({ name: `big-${i}`, env: `BIG_${i}` })),
+      /^secrets: the env values add up to 307200 bytes, over 262144 .*give large values as files/,
+    ]);
     for (const [secrets, message] of bad) {
       const res = await call(A, 'POST', '/v1/sandboxes', { ...SMALL, template: 'minimal', env: { PLAIN: '1' }, secrets });
       assert.equal(res.status, 400, `${JSON.stringify(secrets)}: ${res.text}`);

@@ -28,6 +28,8 @@ test('a sandbox redactor hides its values and each line of a multi-line value; s
   assert.equal(redact('other-value'), 'other-value', "another sandbox's values are not this one's");
   assert.equal(r.redactAll('other-value and tok-123456'), '*** and ***');
   assert.equal(r.redactor('unknown')('tok-123456'), 'tok-123456');
+  assert.equal(r.redactorFor('unknown'), null);
+  assert.equal(r.redactorFor('sb1')?.('x tok-123456'), 'x ***');
   r.forget('sb1');
   assert.equal(r.redactAll('tok-123456 other-value'), 'tok-123456 ***');
   r.forget('sb2');

@@ -126,6 +126,15 @@ export class SecretRedaction {
     return needles ? (text) => redactText(text, needles) : identity;
   }
 
+  /**
+   * The sandbox's redactor, or null when it was given no value to hide (the shape kept sandbox
+   * logs take: `redactorFor: (id) => redaction.redactorFor(id)`).
+   */
+  redactorFor(sandboxId: string): ((text: string) => string) | null {
+    const needles = this.bySandbox.get(sandboxId);
+    return needles ? (text) => redactText(text, needles) : null;
+  }
+
   /** A chunk-by-chunk redactor for a stream of the sandbox's output (its values as of now). */
   streamRedactor(sandboxId: string): StreamRedactor {
     return new StreamRedactor(this.bySandbox.get(sandboxId) ?? []);

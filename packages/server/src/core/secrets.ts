@@ -17,6 +17,12 @@ export const SECRET_MAX_BYTES = 64 * 1024;
 /** Where secret files go inside a sandbox: a tmpfs the platform mounts in every sandbox. */
 export const SECRETS_DIR = '/run/secrets';
 export const MAX_SECRETS_PER_SANDBOX = 32;
+/**
+ * The environment values a sandbox's secrets may add up to: the kernel refuses an exec whose
+ * environment and arguments pass a few MiB (a quarter of the stack limit), which would leave the
+ * sandbox unable to start any process. Large values belong in files.
+ */
+export const MAX_SECRET_ENV_BYTES = 256 * 1024;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const FILE_COMPONENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -202,6 +208,11 @@ export function planInjection(refs: SecretRef[], values: Map<string, string>): S
       plan.redact.push(value);
     }
   }
+  const envBytes = Object.values(plan.env).reduce((sum, v) => sum + Buffer.byteLength(v, 'utf8'), 0);
+  if (envBytes > MAX_SECRET_ENV_BYTES)
+    throw invalidArgument(
+      `secrets: the env values add up to ${envBytes} bytes, over ${MAX_SECRET_ENV_BYTES} (every process carries them); give large values as files`,
+    );
   return plan;
 }
 
