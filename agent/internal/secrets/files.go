@@ -71,6 +71,14 @@ func (h *Handler) write(path string, data []byte, u *users.User) error {
 	if err := h.onTmpfs(h.Dir); err != nil {
 		return err
 	}
+	// Root's and 0755, whoever mounted it (a Kubernetes emptyDir starts 0777): no other user can
+	// create or replace entries in it.
+	if err := os.Chown(h.Dir, 0, 0); err != nil {
+		return fmt.Errorf("%s: %v", h.Dir, err)
+	}
+	if err := os.Chmod(h.Dir, 0o755); err != nil {
+		return fmt.Errorf("%s: %v", h.Dir, err)
+	}
 	dir := filepath.Dir(path)
 	// Directories below Dir: created root-owned 0755; an existing symlink is
 	// refused (it could lead off the tmpfs).

@@ -113,8 +113,12 @@ test('Pod: image, agent command, limits and requests, labels, runtime class, dea
   assert.deepEqual(c.securityContext?.capabilities?.add, ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID', 'SETPCAP']);
   assert.deepEqual(pod.spec?.volumes, [
     { name: 'volume-0', persistentVolumeClaim: { claimName: 'hutch-vol-data-0123456789', readOnly: true } },
+    { name: 'hutch-secrets', emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } },
   ]);
-  assert.deepEqual(c.volumeMounts, [{ name: 'volume-0', mountPath: '/data', readOnly: true }]);
+  assert.deepEqual(c.volumeMounts, [
+    { name: 'volume-0', mountPath: '/data', readOnly: true },
+    { name: 'hutch-secrets', mountPath: '/run/secrets' },
+  ]);
 });
 
 test('volume claims: readable, valid names, distinct for keys that sanitise alike', () => {

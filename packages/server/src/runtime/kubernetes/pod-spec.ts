@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Isolation } from '../../core/sandbox.js';
 import { AGENT_CAPABILITIES } from '../profiles/capabilities.js';
 import { AGENT_TCP_PORT, agentCommand } from '../../templates/oci-image.js';
+import { SECRETS_DIR } from '../../core/secrets.js';
 
 /**
  * A sandbox as a Pod: one container running the template image, whose entrypoint is hutch-agent
@@ -83,7 +84,11 @@ export function buildPod(input: PodInput): V1Pod {
       hostname: 'hutch',
       terminationGracePeriodSeconds: 0,
       securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
-      volumes: input.volumes.map((v, i) => ({ name: `volume-${i}`, persistentVolumeClaim: { claimName: v.claim, readOnly: v.readOnly } })),
+      volumes: [
+        ...input.volumes.map((v, i) => ({ name: `volume-${i}`, persistentVolumeClaim: { claimName: v.claim, readOnly: v.readOnly } })),
+        // Injected secret files (written by the agent, mode 0400): in memory, never on the node's disk.
+        { name: 'hutch-secrets', emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } },
+      ],
       containers: [
         {
           name: CONTAINER_NAME,
@@ -99,7 +104,10 @@ export function buildPod(input: PodInput): V1Pod {
             { name: 'HUTCH_AGENT_ACCESS_TOKEN', value: input.agentToken },
           ],
           ports: [{ name: 'agent', containerPort: AGENT_TCP_PORT, protocol: 'TCP' }],
-          volumeMounts: input.volumes.map((v, i) => ({ name: `volume-${i}`, mountPath: v.destination, readOnly: v.readOnly })),
+          volumeMounts: [
+            ...input.volumes.map((v, i) => ({ name: `volume-${i}`, mountPath: v.destination, readOnly: v.readOnly })),
+            { name: 'hutch-secrets', mountPath: SECRETS_DIR },
+          ],
           resources: {
             limits: { cpu: millicores(input.cpu), memory: `${input.memoryMiB}Mi`, 'ephemeral-storage': `${input.diskMiB}Mi` },
             requests: {

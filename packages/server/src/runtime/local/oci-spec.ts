@@ -2,6 +2,7 @@ import type { Isolation } from '../../core/sandbox.js';
 import { AGENT_CAPABILITIES } from '../profiles/capabilities.js';
 import { MASKED_PATHS, READONLY_PATHS } from '../profiles/paths.js';
 import { seccompProfile } from '../profiles/seccomp.js';
+import { SECRETS_DIR } from '../../core/secrets.js';
 import type { CgroupMode } from './host-probe.js';
 
 /**
@@ -18,8 +19,8 @@ export const ID_MAP_SIZE = 65536;
 export const AGENT_BINARY_PATH = '/.hutch/hutch-agent';
 export const AGENT_SOCKET_DIR = '/run/hutch';
 export const AGENT_SOCKET_NAME = 'agent.sock';
-/** The tmpfs injected secret files go on (core/secrets.ts SECRETS_DIR): in memory, never on the sandbox's disk. */
-export const SECRETS_MOUNT = '/run/secrets';
+/** The tmpfs injected secret files go on: in memory, never on the sandbox's disk. */
+export const SECRETS_MOUNT = SECRETS_DIR;
 
 /** Where the runtime mounts things of its own: volumes may not cover these. */
 export const PLATFORM_MOUNT_PATHS: readonly string[] = [
