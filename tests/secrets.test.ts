@@ -650,6 +650,24 @@ except socket.gaierror as e:
       JSON.stringify(net.body.dnsLog),
     );
     await waitFor(() => (serverLog.includes('***.nowhere.test') ? true : undefined), 5000);
+    // The sandbox's kept output (GET …/logs, a read-only key may read it): the printed value is ***.
+    const logs = await waitFor(async () => {
+      const res = await call<{ entries: Array<{ stream: string; text: string }> }>(R, 'GET', `/v1/sandboxes/${sb.id}/logs`);
+      return res.body.entries?.filter((e) => e.text === '***\n').length === 2 ? res.body.entries : undefined;
+    }, 10_000);
+    assert.deepEqual(
+      logs
+        .filter((e) => e.text === '***\n')
+        .map((e) => e.stream)
+        .sort(),
+      ['stderr', 'stdout'],
+    );
+    // Nor in the audit log (its answers are checked by call()), nor in the store's files.
+    assert.equal((await call(null, 'GET', '/v1/audit?limit=500')).status, 200);
+    for (const f of readdirSync(server.dataDir).filter((n) => n.startsWith('hutch.db'))) {
+      const bytes = readFileSync(join(server.dataDir, f));
+      assert.equal(bytes.includes(Buffer.from(v)), false, `${f} holds the printed value`);
+    }
     assert.equal((await call(A, 'DELETE', `/v1/sandboxes/${sb.id}`)).status, 204);
     assert.ok(serverLog.includes('secret created'), 'the log was captured at debug level');
     assert.equal(leaked(serverLog), undefined);

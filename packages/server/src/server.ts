@@ -327,7 +327,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const logs = new SandboxLogs(new SqliteSandboxLogStore(db), logger, {
     ...(options.sandboxLogBytes !== undefined ? { capBytes: options.sandboxLogBytes } : {}),
     // Injected secret values in a sandbox's output are replaced by *** before it is kept or shown.
-    redactorFor: (id) => redaction.redactor(id),
+    redactorFor: (id) => redaction.redactorFor(id),
   });
   await logs.load();
   sandboxes.onDeleted = (id) => logs.remove(id);
