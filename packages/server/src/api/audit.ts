@@ -2,10 +2,10 @@ import type http from 'node:http';
 import { AsyncResource } from 'node:async_hooks';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify';
 import type { AuditAuth, AuditEntry, AuditService } from '../core/audit.js';
-import type { ErrorKind } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { requestContext, requestIdFrom } from '../core/request-context.js';
 import { STATUS_BY_KIND } from './errors.js';
+import { kindOfAgentCode } from '../runtime/agent/agent-client.js';
 
 /**
  * What the audit log records and how (core/audit.ts keeps it). Every route that changes something
@@ -385,18 +385,6 @@ export function recordEnvd(audit: AuditService | null, call: EnvdCall, status: n
 
 /** The HTTP status an agent (Connect) error code stands for, as Hutch maps it. */
 export function statusOfAgentCode(code: string | null): { status: number; kind: string } {
-  const kinds: Record<string, ErrorKind> = {
-    invalid_argument: 'invalid_argument',
-    not_found: 'not_found',
-    already_exists: 'conflict',
-    failed_precondition: 'conflict',
-    permission_denied: 'permission_denied',
-    unauthenticated: 'invalid_argument',
-    resource_exhausted: 'resource_exhausted',
-    unavailable: 'unavailable',
-    payload_too_large: 'payload_too_large',
-    deadline_exceeded: 'unavailable',
-  };
-  const kind = (code && kinds[code]) || 'internal';
+  const kind = kindOfAgentCode(code);
   return { status: STATUS_BY_KIND[kind], kind };
 }

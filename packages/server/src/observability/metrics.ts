@@ -166,30 +166,24 @@ export class ServerMetrics implements Telemetry {
         }
       },
     });
-    new Gauge({
-      name: 'hutch_capacity_allocated',
-      help: 'Sum of the limits of live sandboxes (running: all; resting: disk) and unclaimed pool members',
-      labelNames: ['resource'],
-      registers,
-      collect() {
-        const report = src()?.capacity();
-        if (!report) return;
-        for (const [k, label] of Object.entries(RESOURCE_LABEL))
-          this.set({ resource: label }, report.allocated[k as keyof typeof RESOURCE_LABEL]);
-      },
-    });
-    new Gauge({
-      name: 'hutch_capacity_allocatable',
-      help: 'What may be allocated: the node’s size × overcommit',
-      labelNames: ['resource'],
-      registers,
-      collect() {
-        const report = src()?.capacity();
-        if (!report) return;
-        for (const [k, label] of Object.entries(RESOURCE_LABEL))
-          this.set({ resource: label }, report.allocatable[k as keyof typeof RESOURCE_LABEL]);
-      },
-    });
+    const capacityGauges = {
+      allocated: 'Sum of the limits of live sandboxes (running: all; resting: disk) and unclaimed pool members',
+      allocatable: 'What may be allocated: the node’s size × overcommit',
+    } as const;
+    for (const [field, help] of Object.entries(capacityGauges) as Array<[keyof typeof capacityGauges, string]>) {
+      new Gauge({
+        name: `hutch_capacity_${field}`,
+        help,
+        labelNames: ['resource'],
+        registers,
+        collect() {
+          const report = src()?.capacity();
+          if (!report) return;
+          for (const [k, label] of Object.entries(RESOURCE_LABEL))
+            this.set({ resource: label }, report[field][k as keyof typeof RESOURCE_LABEL]);
+        },
+      });
+    }
     new Gauge({
       name: 'hutch_create_queue',
       help: 'Cold creates running and waiting in the create queue',

@@ -30,10 +30,16 @@ const CONNECT_CODE_TO_KIND: Record<string, ErrorKind> = {
   resource_exhausted: 'resource_exhausted',
   unavailable: 'unavailable',
   payload_too_large: 'payload_too_large',
+  deadline_exceeded: 'unavailable',
 };
 
+/** The Hutch error kind an agent (Connect) error code stands for; unknown codes are `internal`. */
+export function kindOfAgentCode(code: unknown): ErrorKind {
+  return (typeof code === 'string' && CONNECT_CODE_TO_KIND[code]) || 'internal';
+}
+
 export function agentError(code: unknown, message: unknown): HutchError {
-  const kind = (typeof code === 'string' && CONNECT_CODE_TO_KIND[code]) || 'internal';
+  const kind = kindOfAgentCode(code);
   const text = typeof message === 'string' && message.length > 0 ? message.slice(0, 2000) : `agent error ${String(code)}`;
   return new HutchError(kind, text);
 }
