@@ -72,6 +72,11 @@ export interface ExtraServerOptions {
     imageRepository?: string;
   };
   gitAllowFileUrls?: boolean;
+  /** Environment TTL defaults (`30m`, `off`), how often they are checked, and per-service hosts. */
+  envIdleTtl?: string;
+  envDeleteTtl?: string;
+  envSweepIntervalMs?: number;
+  previewDomain?: string;
   sampleIntervalSeconds?: number;
   metricsWindowSeconds?: number;
   metricsToken?: string;

@@ -70,6 +70,10 @@ export type Invocation =
       provider?: 'local' | 'kubernetes';
       kubernetes?: KubernetesSettings;
       gitAllowFileUrls?: boolean;
+      envIdleTtl?: string;
+      envDeleteTtl?: string;
+      envSweepIntervalMs?: number;
+      previewDomain?: string;
       sampleIntervalSeconds?: number;
       metricsWindowSeconds?: number;
       /** Read by the server command (parsing reads no files). */
@@ -125,12 +129,14 @@ export type Invocation =
       profiles?: string[];
       prNumber?: number;
       gitSha?: string;
+      keep?: boolean;
       wait: boolean;
       json: boolean;
     }
   | { kind: 'env-ls'; json: boolean }
   | { kind: 'env-down'; ids: string[] }
   | { kind: 'env-logs'; id: string; service?: string; tail?: number }
+  | { kind: 'env-update'; id: string; keep?: boolean; ttl?: { idle?: string | null; delete?: string | null }; json: boolean }
   | { kind: 'audit'; filter: AuditQuery; limit?: number; cursor?: string; export: boolean; json: boolean }
   | { kind: 'logs'; id: string; follow: boolean; since?: string; after?: number; tail?: number; timestamps: boolean; json: boolean }
   | { kind: 'secret-put'; name: string; source: SecretSource; tenant?: string; json: boolean }

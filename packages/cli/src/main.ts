@@ -120,6 +120,8 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/environments.js')).envDown(client(connection), inv);
     case 'env-logs':
       return (await import('./commands/environments.js')).envLogs(client(connection), inv);
+    case 'env-update':
+      return (await import('./commands/environments.js')).envUpdate(client(connection), inv);
     case 'secret-put':
       return (await import('./commands/secrets.js')).secretPut(client(connection), inv);
     case 'secret-ls':

@@ -143,6 +143,22 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
     )
     .option(
+      '--env-idle-ttl <duration>',
+      'environments without their own x-hutch ttl.idle sleep after this long without a deploy or request (30m, 2h; default off)',
+    )
+    .option(
+      '--env-delete-ttl <duration>',
+      'environments without their own x-hutch ttl.delete are destroyed after this long without a deploy or request (72h, 7d; default off)',
+    )
+    .option('--env-sweep-interval <seconds>', 'how often environment TTLs are checked (default 30)', (v) =>
+      parseNumber(v, '--env-sweep-interval', 0.2, 3600, false),
+    )
+    .option(
+      '--preview-domain <domain>',
+      'per-service environment hosts {service}--{environment}.<domain> (one wildcard certificate covers them; env HUTCH_PREVIEW_DOMAIN)',
+      env.HUTCH_PREVIEW_DOMAIN || undefined,
+    )
+    .option(
       '--git-allow-file-urls',
       'let environments be created from file:// git URLs (repositories on this machine; tests, single-user setups)',
     )
@@ -174,6 +190,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
         'sudo hutch server --audit-retention-days 365 --sandbox-log-cap 4096',
         'sudo hutch server --metrics-listen 10.0.0.5:9464 --otlp-endpoint http://127.0.0.1:4318',
+        'sudo hutch server --preview-domain preview.example.com --env-idle-ttl 30m --env-delete-ttl 7d',
       ),
     )
     .action(
@@ -202,6 +219,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         volumeStorageClass?: string;
         ttlBackstop?: number;
         gitAllowFileUrls?: boolean;
+        envIdleTtl?: string;
+        envDeleteTtl?: string;
+        envSweepInterval?: number;
+        previewDomain?: string;
         sampleInterval?: number;
         metricsWindow?: number;
         metricsTokenFile?: string;
@@ -214,6 +235,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
           ...(o.auditRetentionDays !== undefined ? { auditRetentionDays: o.auditRetentionDays } : {}),
           ...(o.sandboxLogCap !== undefined ? { sandboxLogBytes: o.sandboxLogCap * 1024 } : {}),
           ...(o.gitAllowFileUrls ? { gitAllowFileUrls: true } : {}),
+          ...(o.envIdleTtl !== undefined ? { envIdleTtl: o.envIdleTtl } : {}),
+          ...(o.envDeleteTtl !== undefined ? { envDeleteTtl: o.envDeleteTtl } : {}),
+          ...(o.envSweepInterval !== undefined ? { envSweepIntervalMs: Math.round(o.envSweepInterval * 1000) } : {}),
+          ...(o.previewDomain ? { previewDomain: o.previewDomain } : {}),
           ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
           ...(o.provider === 'kubernetes'
             ? {
@@ -834,6 +859,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--git-sha <sha>',
       'commit of the uploaded directory (PREVIEW_GIT_SHA; default: git rev-parse HEAD in [dir] when it is a checkout)',
     )
+    .option('--keep', 'pin it: no TTL applies, no janitor removes it')
     .option('--no-wait', 'answer once the project is accepted instead of waiting for the services')
     .option('--json', 'print the environment as JSON (progress still goes to stderr)')
     .addHelpText(
@@ -855,6 +881,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
           ref: string;
           pr?: number;
           gitSha?: string;
+          keep?: boolean;
           wait: boolean;
           json?: boolean;
         },
@@ -868,6 +895,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
           ...(o.profile !== undefined ? { profiles: o.profile } : {}),
           ...(o.pr !== undefined ? { prNumber: o.pr } : {}),
           ...(o.gitSha !== undefined ? { gitSha: o.gitSha } : {}),
+          ...(o.keep ? { keep: true } : {}),
           wait: o.wait,
           json: !!o.json,
         }),
@@ -896,6 +924,39 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .action((id: string, service: string | undefined, o: { tail?: number }) =>
       set({ kind: 'env-logs', id, ...(service !== undefined ? { service } : {}), ...(o.tail !== undefined ? { tail: o.tail } : {}) }),
     );
+  environment
+    .command('keep')
+    .description('pin an environment: no idle or delete TTL applies and no janitor removes it (--off: unpin)')
+    .argument('<env>', 'environment id')
+    .option('--off', 'unpin it (its TTLs apply again, counted from now)')
+    .option('--json', 'print the environment as JSON')
+    .addHelpText('after', example('hutch env keep env-0123456789abcdef', 'hutch env keep env-0123456789abcdef --off'))
+    .action((id: string, o: { off?: boolean; json?: boolean }) => set({ kind: 'env-update', id, keep: !o.off, json: !!o.json }));
+  environment
+    .command('ttl')
+    .description("set an environment's TTLs, counted from its last deploy, wake or request: idle → sleep, delete → destroy")
+    .argument('<env>', 'environment id')
+    .option('--idle <duration>', "sleep after this long without activity (30m, 2h; off; default: the server's)")
+    .option('--delete <duration>', "destroy after this long without activity (72h, 7d; off; default: the server's)")
+    .option('--json', 'print the environment as JSON')
+    .addHelpText(
+      'after',
+      example(
+        'hutch env ttl env-0123456789abcdef --idle 30m --delete 3d',
+        'hutch env ttl env-0123456789abcdef --idle off',
+        'hutch env ttl env-0123456789abcdef --idle default',
+      ),
+    )
+    .action((id: string, o: { idle?: string; delete?: string; json?: boolean }) => {
+      const value = (v: string): string | null => (v === 'default' ? null : v);
+      if (o.idle === undefined && o.delete === undefined) throw new ArgumentError('hutch env ttl: give --idle, --delete or both');
+      set({
+        kind: 'env-update',
+        id,
+        ttl: { ...(o.idle !== undefined ? { idle: value(o.idle) } : {}), ...(o.delete !== undefined ? { delete: value(o.delete) } : {}) },
+        json: !!o.json,
+      });
+    });
 
   const snapshot = program
     .command('snapshot')

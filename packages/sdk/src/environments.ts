@@ -22,9 +22,25 @@ export interface EnvironmentCreateParams {
   prNumber?: number;
   /** The commit of an uploaded archive (PREVIEW_GIT_SHA); a git source knows its own. */
   gitSha?: string;
+  /** Pinned from the start: no TTL, no janitor. */
+  keep?: boolean;
+  /** What it is a preview of (default: the git URL's repository name, else the Compose name); names PR hosts and seed snapshots. */
+  project?: string;
+  /** The base branch (default: the git ref when it is not a pull request's); keys seed snapshots. */
+  baseRef?: string;
 }
 
-export type EnvironmentState = 'creating' | 'running' | 'error' | 'deleting' | 'deleted';
+/** A TTL: a duration (`30m`, `72h`, `3d`), `off` or 0, or null (back to the server's default). */
+export type EnvironmentTtl = string | number | null;
+
+export interface EnvironmentUpdateParams {
+  /** Pin (no TTL, no janitor) or unpin. */
+  keep?: boolean;
+  /** Idle → sleep; delete → destroy. Counted from the last deploy, wake or request. */
+  ttl?: { idle?: EnvironmentTtl; delete?: EnvironmentTtl };
+}
+
+export type EnvironmentState = 'creating' | 'running' | 'error' | 'sleeping' | 'waking' | 'deleting' | 'deleted';
 export type EnvironmentServiceState =
   'pending' | 'building' | 'creating' | 'starting' | 'running' | 'healthy' | 'completed' | 'failed' | 'exited' | 'lost';
 
@@ -59,6 +75,20 @@ export interface EnvironmentInfo {
   warnings: string[];
   createdAt: string;
   updatedAt: string;
+  /** Pinned: no TTL, no janitor. */
+  keep: boolean;
+  /** The TTLs in effect, in seconds (0: off). */
+  ttl: { idleSeconds: number; deleteSeconds: number };
+  /** Last deploy, wake or request through its URLs (the TTLs count from here). */
+  activeAt: string;
+  /** When it goes to sleep / is destroyed (null: it does not). */
+  sleepsAt: string | null;
+  deletesAt: string | null;
+  sleptAt: string | null;
+  /** The DNS label part of its per-service hosts (`{service}--{slug}.{preview-domain}`). */
+  slug: string;
+  project: string | null;
+  baseRef: string | null;
   [extra: string]: unknown;
 }
 
@@ -101,6 +131,16 @@ export class Environments {
 
   async get(id: string, opts?: CallOptions): Promise<EnvironmentInfo> {
     return this.transport.json<EnvironmentInfo>({ method: 'GET', path: environmentPath(id), ...opts });
+  }
+
+  /** Sets `keep` and TTL overrides; answers the environment as it is now. */
+  async update(id: string, params: EnvironmentUpdateParams, opts?: CallOptions): Promise<EnvironmentInfo> {
+    return this.transport.json<EnvironmentInfo>({ method: 'PATCH', path: environmentPath(id), json: params, ...opts });
+  }
+
+  /** Pins the environment (`on` false: unpins it). */
+  async keep(id: string, on = true, opts?: CallOptions): Promise<EnvironmentInfo> {
+    return this.update(id, { keep: on }, opts);
   }
 
   /**

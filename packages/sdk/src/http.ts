@@ -17,7 +17,7 @@ import { HutchError, TimeoutError, connectionError, errorFromResponse } from './
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface HttpRequest extends CallOptions {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path under the server URL, starting with `/` (segments already encoded). */
   path: string;
   query?: Query;

@@ -77,6 +77,8 @@ export {
   type EnvironmentServiceState,
   type EnvironmentSource,
   type EnvironmentState,
+  type EnvironmentTtl,
+  type EnvironmentUpdateParams,
   type EnvironmentWaitOptions,
 } from './environments.js';
 export type {

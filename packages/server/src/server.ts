@@ -39,6 +39,8 @@ import { Quotas } from './core/quotas.js';
 import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { EnvironmentService } from './core/environment-service.js';
+import { EnvironmentLifecycle } from './core/environment-lifecycle.js';
+import { parseTtl } from './environments/ttl.js';
 import { ImageBuilder } from './core/image-builder.js';
 import { SandboxCopier } from './core/sandbox-copy.js';
 import { SqliteEnvironmentStore } from './store/environment-repo.js';
@@ -115,6 +117,14 @@ export interface ServerOptions {
   otlpEndpoint?: string;
   /** The key sealing secret values (must exist); default <dataDir>/secrets.key, generated on first start. */
   secretsKeyFile?: string;
+  /** Environments without their own idle TTL sleep after this long without activity (`30m`; default off). */
+  envIdleTtl?: string;
+  /** Environments without their own delete TTL are destroyed after this long without activity (`7d`; default off). */
+  envDeleteTtl?: string;
+  /** How often environment TTLs are checked (default 30 s). */
+  envSweepIntervalMs?: number;
+  /** Per-service environment hosts `{service}--{slug}.<previewDomain>`; may carry a scheme and port. */
+  previewDomain?: string;
 }
 
 /** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all addresses) → host and port. */
@@ -241,6 +251,11 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     metrics.tracer = tracing;
   }
   const agentBinary = await installAgent(options.agentBinary ?? process.env.HUTCH_AGENT_BINARY ?? defaultAgentBinary(), dataDir);
+  // Settings checked before anything starts.
+  const envTtls = {
+    idleTtlMs: options.envIdleTtl === undefined ? 0 : parseTtl(options.envIdleTtl, '--env-idle-ttl'),
+    deleteTtlMs: options.envDeleteTtl === undefined ? 0 : parseTtl(options.envDeleteTtl, '--env-delete-ttl'),
+  };
   const domain = options.domain ? parseDomain(options.domain) : null;
   // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a
   // fork of this one (see runtime/local/host-exec.ts). Without it, tools are spawned directly.
@@ -338,7 +353,13 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   let publicUrl = '';
   const copier = new SandboxCopier(processes, files);
   const builder = new ImageBuilder(sandboxes, processes, snapshots, copier, logger);
-  const environments = new EnvironmentService(new SqliteEnvironmentStore(db), sandboxes, processes, volumes, copier, builder, logger, {
+  const environmentStore = new SqliteEnvironmentStore(db);
+  const environmentLifecycle = new EnvironmentLifecycle(environmentStore, logger, {
+    idleTtlMs: envTtls.idleTtlMs,
+    deleteTtlMs: envTtls.deleteTtlMs,
+  });
+
+  const environments = new EnvironmentService(environmentStore, sandboxes, processes, volumes, copier, builder, logger, {
     dataDir,
     gitAllowFileUrls: options.gitAllowFileUrls === true,
     portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
@@ -386,6 +407,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       tenants,
       pools,
       environments,
+      environmentLifecycle,
       meter,
       metrics,
       audit,

@@ -53,6 +53,7 @@ export async function envUp(hutch: Hutch, opts: Extract<Invocation, { kind: 'env
     ...(opts.variables !== undefined ? { variables: opts.variables } : {}),
     ...(opts.profiles !== undefined ? { profiles: opts.profiles } : {}),
     ...(opts.prNumber !== undefined ? { prNumber: opts.prNumber } : {}),
+    ...(opts.keep ? { keep: true } : {}),
   };
   let created: EnvironmentInfo;
   if (opts.git) {
@@ -134,5 +135,37 @@ export async function envLogs(hutch: Hutch, opts: { id: string; service?: string
     if (opts.service === undefined) process.stdout.write(`==> ${service} <==\n`);
     process.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
   }
+  return 0;
+}
+
+/** A TTL in seconds as people write it: `30m`, `72h`, `off`. */
+function ttlText(seconds: number): string {
+  if (seconds === 0) return 'off';
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const)
+    if (seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
+/** `hutch env keep` / `hutch env ttl`: prints what now applies. */
+export async function envUpdate(
+  hutch: Hutch,
+  opts: { id: string; keep?: boolean; ttl?: { idle?: string | null; delete?: string | null }; json: boolean },
+): Promise<number> {
+  const env = await hutch.environments.update(opts.id, {
+    ...(opts.keep !== undefined ? { keep: opts.keep } : {}),
+    ...(opts.ttl !== undefined ? { ttl: opts.ttl } : {}),
+  });
+  if (opts.json) {
+    process.stdout.write(json(env));
+    return 0;
+  }
+  const when = (at: string | null): string => (at ? ` (${at})` : '');
+  process.stdout.write(
+    `${env.id}: ${env.keep ? 'kept (no TTL applies)' : `idle ${ttlText(env.ttl.idleSeconds)}${when(env.sleepsAt)}, delete ${ttlText(env.ttl.deleteSeconds)}${when(env.deletesAt)}`}\n`,
+  );
   return 0;
 }

@@ -85,6 +85,7 @@ const RULES: Record<string, Rule> = {
   'DELETE /v1/volumes/:': { action: 'volume.delete' },
   'POST /v1/environments': { action: 'environment.create' },
   'DELETE /v1/environments/:': { action: 'environment.delete' },
+  'PATCH /v1/environments/:': { action: 'environment.update' },
   'PUT /v1/secrets/:': { action: 'secret.put' },
   'DELETE /v1/secrets/:': { action: 'secret.delete' },
   // The E2B control plane: the same actions; `route` tells the two apart.

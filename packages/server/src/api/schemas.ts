@@ -579,6 +579,22 @@ export const CreateEnvironmentBody = z
       .string()
       .regex(/^[0-9a-f]{7,64}$/, 'must be a commit id (hex)')
       .optional(),
+    keep: z.boolean().optional(),
+    project: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/, 'must be 1-200 letters, digits, ".", "_", "/" or "-"')
+      .optional(),
+    baseRef: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+/** A TTL: a duration (`30m`, `72h`, `3d`), `off` or 0, or null (the server's default). Parsed by the service. */
+const TtlValue = z.union([z.string().max(32), z.number().int().min(0), z.null()]);
+
+export const UpdateEnvironmentBody = z
+  .object({
+    keep: z.boolean().optional(),
+    ttl: z.object({ idle: TtlValue.optional(), delete: TtlValue.optional() }).strict().optional(),
   })
   .strict();
 
@@ -610,6 +626,16 @@ export const Environment = z.object({
   warnings: z.array(z.string()),
   createdAt: z.string(),
   updatedAt: z.string(),
+  keep: z.boolean(),
+  /** The TTLs in effect (seconds; 0: off) and when they fall due (null: they do not). */
+  ttl: z.object({ idleSeconds: z.number(), deleteSeconds: z.number() }),
+  activeAt: z.string(),
+  sleepsAt: z.string().nullable(),
+  deletesAt: z.string().nullable(),
+  sleptAt: z.string().nullable(),
+  slug: z.string(),
+  project: z.string().nullable(),
+  baseRef: z.string().nullable(),
 });
 export const EnvironmentList = z.object({ environments: z.array(Environment) });
 export const EnvironmentParams = z.object({ id: z.string().max(64) });

@@ -10,6 +10,7 @@ import type { PoolService } from '../core/pool-service.js';
 import type { AuditService } from '../core/audit.js';
 import type { SandboxLogs } from '../core/sandbox-logs.js';
 import type { EnvironmentService } from '../core/environment-service.js';
+import type { EnvironmentLifecycle } from '../core/environment-lifecycle.js';
 import type { UsageMeter } from '../core/usage-meter.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SecretService } from '../core/secret-service.js';
@@ -28,6 +29,8 @@ export interface Services {
   audit: AuditService;
   logs: SandboxLogs;
   environments: EnvironmentService;
+  /** keep, TTLs, sleep and wake of environments. */
+  environmentLifecycle: EnvironmentLifecycle;
   /** Per-sandbox samples and per-tenant usage. */
   meter: UsageMeter;
   /** Prometheus registry (GET /metrics) and request counting. */

@@ -6,6 +6,7 @@ import { loadComposeProject } from '../environments/load.js';
 import type { EnvironmentModel, ServiceSpec } from '../environments/model.js';
 import { planService, type ServicePlan } from '../environments/service-plan.js';
 import { extractArchive, fetchGit, insideProject } from '../environments/workspace.js';
+import { environmentSlug } from '../environments/preview-host.js';
 import type { SandboxCopier } from './sandbox-copy.js';
 import type { ImageBuilder } from './image-builder.js';
 import { loadDockerfile, type DockerfileImage } from '../environments/dockerfile.js';
@@ -54,6 +55,12 @@ export interface CreateEnvironmentInput {
   prNumber?: number;
   /** The commit of an uploaded archive (PREVIEW_GIT_SHA); a git source knows its own. */
   gitSha?: string;
+  /** Pinned from the start (no TTL, no janitor). */
+  keep?: boolean;
+  /** What it is a preview of (default: the git URL's repository name, else the Compose name). */
+  project?: string;
+  /** The base branch (default: the git ref when it is not a pull request's). */
+  baseRef?: string;
 }
 
 export interface ServiceLogs {
@@ -235,11 +242,13 @@ export class EnvironmentService {
       routes: s.routes.map((port) => ({ port, url: this.options.portUrl(idOf(s.name), port) })),
     }));
     const now = new Date();
+    const project = input.project ?? ('git' in input.source ? repositoryName(input.source.git.url) : model.name);
+    const name = input.name ?? model.name;
     const record: EnvironmentRecord = {
       id,
       tenant: caller.tenant,
       owner: caller.keyId,
-      name: input.name ?? model.name,
+      name,
       state: 'creating',
       error: null,
       source:
@@ -254,8 +263,24 @@ export class EnvironmentService {
       warnings: [...warnings, ...model.warnings],
       createdAt: now,
       updatedAt: now,
+      // Lifecycle (environment-lifecycle.ts): the TTLs count from activeAt.
+      keep: input.keep === true,
+      ttl: model.settings.ttl,
+      activeAt: now,
+      sleptAt: null,
+      slug: await this.freeSlug(
+        environmentSlug({ id, name, prNumber: input.prNumber ?? null, project, services: model.services.map((s) => s.name) }),
+        id,
+      ),
+      project,
+      baseRef: input.baseRef ?? ('git' in input.source && input.prNumber === undefined ? input.source.git.ref : null),
     };
     return { record, model, plans, images };
+  }
+
+  /** The slug, unless a live environment has it already (then: the id, which is unique). */
+  private async freeSlug(slug: string, id: string): Promise<string> {
+    return slug === id || !(await this.store.bySlug(slug)) ? slug : id;
   }
 
   /** What the project needs must exist and fit: templates, external volumes, copied paths, healthchecks. */
@@ -669,6 +694,17 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function firstUrl(urls: Map<string, string>): string | null {
   return urls.values().next().value ?? null;
+}
+
+/** `https://host/acme/shop.git` → `shop`. */
+function repositoryName(url: string): string | null {
+  const last =
+    url
+      .replace(/[?#].*$/, '')
+      .replace(/\/+$/, '')
+      .split(/[/:]/)
+      .pop() ?? '';
+  return last.replace(/\.git$/, '') || null;
 }
 
 /** A URL without its credentials, for records and messages. */

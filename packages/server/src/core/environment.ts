@@ -4,7 +4,11 @@
  * volumes it owns. The normalized project itself (environments/model.ts) is not stored: it is
  * derived from the source again when needed.
  */
-export const ENVIRONMENT_STATES = ['creating', 'running', 'error', 'deleting', 'deleted'] as const;
+/**
+ * `sleeping`: its idle TTL passed, its service sandboxes are stopped; the next request through one
+ * of its URLs wakes it (`waking`: services starting again in dependency order).
+ */
+export const ENVIRONMENT_STATES = ['creating', 'running', 'error', 'sleeping', 'waking', 'deleting', 'deleted'] as const;
 export type EnvironmentState = (typeof ENVIRONMENT_STATES)[number];
 
 /**
@@ -82,10 +86,29 @@ export interface EnvironmentRecord {
   warnings: string[];
   createdAt: Date;
   updatedAt: Date;
+  /** Pinned: no TTL applies, no janitor removes it. */
+  keep: boolean;
+  /**
+   * TTL overrides in ms (null: the server's default; 0: off), from `x-hutch.ttl` at create, then
+   * from `PATCH /v1/environments/{id}`.
+   */
+  ttl: { idleMs: number | null; deleteMs: number | null };
+  /** Last deploy, redeploy, wake or request through its URLs: the TTLs count from here. */
+  activeAt: Date;
+  /** When it went to sleep (null while awake). */
+  sleptAt: Date | null;
+  /** The DNS label part of its per-service hosts (`{service}--{slug}.{preview-domain}`). */
+  slug: string;
+  /** What it is a preview of (the seed snapshot's key): the repository or project, and its base branch. */
+  project: string | null;
+  baseRef: string | null;
 }
 
 export type EnvironmentPatch = Partial<
-  Pick<EnvironmentRecord, 'state' | 'error' | 'services' | 'volumes' | 'warnings' | 'url' | 'gitSha' | 'name'>
+  Pick<
+    EnvironmentRecord,
+    'state' | 'error' | 'services' | 'volumes' | 'warnings' | 'url' | 'gitSha' | 'name' | 'keep' | 'ttl' | 'activeAt' | 'sleptAt'
+  >
 >;
 
 export interface EnvironmentStore {
@@ -94,4 +117,6 @@ export interface EnvironmentStore {
   update(id: string, patch: EnvironmentPatch): Promise<void>;
   /** Not deleted ones of one tenant, or (null) every tenant's; in the given states when set. */
   list(tenant: string | null, states?: EnvironmentState[]): Promise<EnvironmentRecord[]>;
+  /** The live (not deleted) environment with this host slug, if any. */
+  bySlug(slug: string): Promise<EnvironmentRecord | null>;
 }

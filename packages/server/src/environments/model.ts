@@ -82,6 +82,10 @@ export interface VolumeSpec {
 export interface EnvironmentSettings {
   /** Image reference → template, overriding the catalog for every service using that image. */
   templates: Record<string, string>;
+  /** `x-hutch.ttl`, in ms: null is the server's default, 0 is off. */
+  ttl: { idleMs: number | null; deleteMs: number | null };
+  /** `x-hutch.seed`: the seed job whose volume becomes a golden snapshot (strategy `snapshot`). */
+  seed: { strategy: 'snapshot' | 'job'; volume: string; job: string } | null;
 }
 
 export interface EnvironmentModel {

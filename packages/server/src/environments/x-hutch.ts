@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { invalidArgument } from '../core/errors.js';
 import { normalizeEgressPolicy, type EgressPolicy } from '../core/network.js';
+import { parseTtl } from './ttl.js';
 
 /**
  * Hutch's own settings in a Compose file, under the `x-hutch` extension key (Compose guarantees
@@ -9,6 +10,13 @@ import { normalizeEgressPolicy, type EgressPolicy } from '../core/network.js';
  *   x-hutch:                      # top level: the whole environment
  *     templates:                  #   image reference → Hutch template (overrides the catalog)
  *       ghcr.io/acme/api:1: base
+ *     ttl:                        #   idle → sleep, then → delete (default: the server's; "off")
+ *       idle: 30m
+ *       delete: 72h
+ *     seed:                       #   golden seed snapshot: the seed job runs once per base branch
+ *       strategy: snapshot        #     and its volume is copied into later environments
+ *       volume: db-data
+ *       job: seed
  *   services:
  *     api:
  *       x-hutch:                  # one service
@@ -21,7 +29,7 @@ import { normalizeEgressPolicy, type EgressPolicy } from '../core/network.js';
  *         diskMiB: 2048
  *
  * Unknown keys are refused (naming them), so a typo is not silently ignored; settings of later
- * releases (triggers, TTLs, seeding) are refused the same way until they exist.
+ * releases (triggers, fork policy) are refused the same way until they exist.
  */
 const TEMPLATE = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be a template or snapshot name');
 const PORT = z.number().int().min(1).max(65535);
@@ -38,11 +46,29 @@ const ServiceSettingsSchema = z
   })
   .strict();
 
+const DURATION = z.union([z.string().max(32), z.number()]);
+
 const EnvironmentSettingsSchema = z
   .object({
     templates: z.record(z.string().min(1).max(255), TEMPLATE).optional(),
+    ttl: z.object({ idle: DURATION.optional(), delete: DURATION.optional() }).strict().optional(),
+    seed: z
+      .object({
+        strategy: z.enum(['snapshot', 'job']),
+        volume: z.string().min(1).max(63),
+        job: z.string().min(1).max(63),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
+
+/** The top-level settings: TTLs in ms (null: the server's default, 0: off). */
+export interface EnvironmentXHutch {
+  templates: Record<string, string>;
+  ttl: { idleMs: number | null; deleteMs: number | null };
+  seed: { strategy: 'snapshot' | 'job'; volume: string; job: string } | null;
+}
 
 export interface ServiceXHutch {
   template?: string;
@@ -64,11 +90,19 @@ function fail(where: string, error: z.ZodError): never {
   throw invalidArgument(`${where}${path}: ${message}`);
 }
 
-export function parseEnvironmentXHutch(node: unknown): { templates: Record<string, string> } {
-  if (node === undefined || node === null) return { templates: {} };
+export function parseEnvironmentXHutch(node: unknown): EnvironmentXHutch {
+  if (node === undefined || node === null) return { templates: {}, ttl: { idleMs: null, deleteMs: null }, seed: null };
   const parsed = EnvironmentSettingsSchema.safeParse(node);
   if (!parsed.success) fail('x-hutch', parsed.error);
-  return { templates: parsed.data.templates ?? {} };
+  const { ttl, seed, templates } = parsed.data;
+  return {
+    templates: templates ?? {},
+    ttl: {
+      idleMs: ttl?.idle === undefined ? null : parseTtl(ttl.idle, 'x-hutch.ttl.idle'),
+      deleteMs: ttl?.delete === undefined ? null : parseTtl(ttl.delete, 'x-hutch.ttl.delete'),
+    },
+    seed: seed ?? null,
+  };
 }
 
 export function parseServiceXHutch(node: unknown, service: string): ServiceXHutch {

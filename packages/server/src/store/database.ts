@@ -147,6 +147,31 @@ export interface EnvironmentTable {
   warnings: string;
   created_at: number;
   updated_at: number;
+  /** 0013: pinned (1): no TTL, no janitor. */
+  keep: number;
+  /** 0013: null: the server's default; 0: off. */
+  idle_ttl_ms: number | null;
+  delete_ttl_ms: number | null;
+  /** 0013: last deploy or request through its URLs (ms). */
+  active_at: number | null;
+  slept_at: number | null;
+  /** 0013: the DNS label part of its per-service hosts. */
+  slug: string | null;
+  project: string | null;
+  base_ref: string | null;
+}
+
+/** 0013: a golden seeded volume per (tenant, project, base branch, Compose volume). */
+export interface EnvironmentSeedTable {
+  tenant: string;
+  project: string;
+  base_ref: string;
+  volume: string;
+  inputs_hash: string;
+  snapshot_volume: string;
+  state: string;
+  environment: string | null;
+  created_at: number;
 }
 
 /** 0009: usage per tenant and UTC hour (see core/usage-meter.ts). */
@@ -205,6 +230,7 @@ export interface Schema {
   sandbox_logs: SandboxLogTable;
   sandbox_log_drops: SandboxLogDropTable;
   environments: EnvironmentTable;
+  environment_seeds: EnvironmentSeedTable;
   usage_hourly: UsageHourlyTable;
   usage_meters: UsageMeterTable;
   secrets: SecretTable;

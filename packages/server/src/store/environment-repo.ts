@@ -20,6 +20,16 @@ function toRecord(r: EnvironmentTable): EnvironmentRecord {
     warnings: JSON.parse(r.warnings) as string[],
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
+    keep: r.keep === 1,
+    ttl: {
+      idleMs: r.idle_ttl_ms === null ? null : Number(r.idle_ttl_ms),
+      deleteMs: r.delete_ttl_ms === null ? null : Number(r.delete_ttl_ms),
+    },
+    activeAt: new Date(Number(r.active_at ?? r.created_at)),
+    sleptAt: r.slept_at === null ? null : new Date(Number(r.slept_at)),
+    slug: r.slug ?? r.id,
+    project: r.project,
+    baseRef: r.base_ref,
   };
 }
 
@@ -48,6 +58,14 @@ export class SqliteEnvironmentStore implements EnvironmentStore {
         warnings: JSON.stringify(e.warnings),
         created_at: e.createdAt.getTime(),
         updated_at: e.updatedAt.getTime(),
+        keep: e.keep ? 1 : 0,
+        idle_ttl_ms: e.ttl.idleMs,
+        delete_ttl_ms: e.ttl.deleteMs,
+        active_at: e.activeAt.getTime(),
+        slept_at: e.sleptAt?.getTime() ?? null,
+        slug: e.slug,
+        project: e.project,
+        base_ref: e.baseRef,
       })
       .execute();
   }
@@ -67,6 +85,13 @@ export class SqliteEnvironmentStore implements EnvironmentStore {
     if (patch.services !== undefined) values.services = JSON.stringify(patch.services);
     if (patch.volumes !== undefined) values.volumes = JSON.stringify(patch.volumes);
     if (patch.warnings !== undefined) values.warnings = JSON.stringify(patch.warnings);
+    if (patch.keep !== undefined) values.keep = patch.keep ? 1 : 0;
+    if (patch.ttl !== undefined) {
+      values.idle_ttl_ms = patch.ttl.idleMs;
+      values.delete_ttl_ms = patch.ttl.deleteMs;
+    }
+    if (patch.activeAt !== undefined) values.active_at = patch.activeAt.getTime();
+    if (patch.sleptAt !== undefined) values.slept_at = patch.sleptAt?.getTime() ?? null;
     await this.db.updateTable('environments').set(values).where('id', '=', id).execute();
   }
 
@@ -75,5 +100,16 @@ export class SqliteEnvironmentStore implements EnvironmentStore {
     if (tenant !== null) q = q.where('tenant', '=', tenant);
     q = states && states.length > 0 ? q.where('state', 'in', states) : q.where('state', '!=', 'deleted');
     return (await q.orderBy('created_at', 'asc').execute()).map(toRecord);
+  }
+
+  async bySlug(slug: string): Promise<EnvironmentRecord | null> {
+    const row = await this.db
+      .selectFrom('environments')
+      .selectAll()
+      .where('slug', '=', slug)
+      .where('state', 'not in', ['deleting', 'deleted'])
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
   }
 }

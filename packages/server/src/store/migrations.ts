@@ -305,4 +305,37 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Environment lifecycle (issue 8): keep, TTLs (null: the server's default; 0: off), last
+  // activity, the per-service host slug, what the environment is a preview of (project + base
+  // branch: the seed snapshot's key), and the golden seed volumes. Portable types: bigint ms,
+  // integer 0/1 booleans, JSON as text.
+  '0013_environment_lifecycle': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .alterTable('environments')
+        .addColumn('keep', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      for (const column of ['idle_ttl_ms', 'delete_ttl_ms', 'active_at', 'slept_at'])
+        await db.schema.alterTable('environments').addColumn(column, 'bigint').execute();
+      for (const column of ['slug', 'project', 'base_ref']) await db.schema.alterTable('environments').addColumn(column, 'text').execute();
+      await db.schema.createIndex('environments_slug').on('environments').column('slug').execute();
+      await db.schema
+        .createTable('environment_seeds')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('project', 'text', (c) => c.notNull())
+        .addColumn('base_ref', 'text', (c) => c.notNull())
+        // The Compose volume the seed job fills.
+        .addColumn('volume', 'text', (c) => c.notNull())
+        // Content hash of what the seed job runs (its plan, image and copied files).
+        .addColumn('inputs_hash', 'text', (c) => c.notNull())
+        // The Hutch volume holding the golden copy.
+        .addColumn('snapshot_volume', 'text', (c) => c.notNull())
+        // seeding | ready
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('environment', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('environment_seeds_pk', ['tenant', 'project', 'base_ref', 'volume'])
+        .execute();
+    },
+  },
 };

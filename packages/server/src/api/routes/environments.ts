@@ -14,11 +14,13 @@ import {
   ENVIRONMENT_BODY_LIMIT,
   ErrorBody,
   TenantQuery,
+  UpdateEnvironmentBody,
 } from '../schemas.js';
+import type { Expiry } from '../../core/environment-lifecycle.js';
 import type { Services } from '../services.js';
 import { invalidArgument } from '../../core/errors.js';
 
-export function environmentJson(e: EnvironmentRecord) {
+export function environmentJson(e: EnvironmentRecord, expiry: Expiry) {
   return {
     id: e.id,
     tenant: e.tenant,
@@ -45,10 +47,20 @@ export function environmentJson(e: EnvironmentRecord) {
     warnings: e.warnings,
     createdAt: e.createdAt.toISOString(),
     updatedAt: e.updatedAt.toISOString(),
+    keep: e.keep,
+    ttl: { idleSeconds: Math.round(expiry.idleTtlMs / 1000), deleteSeconds: Math.round(expiry.deleteTtlMs / 1000) },
+    activeAt: e.activeAt.toISOString(),
+    sleepsAt: expiry.sleepsAt?.toISOString() ?? null,
+    deletesAt: expiry.deletesAt?.toISOString() ?? null,
+    sleptAt: e.sleptAt?.toISOString() ?? null,
+    slug: e.slug,
+    project: e.project,
+    baseRef: e.baseRef,
   };
 }
 
 export function environmentRoutes(services: Services): FastifyPluginAsyncZod {
+  const json = (e: EnvironmentRecord) => environmentJson(e, services.environmentLifecycle.expiry(e));
   return async (app) => {
     app.post(
       '/v1/environments',
@@ -73,7 +85,7 @@ export function environmentRoutes(services: Services): FastifyPluginAsyncZod {
         } else input = { ...rest, source };
         const record = await services.environments.create(input, callerOf(req));
         auditTarget(req, record.id);
-        return reply.status(201).send(environmentJson(record));
+        return reply.status(201).send(json(record));
       },
     );
     app.get(
@@ -87,7 +99,7 @@ export function environmentRoutes(services: Services): FastifyPluginAsyncZod {
         },
       },
       async (req) => ({
-        environments: (await services.environments.list(listScope(callerOf(req), req.query.tenant))).map(environmentJson),
+        environments: (await services.environments.list(listScope(callerOf(req), req.query.tenant))).map(json),
       }),
     );
     app.get(
@@ -100,7 +112,24 @@ export function environmentRoutes(services: Services): FastifyPluginAsyncZod {
           summary: 'Get an environment',
         },
       },
-      async (req) => environmentJson(await services.environments.get(req.params.id)),
+      async (req) => json(await services.environments.get(req.params.id)),
+    );
+    app.patch(
+      '/v1/environments/:id',
+      {
+        schema: {
+          params: EnvironmentParams,
+          body: UpdateEnvironmentBody,
+          response: { 200: Environment, 400: ErrorBody, 404: ErrorBody },
+          tags: ['environments'],
+          summary:
+            'Pin an environment (keep: no TTL, no janitor) or set its TTLs (ttl.idle: sleep, ttl.delete: destroy; "30m", "72h", "3d", "off", or null for the server default); counts as activity',
+        },
+      },
+      async (req) => {
+        await services.environments.get(req.params.id);
+        return json(await services.environmentLifecycle.update(req.params.id, req.body));
+      },
     );
     app.delete(
       '/v1/environments/:id',

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { create as tarCreate } from 'tar';
+import { waitFor } from './hostile-lib.js';
+import { REPO, startServer, type TestServer } from './harness.js';
+
+/**
+ * Issue 8, the environment lifecycle: `keep` and TTL overrides (PATCH, CLI, x-hutch.ttl) with
+ * their validation errors naming the field.
+ */
+interface Service {
+  name: string;
+  state: string;
+  job: boolean;
+  sandboxId: string;
+  url: string | null;
+  routes: Array<{ port: number; url: string }>;
+}
+interface Environment {
+  id: string;
+  state: string;
+  error: string | null;
+  keep: boolean;
+  ttl: { idleSeconds: number; deleteSeconds: number };
+  activeAt: string;
+  sleepsAt: string | null;
+  deletesAt: string | null;
+  sleptAt: string | null;
+  slug: string;
+  url: string | null;
+  services: Service[];
+  volumes: Array<{ name: string; volume: string; owned: boolean }>;
+}
+interface ApiError {
+  error?: { code: string; message: string };
+}
+
+let server: TestServer;
+let scratch: string;
+
+/** A Compose project in a scratch directory, as the base64 tar.gz POST /v1/environments takes. */
+async function project(name: string, files: Record<string, string>): Promise<string> {
+  const dir = join(scratch, name);
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of tarCreate({ cwd: dir, gzip: true, portable: true }, ['.'])) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('base64');
+}
+
+/** One idle service on the minimal template, with `extra` top-level Compose lines. */
+const IDLE = (extra = ''): string =>
+  ['services:', '  idle:', '    image: busybox', '    command: sleep 100000', '    x-hutch: {template: minimal}', extra, ''].join('\n');
+
+async function createEnv(body: Record<string, unknown>): Promise<Environment> {
+  const res = await server.api<Environment & ApiError>('POST', '/v1/environments', body);
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body;
+}
+
+async function getEnv(id: string): Promise<Environment> {
+  const res = await server.api<Environment>('GET', `/v1/environments/${id}`);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body;
+}
+
+async function untilState(id: string, state: string, withinMs = 180_000): Promise<Environment> {
+  const env = await waitFor(
+    async () => {
+      const e = await getEnv(id);
+      return e.state === state || (e.state === 'error' && state !== 'error') ? e : null;
+    },
+    withinMs,
+    250,
+  );
+  assert.ok(env, `environment ${id} did not reach ${state} within ${withinMs} ms`);
+  assert.equal(env.state, state, `${env.error}`);
+  return env;
+}
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), ...args], {
+    env: { ...process.env, HUTCH_URL: server.url, HUTCH_API_KEY: server.key },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('environment lifecycle', () => {
+  before(async () => {
+    // A pool of its own (no other test file uses 10.233/16).
+    server = await startServer({ networkPool4: '10.233.0.0/16', networkPool6: 'fd68:7574:63e9::/48' });
+    scratch = mkdtempSync('/var/tmp/hutch-envlife-test-');
+  });
+  after(async () => {
+    const left = await server?.api<{ environments: Environment[] }>('GET', '/v1/environments').catch(() => null);
+    for (const env of left?.body.environments ?? []) await server.api('DELETE', `/v1/environments/${env.id}`).catch(() => undefined);
+    await server?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test('keep and TTL overrides: PATCH, x-hutch.ttl, the CLI, and errors naming the field', async () => {
+    const env = await createEnv({
+      source: { archive: await project('ttl', { 'compose.yaml': IDLE('x-hutch: {ttl: {idle: 30m, delete: 3d}}') }) },
+    });
+    assert.equal(env.keep, false);
+    assert.deepEqual(env.ttl, { idleSeconds: 1800, deleteSeconds: 3 * 86400 });
+    assert.equal(new Date(env.deletesAt!).getTime(), new Date(env.activeAt).getTime() + 3 * 86400_000);
+    assert.equal(env.sleepsAt, null, 'a creating environment does not sleep');
+    await untilState(env.id, 'running');
+    const running = await getEnv(env.id);
+    assert.equal(new Date(running.sleepsAt!).getTime(), new Date(running.activeAt).getTime() + 1800_000);
+
+    const patch = (body: unknown) => server.api<Environment & ApiError>('PATCH', `/v1/environments/${env.id}`, body);
+    const kept = await patch({ keep: true });
+    assert.equal(kept.status, 200, JSON.stringify(kept.body));
+    assert.equal(kept.body.keep, true);
+    assert.deepEqual([kept.body.sleepsAt, kept.body.deletesAt], [null, null], 'a kept environment has no expiry');
+    assert.equal((await getEnv(env.id)).keep, true);
+
+    const ttl = await patch({ keep: false, ttl: { idle: 'off', delete: '90m' } });
+    assert.equal(ttl.status, 200, JSON.stringify(ttl.body));
+    assert.deepEqual([ttl.body.keep, ttl.body.ttl], [false, { idleSeconds: 0, deleteSeconds: 5400 }]);
+    assert.equal(ttl.body.sleepsAt, null);
+    const reset = await patch({ ttl: { idle: null, delete: null } });
+    assert.deepEqual(reset.body.ttl, { idleSeconds: 0, deleteSeconds: 0 }, "null: the server's defaults (off here)");
+
+    for (const [body, field] of [
+      [{ ttl: { idle: 'soon' } }, /ttl\.idle: "soon" is not a duration/],
+      [{ ttl: { delete: '500ms' } }, /ttl\.delete: "500ms" is shorter than a second/],
+      [{ ttl: { delete: '400d' } }, /ttl\.delete: .* longer than a year/],
+      [{ keep: 'yes' }, /keep/],
+      [{ ttl: { sleep: '1h' } }, /ttl/],
+      [{ color: 'red' }, /color/],
+    ] as const) {
+      const res = await patch(body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.match(res.body.error!.message, field);
+    }
+    assert.equal((await server.api('PATCH', '/v1/environments/env-0000000000000000', { keep: true })).status, 404);
+
+    // The CLI.
+    const keep = cli('env', 'keep', env.id);
+    assert.equal(keep.status, 0, keep.stderr);
+    assert.equal(keep.stdout, `${env.id}: kept (no TTL applies)\n`);
+    const off = cli('env', 'keep', env.id, '--off', '--json');
+    assert.equal(off.status, 0, off.stderr);
+    assert.equal((JSON.parse(off.stdout) as Environment).keep, false);
+    const set = cli('env', 'ttl', env.id, '--idle', '45m', '--delete', 'off');
+    assert.equal(set.status, 0, set.stderr);
+    assert.match(set.stdout, new RegExp(`^${env.id}: idle 45m \\(.+\\), delete off\\n$`));
+    const bad = cli('env', 'ttl', env.id, '--idle', 'forever');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /ttl\.idle: "forever" is not a duration/);
+    assert.equal(cli('env', 'ttl', env.id).status, 2, 'no flag is a usage error');
+    assert.equal((await server.api('DELETE', `/v1/environments/${env.id}`)).status, 204);
+  });
+
+  test('x-hutch.ttl is validated at create, naming the field', async () => {
+    for (const [extra, message] of [
+      ['x-hutch: {ttl: {idle: later}}', /x-hutch\.ttl\.idle: "later" is not a duration/],
+      ['x-hutch: {ttl: {delete: 10ms}}', /x-hutch\.ttl\.delete: "10ms" is shorter than a second/],
+      ['x-hutch: {ttl: {idel: 1h}}', /x-hutch\.ttl: unknown setting "idel"/],
+    ] as const) {
+      const res = await server.api<ApiError>('POST', '/v1/environments', {
+        source: { archive: await project(`bad-${extra.length}`, { 'compose.yaml': IDLE(extra) }) },
+      });
+      assert.equal(res.status, 400, extra);
+      assert.match(res.body.error!.message, message);
+    }
+  });
+});
