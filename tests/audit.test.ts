@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { Sandbox as E2bSandbox } from 'e2b';
 import WebSocket from 'ws';
 import { startServer, type TestServer } from './harness.js';
+import { tenantClient } from './tenant-client.js';
 import { sleep, waitFor, type ApiError } from './hostile-lib.js';
 
 /**
@@ -68,34 +69,14 @@ let R: Key; // read-only of ta
 let SA: Sb; // ta's sandbox
 const SMALL = { template: 'minimal', isolation: 'container', cpu: 1, memoryMiB: 48, pids: 64, diskMiB: 128, timeoutSeconds: 600 };
 
-const bearer = (k: Key | string): Record<string, string> => ({ authorization: `Bearer ${typeof k === 'string' ? k : k.key}` });
-const as = <T = unknown>(k: Key, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-  server.api<T & ApiError>(method, path, body, { ...bearer(k), ...headers });
-
-async function newKey(body: Record<string, unknown>, by?: Key): Promise<Key> {
-  const res = by ? await as<Key>(by, 'POST', '/v1/keys', body) : await server.api<Key & ApiError>('POST', '/v1/keys', body);
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body;
-}
-
-async function make(k: Key): Promise<Sb> {
-  const res = await as<Sb>(k, 'POST', '/v1/sandboxes', SMALL);
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body;
-}
-
-async function exec(k: Key, id: string, cmd: string): Promise<{ pid: number; exitCode: number; stdout: string }> {
-  const res = await as<{ pid: number; exitCode: number; stdout: string }>(k, 'POST', `/v1/sandboxes/${id}/exec`, {
-    cmd,
-    timeoutMs: 30_000,
-  });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body;
-}
+const client = tenantClient(() => server, SMALL);
+const { bearer, as, exec } = client;
+const newKey = (body: Record<string, unknown>, by?: Key): Promise<Key> => client.newKey<Key>(body, by);
+const make = (k: Key): Promise<Sb> => client.make<Sb>(k);
 
 /** GET /v1/audit as `k` (admin: the server's key). */
 async function audit(k: Key | null, query: Record<string, string | number> = {}): Promise<{ status: number; body: Page & ApiError }> {
-  const qs = new URLSearchParams(Object.entries(query).map(([a, b]) => [a, String(b)])).toString();
+  const qs = new URLSearchParams(Object.entries(query).map(([a, b]): [string, string] => [a, String(b)])).toString();
   const path = `/v1/audit${qs ? `?${qs}` : ''}`;
   return k ? as<Page>(k, 'GET', path) : server.api<Page & ApiError>('GET', path);
 }

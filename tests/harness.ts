@@ -55,7 +55,6 @@ export interface ExtraServerOptions {
   createConcurrency?: number;
   createQueue?: number;
   poolIdleDrainMs?: number;
-  logLevel?: string;
   auditRetentionDays?: number;
   auditPruneIntervalMs?: number;
   sandboxLogBytes?: number;

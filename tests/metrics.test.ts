@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort, REPO, startServer, type TestServer } from './harness.js';
+import { tenantClient } from './tenant-client.js';
 import { sleep, waitFor, type ApiError } from './hostile-lib.js';
 
 /**
@@ -81,26 +82,11 @@ let U: Key; // member of tu (usage accounting)
 let UR: Key; // read-only of tu
 
 const SMALL = { template: 'minimal', isolation: 'container', cpu: 0.5, memoryMiB: 64, pids: 64, diskMiB: 128, timeoutSeconds: 600 };
-const bearer = (k: Key | string): Record<string, string> => ({ authorization: `Bearer ${typeof k === 'string' ? k : k.key}` });
-const as = <T = unknown>(k: Key, method: string, path: string, body?: unknown) => server.api<T & ApiError>(method, path, body, bearer(k));
-
-async function newKey(body: Record<string, unknown>): Promise<Key> {
-  const res = await server.api<Key & ApiError>('POST', '/v1/keys', body);
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body;
-}
-
-async function make(k: Key, body: Record<string, unknown> = {}): Promise<Sb> {
-  const res = await as<Sb>(k, 'POST', '/v1/sandboxes', { ...SMALL, ...body });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body;
-}
-
-async function run(k: Key, id: string, cmd: string, timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const res = await as<{ exitCode: number; stdout: string; stderr: string }>(k, 'POST', `/v1/sandboxes/${id}/exec`, { cmd, timeoutMs });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body;
-}
+const client = tenantClient(() => server, SMALL);
+const { bearer, as } = client;
+const newKey = (body: Record<string, unknown>): Promise<Key> => client.newKey<Key>(body);
+const make = (k: Key, body?: Record<string, unknown>): Promise<Sb> => client.make<Sb>(k, body);
+const run = (k: Key, id: string, cmd: string, timeoutMs = 60_000): ReturnType<typeof client.exec> => client.exec(k, id, cmd, timeoutMs);
 
 // --- Prometheus text format ------------------------------------------------------------------------
 

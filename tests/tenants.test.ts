@@ -9,6 +9,7 @@ import { Kysely, Migrator, SqliteDialect, type Migration } from 'kysely';
 import WebSocket from 'ws';
 import { migrations } from '../packages/server/src/store/migrations.js';
 import { startServer, type TestServer } from './harness.js';
+import { tenantClient } from './tenant-client.js';
 import { sleep, slowHttpServer, waitFor, type ApiError } from './hostile-lib.js';
 
 /**
@@ -46,27 +47,10 @@ let SB: Sb;
 const MARKER = 'tenant-a-only\n';
 const SMALL = { template: 'minimal', isolation: 'container', cpu: 0.25, memoryMiB: 48, pids: 64, diskMiB: 128, timeoutSeconds: 600 };
 
-const bearer = (k: Key | string): Record<string, string> => ({ authorization: `Bearer ${typeof k === 'string' ? k : k.key}` });
-const as = <T = unknown>(k: Key, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-  server.api<T & ApiError>(method, path, body, { ...bearer(k), ...headers });
-
-async function newKey(body: Record<string, unknown>, by?: Key): Promise<Key> {
-  const res = by ? await as<Key>(by, 'POST', '/v1/keys', body) : await server.api<Key & ApiError>('POST', '/v1/keys', body);
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body;
-}
-
-async function make(k: Key, body: Record<string, unknown> = {}): Promise<Sb> {
-  const res = await as<Sb>(k, 'POST', '/v1/sandboxes', { ...SMALL, ...body });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body;
-}
-
-async function exec(k: Key, id: string, cmd: string): Promise<{ exitCode: number; stdout: string }> {
-  const res = await as<{ exitCode: number; stdout: string }>(k, 'POST', `/v1/sandboxes/${id}/exec`, { cmd, timeoutMs: 30_000 });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return res.body;
-}
+const client = tenantClient(() => server, SMALL);
+const { bearer, as, exec } = client;
+const newKey = (body: Record<string, unknown>, by?: Key): Promise<Key> => client.newKey<Key>(body, by);
+const make = (k: Key, body?: Record<string, unknown>): Promise<Sb> => client.make<Sb>(k, body);
 
 /** X-API-KEY calls to the E2B control plane. */
 async function e2b(k: Key, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
