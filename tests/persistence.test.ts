@@ -52,6 +52,8 @@ interface Full extends Sandbox {
   metadata: Record<string, string>;
   error: string | null;
   lifecycle: { persistent: boolean; onTimeout: string; autoResume: boolean };
+  timeoutSeconds: number | null;
+  expiresAt: string | null;
 }
 interface PauseAnswer {
   state: string;

@@ -655,6 +655,7 @@ except socket.gaierror as e:
       const res = await call<{ entries: Array<{ stream: string; text: string }> }>(R, 'GET', `/v1/sandboxes/${sb.id}/logs`);
       return res.body.entries?.filter((e) => e.text === '***\n').length === 2 ? res.body.entries : undefined;
     }, 10_000);
+    assert.ok(logs, `the sandbox logs did not show *** on both streams within 10 s`);
     assert.deepEqual(
       logs
         .filter((e) => e.text === '***\n')

@@ -15,7 +15,7 @@ const policy = (egress: Parameters<typeof buildNetworkPolicy>[0]['egress']) =>
 
 test('NetworkPolicy: none denies all egress and admits only the agent port', () => {
   const p = policy('none');
-  assert.deepEqual(p.spec?.podSelector.matchLabels, { 'hutch.dev/sandbox': 'abc', 'hutch.dev/installation': 'inst' });
+  assert.deepEqual(p.spec?.podSelector?.matchLabels, { 'hutch.dev/sandbox': 'abc', 'hutch.dev/installation': 'inst' });
   assert.deepEqual(p.spec?.policyTypes, ['Ingress', 'Egress']);
   assert.deepEqual(p.spec?.egress, []);
   assert.deepEqual(p.spec?.ingress, [{ ports: [{ protocol: 'TCP', port: 49983 }] }]);

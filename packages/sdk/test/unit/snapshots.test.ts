@@ -21,6 +21,7 @@ let answers: Record<string, { status: number; body?: unknown }> = {};
 const SANDBOX_ID = 'k3j5h2l9q8w7e6r5t4y3';
 const SNAPSHOT: SnapshotInfo = {
   id: 'snap-0123456789abcdef',
+  tenant: 'default',
   sourceSandbox: SANDBOX_ID,
   template: 'minimal',
   layers: ['a'.repeat(64)],
