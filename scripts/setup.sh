@@ -20,7 +20,10 @@ if [ ! -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 # Debian packages (by name; the machine's own apt sources are used).
-PACKAGES=(runc crun runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl e2fsprogs python3 make g++ ca-certificates)
+# golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v2-dev: the Kubernetes suite's Helm
+# renderer (tests-k8s/helm-template; no helm binary is reachable).
+PACKAGES=(runc crun runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl e2fsprogs python3 make g++ ca-certificates
+  golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -81,6 +81,7 @@ export type Invocation =
       metricsListen?: string;
       otlpEndpoint?: string;
       secretsKeyFile?: string;
+      adminKeyFile?: string;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }

@@ -181,6 +181,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--secrets-key-file <file>',
       'the 32-byte key sealing stored secrets (64 hex characters, mode 0600; must exist). Default: <data-dir>/secrets.key, generated on first start',
     )
+    .option(
+      '--admin-key-file <file>',
+      'the admin API key in this file (read-only, e.g. a mounted Secret; adopted when the database does not know it). Default: <data-dir>/admin.key, generated on first start',
+    )
     .addHelpText(
       'after',
       example(
@@ -229,6 +233,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         metricsListen?: string;
         otlpEndpoint?: string;
         secretsKeyFile?: string;
+        adminKeyFile?: string;
       }) =>
         set({
           kind: 'server',
@@ -240,6 +245,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
           ...(o.envSweepInterval !== undefined ? { envSweepIntervalMs: Math.round(o.envSweepInterval * 1000) } : {}),
           ...(o.previewDomain ? { previewDomain: o.previewDomain } : {}),
           ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
+          ...(o.adminKeyFile !== undefined ? { adminKeyFile: o.adminKeyFile } : {}),
           ...(o.provider === 'kubernetes'
             ? {
                 provider: 'kubernetes',

@@ -48,3 +48,23 @@ export async function ensureAdminKey(
   await writeFile(file, key + '\n', { mode: 0o600 });
   return { key, created: true };
 }
+
+/**
+ * `--admin-key-file F`: the admin key given by the operator in a file the server only reads (a
+ * mounted Kubernetes Secret is read-only and owned by the kubelet's choice). A key the database
+ * does not know is adopted as an admin key of the default tenant; a revoked one is refused (the
+ * operator rotates it by writing a new key to the file). The file is never written.
+ */
+export async function adoptAdminKey(file: string, keys: ApiKeyStore): Promise<{ key: string; created: boolean }> {
+  let key: string;
+  try {
+    key = (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    throw new Error(`--admin-key-file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  if (key.length < 16) throw new Error(`--admin-key-file ${file} holds no key of at least 16 characters`);
+  if (await keys.verify(key)) return { key, created: false };
+  if (await keys.isRevoked(key)) throw new Error(`--admin-key-file ${file} holds a revoked key: write a new key to it`);
+  await keys.insert(key, adminRecord());
+  return { key, created: false };
+}

@@ -4,7 +4,7 @@ import { chmod, copyFile, mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { ensureAdminKey } from './admin-key.js';
+import { adoptAdminKey, ensureAdminKey } from './admin-key.js';
 import { buildApp } from './api/app.js';
 import { FileService } from './core/file-service.js';
 import { ProcessService } from './core/process-service.js';
@@ -125,6 +125,8 @@ export interface ServerOptions {
   envSweepIntervalMs?: number;
   /** Per-service environment hosts `{service}--{slug}.<previewDomain>`; may carry a scheme and port. */
   previewDomain?: string;
+  /** The admin key in a read-only file (e.g. a mounted Kubernetes Secret); default <dataDir>/admin.key, generated. */
+  adminKeyFile?: string;
 }
 
 /** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all addresses) → host and port. */
@@ -234,7 +236,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   if (knownKeyId !== cipher.keyId) await meta.set('secrets_key_id', cipher.keyId);
   const secrets = new SecretService(secretStore, cipher, logger);
   const keyStore = new SqliteApiKeyStore(db);
-  const admin = await ensureAdminKey(dataDir, keyStore, (message) => logger.warn(message));
+  const admin = options.adminKeyFile
+    ? await adoptAdminKey(options.adminKeyFile, keyStore)
+    : await ensureAdminKey(dataDir, keyStore, (message) => logger.warn(message));
   const tenants = new TenantService(new SqliteTenantStore(db), logger);
   await tenants.load();
   const keys = new KeyService(keyStore, tenants, new OpenStreams(), logger);
@@ -460,7 +464,10 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       '',
       `Hutch ${VERSION} listening on ${url}`,
       `  data dir:  ${dataDir}`,
-      `  admin key: ${admin.key}${admin.created ? '   (new; stored in ' + join(dataDir, 'admin.key') + ')' : ''}`,
+      // A key from --admin-key-file (a Secret) is not printed: pod logs are read more widely.
+      options.adminKeyFile
+        ? `  admin key: from ${options.adminKeyFile}`
+        : `  admin key: ${admin.key}${admin.created ? '   (new; stored in ' + join(dataDir, 'admin.key') + ')' : ''}`,
       `  secrets:   key in ${secretsKey.file}${secretsKey.created ? '   (new: back it up; without it the stored secrets are lost)' : ''}`,
       `  tiers:     ${
         Object.entries(provider.tiers())
