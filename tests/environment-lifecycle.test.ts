@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create as tarCreate } from 'tar';
-import { waitFor } from './hostile-lib.js';
+import { sleep, waitFor } from './hostile-lib.js';
 import { REPO, startServer, type TestServer } from './harness.js';
 
 /**
- * Issue 8, the environment lifecycle: `keep` and TTL overrides (PATCH, CLI, x-hutch.ttl) with
- * their validation errors naming the field.
+ * Issue 8, the environment lifecycle, with real sandboxes: `keep` and TTL overrides (PATCH, CLI,
+ * x-hutch.ttl) with their validation errors naming the field; the idle TTL puts an environment to
+ * sleep (sandboxes stopped) and a request through its URL wakes it with its database's data; the
+ * delete TTL destroys one; kept ones are left alone.
  */
 interface Service {
   name: string;
@@ -57,6 +59,25 @@ async function project(name: string, files: Record<string, string>): Promise<str
 const IDLE = (extra = ''): string =>
   ['services:', '  idle:', '    image: busybox', '    command: sleep 100000', '    x-hutch: {template: minimal}', extra, ''].join('\n');
 
+/** The fixture app (postgres, seed job, API) with top-level x-hutch lines appended. */
+async function fixtureApp(name: string, xHutch: string): Promise<string> {
+  const dir = join(scratch, name);
+  cpSync(join(REPO, 'tests/fixtures/preview-app'), dir, { recursive: true });
+  appendFileSync(join(dir, 'compose.yaml'), `\nx-hutch:\n${xHutch}\n`);
+  return project(name, {});
+}
+
+async function sandboxState(id: string): Promise<string> {
+  const res = await server.api<{ state: string }>('GET', `/v1/sandboxes/${id}`);
+  return res.status === 404 ? 'gone' : res.body.state;
+}
+
+/** GET through an ingress URL with the API key (routes are private by default). */
+async function viaUrl(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { headers: { authorization: `Bearer ${server.key}`, ...headers } });
+  return { status: res.status, text: await res.text() };
+}
+
 async function createEnv(body: Record<string, unknown>): Promise<Environment> {
   const res = await server.api<Environment & ApiError>('POST', '/v1/environments', body);
   assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -95,7 +116,7 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 describe('environment lifecycle', () => {
   before(async () => {
     // A pool of its own (no other test file uses 10.233/16).
-    server = await startServer({ networkPool4: '10.233.0.0/16', networkPool6: 'fd68:7574:63e9::/48' });
+    server = await startServer({ networkPool4: '10.233.0.0/16', networkPool6: 'fd68:7574:63e9::/48', envSweepIntervalMs: 500 });
     scratch = mkdtempSync('/var/tmp/hutch-envlife-test-');
   });
   after(async () => {
@@ -174,5 +195,100 @@ describe('environment lifecycle', () => {
       assert.equal(res.status, 400, extra);
       assert.match(res.body.error!.message, message);
     }
+  });
+
+  test('idle TTL: the environment sleeps (sandboxes stopped); a request through its URL wakes it with its data', async () => {
+    const created = await createEnv({ source: { archive: await fixtureApp('sleepy', '  ttl: {idle: 3s}') } });
+    const env = await untilState(created.id, 'running');
+    const api = env.services.find((s) => s.name === 'api')!;
+    const first = await viaUrl(api.url!);
+    assert.equal(first.status, 200, first.text);
+    assert.equal((JSON.parse(first.text) as { message: string }).message, 'hello from the seed job');
+
+    const asleep = await untilState(env.id, 'sleeping', 60_000);
+    assert.ok(asleep.sleptAt);
+    assert.equal(asleep.sleepsAt, null);
+    for (const s of asleep.services) {
+      // Recorded first, then the sandboxes stop.
+      const stopped = await waitFor(async () => (await sandboxState(s.sandboxId)) === 'stopped', 30_000, 100);
+      assert.ok(stopped, `${s.name}'s sandbox is ${await sandboxState(s.sandboxId)}`);
+      assert.equal(s.state, s.job ? 'completed' : 'stopped', s.name);
+    }
+    assert.equal(asleep.url, env.url, 'URLs stay the same');
+
+    // A server restart (kill -9) keeps it asleep; its URLs still wake it.
+    await server.restart();
+    assert.equal((await getEnv(env.id)).state, 'sleeping');
+
+    // Three requests at once: one wake, every one answered from the database.
+    const answers = await Promise.all([1, 2, 3].map(() => viaUrl(api.url!)));
+    for (const a of answers) {
+      assert.equal(a.status, 200, a.text);
+      assert.equal((JSON.parse(a.text) as { message: string }).message, 'hello from the seed job', 'the seeded row survived the sleep');
+    }
+    const awake = await getEnv(env.id);
+    assert.equal(awake.state, 'running', `${awake.error}`);
+    assert.equal(awake.sleptAt, null);
+    for (const s of awake.services) assert.equal(await sandboxState(s.sandboxId), 'running', `${s.name}'s sandbox after the wake`);
+    assert.deepEqual(
+      awake.services.map((s) => [s.name, s.state]),
+      [
+        ['db', 'healthy'],
+        ['seed', 'completed'],
+        ['api', 'running'],
+      ],
+    );
+    const seedRuns = await server.api<{ logs: Array<{ text: string }> }>('GET', `/v1/environments/${env.id}/logs?service=seed`);
+    assert.equal(seedRuns.body.logs[0]!.text.match(/INSERT/g)?.length ?? 0, 1, 'the seed job is not run again by a wake');
+
+    // A private route still needs a credential: no wake for strangers.
+    const asleepAgain = await untilState(env.id, 'sleeping', 60_000);
+    const stranger = await fetch(api.url!);
+    assert.equal(stranger.status, 401);
+    assert.equal((await getEnv(asleepAgain.id)).state, 'sleeping', 'an unauthorized request does not wake it');
+    assert.equal((await server.api('DELETE', `/v1/environments/${env.id}`)).status, 204, 'a sleeping environment deletes');
+    for (const s of env.services) assert.equal(await sandboxState(s.sandboxId), 'gone');
+  });
+
+  test('traffic renews the idle TTL', async () => {
+    const created = await createEnv({ source: { archive: await fixtureApp('busy', '  ttl: {idle: 4s}') } });
+    const env = await untilState(created.id, 'running');
+    const api = env.services.find((s) => s.name === 'api')!;
+    // Requests every 0.5 s for 8 s (twice the TTL): it stays awake.
+    for (let i = 0; i < 16; i++) {
+      assert.equal((await viaUrl(api.url!)).status, 200);
+      assert.equal((await getEnv(env.id)).state, 'running', `asleep after ${i} requests`);
+      await sleep(500);
+    }
+    await untilState(env.id, 'sleeping', 60_000);
+    assert.equal((await server.api('DELETE', `/v1/environments/${env.id}`)).status, 204);
+  });
+
+  test('delete TTL destroys the environment; kept ones are left alone', async () => {
+    const doomed = await createEnv({ source: { archive: await fixtureApp('doomed', '  ttl: {delete: 3s}') } });
+    const kept = await createEnv({
+      keep: true,
+      source: { archive: await project('kept', { 'compose.yaml': IDLE('x-hutch: {ttl: {idle: 1s, delete: 2s}}') }) },
+    });
+    const running = await untilState(doomed.id, 'running');
+    const gone = await waitFor(async () => (await server.api('GET', `/v1/environments/${doomed.id}`)).status === 404, 60_000, 250);
+    assert.ok(gone, 'deleted by its TTL');
+    for (const s of running.services) assert.equal(await sandboxState(s.sandboxId), 'gone', `${s.name}'s sandbox`);
+    const volumes = await server.api<{ volumes: Array<{ name: string }> }>('GET', '/v1/volumes');
+    assert.deepEqual(
+      volumes.body.volumes.filter((v) => v.name.startsWith(doomed.id)),
+      [],
+      'its volumes are gone',
+    );
+    assert.equal((await server.api('DELETE', `/v1/environments/${doomed.id}`)).status, 204, 'deleting again is fine');
+
+    // The kept one (idle 1 s, delete 2 s) is still running, well past both.
+    const k = await getEnv(kept.id);
+    assert.deepEqual([k.state, k.keep, k.sleepsAt, k.deletesAt], ['running', true, null, null]);
+    assert.equal(await sandboxState(k.services[0]!.sandboxId), 'running');
+    // Unpinned, its TTLs apply again, counted from now.
+    assert.equal((await server.api('PATCH', `/v1/environments/${kept.id}`, { keep: false })).status, 200);
+    const removed = await waitFor(async () => (await server.api('GET', `/v1/environments/${kept.id}`)).status === 404, 60_000, 250);
+    assert.ok(removed, 'unpinned, its delete TTL applies');
   });
 });

@@ -42,7 +42,7 @@ export interface EnvironmentUpdateParams {
 
 export type EnvironmentState = 'creating' | 'running' | 'error' | 'sleeping' | 'waking' | 'deleting' | 'deleted';
 export type EnvironmentServiceState =
-  'pending' | 'building' | 'creating' | 'starting' | 'running' | 'healthy' | 'completed' | 'failed' | 'exited' | 'lost';
+  'pending' | 'building' | 'creating' | 'starting' | 'running' | 'healthy' | 'completed' | 'failed' | 'exited' | 'lost' | 'stopped';
 
 export interface EnvironmentServiceInfo {
   name: string;

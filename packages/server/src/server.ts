@@ -358,15 +358,15 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const copier = new SandboxCopier(processes, files);
   const builder = new ImageBuilder(sandboxes, processes, snapshots, copier, logger);
   const environmentStore = new SqliteEnvironmentStore(db);
-  const environmentLifecycle = new EnvironmentLifecycle(environmentStore, logger, {
-    idleTtlMs: envTtls.idleTtlMs,
-    deleteTtlMs: envTtls.deleteTtlMs,
-  });
-
   const environments = new EnvironmentService(environmentStore, sandboxes, processes, volumes, copier, builder, logger, {
     dataDir,
     gitAllowFileUrls: options.gitAllowFileUrls === true,
     portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
+  });
+
+  const environmentLifecycle = new EnvironmentLifecycle(environmentStore, environments, logger, {
+    ...envTtls,
+    ...(options.envSweepIntervalMs !== undefined ? { sweepIntervalMs: options.envSweepIntervalMs } : {}),
   });
 
   await sandboxes.reconcile();
@@ -377,6 +377,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   await pools.load();
   pools.start();
   meter.start();
+  environmentLifecycle.start();
 
   const info = async (): Promise<Record<string, unknown>> => ({
     version: VERSION,
@@ -484,6 +485,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
+      await environmentLifecycle.stop();
       await environments.shutdown();
       await pools.close();
       sandboxes.shutdown();

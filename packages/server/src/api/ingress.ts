@@ -86,9 +86,21 @@ export class Ingress {
     req: http.IncomingMessage,
     target: IngressTarget,
   ): Promise<{ record: SandboxRecord; setCookie?: string; keyId?: string }> {
+    const granted = await this.checkAccess(req, target);
+    // An environment's service: the request renews its TTLs and wakes it when it sleeps.
+    await this.services.environmentLifecycle.beforeProxy(granted.record);
+    return { ...granted, record: await this.services.sandboxes.requireRunning(target.id) };
+  }
+
+  private async checkAccess(
+    req: http.IncomingMessage,
+    target: IngressTarget,
+  ): Promise<{ record: SandboxRecord; setCookie?: string; keyId?: string }> {
     if (target.port < 1 || target.port > 65535)
       throw new HutchError('invalid_argument', `port: ${target.port} is not a port number (1-65535)`);
-    const record = await this.services.sandboxes.requireRunning(target.id);
+    // Checked on the record whatever its state: a sleeping environment's stopped sandbox is woken
+    // only for a caller who may use the port.
+    const record = await this.services.sandboxes.get(target.id);
     const url = new URL(target.path, 'http://sandbox');
     const signed = url.searchParams.get(TOKEN_PARAM);
     if (signed !== null) {

@@ -3,7 +3,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { loadComposeProject } from '../environments/load.js';
-import type { EnvironmentModel, ServiceSpec } from '../environments/model.js';
+import type { DependencySpec, EnvironmentModel, HealthcheckSpec, ServiceSpec } from '../environments/model.js';
 import { planService, type ServicePlan } from '../environments/service-plan.js';
 import { extractArchive, fetchGit, insideProject } from '../environments/workspace.js';
 import { environmentSlug } from '../environments/preview-host.js';
@@ -36,6 +36,8 @@ const BUILD_PLACEHOLDER = '(build)';
 /** Where a service's main process writes its output inside its sandbox (`hutch env logs`). */
 export const SERVICE_LOG = '/tmp/hutch-service.log';
 const MAX_LOG_LINES = 5000;
+/** How long a bring-up or wake waits for a service without a healthcheck to listen on its first route. */
+const WAKE_LISTEN_MS = 30_000;
 const DEFAULT_LOG_LINES = 200;
 
 export interface EnvironmentServiceOptions {
@@ -93,6 +95,22 @@ class Signal {
   }
 }
 
+/** A service's healthcheck and the user it runs as. */
+interface HealthGate {
+  healthcheck: HealthcheckSpec | null;
+  user: string | null;
+}
+
+/** One service in a bring-up or a wake: its record, its conditions, and how it starts. */
+interface ServiceStep {
+  state: ServiceRecord;
+  job: boolean;
+  dependsOn: DependencySpec[];
+  check: HealthGate;
+  /** Brings the main process up (`started`), or finds nothing to run (`completed`: a job that already ran). */
+  start: () => Promise<'started' | 'completed'>;
+}
+
 interface Bringup {
   controller: AbortController;
   done: Promise<void>;
@@ -108,6 +126,8 @@ interface Prepared {
 
 export class EnvironmentService {
   private readonly bringups = new Map<string, Bringup>();
+  /** Wakes in progress: concurrent requests share one. */
+  private readonly wakes = new Map<string, Promise<EnvironmentRecord>>();
   private readonly locks = new KeyedMutex();
 
   constructor(
@@ -240,6 +260,13 @@ export class EnvironmentService {
       exitCode: null,
       error: null,
       routes: s.routes.map((port) => ({ port, url: this.options.portUrl(idOf(s.name), port) })),
+      run: {
+        cmd: mainCommand(plans.get(s.name)!.argv),
+        user: plans.get(s.name)!.user,
+        cwd: plans.get(s.name)!.workingDir,
+        healthcheck: plans.get(s.name)!.healthcheck,
+        dependsOn: s.dependsOn,
+      },
     }));
     const now = new Date();
     const project = input.project ?? ('git' in input.source ? repositoryName(input.source.git.url) : model.name);
@@ -345,24 +372,63 @@ export class EnvironmentService {
       if (!signal.aborted) await this.store.update(record.id, { state: 'error', error: `volumes: ${(err as Error).message}` });
       return;
     }
-    const started = new Map(model.services.map((s) => [s.name, new Signal()]));
-    const healthy = new Map(model.services.map((s) => [s.name, new Signal()]));
-    const completed = new Map(model.services.map((s) => [s.name, new Signal()]));
-    const failures: string[] = [];
-    const tasks = model.services.map(async (service) => {
+    const steps: ServiceStep[] = model.services.map((service) => {
+      const plan = plans.get(service.name)!;
       const state = record.services.find((s) => s.name === service.name)!;
+      return {
+        state,
+        job: service.job,
+        dependsOn: service.dependsOn,
+        check: { healthcheck: plan.healthcheck, user: plan.user },
+        start: async () => {
+          await this.startService(record, service, plan, prepared.images.get(service.name), state, caller, signal, save);
+          // Without a healthcheck, "running" waits for its first route to listen (bounded).
+          if (!service.job && !plan.healthcheck && state.routes[0])
+            await this.untilListening(state.sandboxId, state.routes[0].port, signal);
+          return 'started';
+        },
+      };
+    });
+    const failures = await this.runInOrder(record, steps, signal, save);
+    if (signal.aborted) return;
+    await this.store.update(record.id, {
+      services: record.services,
+      state: failures.length > 0 ? 'error' : 'running',
+      error: failures.length > 0 ? failures.join('; ') : null,
+    });
+    this.log.info({ environment: record.id, failures }, failures.length > 0 ? 'environment failed' : 'environment running');
+  }
+
+  /**
+   * Runs each step once its `depends_on` conditions hold (started, healthy by its healthcheck run
+   * inside its sandbox, or a job that exited 0), independent ones side by side; answers the
+   * failures. The bring-up and a wake share it: only how a service starts differs.
+   */
+  private async runInOrder(
+    record: EnvironmentRecord,
+    steps: ServiceStep[],
+    signal: AbortSignal,
+    save: () => Promise<void>,
+  ): Promise<string[]> {
+    const started = new Map(steps.map((s) => [s.state.name, new Signal()]));
+    const healthy = new Map(steps.map((s) => [s.state.name, new Signal()]));
+    const completed = new Map(steps.map((s) => [s.state.name, new Signal()]));
+    const failures: string[] = [];
+    const tasks = steps.map(async (step) => {
+      const { state } = step;
+      const name = state.name;
       const fail = async (message: string): Promise<void> => {
         state.state = 'failed';
         state.error = message;
-        failures.push(`${service.name}: ${message}`);
+        failures.push(`${name}: ${message}`);
         const err = new Error(message);
-        started.get(service.name)!.reject(err);
-        healthy.get(service.name)!.reject(err);
-        completed.get(service.name)!.reject(err);
+        started.get(name)!.reject(err);
+        healthy.get(name)!.reject(err);
+        completed.get(name)!.reject(err);
         await save();
       };
       try {
-        for (const dep of service.dependsOn) {
+        for (const dep of step.dependsOn) {
           const wait =
             dep.condition === 'service_healthy' ? healthy : dep.condition === 'service_completed_successfully' ? completed : started;
           try {
@@ -374,11 +440,15 @@ export class EnvironmentService {
           }
         }
         if (signal.aborted) return;
-        await this.startService(record, service, plans.get(service.name)!, prepared.images.get(service.name), state, caller, signal, save);
+        const how = await step.start();
         if (signal.aborted) return;
-        started.get(service.name)!.resolve();
-        const plan = plans.get(service.name)!;
-        if (service.job) {
+        started.get(name)!.resolve();
+        if (how === 'completed') {
+          healthy.get(name)!.resolve();
+          completed.get(name)!.resolve();
+          return;
+        }
+        if (step.job) {
           const exit = await this.processes.wait(state.sandboxId, { pid: state.pid! }, signal);
           state.exitCode = exit.exitCode;
           if (exit.exitCode !== 0) {
@@ -390,43 +460,37 @@ export class EnvironmentService {
           }
           state.state = 'completed';
           await save();
-          healthy.get(service.name)!.resolve();
-          completed.get(service.name)!.resolve();
+          healthy.get(name)!.resolve();
+          completed.get(name)!.resolve();
           return;
         }
         // A long-running service "completes" for its dependents only by exiting 0.
         this.followExit(record, state, save, (exitCode) => {
-          if (exitCode === 0) completed.get(service.name)!.resolve();
-          else completed.get(service.name)!.reject(new Error(`exited with ${exitCode}`));
+          if (exitCode === 0) completed.get(name)!.resolve();
+          else completed.get(name)!.reject(new Error(`exited with ${exitCode}`));
         });
-        if (plan.healthcheck) {
-          const ok = await this.waitHealthy(state, plan, signal);
+        if (step.check.healthcheck) {
+          const ok = await this.waitHealthy(state, step.check, signal);
           if (signal.aborted) return;
           if (!ok) {
             await fail(
               state.state === 'exited'
                 ? `its process exited (${state.exitCode}) before it was healthy`
-                : `unhealthy: the healthcheck (${plan.healthcheck.test.join(' ')}) kept failing`,
+                : `unhealthy: the healthcheck (${step.check.healthcheck.test.join(' ')}) kept failing`,
             );
             return;
           }
           if (state.state === 'starting') state.state = 'healthy';
           await save();
         }
-        healthy.get(service.name)!.resolve();
+        healthy.get(name)!.resolve();
       } catch (err) {
         if (signal.aborted) return;
         await fail(isHutchError(err) ? err.message : `${(err as Error).message}`);
       }
     });
     await Promise.all(tasks);
-    if (signal.aborted) return;
-    await this.store.update(record.id, {
-      services: record.services,
-      state: failures.length > 0 ? 'error' : 'running',
-      error: failures.length > 0 ? failures.join('; ') : null,
-    });
-    this.log.info({ environment: record.id, failures }, failures.length > 0 ? 'environment failed' : 'environment running');
+    return failures;
   }
 
   /** Creates the service's sandbox, copies its repository paths in, and starts its main process. */
@@ -484,10 +548,8 @@ export class EnvironmentService {
       );
     }
     if (plan.workingDir) await this.copier.run(state.sandboxId, ['mkdir', '-p', plan.workingDir]);
-    // Output goes to a file in the sandbox (for `hutch env logs`), whoever reads it and whenever.
-    const cmd = ['/bin/sh', '-c', `exec "$@" >>${SERVICE_LOG} 2>&1`, 'hutch-service', ...plan.argv];
     const { pid } = await this.processes.startDetached(state.sandboxId, {
-      cmd,
+      cmd: mainCommand(plan.argv),
       tag: `service:${service.name}`,
       ...(plan.user ? { user: plan.user } : {}),
       ...(plan.workingDir ? { cwd: plan.workingDir } : {}),
@@ -502,7 +564,7 @@ export class EnvironmentService {
    * period (false). Checks start at once; during the start period they repeat every
    * `start_interval` and failures do not count. A service whose process exited fails at once.
    */
-  private async waitHealthy(state: ServiceRecord, plan: ServicePlan, signal: AbortSignal): Promise<boolean> {
+  private async waitHealthy(state: ServiceRecord, plan: HealthGate, signal: AbortSignal): Promise<boolean> {
     const h = plan.healthcheck!;
     const began = Date.now();
     let failures = 0;
@@ -527,12 +589,16 @@ export class EnvironmentService {
     onExit: (exitCode: number) => void = () => undefined,
   ): void {
     if (state.pid === null) return;
+    const pid = state.pid;
     void this.processes
-      .wait(state.sandboxId, { pid: state.pid })
+      .wait(state.sandboxId, { pid })
       .then(async (exit) => {
         onExit(exit.exitCode);
         const current = await this.store.get(record.id);
         if (!current || current.state === 'deleting' || current.state === 'deleted') return;
+        // Stopped by a sleep, or a process of before a wake: not this service's end.
+        if (current.state === 'sleeping' || current.state === 'waking') return;
+        if (current.services.find((s) => s.name === state.name)?.pid !== pid) return;
         state.state = 'exited';
         state.exitCode = exit.exitCode;
         await save();
@@ -549,6 +615,100 @@ export class EnvironmentService {
       captureOutput: false,
     });
     return r.stdout;
+  }
+
+  // ---- sleep and wake (environment-lifecycle.ts decides when) ----
+
+  /**
+   * Puts a running environment to sleep: every service sandbox is stopped (processes end, memory
+   * and cpu are freed; files and volumes stay). Does nothing unless it is running with no bring-up
+   * in progress, or when a service cannot be run again (records made before sleeping existed).
+   * Answers whether it went to sleep.
+   */
+  async sleep(id: string): Promise<boolean> {
+    return this.locks.run(id, async () => {
+      const record = await this.store.get(id);
+      if (!record || record.state !== 'running' || this.bringups.has(id) || record.services.some((s) => !s.run)) return false;
+      // Intent first: a restart half-way finishes it (reconcile).
+      await this.store.update(id, { state: 'sleeping', sleptAt: new Date(), services: asleep(record.services) });
+      await this.stopAll(record);
+      this.log.info({ environment: id }, 'environment sleeping');
+      return true;
+    });
+  }
+
+  /**
+   * Wakes a sleeping environment: its sandboxes start again and its services' main processes run
+   * again in dependency order, gated by their healthchecks as at create (jobs that completed are
+   * not run again: what they did is in the volumes). Concurrent callers share one wake. Resolves
+   * with the environment once awake (or as it is, when it was not asleep); rejects when a service
+   * does not come back (the environment is then `error`).
+   */
+  wake(id: string): Promise<EnvironmentRecord> {
+    let waking = this.wakes.get(id);
+    if (!waking) {
+      waking = this.wakeOnce(id).finally(() => this.wakes.delete(id));
+      this.wakes.set(id, waking);
+    }
+    return waking;
+  }
+
+  private async wakeOnce(id: string): Promise<EnvironmentRecord> {
+    const record = await this.locks.run(id, async () => {
+      const current = await this.get(id);
+      if (current.state !== 'sleeping') return current;
+      await this.store.update(id, { state: 'waking', activeAt: new Date() });
+      return { ...current, state: 'waking' as const };
+    });
+    if (record.state !== 'waking') return record;
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const save = (): Promise<void> => this.store.update(id, { services: record.services });
+    const steps: ServiceStep[] = record.services.map((state) => {
+      const run = state.run!;
+      return {
+        state,
+        job: state.job,
+        dependsOn: run.dependsOn,
+        check: { healthcheck: run.healthcheck, user: run.user },
+        start: async () => {
+          await this.sandboxes.start(state.sandboxId);
+          // A job ran to completion before the sleep; its sandbox is only there for its logs.
+          if (state.job) return 'completed';
+          const { pid } = await this.processes.startDetached(state.sandboxId, {
+            cmd: run.cmd,
+            tag: `service:${state.name}`,
+            ...(run.user ? { user: run.user } : {}),
+            ...(run.cwd ? { cwd: run.cwd } : {}),
+          });
+          state.pid = pid;
+          state.exitCode = null;
+          state.state = run.healthcheck ? 'starting' : 'running';
+          await save();
+          // As at create: the request that woke it waits for the first route to listen.
+          if (!run.healthcheck && state.routes[0]) await this.untilListening(state.sandboxId, state.routes[0].port, signal);
+          return 'started';
+        },
+      };
+    });
+    const done = this.runInOrder(record, steps, signal, save);
+    this.bringups.set(id, { controller, done: done.then(() => undefined) });
+    let failures: string[];
+    try {
+      failures = await done;
+    } finally {
+      this.bringups.delete(id);
+    }
+    if (signal.aborted) throw new HutchError('unavailable', `environment ${id} was deleted while it woke up`);
+    const awake = { state: failures.length > 0 ? ('error' as const) : ('running' as const), activeAt: new Date(), sleptAt: null };
+    await this.store.update(id, {
+      ...awake,
+      services: record.services,
+      error: failures.length > 0 ? `waking: ${failures.join('; ')}` : null,
+    });
+    this.log.info({ environment: id, failures }, failures.length > 0 ? 'environment failed to wake' : 'environment awake');
+    if (failures.length > 0) throw new HutchError('unavailable', `environment ${id} did not wake: ${failures.join('; ')}`);
+    return { ...record, ...awake, error: null };
   }
 
   // ---- reads, delete, logs, reconcile ----
@@ -634,7 +794,11 @@ export class EnvironmentService {
    * a delete that was interrupted is finished, and services whose sandbox is gone are `lost`.
    */
   async reconcile(): Promise<void> {
-    for (const record of await this.store.list(null, ['creating', 'running', 'error', 'deleting'])) {
+    for (const record of await this.store.list(null, ['creating', 'running', 'error', 'deleting', 'sleeping', 'waking'])) {
+      if (record.state === 'sleeping' || record.state === 'waking') {
+        await this.reconcileSleep(record);
+        continue;
+      }
       if (record.state === 'deleting') {
         await this.delete(record.id).catch((err: unknown) =>
           this.log.error({ environment: record.id, err: (err as Error).message }, 'finishing an environment delete failed'),
@@ -666,6 +830,40 @@ export class EnvironmentService {
     }
   }
 
+  /** Until something accepts connections on the port (bounded: a service may never listen there). */
+  private async untilListening(sandboxId: string, port: number, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + WAKE_LISTEN_MS;
+    while (!signal.aborted && Date.now() < deadline) {
+      const tunnel = await this.sandboxes.openTunnel(sandboxId, port).catch(() => null);
+      if (tunnel) {
+        tunnel.destroy();
+        return;
+      }
+      await delay(100, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  /** Stops every service sandbox of the environment (gone ones count as stopped). */
+  private async stopAll(record: EnvironmentRecord): Promise<void> {
+    for (const s of record.services) {
+      await this.sandboxes.stop(s.sandboxId).catch((err: unknown) => {
+        if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
+      });
+    }
+  }
+
+  /**
+   * A sleep or a wake interrupted by a restart: (back) to sleep with every sandbox stopped; the
+   * next request wakes it.
+   */
+  private async reconcileSleep(record: EnvironmentRecord): Promise<void> {
+    await this.store.update(record.id, { state: 'sleeping', services: asleep(record.services) });
+    await this.stopAll(record).catch((err: unknown) =>
+      this.log.error({ environment: record.id, err: (err as Error).message }, 'stopping a sleeping environment failed'),
+    );
+    if (record.state === 'waking') this.log.warn({ environment: record.id }, 'an interrupted wake was put back to sleep');
+  }
+
   /** Stops bring-ups (server shutdown); their environments are marked at the next start. */
   async shutdown(): Promise<void> {
     for (const b of this.bringups.values()) b.controller.abort();
@@ -694,6 +892,16 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function firstUrl(urls: Map<string, string>): string | null {
   return urls.values().next().value ?? null;
+}
+
+/** The services of a sleeping environment: long-running ones stopped (jobs keep their outcome). */
+function asleep(services: ServiceRecord[]): ServiceRecord[] {
+  return services.map((s) => (s.job ? s : { ...s, state: 'stopped', pid: null }));
+}
+
+/** A service's main process: output to a file in the sandbox (for `hutch env logs`), whoever reads it and whenever. */
+function mainCommand(argv: string[]): string[] {
+  return ['/bin/sh', '-c', `exec "$@" >>${SERVICE_LOG} 2>&1`, 'hutch-service', ...argv];
 }
 
 /** `https://host/acme/shop.git` → `shop`. */

@@ -1,3 +1,5 @@
+import type { DependencySpec, HealthcheckSpec } from '../environments/model.js';
+
 /**
  * The environment model shared by the environment service, the store and the API: a Compose
  * project brought up as a set of sandboxes on their own private network (a peer group), with
@@ -17,7 +19,8 @@ export type EnvironmentState = (typeof ENVIRONMENT_STATES)[number];
  * `starting` (its process runs; not healthy yet), `running` (started; no healthcheck to pass),
  * `healthy`, `completed` (a job that exited 0), `failed` (a job that exited non-zero, or a
  * service that could not be created or never became healthy), `exited` (a long-running
- * service's process ended), `lost` (its sandbox is gone).
+ * service's process ended), `lost` (its sandbox is gone), `stopped` (its sandbox is stopped while
+ * the environment sleeps).
  */
 export const SERVICE_STATES = [
   'pending',
@@ -30,6 +33,7 @@ export const SERVICE_STATES = [
   'failed',
   'exited',
   'lost',
+  'stopped',
 ] as const;
 export type ServiceState = (typeof SERVICE_STATES)[number];
 
@@ -51,6 +55,18 @@ export interface ServiceRecord {
   exitCode: number | null;
   error: string | null;
   routes: ServiceRoute[];
+  /** How to run it again (a wake): absent on records made before sleeping existed (they do not sleep). */
+  run?: ServiceRun;
+}
+
+/** What starting a service's main process again takes, recorded at create. */
+export interface ServiceRun {
+  /** argv of the main process (its output to the service log). */
+  cmd: string[];
+  user: string | null;
+  cwd: string | null;
+  healthcheck: HealthcheckSpec | null;
+  dependsOn: DependencySpec[];
 }
 
 export interface EnvironmentVolume {
