@@ -131,6 +131,7 @@ test('the chart with custom values: PostgreSQL from a Secret, replicas, sandbox 
       server: {
         gvisorRuntimeClass: 'sandboxed',
         volumeStorageClass: 'fast',
+        volumeSnapshotClass: 'csi-snap',
         imageRepository: 'registry.example/sbx',
         extraArgs: ['--sample-interval', '2'],
       },
@@ -150,6 +151,7 @@ test('the chart with custom values: PostgreSQL from a Secret, replicas, sandbox 
   assert.equal(argAfter(container.args, '--namespace'), sandboxNamespace);
   assert.equal(argAfter(container.args, '--runtime-class-gvisor'), 'sandboxed');
   assert.equal(argAfter(container.args, '--volume-storage-class'), 'fast');
+  assert.equal(argAfter(container.args, '--volume-snapshot-class'), 'csi-snap');
   assert.equal(argAfter(container.args, '--image-repository'), 'registry.example/sbx');
   assert.deepEqual(container.args.slice(-2), ['--sample-interval', '2']);
   const deployment = find(objects, 'Deployment', 'prod-hutch') as unknown as {

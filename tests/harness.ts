@@ -67,6 +67,7 @@ export interface ExtraServerOptions {
     imageImport?: string[];
     gvisorRuntimeClass?: string;
     volumeStorageClass?: string;
+    volumeSnapshotClass?: string;
     ttlBackstopSeconds?: number;
     imageRepository?: string;
   };

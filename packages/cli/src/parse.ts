@@ -139,6 +139,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       (v) => parseNumber(v, '--ttl-backstop', 1, 30 * 86_400, true),
     )
     .option('--volume-storage-class <name>', "kubernetes: StorageClass of volume claims (default: the cluster's default)")
+    .option(
+      '--volume-snapshot-class <name>',
+      "kubernetes: VolumeSnapshotClass of volume snapshots (default: the cluster's default for the driver)",
+    )
     .option('--cpu-request-ratio <r>', 'kubernetes: cpu request as a fraction of the sandbox cpu limit (default 0.1)', (v) =>
       parseNumber(v, '--cpu-request-ratio', 0.01, 1, false),
     )
@@ -221,6 +225,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         imageImport?: string;
         cpuRequestRatio?: number;
         volumeStorageClass?: string;
+        volumeSnapshotClass?: string;
         ttlBackstop?: number;
         gitAllowFileUrls?: boolean;
         envIdleTtl?: string;
@@ -257,6 +262,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
                   ...(o.imageImport ? { imageImport: o.imageImport.split(/\s+/).filter(Boolean) } : {}),
                   ...(o.cpuRequestRatio !== undefined ? { cpuRequestRatio: o.cpuRequestRatio } : {}),
                   ...(o.volumeStorageClass ? { volumeStorageClass: o.volumeStorageClass } : {}),
+                  ...(o.volumeSnapshotClass ? { volumeSnapshotClass: o.volumeSnapshotClass } : {}),
                   ...(o.ttlBackstop !== undefined ? { ttlBackstopSeconds: o.ttlBackstop } : {}),
                 },
               }

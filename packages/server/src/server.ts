@@ -11,6 +11,7 @@ import { ProcessService } from './core/process-service.js';
 import { SandboxService } from './core/sandbox-service.js';
 import { ENVD_VERSION } from './api/e2b/control-plane.js';
 import { VolumeService } from './core/volume-service.js';
+import { VolumeSnapshotService } from './core/volume-snapshot-service.js';
 import { LocalVolumes } from './runtime/local/local-volumes.js';
 import { PLATFORM_MOUNT_PATHS } from './runtime/local/oci-spec.js';
 import { HostExecutor } from './runtime/local/host-exec.js';
@@ -286,6 +287,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   // Tenant quotas (and per-key limits), checked against the ledger's per-tenant sums.
   const quotas = new Quotas(capacity, tenants);
   const volumes = new VolumeService(new SqliteVolumeStore(db), sandboxStore, runtime.volumes, logger, PLATFORM_MOUNT_PATHS, quotas);
+  const volumeSnapshots = new VolumeSnapshotService(volumes, runtime.volumes, logger);
   const snapshots = new SnapshotService(
     new SqliteSnapshotStore(db),
     sandboxStore,
@@ -404,6 +406,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     {
       sandboxes,
       volumes,
+      volumeSnapshots,
       snapshots,
       processes,
       files,

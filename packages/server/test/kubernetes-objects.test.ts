@@ -6,6 +6,7 @@ import { kubeError, withRetry } from '../src/runtime/kubernetes/kube-errors.js';
 import { buildNetworkPolicy } from '../src/runtime/kubernetes/network-policy.js';
 import { buildPod } from '../src/runtime/kubernetes/pod-spec.js';
 import { KubeVolumes } from '../src/runtime/kubernetes/kube-volumes.js';
+import { buildVolumeSnapshot, KubeVolumeSnapshots, volumeSnapshotInfo } from '../src/runtime/kubernetes/kube-volume-snapshots.js';
 
 // The Kubernetes objects Hutch writes and the API errors it maps, as pure functions (the cluster
 // itself is exercised by tests-k8s/, `npm run test:k8s`).
@@ -167,4 +168,34 @@ test('withRetry repeats throttled and unavailable calls, not refused ones', asyn
     (err: unknown) => err instanceof HutchError && err.kind === 'invalid_argument',
   );
   assert.equal(calls, 1);
+});
+
+test('VolumeSnapshot: the volume claim as the source, the configured class, labels and names; status read back', () => {
+  const snapshot = buildVolumeSnapshot({ key: 'data@team-a', snapshot: 'nightly.1', namespace: 'ns', installation: 'inst', snapshotClass: 'csi-snap' });
+  const claim = KubeVolumes.claimName('data@team-a');
+  assert.equal(snapshot.apiVersion, 'snapshot.storage.k8s.io/v1');
+  assert.equal(snapshot.kind, 'VolumeSnapshot');
+  assert.deepEqual(snapshot.spec, { volumeSnapshotClassName: 'csi-snap', source: { persistentVolumeClaimName: claim } });
+  const metadata = snapshot.metadata as { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string> };
+  assert.equal(metadata.namespace, 'ns');
+  assert.match(metadata.name, /^hutch-vs-data-team-a-nightly-1-[0-9a-f]{10}$/);
+  assert.ok(metadata.name.length <= 63);
+  assert.deepEqual(metadata.labels, { 'app.kubernetes.io/managed-by': 'hutch', 'hutch.dev/installation': 'inst', 'hutch.dev/volume-claim': claim });
+  assert.deepEqual(metadata.annotations, { 'hutch.dev/volume': 'data@team-a', 'hutch.dev/snapshot': 'nightly.1' });
+  const noClass = buildVolumeSnapshot({ key: 'data', snapshot: 's', namespace: 'ns', installation: 'inst', snapshotClass: null });
+  assert.deepEqual(noClass.spec, { source: { persistentVolumeClaimName: KubeVolumes.claimName('data') } }, "no class: the cluster's default");
+  assert.notEqual(
+    KubeVolumeSnapshots.objectName('a-b', 'c'),
+    KubeVolumeSnapshots.objectName('a', 'b-c'),
+    'names that sanitise alike stay distinct',
+  );
+  const info = volumeSnapshotInfo({
+    metadata: { name: metadata.name, annotations: metadata.annotations, creationTimestamp: '2026-11-24T09:00:00Z' },
+    status: { readyToUse: true, restoreSize: '1Gi', creationTime: '2026-11-24T09:00:05Z' },
+  });
+  assert.deepEqual(info, { name: 'nightly.1', createdAt: new Date('2026-11-24T09:00:05Z'), readyToUse: true, restoreSizeMiB: 1024, error: null });
+  const failed = volumeSnapshotInfo({ metadata: { annotations: metadata.annotations }, status: { error: { message: 'driver refused' } } });
+  assert.equal(failed.readyToUse, false);
+  assert.equal(failed.error, 'driver refused');
+  assert.equal(failed.restoreSizeMiB, null);
 });

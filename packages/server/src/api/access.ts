@@ -31,7 +31,11 @@ const OBJECT_RULES: Array<{ pattern: RegExp; check: (s: Services, c: Caller, p: 
 ];
 
 /** Routes whose parameter is a name in the caller's tenant (or `?tenant=` for admins), resolved by the handler. */
-const NAMESPACED: RegExp[] = [/^\/v1\/(volumes|pools|secrets)\/:name$/, /^\/v1\/admin\/tenants\/:name(\/|$)/];
+const NAMESPACED: RegExp[] = [
+  /^\/v1\/(volumes|pools|secrets)\/:name$/,
+  /^\/v1\/volumes\/:name\/snapshots(\/:snapshot)?$/,
+  /^\/v1\/admin\/tenants\/:name(\/|$)/,
+];
 
 /** The role a method needs unless the route says otherwise. */
 function roleFor(method: string, configured: Role | undefined): Role {

@@ -44,6 +44,14 @@ const processStart = (req: Req): string => {
   return body && typeof body === 'object' && body.pty ? 'pty.open' : 'process.start';
 };
 
+/** `<volume>/<snapshot>` (the snapshot from the route, or from the body of a create). */
+function volumeSnapshotTarget(req: Req): string | null {
+  const p = (req.params ?? {}) as Record<string, string | undefined>;
+  const body = req.body as Record<string, unknown> | undefined;
+  const snapshot = p.snapshot ?? (body && typeof body.name === 'string' ? body.name : undefined);
+  return p.name === undefined ? null : snapshot === undefined ? p.name : `${p.name}/${snapshot}`;
+}
+
 /**
  * `METHOD /route` (parameters written `:`) → action. Secrets (`/v1/secrets/:name`) are listed ahead
  * of their routes: their target is the name, never the value.
@@ -83,6 +91,8 @@ const RULES: Record<string, Rule> = {
   'DELETE /v1/pools/:': { action: 'pool.delete' },
   'POST /v1/volumes': { action: 'volume.create', target: bodyField('name') },
   'DELETE /v1/volumes/:': { action: 'volume.delete' },
+  'POST /v1/volumes/:/snapshots': { action: 'volume.snapshot', target: volumeSnapshotTarget },
+  'DELETE /v1/volumes/:/snapshots/:': { action: 'volume.snapshot.delete', target: volumeSnapshotTarget },
   'POST /v1/environments': { action: 'environment.create' },
   'DELETE /v1/environments/:': { action: 'environment.delete' },
   'PATCH /v1/environments/:': { action: 'environment.update' },

@@ -414,6 +414,20 @@ export const Volume = z.object({
 });
 export const VolumeList = z.object({ volumes: z.array(Volume) });
 export const VolumeParams = z.object({ name: z.string().max(128) });
+export const VolumeSnapshotParams = z.object({ name: z.string().max(128), snapshot: z.string().max(128) });
+export const CreateVolumeSnapshotBody = z
+  .object({ name: z.string().regex(VOLUME_NAME, 'snapshot names are 1-63 lowercase letters, digits, ".", "_" and "-"') })
+  .strict();
+export const VolumeSnapshot = z.object({
+  tenant: z.string(),
+  volume: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  readyToUse: z.boolean(),
+  restoreSizeMiB: z.number().nullable(),
+  error: z.string().nullable(),
+});
+export const VolumeSnapshotList = z.object({ snapshots: z.array(VolumeSnapshot) });
 
 /** Secrets: the API shows metadata only, never a value. */
 export const SecretParams = z.object({ name: z.string().max(128) });

@@ -2,6 +2,7 @@ import type { FileService } from '../core/file-service.js';
 import type { ProcessService } from '../core/process-service.js';
 import type { SandboxService } from '../core/sandbox-service.js';
 import type { VolumeService } from '../core/volume-service.js';
+import type { VolumeSnapshotService } from '../core/volume-snapshot-service.js';
 import type { SnapshotService } from '../core/snapshot-service.js';
 import type { KeyService } from '../core/key-service.js';
 import type { TenantService } from '../core/tenant-service.js';
@@ -19,6 +20,8 @@ import type { SecretService } from '../core/secret-service.js';
 export interface Services {
   sandboxes: SandboxService;
   volumes: VolumeService;
+  /** Volume snapshots (the kubernetes provider's VolumeSnapshots). */
+  volumeSnapshots: VolumeSnapshotService;
   snapshots: SnapshotService;
   processes: ProcessService;
   files: FileService;

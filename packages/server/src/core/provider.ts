@@ -75,6 +75,33 @@ export interface VolumeBackend {
   remove(name: string): Promise<void>;
 }
 
+/** A point-in-time copy of a volume, as the volume backend reports it. */
+export interface VolumeSnapshotInfo {
+  name: string;
+  createdAt: Date;
+  /** Whether the copy is complete and usable (a CSI snapshot may take a while). */
+  readyToUse: boolean;
+  /** The size a volume restored from it needs, when the backend knows it. */
+  restoreSizeMiB: number | null;
+  /** Why the snapshot failed, as the backend says. */
+  error: string | null;
+}
+
+/**
+ * Optional ability of a volume backend: point-in-time copies of a volume (Kubernetes
+ * VolumeSnapshots). The backend is the record of its snapshots: they are listed from it.
+ */
+export interface VolumeSnapshotter {
+  /** Takes a snapshot named `snapshot` of volume `name`; conflict when one of that name exists. */
+  snapshotVolume(name: string, snapshot: string): Promise<VolumeSnapshotInfo>;
+  listVolumeSnapshots(name: string): Promise<VolumeSnapshotInfo[]>;
+  /** Deletes one snapshot; not_found when there is none of that name. */
+  deleteVolumeSnapshot(name: string, snapshot: string): Promise<void>;
+}
+
+export const canSnapshotVolumes = (backend: VolumeBackend): backend is VolumeBackend & VolumeSnapshotter =>
+  typeof (backend as Partial<VolumeSnapshotter>).snapshotVolume === 'function';
+
 /** A sandbox's network as the provider set it up (null fields: no interface, egress none). */
 export interface SandboxNetworkInfo {
   ipv4: string | null;

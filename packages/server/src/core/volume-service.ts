@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
-import { conflict, invalidArgument, notFound } from './errors.js';
+import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
-import type { DiskUsage, VolumeBackend } from './provider.js';
+import { canSnapshotVolumes, type DiskUsage, type VolumeBackend } from './provider.js';
 import type { VolumeMount } from './sandbox.js';
 import type { Quotas } from './quotas.js';
 import type { SandboxStore, VolumeRecord, VolumeStore } from './stores.js';
@@ -103,6 +103,16 @@ export class VolumeService {
     const users = await this.sandboxes.usingVolume(tenant, name);
     if (users.length > 0)
       throw conflict(`volume "${name}" is in use by sandbox${users.length > 1 ? 'es' : ''} ${users.join(', ')}; delete them first`);
+    // Snapshots outlive nothing they cannot be listed by: the volume goes after them.
+    if (canSnapshotVolumes(this.backend)) {
+      const snapshots = await this.backend.listVolumeSnapshots(volumeKey(tenant, name)).catch((err: unknown) => {
+        // A cluster without snapshots has none of this volume.
+        if (err instanceof HutchError && err.kind === 'tier_unavailable') return [];
+        throw err;
+      });
+      if (snapshots.length > 0)
+        throw conflict(`volume "${name}" has snapshots (${snapshots.map((s) => s.name).join(', ')}); delete them first`);
+    }
     await this.backend.remove(volumeKey(tenant, name));
     await this.store.remove(tenant, name);
     this.log.info({ volume: name, tenant }, 'volume deleted');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CoreV1Api, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { HutchError } from '../../core/errors.js';
-import type { DiskUsage, VolumeBackend } from '../../core/provider.js';
+import type { DiskUsage, VolumeBackend, VolumeSnapshotInfo, VolumeSnapshotter } from '../../core/provider.js';
 import { withRetry } from './kube-errors.js';
 import { LABELS, MANAGED_BY } from './pod-spec.js';
 
@@ -14,13 +14,27 @@ export const PVC_SOURCE_PREFIX = 'pvc:';
  * that name it. The cluster provisions (or, with static PVs, binds) the storage; a claim that does
  * not bind keeps its pods from being scheduled, and their creates fail with the scheduler's reason.
  */
-export class KubeVolumes implements VolumeBackend {
+export class KubeVolumes implements VolumeBackend, VolumeSnapshotter {
   constructor(
     private readonly core: CoreV1Api,
     private readonly namespace: string,
     private readonly installation: string,
     private readonly storageClass: string | null,
+    /** VolumeSnapshots of the claims (kube-volume-snapshots.ts). */
+    private readonly snapshots: VolumeSnapshotter,
   ) {}
+
+  snapshotVolume(key: string, snapshot: string): Promise<VolumeSnapshotInfo> {
+    return this.snapshots.snapshotVolume(key, snapshot);
+  }
+
+  listVolumeSnapshots(key: string): Promise<VolumeSnapshotInfo[]> {
+    return this.snapshots.listVolumeSnapshots(key);
+  }
+
+  deleteVolumeSnapshot(key: string, snapshot: string): Promise<void> {
+    return this.snapshots.deleteVolumeSnapshot(key, snapshot);
+  }
 
   /** The claim of a volume key (`name` or `name@tenant`): readable, and unique by a digest of the key. */
   static claimName(key: string): string {

@@ -34,6 +34,7 @@ import { buildPod, CONTAINER_NAME, installationSelector, LABELS, podName } from 
 import { PodWatch } from './pod-watch.js';
 import { buildNetworkPolicy, policyName } from './network-policy.js';
 import { PVC_SOURCE_PREFIX } from './kube-volumes.js';
+import { quantity } from './quantity.js';
 
 /**
  * The Kubernetes provider: a sandbox is a Pod in one namespace (pod-spec.ts), its image the
@@ -545,26 +546,4 @@ function startState(pod: V1Pod, image: string, unschedulableMs: number): StartRe
 function waitingReason(pod: V1Pod | undefined): string | null {
   const waiting = pod?.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME)?.state?.waiting;
   return waiting?.reason ?? null;
-}
-
-/**
- * A Kubernetes quantity ("2", "500m", "8Gi", "16384Ki") as a number of units. By hand: the
- * client's quantityToScalar is not exported from its package index.
- */
-function quantity(text: string): number {
-  const match = /^([0-9.]+)([a-zA-Z]*)$/.exec(text.trim());
-  if (!match) return 0;
-  const factor: Record<string, number> = {
-    '': 1,
-    m: 1e-3,
-    k: 1e3,
-    M: 1e6,
-    G: 1e9,
-    T: 1e12,
-    Ki: 2 ** 10,
-    Mi: 2 ** 20,
-    Gi: 2 ** 30,
-    Ti: 2 ** 40,
-  };
-  return Number(match[1]) * (factor[match[2]!] ?? 1);
 }

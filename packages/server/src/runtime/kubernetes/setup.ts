@@ -7,6 +7,8 @@ import type { Logger } from '../../core/logger.js';
 import type { Isolation } from '../../core/sandbox.js';
 import type { MetaStore } from '../../core/stores.js';
 import type { VolumeBackend } from '../../core/provider.js';
+import { Discovery } from './discovery.js';
+import { KubeVolumeSnapshots } from './kube-volume-snapshots.js';
 import { KubeVolumes } from './kube-volumes.js';
 import { KubernetesProvider } from './kubernetes-provider.js';
 import { PodImages } from './pod-images.js';
@@ -27,6 +29,8 @@ export interface KubernetesSettings {
   cpuRequestRatio?: number;
   /** StorageClass of volume claims (default: the cluster's default StorageClass). */
   volumeStorageClass?: string;
+  /** VolumeSnapshotClass of volume snapshots (default: the cluster's default class for the driver). */
+  volumeSnapshotClass?: string;
   /** activeDeadlineSeconds = TTL + this (default 3600): ends pods whose TTL passed while the server was down. */
   ttlBackstopSeconds?: number;
 }
@@ -117,9 +121,18 @@ export async function setupKubernetes(options: {
       imageImport: images.importing,
       cpuRequestRatio,
       volumeStorageClass: settings.volumeStorageClass ?? null,
+      volumeSnapshotClass: settings.volumeSnapshotClass ?? null,
       ttlBackstopSeconds: settings.ttlBackstopSeconds ?? 3600,
     },
   };
-  const volumes = new KubeVolumes(config.makeApiClient(CoreV1Api), namespace, options.installation, settings.volumeStorageClass ?? null);
+  const discovery = new Discovery(config);
+  const snapshots = new KubeVolumeSnapshots(config, discovery, namespace, options.installation, settings.volumeSnapshotClass ?? null);
+  const volumes = new KubeVolumes(
+    config.makeApiClient(CoreV1Api),
+    namespace,
+    options.installation,
+    settings.volumeStorageClass ?? null,
+    snapshots,
+  );
   return { provider, volumes, capacity, posture };
 }
