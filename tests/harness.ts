@@ -85,6 +85,14 @@ export interface ExtraServerOptions {
   /** pino level of the server's own log (default warn). */
   logLevel?: string;
   secretsKeyFile?: string;
+  /** Webhooks and preview feedback (tests/previews.test.ts). */
+  githubWebhookSecrets?: string[];
+  gitlabWebhookTokens?: string[];
+  githubToken?: string;
+  gitlabToken?: string;
+  githubApiUrl?: string;
+  gitlabApiUrl?: string;
+  previewJanitorIntervalSeconds?: number;
 }
 
 export function launch(

@@ -82,6 +82,16 @@ export type Invocation =
       otlpEndpoint?: string;
       secretsKeyFile?: string;
       adminKeyFile?: string;
+      githubWebhookSecrets?: string[];
+      gitlabWebhookTokens?: string[];
+      /** Read by the server command (parsing reads no files). */
+      githubTokenFile?: string;
+      gitlabTokenFile?: string;
+      githubApiUrl?: string;
+      gitlabApiUrl?: string;
+      previewApprovalLabel?: string;
+      previewKeepLabel?: string;
+      previewJanitorIntervalSeconds?: number;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }
@@ -138,6 +148,21 @@ export type Invocation =
   | { kind: 'env-down'; ids: string[] }
   | { kind: 'env-logs'; id: string; service?: string; tail?: number }
   | { kind: 'env-update'; id: string; keep?: boolean; ttl?: { idle?: string | null; delete?: string | null }; json: boolean }
+  | { kind: 'hooks-deliveries'; filter: HookDeliveryQuery; limit?: number; cursor?: string; json: boolean }
+  | { kind: 'hooks-previews'; json: boolean }
+  | { kind: 'hooks-approve'; provider: 'github' | 'gitlab'; repository: string; number: number; sha?: string; json: boolean }
+  | {
+      kind: 'hooks-project-add';
+      provider: 'github' | 'gitlab';
+      repository: string;
+      tenant?: string;
+      cloneUrl?: string;
+      branches?: string[];
+      variables?: Record<string, string>;
+      json: boolean;
+    }
+  | { kind: 'hooks-project-ls'; json: boolean }
+  | { kind: 'hooks-project-rm'; ids: string[] }
   | { kind: 'audit'; filter: AuditQuery; limit?: number; cursor?: string; export: boolean; json: boolean }
   | { kind: 'logs'; id: string; follow: boolean; since?: string; after?: number; tail?: number; timestamps: boolean; json: boolean }
   | { kind: 'secret-put'; name: string; source: SecretSource; tenant?: string; json: boolean }
@@ -160,3 +185,14 @@ export type SecretSource = { kind: 'value'; value: string } | { kind: 'file'; pa
 
 /** What `parse()` returns: an invocation to run, or help/version text that was already printed. */
 export type Parsed = { kind: 'invocation'; connection: Connection; invocation: Invocation } | { kind: 'help' };
+
+/** The filters of `hutch hooks deliveries`. */
+export interface HookDeliveryQuery {
+  provider?: 'github' | 'gitlab';
+  outcome?: string;
+  repository?: string;
+  number?: number;
+  environment?: string;
+  since?: string;
+  tenant?: string;
+}

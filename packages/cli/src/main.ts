@@ -110,6 +110,18 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/snapshots.js')).gc(client(connection), inv);
     case 'audit':
       return (await import('./commands/audit.js')).audit(client(connection), inv);
+    case 'hooks-deliveries':
+      return (await import('./commands/hooks.js')).deliveries(client(connection), inv);
+    case 'hooks-previews':
+      return (await import('./commands/hooks.js')).previews(client(connection), inv);
+    case 'hooks-approve':
+      return (await import('./commands/hooks.js')).approve(client(connection), inv);
+    case 'hooks-project-add':
+      return (await import('./commands/hooks.js')).projectAdd(client(connection), inv);
+    case 'hooks-project-ls':
+      return (await import('./commands/hooks.js')).projectList(client(connection), inv);
+    case 'hooks-project-rm':
+      return (await import('./commands/hooks.js')).projectRemove(client(connection), inv);
     case 'logs':
       return (await import('./commands/audit.js')).logs(client(connection), inv);
     case 'env-up':

@@ -25,7 +25,7 @@ import {
   parseVolumeName,
   parseWhen,
 } from './args.js';
-import type { CommandSpec, Connection, Invocation, LifecycleAction, Overcommit, Parsed } from './invocation.js';
+import type { CommandSpec, Connection, HookDeliveryQuery, Invocation, LifecycleAction, Overcommit, Parsed } from './invocation.js';
 
 /** A command line that cannot be understood; the CLI exits with status 2. */
 export class UsageError extends Error {}
@@ -189,6 +189,28 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       '--admin-key-file <file>',
       'the admin API key in this file (read-only, e.g. a mounted Secret; adopted when the database does not know it). Default: <data-dir>/admin.key, generated on first start',
     )
+    .option(
+      '--github-webhook-secret <secret>',
+      'secret of GitHub webhook signatures for POST /v1/hooks/github (repeatable or a comma list: two during a rotation; env HUTCH_GITHUB_WEBHOOK_SECRET)',
+      collectList,
+    )
+    .option(
+      '--gitlab-webhook-token <token>',
+      'GitLab webhook secret token for POST /v1/hooks/gitlab (repeatable or a comma list; env HUTCH_GITLAB_WEBHOOK_TOKEN)',
+      collectList,
+    )
+    .option(
+      '--github-token-file <file>',
+      'a GitHub token (statuses, pull request comments, pull request state for the janitor); none: no feedback',
+    )
+    .option('--gitlab-token-file <file>', 'a GitLab token (commit statuses, merge request notes and state); none: no feedback')
+    .option('--github-api-url <url>', 'GitHub REST API base URL (default https://api.github.com; GitHub Enterprise: https://HOST/api/v3)')
+    .option('--gitlab-api-url <url>', 'GitLab REST API base URL (default https://gitlab.com/api/v4)')
+    .option('--preview-approval-label <label>', "the label approving a fork's pull request (default hutch:approved)")
+    .option('--preview-keep-label <label>', 'the label pinning a preview environment (default hutch:keep)')
+    .option('--preview-janitor-interval <seconds>', 'how often the janitor asks the git host about open previews (default 600)', (v) =>
+      parseNumber(v, '--preview-janitor-interval', 1, 86_400, false),
+    )
     .addHelpText(
       'after',
       example(
@@ -199,6 +221,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         'sudo hutch server --audit-retention-days 365 --sandbox-log-cap 4096',
         'sudo hutch server --metrics-listen 10.0.0.5:9464 --otlp-endpoint http://127.0.0.1:4318',
         'sudo hutch server --preview-domain preview.example.com --env-idle-ttl 30m --env-delete-ttl 7d',
+        'sudo hutch server --github-webhook-secret "$SECRET" --github-token-file /etc/hutch/github-token',
       ),
     )
     .action(
@@ -239,9 +262,27 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         otlpEndpoint?: string;
         secretsKeyFile?: string;
         adminKeyFile?: string;
+        githubWebhookSecret?: string[];
+        gitlabWebhookToken?: string[];
+        githubTokenFile?: string;
+        gitlabTokenFile?: string;
+        githubApiUrl?: string;
+        gitlabApiUrl?: string;
+        previewApprovalLabel?: string;
+        previewKeepLabel?: string;
+        previewJanitorInterval?: number;
       }) =>
         set({
           kind: 'server',
+          ...(o.githubWebhookSecret ? { githubWebhookSecrets: o.githubWebhookSecret } : {}),
+          ...(o.gitlabWebhookToken ? { gitlabWebhookTokens: o.gitlabWebhookToken } : {}),
+          ...(o.githubTokenFile ? { githubTokenFile: o.githubTokenFile } : {}),
+          ...(o.gitlabTokenFile ? { gitlabTokenFile: o.gitlabTokenFile } : {}),
+          ...(o.githubApiUrl ? { githubApiUrl: o.githubApiUrl } : {}),
+          ...(o.gitlabApiUrl ? { gitlabApiUrl: o.gitlabApiUrl } : {}),
+          ...(o.previewApprovalLabel ? { previewApprovalLabel: o.previewApprovalLabel } : {}),
+          ...(o.previewKeepLabel ? { previewKeepLabel: o.previewKeepLabel } : {}),
+          ...(o.previewJanitorInterval !== undefined ? { previewJanitorIntervalSeconds: o.previewJanitorInterval } : {}),
           ...(o.auditRetentionDays !== undefined ? { auditRetentionDays: o.auditRetentionDays } : {}),
           ...(o.sandboxLogCap !== undefined ? { sandboxLogBytes: o.sandboxLogCap * 1024 } : {}),
           ...(o.gitAllowFileUrls ? { gitAllowFileUrls: true } : {}),
@@ -627,6 +668,129 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         });
       },
     );
+
+  const hooks = program
+    .command('hooks')
+    .description(
+      'git hosting webhooks: the delivery log, registered repositories (projects), preview environments and fork approvals (see docs/environments.md, "Webhooks")',
+    );
+  hooks
+    .command('deliveries')
+    .description(
+      "the webhook delivery log, newest first: what each delivery triggered or why it was ignored (your tenant's; admins: every tenant's)",
+    )
+    .option('--provider <p>', 'github or gitlab')
+    .option('--outcome <o>', 'rejected, duplicate, ignored, queued, awaiting-approval, superseded, deployed, failed or destroyed')
+    .option('--repository <owner/name>', 'one repository')
+    .option('--number <n>', 'one pull/merge request', (v) => parseNumber(v, '--number', 1, 2 ** 31, true))
+    .option('--environment <id>', 'deliveries that acted on this environment')
+    .option('--since <time>', 'from this time on: ISO 8601, or a duration back from now (1h, 7d)')
+    .option('--tenant <name>', 'admins: only this tenant')
+    .option('--limit <n>', 'entries per page (default 50, max 1000)', (v) => parseNumber(v, '--limit', 1, 1000, true))
+    .option('--cursor <c>', 'the next page (printed after a full page)')
+    .option('--json', 'print the page as JSON ({deliveries, nextCursor})')
+    .addHelpText(
+      'after',
+      example(
+        'hutch hooks deliveries',
+        'hutch hooks deliveries --repository acme/shop --number 42',
+        'hutch hooks deliveries --outcome rejected --json',
+      ),
+    )
+    .action(
+      (o: {
+        provider?: string;
+        outcome?: string;
+        repository?: string;
+        number?: number;
+        environment?: string;
+        since?: string;
+        tenant?: string;
+        limit?: number;
+        cursor?: string;
+        json?: boolean;
+      }) => {
+        if (o.provider !== undefined && o.provider !== 'github' && o.provider !== 'gitlab')
+          throw new ArgumentError(`--provider: "${o.provider}" is not github or gitlab`);
+        const { json: asJson, limit, cursor, ...filter } = o;
+        set({
+          kind: 'hooks-deliveries',
+          filter: Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== undefined)) as HookDeliveryQuery,
+          ...(limit !== undefined ? { limit } : {}),
+          ...(cursor !== undefined ? { cursor } : {}),
+          json: !!asJson,
+        });
+      },
+    );
+  hooks
+    .command('previews')
+    .description('preview environments driven by webhooks: pull request, commit, state, environment')
+    .option('--json', 'print JSON ({previews})')
+    .action((o: { json?: boolean }) => set({ kind: 'hooks-previews', json: !!o.json }));
+  hooks
+    .command('approve')
+    .description("approve a fork's pull request at a commit (default: the one waiting): it deploys")
+    .argument('<provider>', 'github or gitlab')
+    .argument('<repository>', 'owner/name')
+    .argument('<number>', 'pull/merge request number')
+    .option('--sha <sha>', 'the commit approved (default: the one waiting)')
+    .option('--json', 'print the preview as JSON')
+    .addHelpText('after', example('hutch hooks approve github acme/shop 42'))
+    .action((provider: string, repository: string, number: string, o: { sha?: string; json?: boolean }) => {
+      if (provider !== 'github' && provider !== 'gitlab') throw new ArgumentError(`provider: "${provider}" is not github or gitlab`);
+      set({
+        kind: 'hooks-approve',
+        provider,
+        repository,
+        number: parseNumber(number, 'number', 1, 2 ** 31, true),
+        ...(o.sha !== undefined ? { sha: o.sha } : {}),
+        json: !!o.json,
+      });
+    });
+  const projects = hooks.command('projects').description('repositories whose webhooks deploy environments, and the tenant that owns them');
+  projects
+    .command('add')
+    .description('admins: register a repository (its deliveries deploy environments in --tenant)')
+    .argument('<provider>', 'github or gitlab')
+    .argument('<repository>', 'owner/name (GitLab: group/subgroup/name)')
+    .option('--tenant <name>', 'the tenant owning its environments (default: yours)')
+    .option('--clone-url <url>', "fetch from here instead of the payload's clone URL (a mirror, or a URL with credentials)")
+    .option('--branch <name>', 'pushes to this branch deploy a branch environment (repeatable)', collectList)
+    .option('--var <K=V>', 'interpolation variable for its environments, never for forks (repeatable)', collectKv('var'))
+    .option('--json', 'print the project as JSON')
+    .addHelpText(
+      'after',
+      example('hutch hooks projects add github acme/shop --tenant shop-team', 'hutch hooks projects add gitlab group/app --branch main'),
+    )
+    .action(
+      (
+        provider: string,
+        repository: string,
+        o: { tenant?: string; cloneUrl?: string; branch?: string[]; var?: Record<string, string>; json?: boolean },
+      ) => {
+        if (provider !== 'github' && provider !== 'gitlab') throw new ArgumentError(`provider: "${provider}" is not github or gitlab`);
+        set({
+          kind: 'hooks-project-add',
+          provider,
+          repository,
+          ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
+          ...(o.cloneUrl !== undefined ? { cloneUrl: o.cloneUrl } : {}),
+          ...(o.branch ? { branches: o.branch } : {}),
+          ...(o.var ? { variables: o.var } : {}),
+          json: !!o.json,
+        });
+      },
+    );
+  projects
+    .command('ls')
+    .description('registered repositories')
+    .option('--json', 'print JSON ({projects})')
+    .action((o: { json?: boolean }) => set({ kind: 'hooks-project-ls', json: !!o.json }));
+  projects
+    .command('rm')
+    .description('admins: unregister repositories (their environments stay until closed or deleted)')
+    .argument('<id...>', 'project ids (prj-…)')
+    .action((ids: string[]) => set({ kind: 'hooks-project-rm', ids }));
 
   const keys = program
     .command('keys')

@@ -9,6 +9,7 @@ import { ApiKeys } from './keys.js';
 import { Pools } from './pools.js';
 import { Tenants } from './tenants.js';
 import { Audit } from './audit.js';
+import { Hooks } from './hooks.js';
 import { Environments } from './environments.js';
 import { fetchUsage, type UsageOptions, type UsageReport } from './observability.js';
 import { Secrets } from './secrets.js';
@@ -45,6 +46,8 @@ export class Hutch {
   readonly audit: Audit;
   /** Compose projects as sets of sandboxes on a private network. */
   readonly environments: Environments;
+  /** Git hosting webhooks: the delivery log, projects, previews, fork approvals. */
+  readonly hooks: Hooks;
   private readonly transport: Transport;
 
   constructor(options: ConnectionOptions = {}) {
@@ -59,6 +62,7 @@ export class Hutch {
     this.tenants = new Tenants(this.transport);
     this.audit = new Audit(this.transport);
     this.environments = new Environments(this.transport);
+    this.hooks = new Hooks(this.transport);
   }
 
   /** The resolved connection (URL, whether a key is set, default timeout). */

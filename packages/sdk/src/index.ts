@@ -70,6 +70,16 @@ export {
 export { Pools, type PoolInfo, type PoolSpec } from './pools.js';
 export { Audit, type AuditEntry, type AuditExportOptions, type AuditFilter, type AuditListOptions, type AuditPage } from './audit.js';
 export {
+  Hooks,
+  type HookDelivery,
+  type HookDeliveryFilter,
+  type HookDeliveryPage,
+  type HookProject,
+  type HookProjectCreate,
+  type HookProvider,
+  type Preview,
+} from './hooks.js';
+export {
   Environments,
   type EnvironmentCreateParams,
   type EnvironmentInfo,

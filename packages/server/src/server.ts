@@ -45,6 +45,10 @@ import { parseTtl } from './environments/ttl.js';
 import { ImageBuilder } from './core/image-builder.js';
 import { SandboxCopier } from './core/sandbox-copy.js';
 import { SqliteEnvironmentStore } from './store/environment-repo.js';
+import { HookService } from './core/hook-service.js';
+import { DEFAULT_PREVIEW_OPTIONS, PreviewService } from './core/preview-service.js';
+import { SqlDeliveryStore, SqlPreviewStore, SqlProjectStore } from './store/hook-repo.js';
+import { GitHostClient, GITHUB_API_URL, GITLAB_API_URL } from './hooks/git-host-client.js';
 import { portUrl } from './core/port-access.js';
 import { SecretCipher } from './core/secret-cipher.js';
 import { redactingLogHook, SecretRedaction } from './core/secret-redaction.js';
@@ -128,6 +132,30 @@ export interface ServerOptions {
   previewDomain?: string;
   /** The admin key in a read-only file (e.g. a mounted Kubernetes Secret); default <dataDir>/admin.key, generated. */
   adminKeyFile?: string;
+  /** Secrets of GitHub webhook signatures (two during a rotation); env HUTCH_GITHUB_WEBHOOK_SECRET (comma list). */
+  githubWebhookSecrets?: string[];
+  /** GitLab webhook tokens (two during a rotation); env HUTCH_GITLAB_WEBHOOK_TOKEN (comma list). */
+  gitlabWebhookTokens?: string[];
+  /** Tokens for preview feedback and the janitor (statuses, comments, pull request state); none: no feedback. */
+  githubToken?: string;
+  gitlabToken?: string;
+  /** REST API base URLs (default https://api.github.com, https://gitlab.com/api/v4). */
+  githubApiUrl?: string;
+  gitlabApiUrl?: string;
+  /** The label approving a fork's pull request (default hutch:approved) and the one pinning a preview (hutch:keep). */
+  previewApprovalLabel?: string;
+  previewKeepLabel?: string;
+  /** How often the preview janitor asks the git host about open previews (default 600 s). */
+  previewJanitorIntervalSeconds?: number;
+}
+
+/** A repeated option or a comma list, and an environment variable's comma list, without blanks. */
+export function secretList(given: string[] | undefined, env: string | undefined): string[] {
+  const all = given && given.length > 0 ? given : env ? [env] : [];
+  return all
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 /** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all addresses) → host and port. */
@@ -370,16 +398,50 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     ...envTtls,
     ...(options.envSweepIntervalMs !== undefined ? { sweepIntervalMs: options.envSweepIntervalMs } : {}),
   });
+  // Webhooks → preview environments (issue 8): deliveries, projects, the reconciler and its janitor.
+  const deliveryStore = new SqlDeliveryStore(db);
+  const projectStore = new SqlProjectStore(db);
+  const previews = new PreviewService(
+    new SqlPreviewStore(db),
+    projectStore,
+    deliveryStore,
+    environments,
+    new GitHostClient({
+      github: { apiUrl: options.githubApiUrl ?? GITHUB_API_URL, token: options.githubToken ?? null },
+      gitlab: { apiUrl: options.gitlabApiUrl ?? GITLAB_API_URL, token: options.gitlabToken ?? null },
+    }),
+    logger,
+    {
+      ...DEFAULT_PREVIEW_OPTIONS,
+      ...(options.previewApprovalLabel ? { approvalLabel: options.previewApprovalLabel } : {}),
+      ...(options.previewKeepLabel ? { keepLabel: options.previewKeepLabel } : {}),
+      ...(options.previewJanitorIntervalSeconds ? { janitorIntervalMs: options.previewJanitorIntervalSeconds * 1000 } : {}),
+    },
+  );
+  const hooks = new HookService(
+    deliveryStore,
+    projectStore,
+    previews,
+    {
+      github: secretList(options.githubWebhookSecrets, process.env.HUTCH_GITHUB_WEBHOOK_SECRET),
+      gitlab: secretList(options.gitlabWebhookTokens, process.env.HUTCH_GITLAB_WEBHOOK_TOKEN),
+    },
+    (tenant) => tenants.require(tenant),
+    logger,
+  );
 
   await sandboxes.reconcile();
   audit.start();
   await environments.reconcile();
+  previews.lifecycle = environmentLifecycle;
+  await previews.resume();
   await runtime.startBackground();
   sandboxes.startReaper();
   await pools.load();
   pools.start();
   meter.start();
   environmentLifecycle.start();
+  previews.start();
 
   const info = async (): Promise<Record<string, unknown>> => ({
     version: VERSION,
@@ -421,6 +483,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       audit,
       logs,
       secrets,
+      hooks,
+      previews,
       info,
     },
     logger,
@@ -488,6 +552,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
+      await previews.close();
       await environmentLifecycle.stop();
       await environments.shutdown();
       await pools.close();

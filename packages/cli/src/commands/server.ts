@@ -12,15 +12,30 @@ export async function server(opts: {
   auditRetentionDays?: number;
   sandboxLogBytes?: number;
   metricsTokenFile?: string;
+  githubTokenFile?: string;
+  gitlabTokenFile?: string;
 }): Promise<number> {
   const { runServer } = await import('@hutch/server');
-  const { metricsTokenFile, ...rest } = opts;
+  const { metricsTokenFile, githubTokenFile, gitlabTokenFile, ...rest } = opts;
   let metricsToken: string | undefined;
   if (metricsTokenFile) {
     metricsToken = (await readFile(metricsTokenFile, 'utf8')).trim();
     if (metricsToken.length < 16) throw new Error(`--metrics-token-file: ${metricsTokenFile} holds no token of at least 16 characters`);
   }
-  const running = await runServer({ ...rest, ...(metricsToken ? { metricsToken } : {}) });
+  const tokenFrom = async (file: string | undefined, flag: string): Promise<string | undefined> => {
+    if (!file) return undefined;
+    const token = (await readFile(file, 'utf8')).trim();
+    if (!token) throw new Error(`${flag}: ${file} is empty`);
+    return token;
+  };
+  const githubToken = await tokenFrom(githubTokenFile, '--github-token-file');
+  const gitlabToken = await tokenFrom(gitlabTokenFile, '--gitlab-token-file');
+  const running = await runServer({
+    ...rest,
+    ...(metricsToken ? { metricsToken } : {}),
+    ...(githubToken ? { githubToken } : {}),
+    ...(gitlabToken ? { gitlabToken } : {}),
+  });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (): void => {

@@ -14,6 +14,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The least role the route needs (default: read-only for GET, member otherwise). */
     minRole?: Role;
+    /** A webhook receiver: authenticated by the delivery's signature, not by an API key. */
+    webhook?: boolean;
   }
 }
 
@@ -28,6 +30,7 @@ const OBJECT_RULES: Array<{ pattern: RegExp; check: (s: Services, c: Caller, p: 
   { pattern: /^\/templates\/:templateID$/, check: (s, c, p) => s.snapshots.getFor(c, p.templateID ?? '') },
   { pattern: /^\/v1\/keys\/:id(\/|$)/, check: (s, c, p) => s.keys.get(c, p.id ?? '') },
   { pattern: /^\/v1\/environments\/:id(\/|$)/, check: (s, c, p) => s.environments.visible(c, p.id ?? '') },
+  { pattern: /^\/v1\/hooks\/projects\/:id$/, check: (s, c, p) => s.hooks.project(c, p.id ?? '') },
 ];
 
 /** Routes whose parameter is a name in the caller's tenant (or `?tenant=` for admins), resolved by the handler. */

@@ -17,6 +17,7 @@ import { keyRoutes } from './routes/keys.js';
 import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { environmentRoutes } from './routes/environments.js';
+import { hookReceiverRoutes, hookRoutes } from './routes/hooks.js';
 import { observabilityRoutes } from './routes/observability.js';
 import { secretRoutes } from './routes/secrets.js';
 import { callerFromKey, trackRequest } from './caller.js';
@@ -103,6 +104,8 @@ export async function buildApp(
   app.addHook('preHandler', audit.preHandler);
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/v1/')) return;
+    // Webhook receivers authenticate the delivery itself (signature or token: core/hook-service.ts).
+    if (req.routeOptions.config.webhook === true) return;
     const header = req.headers.authorization ?? '';
     let key = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     if (!key && req.headers.upgrade === 'websocket') key = new URL(req.url, 'http://x').searchParams.get('token') ?? '';
@@ -138,6 +141,8 @@ export async function buildApp(
   await app.register(tenantRoutes(services));
   await app.register(poolRoutes(services));
   await app.register(environmentRoutes(services));
+  await app.register(hookReceiverRoutes(services));
+  await app.register(hookRoutes(services));
   await app.register(secretRoutes(services));
   await app.register(processRoutes(services));
   await app.register(fileTransferRoutes(services));

@@ -96,6 +96,11 @@ const RULES: Record<string, Rule> = {
   'POST /v1/environments': { action: 'environment.create' },
   'DELETE /v1/environments/:': { action: 'environment.delete' },
   'PATCH /v1/environments/:': { action: 'environment.update' },
+  'POST /v1/hooks/github': { action: 'hook.github' },
+  'POST /v1/hooks/gitlab': { action: 'hook.gitlab' },
+  'POST /v1/hooks/projects': { action: 'hook.project.create', target: bodyField('repository') },
+  'DELETE /v1/hooks/projects/:': { action: 'hook.project.delete' },
+  'POST /v1/hooks/approvals': { action: 'hook.approve', target: bodyField('repository') },
   'PUT /v1/secrets/:': { action: 'secret.put' },
   'DELETE /v1/secrets/:': { action: 'secret.delete' },
   // The E2B control plane: the same actions; `route` tells the two apart.

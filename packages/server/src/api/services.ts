@@ -15,6 +15,8 @@ import type { EnvironmentLifecycle } from '../core/environment-lifecycle.js';
 import type { UsageMeter } from '../core/usage-meter.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SecretService } from '../core/secret-service.js';
+import type { HookService } from '../core/hook-service.js';
+import type { PreviewService } from '../core/preview-service.js';
 
 /** Everything the HTTP adapter may call. */
 export interface Services {
@@ -39,5 +41,9 @@ export interface Services {
   /** Prometheus registry (GET /metrics) and request counting. */
   metrics: ServerMetrics;
   secrets: SecretService;
+  /** Webhook deliveries and projects. */
+  hooks: HookService;
+  /** Preview environments driven by webhooks. */
+  previews: PreviewService;
   info: () => Promise<Record<string, unknown>>;
 }

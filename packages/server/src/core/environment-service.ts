@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { loadComposeProject } from '../environments/load.js';
@@ -343,6 +343,60 @@ export class EnvironmentService {
     }
   }
 
+  /**
+   * Replaces the services of a git-sourced environment with those of another commit (a push to its
+   * pull request): the same id, the volumes it owns kept with their data (those the new Compose
+   * file no longer declares are removed), new sandboxes — so new sandbox ids, and the URLs in the
+   * record and in the PREVIEW_* variables follow. A bring-up in flight (an older commit's) is
+   * cancelled. The new source is fetched and validated first: if that fails (400), the
+   * environment is left as it was.
+   */
+  async redeploy(
+    id: string,
+    input: Pick<CreateEnvironmentInput, 'variables' | 'prNumber' | 'profiles'> & { source: { git: { url: string; ref: string } } },
+    caller: Caller,
+  ): Promise<EnvironmentRecord> {
+    if (!ENVIRONMENT_ID_PATTERN.test(id)) throw invalidArgument(`id: "${id.slice(0, 40)}" is not an environment id`);
+    for (const key of Object.keys(input.variables ?? {}))
+      if (key.startsWith('PREVIEW_')) throw invalidArgument(`variables.${key}: PREVIEW_* variables are set by Hutch`);
+    return this.locks.run(id, async () => {
+      const old = await this.store.get(id);
+      if (!old || old.state === 'deleted' || old.state === 'deleting') throw notFound(`environment ${id} not found`);
+      const next = join(this.workDir(id), 'next');
+      await rm(next, { recursive: true, force: true });
+      let prepared: Prepared;
+      try {
+        prepared = await this.prepare(id, next, { ...input, ...(old.name !== null ? { name: old.name } : {}) }, caller);
+      } catch (err) {
+        await rm(next, { recursive: true, force: true });
+        throw err;
+      }
+      const kept = new Set(prepared.record.volumes.map((v) => v.volume));
+      await this.teardown(old, (v) => !kept.has(v.volume));
+      // The new services take the same names in the environment's peer group: the old ones must have left it.
+      for (const service of old.services) await this.sandboxes.tornDown(service.sandboxId);
+      const src = join(this.workDir(id), 'src');
+      await rm(src, { recursive: true, force: true });
+      await rename(next, src);
+      const record = prepared.record;
+      record.createdAt = old.createdAt;
+      record.owner = old.owner;
+      await this.store.update(id, {
+        state: 'creating',
+        error: null,
+        services: record.services,
+        volumes: record.volumes,
+        url: record.url,
+        gitSha: record.gitSha,
+        warnings: record.warnings,
+      });
+      const answer = structuredClone(record);
+      this.startBringup(prepared, caller);
+      this.log.info({ environment: id, gitSha: record.gitSha }, 'environment redeployed');
+      return answer;
+    });
+  }
+
   // ---- bring-up ----
 
   private startBringup(prepared: Prepared, caller: Caller): void {
@@ -361,6 +415,14 @@ export class EnvironmentService {
     try {
       for (const v of record.volumes.filter((v) => v.owned)) {
         const spec = model.volumes.find((m) => m.name === v.name);
+        // A redeploy keeps the volumes it already has (and their data).
+        if (
+          await this.volumes.get(caller.tenant, v.volume).then(
+            () => true,
+            () => false,
+          )
+        )
+          continue;
         await this.volumes.create(caller.tenant, {
           name: v.volume,
           ...(spec?.sizeMiB ? { sizeMiB: spec.sizeMiB } : {}),
@@ -748,25 +810,29 @@ export class EnvironmentService {
       if (!record) throw notFound(`environment ${id} not found`);
       if (record.state === 'deleted') return;
       await this.store.update(id, { state: 'deleting' });
-      const bringup = this.bringups.get(id);
-      if (bringup) {
-        bringup.controller.abort();
-        await bringup.done;
-      }
-      for (const service of record.services) {
-        await this.sandboxes.delete(service.sandboxId).catch((err: unknown) => {
-          if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
-        });
-      }
-      for (const v of record.volumes.filter((v) => v.owned)) {
-        await this.volumes.delete(record.tenant, v.volume).catch((err: unknown) => {
-          if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
-        });
-      }
+      await this.teardown(record, () => true);
       await rm(this.workDir(id), { recursive: true, force: true });
       await this.store.update(id, { state: 'deleted' });
       this.log.info({ environment: id }, 'environment deleted');
     });
+  }
+
+  /**
+   * Stops the bring-up, deletes the sandboxes and the owned volumes `removeVolume` picks; what is
+   * already gone counts as done.
+   */
+  private async teardown(record: EnvironmentRecord, removeVolume: (v: EnvironmentVolume) => boolean): Promise<void> {
+    const bringup = this.bringups.get(record.id);
+    if (bringup) {
+      bringup.controller.abort();
+      await bringup.done;
+    }
+    const gone = (err: unknown): void => {
+      if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
+    };
+    for (const service of record.services) await this.sandboxes.delete(service.sandboxId).catch(gone);
+    for (const v of record.volumes.filter((v) => v.owned && removeVolume(v)))
+      await this.volumes.delete(record.tenant, v.volume).catch(gone);
   }
 
   /** The last lines of each service's output (or one service's). */

@@ -30,3 +30,10 @@ function randomSuffix(length: number): string {
 export function isSandboxId(value: string): boolean {
   return SANDBOX_ID_PATTERN.test(value);
 }
+
+/** Webhook project ids: `prj-` and 16 characters of [a-z0-9]. */
+export const PROJECT_ID_PATTERN = /^prj-[a-z0-9]{16}$/;
+
+export function newProjectId(): string {
+  return `prj-${randomSuffix(16)}`;
+}

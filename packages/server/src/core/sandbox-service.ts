@@ -1139,6 +1139,14 @@ export class SandboxService {
     this.log.error({ sandbox: id, err: (err as Error).message }, 'timeout action failed');
   }
 
+  /**
+   * Waits for the background teardown of a deleted sandbox (its network, names in its peer group,
+   * mounts) to end; at once when there is none. A redeployed environment waits before reusing names.
+   */
+  async tornDown(id: string): Promise<void> {
+    await this.teardowns.get(id);
+  }
+
   /** Waits for the teardowns of deleted sandboxes still in progress (server shutdown). */
   async settle(): Promise<void> {
     await Promise.all(this.teardowns.values());

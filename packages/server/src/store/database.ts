@@ -213,6 +213,65 @@ export interface SecretTable {
   updated_at: number;
 }
 
+/** 0011: a repository whose webhooks deploy environments in a tenant (core/hooks.ts). */
+export interface HookProjectTable {
+  id: string;
+  provider: string;
+  repository: string;
+  tenant: string;
+  clone_url: string | null;
+  branches: string;
+  variables: string;
+  created_at: number;
+}
+
+/** 0011: one webhook delivery as received. */
+export interface HookDeliveryTable {
+  id: Generated<number>;
+  provider: string;
+  delivery_id: string | null;
+  event: string;
+  action: string | null;
+  repository: string | null;
+  number: number | null;
+  sha: string | null;
+  signature_ok: number;
+  duplicate_of: number | null;
+  outcome: string;
+  reason: string | null;
+  target_key: string | null;
+  environment_id: string | null;
+  tenant: string | null;
+  feedback: string | null;
+  time: number;
+  updated_at: number;
+}
+
+/** 0011: the environment of one pull/merge request or branch. */
+export interface PreviewTable {
+  key: string;
+  provider: string;
+  repo_id: string;
+  repository: string;
+  number: number | null;
+  branch: string | null;
+  tenant: string;
+  environment_id: string | null;
+  state: string;
+  sha: string;
+  deployed_sha: string | null;
+  clone_url: string;
+  fetch_ref: string;
+  fork: number;
+  approved_sha: string | null;
+  labels: string;
+  keep: number;
+  comment_id: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -234,6 +293,9 @@ export interface Schema {
   usage_hourly: UsageHourlyTable;
   usage_meters: UsageMeterTable;
   secrets: SecretTable;
+  hook_projects: HookProjectTable;
+  hook_deliveries: HookDeliveryTable;
+  previews: PreviewTable;
   _placeholder?: { id: Generated<number> };
 }
 

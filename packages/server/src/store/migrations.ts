@@ -271,6 +271,77 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('environments_tenant').on('environments').columns(['tenant', 'state']).execute();
     },
   },
+  // Git hosting webhooks (issue 8): projects (repository → tenant), every delivery received, and
+  // the preview environment of each pull/merge request. Portable SQL only (PostgreSQL too): ms
+  // timestamps as bigint, booleans as integer 0/1, JSON as text.
+  '0011_hooks': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('hook_projects')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('repository', 'text', (c) => c.notNull())
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('clone_url', 'text')
+        // JSON string[] / Record<string, string>.
+        .addColumn('branches', 'text', (c) => c.notNull())
+        .addColumn('variables', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('hook_projects_repository').unique().on('hook_projects').columns(['provider', 'repository']).execute();
+      await db.schema
+        .createTable('hook_deliveries')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('delivery_id', 'text')
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('action', 'text')
+        .addColumn('repository', 'text')
+        .addColumn('number', 'integer')
+        .addColumn('sha', 'text')
+        .addColumn('signature_ok', 'integer', (c) => c.notNull())
+        .addColumn('duplicate_of', 'integer')
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('target_key', 'text')
+        .addColumn('environment_id', 'text')
+        .addColumn('tenant', 'text')
+        .addColumn('feedback', 'text')
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // One first delivery per id (replays are rows of their own, marked duplicate_of).
+      await sql`CREATE UNIQUE INDEX hook_deliveries_once ON hook_deliveries (provider, delivery_id)
+                WHERE signature_ok = 1 AND duplicate_of IS NULL`.execute(db);
+      await db.schema.createIndex('hook_deliveries_tenant').on('hook_deliveries').columns(['tenant', 'id']).execute();
+      await db.schema.createIndex('hook_deliveries_time').on('hook_deliveries').column('time').execute();
+      await db.schema
+        .createTable('previews')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('repository', 'text', (c) => c.notNull())
+        .addColumn('number', 'integer')
+        .addColumn('branch', 'text')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('environment_id', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('sha', 'text', (c) => c.notNull())
+        .addColumn('deployed_sha', 'text')
+        .addColumn('clone_url', 'text', (c) => c.notNull())
+        .addColumn('fetch_ref', 'text', (c) => c.notNull())
+        .addColumn('fork', 'integer', (c) => c.notNull())
+        .addColumn('approved_sha', 'text')
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('keep', 'integer', (c) => c.notNull())
+        .addColumn('comment_id', 'text')
+        .addColumn('error', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('previews_tenant').on('previews').columns(['tenant', 'state']).execute();
+    },
+  },
   // Usage accounting (issue 7): per-tenant totals by hour, and each running sandbox's meter (its
   // counters as last accounted), so a restart neither loses nor double-counts what ran meanwhile.
   '0009_usage': {

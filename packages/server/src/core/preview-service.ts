@@ -1,0 +1,478 @@
+import { type HookIntent, targetKey } from '../hooks/events.js';
+import type { EnvironmentService } from './environment-service.js';
+import type { EnvironmentRecord } from './environment.js';
+import { isHutchError, notFound } from './errors.js';
+import type {
+  CommitState,
+  DeliveryOutcome,
+  DeliveryStore,
+  GitHost,
+  HookProvider,
+  PreviewRecord,
+  PreviewStore,
+  ProjectRecord,
+  ProjectStore,
+} from './hooks.js';
+import type { Logger } from './logger.js';
+import { type LatestTask, LatestWinsQueue } from './preview-queue.js';
+import { type Caller, requireVisible } from './tenancy.js';
+
+/**
+ * The preview reconciler: turns deploy and destroy intents of verified webhook deliveries into
+ * environments, one per pull/merge request (or configured branch), keyed by (provider, repository
+ * id, number). One serial queue per key where the newest commit wins (core/preview-queue.ts): a
+ * waiting older commit is dropped, an in-flight bring-up of an older commit is cancelled by the
+ * redeploy of the newer one. Upsert = create if the key has no live environment, else redeploy at
+ * the new commit (same environment id, volumes kept). Destroy is idempotent (nothing to destroy
+ * is a success). Fork pull requests get no project variables and wait for approval (a label or
+ * POST /v1/hooks/approvals). Progress goes back to the git host as a commit status and one pull
+ * request comment edited in place; feedback failures are recorded on the delivery, never fail the
+ * deployment. A periodic janitor destroys previews whose pull request is closed or gone.
+ */
+export interface PreviewOptions {
+  /** The label that approves a fork's pull request (default `hutch:approved`). */
+  approvalLabel: string;
+  /** The label that pins a preview: no destroy on close, none by the janitor (default `hutch:keep`). */
+  keepLabel: string;
+  /** How often the janitor runs (default 10 minutes). */
+  janitorIntervalMs: number;
+  /** Deliveries older than this are pruned by the janitor (default 30 days). */
+  deliveryRetentionMs: number;
+  /** How often a bring-up is polled for its outcome (default 1 s). */
+  pollMs?: number;
+}
+
+export const DEFAULT_PREVIEW_OPTIONS: PreviewOptions = {
+  approvalLabel: 'hutch:approved',
+  keepLabel: 'hutch:keep',
+  janitorIntervalMs: 10 * 60_000,
+  deliveryRetentionMs: 30 * 86_400_000,
+};
+
+/** A bring-up watched for longer than this is reported as failed (it goes on). */
+const WATCH_LIMIT_MS = 60 * 60_000;
+
+export interface Submitted {
+  outcome: DeliveryOutcome;
+  reason: string | null;
+  key: string | null;
+  environmentId: string | null;
+}
+
+export interface ApprovalInput {
+  provider: HookProvider;
+  repository: string;
+  number: number;
+  /** The commit approved (default: the one waiting). */
+  sha?: string;
+}
+
+type DeployIntent = Extract<HookIntent, { kind: 'deploy' }>;
+type DestroyIntent = Extract<HookIntent, { kind: 'destroy' }>;
+
+function short(sha: string | null): string {
+  return sha ? sha.slice(0, 7) : '(none)';
+}
+
+export class PreviewService {
+  private readonly queue: LatestWinsQueue;
+  private janitor: NodeJS.Timeout | null = null;
+  private janitorRun: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly store: PreviewStore,
+    private readonly projects: ProjectStore,
+    private readonly deliveries: DeliveryStore,
+    private readonly environments: EnvironmentService,
+    private readonly host: GitHost,
+    private readonly log: Logger,
+    private readonly options: PreviewOptions = DEFAULT_PREVIEW_OPTIONS,
+  ) {
+    this.queue = new LatestWinsQueue((key, task, err) =>
+      this.log.error({ preview: key, task: task.label, err: (err as Error).message }, 'preview task failed'),
+    );
+  }
+
+  list(tenant: string | null): Promise<PreviewRecord[]> {
+    return this.store.list(tenant);
+  }
+
+  /** Whether work runs or waits for a preview (tests, diagnostics). */
+  busy(key: string): boolean {
+    return this.queue.busy(key);
+  }
+
+  /** Acts on the intent of a verified delivery of `project`'s repository; answers at once (the work is queued). */
+  async submit(intent: DeployIntent | DestroyIntent, project: ProjectRecord, deliveryId: number | null): Promise<Submitted> {
+    const key = targetKey(intent.target);
+    const existing = await this.store.get(key);
+    if (intent.kind === 'destroy') {
+      if (!existing || existing.state === 'destroyed')
+        return this.settle(deliveryId, {
+          outcome: 'destroyed',
+          reason: `${intent.reason}: no environment (nothing to do)`,
+          key,
+          environmentId: null,
+        });
+      if (existing.keep)
+        return this.settle(deliveryId, {
+          outcome: 'ignored',
+          reason: `${intent.reason}, but the preview is kept (label ${this.options.keepLabel}): remove the label, or DELETE /v1/environments/${existing.environmentId}`,
+          key,
+          environmentId: existing.environmentId,
+        });
+      const answer = await this.settle(deliveryId, {
+        outcome: 'queued',
+        reason: intent.reason,
+        key,
+        environmentId: existing.environmentId,
+      });
+      this.queue.push(key, this.destroyTask(key, intent.reason, deliveryId));
+      return answer;
+    }
+    const t = intent.target;
+    if (t.kind === 'branch' && !project.branches.includes(t.branch))
+      return this.settle(deliveryId, {
+        outcome: 'ignored',
+        reason: `push to branch ${t.branch}: the project has no environment for it (its branches: ${project.branches.join(', ') || 'none'})`,
+        key: null,
+        environmentId: null,
+      });
+    const now = new Date();
+    const labels = intent.labels;
+    const record: PreviewRecord = {
+      key,
+      provider: t.provider,
+      repoId: t.repoId,
+      repository: t.repo.toLowerCase(),
+      number: t.kind === 'pull' ? t.number : null,
+      branch: t.kind === 'branch' ? t.branch : null,
+      tenant: project.tenant,
+      environmentId: existing?.environmentId ?? null,
+      state: existing?.state ?? 'deploying',
+      sha: intent.sha,
+      deployedSha: existing?.deployedSha ?? null,
+      cloneUrl: project.cloneUrl ?? intent.cloneUrl,
+      fetchRef: intent.fetchRef,
+      fork: intent.fork,
+      approvedSha: existing?.approvedSha ?? null,
+      labels,
+      keep: labels.includes(this.options.keepLabel),
+      commentId: existing?.commentId ?? null,
+      error: existing?.error ?? null,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    const live = existing && (existing.state === 'running' || existing.state === 'deploying');
+    if (live && existing.sha === intent.sha) {
+      await this.store.upsert(record);
+      return this.settle(deliveryId, {
+        outcome: 'ignored',
+        reason: `${intent.action}: the environment is already at ${short(intent.sha)}`,
+        key,
+        environmentId: record.environmentId,
+      });
+    }
+    if (intent.fork && !labels.includes(this.options.approvalLabel) && record.approvedSha !== intent.sha) {
+      record.state = 'awaiting-approval';
+      await this.store.upsert(record);
+      this.queue.push(key, this.feedbackTask(record, 'pending', 'awaiting approval (a fork: no deploy until approved)', null));
+      return this.settle(deliveryId, {
+        outcome: 'awaiting-approval',
+        reason: `a fork's pull request: awaiting approval (label ${this.options.approvalLabel}, or POST /v1/hooks/approvals) — no secrets, no deploy until then`,
+        key,
+        environmentId: record.environmentId,
+      });
+    }
+    record.state = 'deploying';
+    await this.store.upsert(record);
+    const answer = await this.settle(deliveryId, {
+      outcome: 'queued',
+      reason: `${intent.action}: deploy ${short(intent.sha)}`,
+      key,
+      environmentId: record.environmentId,
+    });
+    this.queue.push(key, this.deployTask(key, intent.sha, project, deliveryId));
+    return answer;
+  }
+
+  /** Approves a fork's pull request at a commit (default: the one waiting) and deploys it. */
+  async approve(caller: Caller, input: ApprovalInput): Promise<PreviewRecord> {
+    const project = await this.projects.find(input.provider, input.repository);
+    if (!project) throw notFound(`repository: no ${input.provider} project ${input.repository}`);
+    requireVisible(caller, project.tenant, `project ${input.repository}`);
+    const preview = (await this.store.list(project.tenant)).find(
+      (p) => p.provider === input.provider && p.repository === project.repository && p.number === input.number,
+    );
+    if (!preview) throw notFound(`number: no preview of ${input.repository} #${input.number} (no delivery for it yet)`);
+    const sha = input.sha ?? preview.sha;
+    await this.store.update(preview.key, { approvedSha: sha });
+    if (preview.state === 'awaiting-approval' && preview.sha === sha) {
+      await this.store.update(preview.key, { state: 'deploying' });
+      this.queue.push(preview.key, this.deployTask(preview.key, sha, project, null));
+    }
+    this.log.info({ preview: preview.key, sha, by: caller.keyId }, 'preview approved');
+    return {
+      ...preview,
+      approvedSha: sha,
+      state: preview.state === 'awaiting-approval' && preview.sha === sha ? 'deploying' : preview.state,
+    };
+  }
+
+  /** After a restart: previews whose bring-up was interrupted are deployed again at their commit. */
+  async resume(): Promise<void> {
+    for (const p of await this.store.list(null)) {
+      if (p.state !== 'deploying') continue;
+      const project = await this.projects.find(p.provider, p.repository);
+      if (project) this.queue.push(p.key, this.deployTask(p.key, p.sha, project, null));
+    }
+  }
+
+  // ---- tasks ----
+
+  private async settle(deliveryId: number | null, s: Submitted): Promise<Submitted> {
+    if (deliveryId !== null)
+      await this.deliveries.update(deliveryId, { outcome: s.outcome, reason: s.reason, targetKey: s.key, environmentId: s.environmentId });
+    return s;
+  }
+
+  private superseded(deliveryId: number | null, by: string): void {
+    if (deliveryId === null) return;
+    void this.deliveries
+      .update(deliveryId, { outcome: 'superseded', reason: `a newer delivery (${by}) took its place` })
+      .catch(() => undefined);
+  }
+
+  private deployTask(key: string, sha: string, project: ProjectRecord, deliveryId: number | null): LatestTask {
+    return {
+      label: `deploy ${short(sha)}`,
+      dropped: (by) => this.superseded(deliveryId, by.label),
+      run: (signal) => this.deploy(key, sha, project, deliveryId, signal),
+    };
+  }
+
+  private destroyTask(key: string, reason: string, deliveryId: number | null): LatestTask {
+    return {
+      label: 'destroy',
+      dropped: (by) => this.superseded(deliveryId, by.label),
+      run: () => this.destroy(key, reason, deliveryId),
+    };
+  }
+
+  private feedbackTask(p: PreviewRecord, state: CommitState, description: string, deliveryId: number | null): LatestTask {
+    return {
+      label: `feedback ${short(p.sha)}`,
+      dropped: () => undefined,
+      run: async () => {
+        await this.feedback(p, p.sha, state, description, null, this.comment(p, description, null), deliveryId);
+      },
+    };
+  }
+
+  private async deploy(key: string, sha: string, project: ProjectRecord, deliveryId: number | null, signal: AbortSignal): Promise<void> {
+    const p = await this.store.get(key);
+    if (!p || p.state === 'destroyed') return;
+    const caller: Caller = { tenant: project.tenant, keyId: `hooks:${project.id}`, role: 'member', limits: null };
+    const input = {
+      source: { git: { url: p.cloneUrl, ref: p.fetchRef } },
+      ...(p.number !== null ? { prNumber: p.number } : {}),
+      // Forks run code nobody reviewed yet: none of the project's variables.
+      variables: p.fork ? {} : project.variables,
+    };
+    await this.store.update(key, { state: 'deploying', error: null });
+    await this.feedback(p, sha, 'pending', `deploying ${short(sha)}`, null, this.comment(p, `deploying ${short(sha)}…`, null), deliveryId);
+    let env: EnvironmentRecord;
+    try {
+      const current = p.environmentId ? await this.environments.get(p.environmentId).catch(() => null) : null;
+      env = current
+        ? await this.environments.redeploy(current.id, input, caller)
+        : await this.environments.create(
+            { ...input, name: p.number !== null ? `${p.repository}#${p.number}` : `${p.repository}@${p.branch}` },
+            caller,
+          );
+    } catch (err) {
+      const message = isHutchError(err) ? err.message : `${(err as Error).message}`;
+      await this.store.update(key, { state: 'error', error: message });
+      if (deliveryId !== null) await this.deliveries.update(deliveryId, { outcome: 'failed', reason: message });
+      await this.feedback(
+        p,
+        sha,
+        'failure',
+        'the environment could not be created',
+        null,
+        this.comment(p, `failed: ${message}`, null),
+        deliveryId,
+      );
+      return;
+    }
+    const deployed = env.gitSha ?? sha;
+    await this.store.update(key, { environmentId: env.id, deployedSha: deployed });
+    if (deliveryId !== null) await this.deliveries.update(deliveryId, { environmentId: env.id });
+    this.log.info({ preview: key, environment: env.id, sha: deployed }, 'preview deploying');
+    const final = await this.watch(env.id, signal);
+    if (signal.aborted || final === null) {
+      // A newer commit (or a destroy) took over; its task reports.
+      if (deliveryId !== null)
+        await this.deliveries.update(deliveryId, {
+          outcome: 'superseded',
+          reason: `a newer delivery replaced ${short(deployed)} before it was up`,
+        });
+      return;
+    }
+    const ok = final.state === 'running';
+    const error = ok ? null : (final.error ?? `environment ${final.state}`);
+    await this.store.update(key, { state: ok ? 'running' : 'error', error });
+    if (deliveryId !== null)
+      await this.deliveries.update(deliveryId, {
+        outcome: ok ? 'deployed' : 'failed',
+        reason: ok ? `environment ${env.id} running at ${short(deployed)}` : `environment ${env.id}: ${error}`,
+      });
+    const fresh = (await this.store.get(key)) ?? p;
+    await this.feedback(
+      fresh,
+      deployed,
+      ok ? 'success' : 'failure',
+      ok ? `preview running at ${short(deployed)}` : `preview failed at ${short(deployed)}`,
+      final.url,
+      this.comment(fresh, ok ? `running at ${short(deployed)}` : `failed at ${short(deployed)}: ${error}`, final),
+      deliveryId,
+    );
+  }
+
+  /** Polls the environment until its bring-up ends (null: aborted, gone, or too long). */
+  private async watch(id: string, signal: AbortSignal): Promise<EnvironmentRecord | null> {
+    const deadline = Date.now() + WATCH_LIMIT_MS;
+    while (!signal.aborted && Date.now() < deadline) {
+      const env = await this.environments.get(id).catch(() => null);
+      if (!env) return null;
+      if (env.state !== 'creating') return env;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.options.pollMs ?? 1000);
+        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
+    return null;
+  }
+
+  private async destroy(key: string, reason: string, deliveryId: number | null): Promise<void> {
+    const p = await this.store.get(key);
+    if (!p) return;
+    if (p.environmentId) {
+      await this.environments.delete(p.environmentId).catch((err: unknown) => {
+        if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
+      });
+    }
+    await this.store.update(key, { state: 'destroyed', error: null });
+    if (deliveryId !== null)
+      await this.deliveries.update(deliveryId, {
+        outcome: 'destroyed',
+        reason: `${reason}: environment ${p.environmentId ?? '(none)'} destroyed`,
+      });
+    this.log.info({ preview: key, environment: p.environmentId, reason }, 'preview destroyed');
+    if (p.number !== null && this.host.configured(p.provider))
+      await this.feedback(p, null, null, '', null, this.comment(p, `destroyed (${reason})`, null), deliveryId);
+  }
+
+  // ---- feedback ----
+
+  private marker(key: string): string {
+    return `<!-- hutch-preview:${key} -->`;
+  }
+
+  /** The pull request comment: state, commit, each service's state and URL, and when it goes away. */
+  private comment(p: PreviewRecord, headline: string, env: EnvironmentRecord | null): string {
+    const lines = [`### Hutch preview environment`, '', `**${headline}**`, ''];
+    if (env) {
+      lines.push(`Environment \`${env.id}\`${env.url ? ` — ${env.url}` : ''}`, '', '| service | state | URL |', '|---|---|---|');
+      for (const s of env.services) lines.push(`| ${s.name} | ${s.state} | ${s.routes[0]?.url ?? ''} |`);
+      lines.push('');
+    }
+    lines.push(
+      p.keep
+        ? `Kept (label \`${this.options.keepLabel}\`): not destroyed when the pull request closes.`
+        : 'Expires: destroyed when the pull request is closed or merged.',
+    );
+    return lines.join('\n');
+  }
+
+  /** Commit status and comment; failures are logged and recorded on the delivery. */
+  private async feedback(
+    p: PreviewRecord,
+    sha: string | null,
+    state: CommitState | null,
+    description: string,
+    url: string | null,
+    body: string,
+    deliveryId: number | null,
+  ): Promise<void> {
+    if (!this.host.configured(p.provider)) return;
+    const repo = { provider: p.provider, repoId: p.repoId, repository: p.repository };
+    const problems: string[] = [];
+    if (sha !== null && state !== null)
+      await this.host
+        .setStatus(repo, sha, state, description, url)
+        .catch((err: unknown) => problems.push(`status: ${(err as Error).message}`));
+    if (p.number !== null) {
+      const current = (await this.store.get(p.key)) ?? p;
+      await this.host
+        .upsertComment(repo, p.number, this.marker(p.key), body, current.commentId)
+        .then(async (id) => {
+          if (id !== current.commentId) await this.store.update(p.key, { commentId: id });
+        })
+        .catch((err: unknown) => problems.push(`comment: ${(err as Error).message}`));
+    }
+    if (problems.length === 0) return;
+    this.log.warn({ preview: p.key, problems }, 'preview feedback failed');
+    if (deliveryId !== null)
+      await this.deliveries.update(deliveryId, { feedback: problems.join('; ').slice(0, 1000) }).catch(() => undefined);
+  }
+
+  // ---- janitor ----
+
+  /** Starts the periodic janitor (next to the pools and the meter; leader election may gate it). */
+  start(): void {
+    if (this.janitor || this.closed) return;
+    this.janitor = setInterval(() => void this.sweep(), this.options.janitorIntervalMs);
+    this.janitor.unref();
+  }
+
+  /**
+   * One janitor pass: previews whose pull request the host says is closed, or does not know (404),
+   * are destroyed unless kept; old deliveries are pruned. Providers without a token are skipped.
+   */
+  sweep(): Promise<void> {
+    this.janitorRun ??= this.sweepOnce().finally(() => (this.janitorRun = null));
+    return this.janitorRun;
+  }
+
+  private async sweepOnce(): Promise<void> {
+    try {
+      await this.deliveries.prune(new Date(Date.now() - this.options.deliveryRetentionMs));
+      for (const p of await this.store.list(null)) {
+        if (this.closed) return;
+        if (p.number === null || p.keep || !this.host.configured(p.provider)) continue;
+        const state = await this.host
+          .pullState({ provider: p.provider, repoId: p.repoId, repository: p.repository }, p.number)
+          .catch((err: unknown) => {
+            this.log.warn({ preview: p.key, err: (err as Error).message }, 'janitor: could not ask the git host');
+            return 'open' as const;
+          });
+        if (state === 'open') continue;
+        const reason = state === 'closed' ? `janitor: #${p.number} is closed` : `janitor: #${p.number} is unknown to ${p.provider}`;
+        this.queue.push(p.key, this.destroyTask(p.key, reason, null));
+      }
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'preview janitor failed');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.janitor) clearInterval(this.janitor);
+    this.janitor = null;
+    this.queue.abortAll();
+    await this.janitorRun;
+    await this.queue.idle(30_000);
+  }
+}
