@@ -43,6 +43,7 @@ interface Env {
   url: string | null;
   gitSha: string | null;
   prNumber: number | null;
+  keep: boolean;
   services: Array<{ name: string; state: string; sandboxId: string; url: string | null }>;
   volumes: Array<{ volume: string; owned: boolean }>;
 }
@@ -513,13 +514,15 @@ describe('webhooks → preview environments', () => {
     const kept = await deliver('pull_request', pullRequest('labeled', 11, env11.gitSha!, { labels: ['hutch:keep'] }));
     assert.equal(kept.body.outcome, 'ignored');
     assert.equal((await preview(11))?.keep, true);
+    assert.equal((await environment(env11.id)).keep, true, "the label sets the environment's keep flag");
     const closed = await deliver('pull_request', pullRequest('closed', 11, env11.gitSha!, { labels: ['hutch:keep'] }));
     assert.equal(closed.body.outcome, 'ignored');
-    assert.match(closed.body.message, /kept \(label hutch:keep\)/);
+    assert.match(closed.body.message, /kept \(label hutch:keep or the environment.s keep\)/);
     assert.equal((await environment(env11.id)).state, 'running');
     const unlabeled = await deliver('pull_request', pullRequest('unlabeled', 11, env11.gitSha!));
     assert.equal(unlabeled.body.outcome, 'ignored');
     assert.equal((await preview(11))?.keep, false);
+    assert.equal((await environment(env11.id)).keep, false);
   });
 
   test('closed destroys everything: sandboxes, volumes, peer links, nft tables; again is a success', async () => {

@@ -379,8 +379,18 @@ export class EnvironmentService {
       await rm(src, { recursive: true, force: true });
       await rename(next, src);
       const record = prepared.record;
-      record.createdAt = old.createdAt;
-      record.owner = old.owner;
+      // Who made it, its host slug (per-service URLs stay), keep and TTLs are the environment's own;
+      // a redeploy is activity (the TTLs count again) and wakes it.
+      Object.assign(record, {
+        createdAt: old.createdAt,
+        owner: old.owner,
+        slug: old.slug,
+        project: old.project,
+        baseRef: old.baseRef,
+        keep: old.keep,
+        ttl: old.ttl,
+        sleptAt: null,
+      });
       await this.store.update(id, {
         state: 'creating',
         error: null,
@@ -389,6 +399,8 @@ export class EnvironmentService {
         url: record.url,
         gitSha: record.gitSha,
         warnings: record.warnings,
+        activeAt: record.activeAt,
+        sleptAt: null,
       });
       const answer = structuredClone(record);
       this.startBringup(prepared, caller);

@@ -1,4 +1,5 @@
 import { type HookIntent, targetKey } from '../hooks/events.js';
+import type { EnvironmentLifecycle } from './environment-lifecycle.js';
 import type { EnvironmentService } from './environment-service.js';
 import type { EnvironmentRecord } from './environment.js';
 import { isHutchError, notFound } from './errors.js';
@@ -79,6 +80,8 @@ export class PreviewService {
   private janitor: NodeJS.Timeout | null = null;
   private janitorRun: Promise<void> | null = null;
   private closed = false;
+  /** Keep flags and TTLs of environments (the `keep` label sets it; kept environments are never destroyed here). */
+  lifecycle: Pick<EnvironmentLifecycle, 'update' | 'expiry'> | null = null;
 
   constructor(
     private readonly store: PreviewStore,
@@ -115,10 +118,10 @@ export class PreviewService {
           key,
           environmentId: null,
         });
-      if (existing.keep)
+      if (await this.kept(existing))
         return this.settle(deliveryId, {
           outcome: 'ignored',
-          reason: `${intent.reason}, but the preview is kept (label ${this.options.keepLabel}): remove the label, or DELETE /v1/environments/${existing.environmentId}`,
+          reason: `${intent.reason}, but the preview is kept (label ${this.options.keepLabel} or the environment's keep): remove it, or DELETE /v1/environments/${existing.environmentId}`,
           key,
           environmentId: existing.environmentId,
         });
@@ -164,6 +167,10 @@ export class PreviewService {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
+    if (existing && existing.keep !== record.keep && record.environmentId !== null && this.lifecycle)
+      await this.lifecycle
+        .update(record.environmentId, { keep: record.keep })
+        .catch((err: unknown) => this.log.warn({ preview: key, err: (err as Error).message }, 'could not set the keep flag'));
     const live = existing && (existing.state === 'running' || existing.state === 'deploying');
     if (live && existing.sha === intent.sha) {
       await this.store.upsert(record);
@@ -276,6 +283,7 @@ export class PreviewService {
     const caller: Caller = { tenant: project.tenant, keyId: `hooks:${project.id}`, role: 'member', limits: null };
     const input = {
       source: { git: { url: p.cloneUrl, ref: p.fetchRef } },
+      keep: p.keep,
       ...(p.number !== null ? { prNumber: p.number } : {}),
       // Forks run code nobody reviewed yet: none of the project's variables.
       variables: p.fork ? {} : project.variables,
@@ -374,6 +382,14 @@ export class PreviewService {
       await this.feedback(p, null, null, '', null, this.comment(p, `destroyed (${reason})`, null), deliveryId);
   }
 
+  /** Pinned by the keep label, or the environment's own keep flag (`hutch env keep`). */
+  private async kept(p: PreviewRecord): Promise<boolean> {
+    if (p.keep) return true;
+    if (!p.environmentId) return false;
+    const env = await this.environments.get(p.environmentId).catch(() => null);
+    return env?.keep === true;
+  }
+
   // ---- feedback ----
 
   private marker(key: string): string {
@@ -388,10 +404,11 @@ export class PreviewService {
       for (const s of env.services) lines.push(`| ${s.name} | ${s.state} | ${s.routes[0]?.url ?? ''} |`);
       lines.push('');
     }
+    const expiry = env && this.lifecycle ? this.lifecycle.expiry(env) : null;
     lines.push(
-      p.keep
+      p.keep || env?.keep
         ? `Kept (label \`${this.options.keepLabel}\`): not destroyed when the pull request closes.`
-        : 'Expires: destroyed when the pull request is closed or merged.',
+        : `Expires: destroyed when the pull request is closed or merged${expiry?.deletesAt ? `, or at ${expiry.deletesAt.toISOString()} if idle until then` : ''}${expiry?.sleepsAt ? `; sleeps at ${expiry.sleepsAt.toISOString()} without requests (wakes on the next one)` : ''}.`,
     );
     return lines.join('\n');
   }
@@ -451,7 +468,7 @@ export class PreviewService {
       await this.deliveries.prune(new Date(Date.now() - this.options.deliveryRetentionMs));
       for (const p of await this.store.list(null)) {
         if (this.closed) return;
-        if (p.number === null || p.keep || !this.host.configured(p.provider)) continue;
+        if (p.number === null || !this.host.configured(p.provider) || (await this.kept(p))) continue;
         const state = await this.host
           .pullState({ provider: p.provider, repoId: p.repoId, repository: p.repository }, p.number)
           .catch((err: unknown) => {
