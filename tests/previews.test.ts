@@ -274,8 +274,8 @@ let forkEnv: Env;
 before(async () => {
   scratch = mkdtempSync('/var/tmp/hutch-previews-test-');
   recorderUrl = await startRecorder();
-  // A pool of its own (environments.test.ts uses 10.240–249).
-  const n = 226 + Math.floor(Math.random() * 4);
+  // A pool of its own: 10.236–238 (no other test file uses them; environments.test.ts: 10.240–249).
+  const n = 236 + Math.floor(Math.random() * 3);
   server = await startServer({
     gitAllowFileUrls: true,
     networkPool4: `10.${n}.0.0/16`,
