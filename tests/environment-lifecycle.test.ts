@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create as tarCreate } from 'tar';
@@ -40,6 +41,8 @@ interface ApiError {
   error?: { code: string; message: string };
 }
 
+/** Per-service hosts live under it; requests reach them with a Host header, never by resolving it. */
+const PREVIEW_DOMAIN = 'preview.test';
 let server: TestServer;
 let scratch: string;
 
@@ -72,10 +75,28 @@ async function sandboxState(id: string): Promise<string> {
   return res.status === 404 ? 'gone' : res.body.state;
 }
 
-/** GET through an ingress URL with the API key (routes are private by default). */
-async function viaUrl(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, { headers: { authorization: `Bearer ${server.key}`, ...headers } });
-  return { status: res.status, text: await res.text() };
+/**
+ * GET an ingress URL (a sandbox-port URL or a per-service host) on the test server's own listener:
+ * the URL's host goes in the Host header, never resolved. With the API key unless `key` is null.
+ */
+function viaUrl(url: string, key: string | null = server.key): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  const headers: Record<string, string> = { host: u.host, ...(key ? { authorization: `Bearer ${key}` } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: new URL(server.url).port, path: `${u.pathname}${u.search}`, headers, agent: false, timeout: 150_000 },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function createEnv(body: Record<string, unknown>): Promise<Environment> {
@@ -116,7 +137,12 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 describe('environment lifecycle', () => {
   before(async () => {
     // A pool of its own (no other test file uses 10.233/16).
-    server = await startServer({ networkPool4: '10.233.0.0/16', networkPool6: 'fd68:7574:63e9::/48', envSweepIntervalMs: 500 });
+    server = await startServer({
+      networkPool4: '10.233.0.0/16',
+      networkPool6: 'fd68:7574:63e9::/48',
+      envSweepIntervalMs: 500,
+      previewDomain: PREVIEW_DOMAIN,
+    });
     scratch = mkdtempSync('/var/tmp/hutch-envlife-test-');
   });
   after(async () => {
@@ -243,7 +269,7 @@ describe('environment lifecycle', () => {
 
     // A private route still needs a credential: no wake for strangers.
     const asleepAgain = await untilState(env.id, 'sleeping', 60_000);
-    const stranger = await fetch(api.url!);
+    const stranger = await viaUrl(api.url!, null);
     assert.equal(stranger.status, 401);
     assert.equal((await getEnv(asleepAgain.id)).state, 'sleeping', 'an unauthorized request does not wake it');
     assert.equal((await server.api('DELETE', `/v1/environments/${env.id}`)).status, 204, 'a sleeping environment deletes');
@@ -251,10 +277,10 @@ describe('environment lifecycle', () => {
   });
 
   test('traffic renews the idle TTL', async () => {
-    const created = await createEnv({ source: { archive: await fixtureApp('busy', '  ttl: {idle: 4s}') } });
+    const created = await createEnv({ source: { archive: await fixtureApp('busy', '  ttl: {idle: 6s}') } });
     const env = await untilState(created.id, 'running');
     const api = env.services.find((s) => s.name === 'api')!;
-    // Requests every 0.5 s for 8 s (twice the TTL): it stays awake.
+    // Requests every 0.5 s for 8 s (longer than the TTL): it stays awake.
     for (let i = 0; i < 16; i++) {
       assert.equal((await viaUrl(api.url!)).status, 200);
       assert.equal((await getEnv(env.id)).state, 'running', `asleep after ${i} requests`);
@@ -290,5 +316,62 @@ describe('environment lifecycle', () => {
     assert.equal((await server.api('PATCH', `/v1/environments/${kept.id}`, { keep: false })).status, 200);
     const removed = await waitFor(async () => (await server.api('GET', `/v1/environments/${kept.id}`)).status === 404, 60_000, 250);
     assert.ok(removed, 'unpinned, its delete TTL applies');
+  });
+
+  test('per-service hosts: {service}--{slug}.{preview-domain}, other routes, access rules, 404s', async () => {
+    // The fixture app named "shop": slug "shop"; its API's preview variables are those hosts.
+    const shop = await untilState(
+      (await createEnv({ name: 'shop', source: { archive: await fixtureApp('shop', '  ttl: {idle: off}') } })).id,
+      'running',
+    );
+    assert.equal(shop.slug, 'shop');
+    const api = shop.services.find((s) => s.name === 'api')!;
+    assert.equal(api.url, `http://api--shop.${PREVIEW_DOMAIN}/`);
+    assert.equal(shop.url, api.url, 'PREVIEW_URL');
+    const answer = await viaUrl(api.url!);
+    assert.equal(answer.status, 200, answer.text);
+    const body = JSON.parse(answer.text) as { message: string; preview: Record<string, string> };
+    assert.equal(body.message, 'hello from the seed job');
+    assert.equal(body.preview.PREVIEW_URL_API, api.url);
+    assert.equal(body.preview.PREVIEW_URL, api.url);
+    assert.equal((await viaUrl(api.url!, null)).status, 401, 'a private route needs a credential');
+    for (const host of [
+      `nope--shop.${PREVIEW_DOMAIN}`,
+      `api--nope.${PREVIEW_DOMAIN}`,
+      `db--shop.${PREVIEW_DOMAIN}`,
+      `api-9999--shop.${PREVIEW_DOMAIN}`,
+    ])
+      assert.equal((await viaUrl(`http://${host}/`)).status, 404, host);
+
+    // A pull request's environment: pr-<n>--<project>; a public service with a second route.
+    const web = [
+      'services:',
+      '  web:',
+      '    image: busybox',
+      '    x-hutch: {template: minimal, public: true}',
+      "    command: ['sh', '-c', 'mkdir -p /a /b && echo first > /a/index.html && echo second > /b/index.html && httpd -p 9090 -h /b && exec httpd -f -p 8080 -h /a']",
+      "    ports: ['8080:8080']",
+      "    expose: ['9090']",
+      '',
+    ].join('\n');
+    const pr = await untilState(
+      (await createEnv({ prNumber: 12, project: 'shop', source: { archive: await project('web', { 'compose.yaml': web }) } })).id,
+      'running',
+    );
+    assert.equal(pr.slug, 'pr-12--shop');
+    const w = pr.services[0]!;
+    assert.deepEqual(w.routes, [
+      { port: 8080, url: `http://web--pr-12--shop.${PREVIEW_DOMAIN}/` },
+      { port: 9090, url: `http://web-9090--pr-12--shop.${PREVIEW_DOMAIN}/` },
+    ]);
+    assert.deepEqual(await viaUrl(w.routes[0]!.url, null), { status: 200, text: 'first\n' }, 'public: no credential needed');
+    assert.deepEqual(await viaUrl(w.routes[1]!.url, null), { status: 200, text: 'second\n' });
+    // Another tenant's key: a private route is a 404 as for an unknown host (public ones answer anyone).
+    assert.equal((await server.api('POST', '/v1/admin/tenants', { name: 'envlife-b' })).status, 201);
+    const other = await server.api<{ key: string }>('POST', '/v1/keys', { tenant: 'envlife-b', role: 'member' });
+    assert.equal((await viaUrl(api.url!, other.body.key)).status, 404);
+
+    for (const id of [shop.id, pr.id]) assert.equal((await server.api('DELETE', `/v1/environments/${id}`)).status, 204);
+    assert.equal((await viaUrl(api.url!)).status, 404, 'a deleted environment has no hosts');
   });
 });

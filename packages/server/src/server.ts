@@ -41,6 +41,7 @@ import { TenantService } from './core/tenant-service.js';
 import { SqliteTenantStore } from './store/tenant-repo.js';
 import { EnvironmentService } from './core/environment-service.js';
 import { EnvironmentLifecycle } from './core/environment-lifecycle.js';
+import { PreviewRoutes } from './core/preview-routes.js';
 import { parseTtl } from './environments/ttl.js';
 import { ImageBuilder } from './core/image-builder.js';
 import { SandboxCopier } from './core/sandbox-copy.js';
@@ -177,16 +178,16 @@ export const DEFAULT_POOL4 = '10.213.0.0/16';
 export const DEFAULT_POOL6 = 'fd68:7574:6368::/48';
 
 /** `sbx.example.com`, `https://sbx.example.com` or `sbx.example.com:8080` → parts. */
-export function parseDomain(text: string): { scheme: string; host: string; port: number | null } {
+export function parseDomain(text: string, flag = '--domain'): { scheme: string; host: string; port: number | null } {
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw new Error(`--domain: "${text}" is not a host name`);
+    throw new Error(`${flag}: "${text}" is not a host name`);
   }
   if (url.pathname !== '/' || url.search || !/^[a-z0-9.-]+$/i.test(url.hostname))
-    throw new Error(`--domain: "${text}" must be a host name, optionally with scheme and port`);
+    throw new Error(`${flag}: "${text}" must be a host name, optionally with scheme and port`);
   return { scheme: url.protocol.replace(':', ''), host: url.hostname.toLowerCase(), port: url.port ? Number(url.port) : null };
 }
 
@@ -290,6 +291,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     deleteTtlMs: options.envDeleteTtl === undefined ? 0 : parseTtl(options.envDeleteTtl, '--env-delete-ttl'),
   };
   const domain = options.domain ? parseDomain(options.domain) : null;
+  const previewDomain = options.previewDomain ? parseDomain(options.previewDomain, '--preview-domain') : null;
   // Host tools (runc, mount, nft, …) are started by a small helper process: far cheaper than a
   // fork of this one (see runtime/local/host-exec.ts). Without it, tools are spawned directly.
   const hostExec = new HostExecutor(agentBinary);
@@ -392,6 +394,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     dataDir,
     gitAllowFileUrls: options.gitAllowFileUrls === true,
     portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
+    previewUrl: previewDomain
+      ? (label) => `${previewDomain.scheme}://${label}.${previewDomain.host}${previewDomain.port ? `:${previewDomain.port}` : ''}/`
+      : null,
   });
 
   const environmentLifecycle = new EnvironmentLifecycle(environmentStore, environments, logger, {
@@ -478,6 +483,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       pools,
       environments,
       environmentLifecycle,
+      previewRoutes: new PreviewRoutes(environmentStore),
       meter,
       metrics,
       audit,
@@ -489,7 +495,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     },
     logger,
     VERSION,
-    { domain, metricsToken },
+    { domain, previewDomain: previewDomain?.host ?? null, metricsToken },
   );
   let metricsServer: HttpServer | null = null;
   if (metricsListen) {

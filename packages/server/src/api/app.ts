@@ -36,6 +36,8 @@ export const JSON_BODY_LIMIT = 1024 * 1024;
 export interface AppOptions {
   /** Host routing for sandbox ports: `<port>-<id>.<domain>`. */
   domain?: { scheme: string; host: string; port: number | null } | null;
+  /** Environments' per-service hosts: `{service}--{slug}.<previewDomain>`. */
+  previewDomain?: string | null;
   /** A bearer token that may read GET /metrics besides admin keys (null: admin keys only). */
   metricsToken?: string | null;
 }
@@ -47,7 +49,7 @@ export async function buildApp(
   options: AppOptions = {},
 ): Promise<FastifyInstance> {
   const domain = options.domain ?? null;
-  const ingress = new Ingress(services, { domain: domain?.host ?? null });
+  const ingress = new Ingress(services, { domain: domain?.host ?? null, previewDomain: options.previewDomain ?? null });
   const e2bData = new E2bDataPlane(services, { domain: domain?.host ?? null });
   const app = Fastify({
     // Sandbox port traffic is routed before Fastify sees it: it is proxied as-is (any method,

@@ -12,7 +12,8 @@ import { endToEndHeaders } from './proxy-headers.js';
 /**
  * The ingress: HTTP (including streaming and WebSocket upgrades) to ports that processes listen
  * on inside a sandbox, by path (`/v1/sandboxes/{id}/ports/{port}/…`, always) or by host
- * (`<port>-<id>.<domain>`, with --domain). Each request gets its own TCP stream through the
+ * (`<port>-<id>.<domain>`, with --domain; an environment service's `{service}--{slug}.<preview
+ * domain>`, with --preview-domain, resolved to the service's current sandbox and route). Each request gets its own TCP stream through the
  * sandbox's agent, which dials the sandbox's own loopback: the proxy can reach nothing but the
  * one sandbox named in the request, so it can be neither a relay nor a bridge between sandboxes.
  * The sandbox service holds the sandbox active while such a stream is open.
@@ -28,6 +29,8 @@ import { endToEndHeaders } from './proxy-headers.js';
 export interface IngressOptions {
   /** Hostname suffix for host routing (e.g. `sbx.example.com`); null disables it. */
   domain: string | null;
+  /** Hostname suffix of environments' per-service hosts (`{service}--{slug}.<previewDomain>`); null: none. */
+  previewDomain?: string | null;
 }
 
 export interface IngressTarget {
@@ -39,6 +42,8 @@ export interface IngressTarget {
   cookiePath: string;
   /** True when the client asked for `/ports/{port}` without the trailing slash. */
   needsSlash: boolean;
+  /** A per-service host's first label: `id` and `port` are resolved from it before anything else. */
+  previewLabel?: string;
 }
 
 const PATH_ROUTE = /^\/v1\/sandboxes\/([a-z0-9]{20})\/ports\/(\d{1,5})(\/[^?#]*)?(\?.*)?$/;
@@ -55,6 +60,15 @@ export class Ingress {
   /** The ingress target of a request, or null when it is an API request. */
   match(req: http.IncomingMessage): IngressTarget | null {
     const url = req.url ?? '/';
+    // A per-service host is the service's whole site, /v1/… paths included.
+    const previewDomain = this.options.previewDomain;
+    if (previewDomain) {
+      const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+      const suffix = `.${previewDomain}`;
+      // Per-service labels hold `--`; sandbox-port labels (`<port>-<id>`) never do.
+      if (host.endsWith(suffix) && host.slice(0, -suffix.length).includes('--') && !host.slice(0, -suffix.length).includes('.'))
+        return { id: '', port: 0, path: url, cookiePath: '/', needsSlash: false, previewLabel: host.slice(0, -suffix.length) };
+    }
     const byPath = PATH_ROUTE.exec(url);
     if (byPath) {
       const [, id, portText, rest, query] = byPath;
@@ -86,6 +100,11 @@ export class Ingress {
     req: http.IncomingMessage,
     target: IngressTarget,
   ): Promise<{ record: SandboxRecord; setCookie?: string; keyId?: string }> {
+    if (target.previewLabel !== undefined) {
+      const resolved = await this.services.previewRoutes.resolve(target.previewLabel);
+      target.id = resolved.sandboxId;
+      target.port = resolved.port;
+    }
     const granted = await this.checkAccess(req, target);
     // An environment's service: the request renews its TTLs and wakes it when it sleeps.
     await this.services.environmentLifecycle.beforeProxy(granted.record);

@@ -12,6 +12,7 @@ import type { AuditService } from '../core/audit.js';
 import type { SandboxLogs } from '../core/sandbox-logs.js';
 import type { EnvironmentService } from '../core/environment-service.js';
 import type { EnvironmentLifecycle } from '../core/environment-lifecycle.js';
+import type { PreviewRoutes } from '../core/preview-routes.js';
 import type { UsageMeter } from '../core/usage-meter.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SecretService } from '../core/secret-service.js';
@@ -36,6 +37,8 @@ export interface Services {
   environments: EnvironmentService;
   /** keep, TTLs, sleep and wake of environments. */
   environmentLifecycle: EnvironmentLifecycle;
+  /** Per-service hosts of environments → sandbox and port. */
+  previewRoutes: PreviewRoutes;
   /** Per-sandbox samples and per-tenant usage. */
   meter: UsageMeter;
   /** Prometheus registry (GET /metrics) and request counting. */

@@ -6,7 +6,7 @@ import { loadComposeProject } from '../environments/load.js';
 import type { DependencySpec, EnvironmentModel, HealthcheckSpec, ServiceSpec } from '../environments/model.js';
 import { planService, type ServicePlan } from '../environments/service-plan.js';
 import { extractArchive, fetchGit, insideProject } from '../environments/workspace.js';
-import { environmentSlug } from '../environments/preview-host.js';
+import { environmentSlug, hasServiceHost, serviceLabel } from '../environments/preview-host.js';
 import type { SandboxCopier } from './sandbox-copy.js';
 import type { ImageBuilder } from './image-builder.js';
 import { loadDockerfile, type DockerfileImage } from '../environments/dockerfile.js';
@@ -44,6 +44,8 @@ export interface EnvironmentServiceOptions {
   dataDir: string;
   /** The URL of a sandbox port as the ingress serves it. */
   portUrl: (sandboxId: string, port: number) => string;
+  /** The URL of a per-service host from its first label (`hutch server --preview-domain`); null: none. */
+  previewUrl: ((label: string) => string) | null;
   /** Allow git sources from file:// URLs (the server's own disk). */
   gitAllowFileUrls: boolean;
 }
@@ -174,7 +176,8 @@ export class EnvironmentService {
   }
 
   /** Source, Compose project, plans and checks: everything that can fail with a 400 before anything runs. */
-  private async prepare(id: string, src: string, input: CreateEnvironmentInput, caller: Caller): Promise<Prepared> {
+  /** `slug`: the environment's own when it has one (a redeploy: its per-service hosts stay). */
+  private async prepare(id: string, src: string, input: CreateEnvironmentInput, caller: Caller, slug?: string): Promise<Prepared> {
     let gitSha = input.gitSha ?? null;
     const warnings: string[] = [];
     if ('archive' in input.source) {
@@ -209,11 +212,29 @@ export class EnvironmentService {
     // interpolates with the URLs (ports must not depend on them).
     const routesOf = (m: EnvironmentModel): Map<string, number[]> => new Map(m.services.map((s) => [s.name, s.routes]));
     const first = await load(new Map());
+    const project = input.project ?? ('git' in input.source ? repositoryName(input.source.git.url) : first.name);
+    const name = input.name ?? first.name;
+    slug ??= await this.freeSlug(
+      environmentSlug({ id, name, prNumber: input.prNumber ?? null, project, services: first.services.map((s) => s.name) }),
+      id,
+    );
+    if (this.options.previewUrl)
+      for (const s of first.services)
+        if (s.routes.length > 0 && !hasServiceHost(s.name, slug))
+          warnings.push(
+            `services.${s.name}: no per-service host (a name with "--" or too long for a DNS label): its routes use sandbox-port URLs`,
+          );
+    // A service's route: its per-service host with a preview domain (first route: no port in
+    // the label), else the sandbox port's ingress URL.
+    const routeUrl = (service: string, port: number, index: number): string =>
+      this.options.previewUrl && hasServiceHost(service, slug)
+        ? this.options.previewUrl(serviceLabel(service, slug, index === 0 ? null : port))
+        : this.options.portUrl(idOf(service), port);
     const urls = new Map<string, string>();
     // In the Compose file's order: PREVIEW_URL is the first service's that has a route.
     for (const name of first.order) {
       const port = routesOf(first).get(name)?.[0];
-      if (port !== undefined) urls.set(name, this.options.portUrl(idOf(name), port));
+      if (port !== undefined) urls.set(name, routeUrl(name, port, 0));
     }
     const model = await load(urls);
     if (JSON.stringify([...routesOf(model)]) !== JSON.stringify([...routesOf(first)]))
@@ -259,7 +280,7 @@ export class EnvironmentService {
       pid: null,
       exitCode: null,
       error: null,
-      routes: s.routes.map((port) => ({ port, url: this.options.portUrl(idOf(s.name), port) })),
+      routes: s.routes.map((port, i) => ({ port, url: routeUrl(s.name, port, i) })),
       run: {
         cmd: mainCommand(plans.get(s.name)!.argv),
         user: plans.get(s.name)!.user,
@@ -269,8 +290,6 @@ export class EnvironmentService {
       },
     }));
     const now = new Date();
-    const project = input.project ?? ('git' in input.source ? repositoryName(input.source.git.url) : model.name);
-    const name = input.name ?? model.name;
     const record: EnvironmentRecord = {
       id,
       tenant: caller.tenant,
@@ -295,19 +314,17 @@ export class EnvironmentService {
       ttl: model.settings.ttl,
       activeAt: now,
       sleptAt: null,
-      slug: await this.freeSlug(
-        environmentSlug({ id, name, prNumber: input.prNumber ?? null, project, services: model.services.map((s) => s.name) }),
-        id,
-      ),
+      slug,
       project,
       baseRef: input.baseRef ?? ('git' in input.source && input.prNumber === undefined ? input.source.git.ref : null),
     };
     return { record, model, plans, images };
   }
 
-  /** The slug, unless a live environment has it already (then: the id, which is unique). */
+  /** The slug, unless another live environment has it already (then: the id, which is unique). */
   private async freeSlug(slug: string, id: string): Promise<string> {
-    return slug === id || !(await this.store.bySlug(slug)) ? slug : id;
+    const holder = slug === id ? null : await this.store.bySlug(slug);
+    return !holder || holder.id === id ? slug : id;
   }
 
   /** What the project needs must exist and fit: templates, external volumes, copied paths, healthchecks. */
@@ -366,7 +383,7 @@ export class EnvironmentService {
       await rm(next, { recursive: true, force: true });
       let prepared: Prepared;
       try {
-        prepared = await this.prepare(id, next, { ...input, ...(old.name !== null ? { name: old.name } : {}) }, caller);
+        prepared = await this.prepare(id, next, { ...input, ...(old.name !== null ? { name: old.name } : {}) }, caller, old.slug);
       } catch (err) {
         await rm(next, { recursive: true, force: true });
         throw err;
@@ -469,6 +486,8 @@ export class EnvironmentService {
       services: record.services,
       state: failures.length > 0 ? 'error' : 'running',
       error: failures.length > 0 ? failures.join('; ') : null,
+      // The TTLs count from the end of the deploy: a slow bring-up does not eat the idle time.
+      activeAt: new Date(),
     });
     this.log.info({ environment: record.id, failures }, failures.length > 0 ? 'environment failed' : 'environment running');
   }

@@ -46,9 +46,9 @@ export function environmentSlug(input: SlugInput): string {
   return slug.length > 0 ? slug : input.id;
 }
 
-/** The host of a service's route (`port` null: its first route). */
-export function serviceHost(service: string, slug: string, port: number | null, domain: string): string {
-  return `${service}${port === null ? '' : `-${port}`}${SEPARATOR}${slug}.${domain}`;
+/** The first DNS label of a service's route host (`port` null: its first route). */
+export function serviceLabel(service: string, slug: string, port: number | null): string {
+  return `${service}${port === null ? '' : `-${port}`}${SEPARATOR}${slug}`;
 }
 
 /** Whether a service gets per-service hosts: its name has no `--` and its label fits. */
