@@ -19,6 +19,7 @@ import (
 	"hutch/agent/internal/fs"
 	"hutch/agent/internal/process"
 	"hutch/agent/internal/secrets"
+	"hutch/agent/internal/stats"
 	"hutch/agent/internal/tunnel"
 	"hutch/agent/internal/users"
 )
@@ -51,6 +52,7 @@ func Handler(cfg Config) http.Handler {
 	}
 	mux.Handle("/hutch/env", cfg.Processes.BaseEnvHandler())
 	mux.Handle("/hutch/secret-files", &secrets.Handler{Dir: "/run/secrets", Users: cfg.Users, FSType: secrets.TmpfsMagic})
+	mux.Handle("/hutch/stats", &stats.Handler{Reader: stats.Reader{Root: "/", ClockTicks: 100}})
 	(&process.Service{M: cfg.Processes, Users: cfg.Users}).Register(mux)
 	(&fs.Service{Users: cfg.Users}).Register(mux)
 	if cfg.AccessToken == "" {

@@ -174,6 +174,31 @@ export class AgentClient {
     await this.postJson('/hutch/secret-files', { files: files.map((f) => ({ path: f.path, data: f.data.toString('base64') })) }, 'the secret files');
   }
 
+  /**
+   * The sandbox's usage as the agent reads it from inside (GET /hutch/stats: its cgroup, or procfs
+   * under gVisor). Untrusted like every answer: non-numbers are refused, figures are as reported.
+   */
+  async stats(): Promise<{ source: string; cpuNs: number; memoryBytes: number; memoryCacheBytes: number; pids: number }> {
+    const { req, response } = this.request('GET', '/hutch/stats', {}, { signal: AbortSignal.timeout(5_000) });
+    req.end();
+    const res = await response;
+    const text = await readBounded(res, 4 * 1024);
+    if (res.statusCode !== 200) throw new HutchError('internal', `the agent answered ${res.statusCode} to stats: ${text.trim().slice(0, 500)}`);
+    const body = JSON.parse(text) as Record<string, unknown>;
+    const figure = (key: string): number => {
+      const value = body[key];
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new HutchError('internal', `the agent's stats: ${key} is not a figure`);
+      return value;
+    };
+    return {
+      source: typeof body.source === 'string' ? body.source.slice(0, 16) : 'unknown',
+      cpuNs: figure('cpuNs'),
+      memoryBytes: figure('memoryBytes'),
+      memoryCacheBytes: figure('memoryCacheBytes'),
+      pids: figure('pids'),
+    };
+  }
+
   /** A POST of a JSON body to one of the agent's /hutch/ endpoints, which answer 204 (else their text, bounded). */
   private async postJson(path: string, payload: unknown, what: string): Promise<void> {
     const body = Buffer.from(JSON.stringify(payload));

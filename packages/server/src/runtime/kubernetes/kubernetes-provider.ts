@@ -28,6 +28,7 @@ import type {
 } from '../../core/provider.js';
 import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sandbox.js';
 import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
+import { AgentClient } from '../agent/agent-client.js';
 import { kubeError, withRetry } from './kube-errors.js';
 import type { PodImages } from './pod-images.js';
 import { buildPod, CONTAINER_NAME, installationSelector, LABELS, podName } from './pod-spec.js';
@@ -90,6 +91,8 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
   private readonly watch: PodWatch;
   private readonly tierStatus: Record<Isolation, TierStatus>;
   private serverVersion: string | null = null;
+  /** One keep-alive client per sandbox for the usage samples (every few seconds). */
+  private readonly statsClients = new Map<string, AgentClient>();
 
   constructor(private readonly options: KubernetesProviderOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
@@ -341,6 +344,8 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
   }
 
   async destroy(id: string): Promise<void> {
+    this.statsClients.get(id)?.close();
+    this.statsClients.delete(id);
     await this.deletePod(id);
     await this.deletePolicy(id);
     // Gone from the API at once; the cache follows within the watch's latency.
@@ -382,18 +387,37 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
     throw UNSUPPORTED('snapshots');
   }
 
-  /** No metrics API is assumed (metrics-server is optional): unknown. */
-  async usage(): Promise<{ cpuNs: number; memBytes: number; memCacheBytes: number } | null> {
-    return null;
+  /** The agent's figures (stats()); null when they cannot be read. */
+  async usage(id: string): Promise<{ cpuNs: number; memBytes: number; memCacheBytes: number } | null> {
+    const s = await this.stats(id);
+    return s ? { cpuNs: s.cpuNs, memBytes: s.memoryBytes, memCacheBytes: s.memoryCacheBytes } : null;
   }
 
   async diskUsage(): Promise<DiskUsage | null> {
     return null;
   }
 
-  /** No per-pod counters yet (the kubelet's stats API is not read): sampling skips these sandboxes. */
-  async stats(): Promise<SandboxStats | null> {
-    return null;
+  /**
+   * The pod's usage as its agent reads it from inside (GET /hutch/stats: the container's cgroup
+   * under runc, procfs under gVisor), so that metrics and usage accounting work without a metrics
+   * pipeline. These figures come from inside the sandbox (see docs/kubernetes.md, "Usage"). Disk
+   * and network are not known here. null when the pod or its agent cannot be reached.
+   */
+  async stats(id: string): Promise<SandboxStats | null> {
+    if (!this.watch.pod(id)?.status?.podIP) return null;
+    let client = this.statsClients.get(id);
+    if (!client) {
+      client = new AgentClient(this.agentEndpoint(id));
+      this.statsClients.set(id, client);
+    }
+    try {
+      const s = await client.stats();
+      return { cpuNs: s.cpuNs, memoryBytes: s.memoryBytes, memoryCacheBytes: s.memoryCacheBytes, pids: s.pids, disk: null, net: null };
+    } catch {
+      client.close();
+      this.statsClients.delete(id);
+      return null;
+    }
   }
 
   async list(): Promise<RuntimeSandbox[]> {
