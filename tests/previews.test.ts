@@ -166,6 +166,17 @@ function publish(work: string, bare: string, ref: string, message: string): stri
   return git(work, 'rev-parse', 'HEAD');
 }
 
+/** A work tree holding `files` and an empty bare repository beside it (`<name>.git`). */
+function repoWith(name: string, files: Record<string, string>): { work: string; bare: string } {
+  const work = join(scratch, name);
+  mkdirSync(work, { recursive: true });
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(work, file), text);
+  git(work, 'init', '-q', '-b', 'main');
+  const bare = join(scratch, `${name}.git`);
+  git(scratch, 'init', '-q', '--bare', bare);
+  return { work, bare };
+}
+
 function setGreeting(work: string, message: string): void {
   const seed = join(work, 'seed/seed.sql');
   writeFileSync(seed, readFileSync(seed, 'utf8').replace(/VALUES \(1, '[^']*'\)/, `VALUES (1, '${message}')`));
@@ -603,15 +614,92 @@ describe('webhooks → preview environments', () => {
     });
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /github\s+pull_request\s+synchronize\s+octo-org\/preview-app#11\s+duplicate/);
+    // Tenant-scoped: another tenant's member sees none of these, and cannot ask for them.
+    assert.equal((await server.api('POST', '/v1/admin/tenants', { name: 'hooks-b' })).status, 201);
+    const key = await server.api<{ key: string }>('POST', '/v1/keys', { tenant: 'hooks-b', role: 'member' });
+    const asB = { authorization: `Bearer ${key.body.key}` };
+    const theirs = await server.api<{ deliveries: Delivery[] }>('GET', '/v1/hooks/deliveries', undefined, asB);
+    assert.deepEqual([theirs.status, theirs.body.deliveries], [200, []]);
+    assert.equal((await server.api('GET', '/v1/hooks/deliveries?tenant=default', undefined, asB)).status, 404);
+    assert.equal(
+      (await server.api('POST', '/v1/hooks/projects', { provider: 'github', repository: 'b/b' }, asB)).status,
+      403,
+      'admins register projects',
+    );
   });
 
-  test("GitLab: a fork's merge request opens (awaiting approval), is approved by a label, updates (oldrev) and closes; statuses and one note", async () => {
-    const glWork = join(scratch, 'gl-work');
-    mkdirSync(glWork);
-    cpSync(join(REPO, 'tests/fixtures/compose/tiny/compose.yaml'), join(glWork, 'compose.yaml'));
-    git(glWork, 'init', '-q', '-b', 'main');
-    const glBare = join(scratch, 'gl.git');
-    git(scratch, 'init', '-q', '--bare', glBare);
+  test('push: a configured branch gets an environment, other branches are ignored, a deleted branch is destroyed; a restart mid-deploy deploys again', async () => {
+    // A slow project: its service is healthy 5 s after it starts (a restart can land mid-bring-up).
+    const { work: slowWork, bare: slowBare } = repoWith('slow', {
+      'compose.yaml': [
+        'services:',
+        '  app:',
+        '    image: debian:12',
+        "    command: ['sh', '-c', 'sleep 5; touch /tmp/ready; exec sleep infinity']",
+        '    healthcheck:',
+        "      test: ['CMD', 'test', '-f', '/tmp/ready']",
+        '      interval: 1s',
+        '      retries: 60',
+        '',
+      ].join('\n'),
+    });
+    const main = publish(slowWork, slowBare, 'refs/heads/main', 'slow app');
+    const created = await server.api('POST', '/v1/hooks/projects', {
+      provider: 'github',
+      repository: 'octo-org/slow',
+      cloneUrl: `file://${slowBare}`,
+      branches: ['main'],
+    });
+    assert.equal(created.status, 201);
+    const repository = { id: 5550, full_name: 'octo-org/slow', clone_url: 'https://github.com/octo-org/slow.git' };
+    const push = (ref: string, after: string, deleted = false) => ({
+      ref,
+      before: '0'.repeat(40),
+      after,
+      deleted,
+      commits: [],
+      repository,
+    });
+    const other = await deliver('push', push('refs/heads/feature', main));
+    assert.equal(other.status, 200);
+    assert.match(other.body.message, /push to branch feature: the project has no environment for it \(its branches: main\)/);
+    const pushed = await deliver('push', push('refs/heads/main', main));
+    assert.equal(pushed.status, 202, JSON.stringify(pushed.body));
+    const up = await settled(pushed.body.delivery);
+    assert.equal(up.outcome, 'deployed', up.reason ?? '');
+    const branchEnv = await environment(up.environmentId!);
+    assert.deepEqual([branchEnv.gitSha, branchEnv.prNumber, serviceOf(branchEnv, 'app').state], [main, null, 'healthy']);
+    const gone = await deliver('push', push('refs/heads/main', '0'.repeat(40), true));
+    assert.equal((await settled(gone.body.delivery)).outcome, 'destroyed');
+    assert.equal((await server.api('GET', `/v1/environments/${branchEnv.id}`)).status, 404);
+
+    // A pull request whose bring-up a kill -9 interrupts: the next start deploys it again.
+    const prSha = publish(slowWork, slowBare, 'refs/pull/21/head', 'a change');
+    pullStates.set('github:21', 'open');
+    const pr = structuredClone(pullRequest('opened', 21, prSha));
+    pr.repository = pr.pull_request.base.repo = pr.pull_request.head.repo = { ...pr.repository, ...repository };
+    const opened = await deliver('pull_request', pr);
+    assert.equal(opened.status, 202);
+    assert.ok(await waitFor(async () => (await deliveryRecord(opened.body.delivery)).environmentId !== null, 60_000, 100));
+    await server.kill9();
+    await server.restart();
+    const interrupted = await deliveryRecord(opened.body.delivery);
+    assert.deepEqual(
+      [interrupted.outcome, interrupted.reason],
+      ['superseded', `interrupted by a server restart; the preview was deployed again at ${prSha.slice(0, 7)} at the next start`],
+    );
+    const again = await waitFor(async () => ((await preview(21))?.state === 'running' ? preview(21) : null), 120_000, 500);
+    assert.ok(again, JSON.stringify(await preview(21)));
+    assert.equal(again.environmentId, interrupted.environmentId, 'the same environment, redeployed');
+    assert.equal((await environment(again.environmentId!)).state, 'running');
+    const closed = await deliver('pull_request', { ...pr, action: 'closed' });
+    assert.equal((await settled(closed.body.delivery)).outcome, 'destroyed');
+  });
+
+  test("GitLab: a fork's merge request opens (awaiting approval), is approved by a label, updates (oldrev), closes and reopens at once, closes; statuses and one note", async () => {
+    const { work: glWork, bare: glBare } = repoWith('gl', {
+      'compose.yaml': readFileSync(join(REPO, 'tests/fixtures/compose/tiny/compose.yaml'), 'utf8'),
+    });
     const first = publish(glWork, glBare, 'refs/merge-requests/3/head', 'one');
     const project = await server.api('POST', '/v1/hooks/projects', {
       provider: 'gitlab',
@@ -662,16 +750,24 @@ describe('webhooks → preview environments', () => {
     assert.equal(redeployed.outcome, 'deployed', redeployed.reason ?? '');
     assert.equal(redeployed.environmentId, up.environmentId);
     assert.equal((await environment(up.environmentId!)).gitSha, second);
+    // Closed and at once reopened: the destroy finishes, then a new environment comes up.
+    const closedFirst = await send(mr('close', second));
+    const reopened = await send(mr('reopen', second));
+    assert.equal((await settled(closedFirst.body.delivery)).outcome, 'destroyed');
+    const back = await settled(reopened.body.delivery);
+    assert.equal(back.outcome, 'deployed', back.reason ?? '');
+    assert.notEqual(back.environmentId, up.environmentId);
+    assert.equal((await server.api('GET', `/v1/environments/${up.environmentId}`)).status, 404);
     const closed = await send(mr('close', second));
     assert.equal((await settled(closed.body.delivery)).outcome, 'destroyed');
-    assert.equal((await server.api('GET', `/v1/environments/${up.environmentId}`)).status, 404);
+    assert.equal((await server.api('GET', `/v1/environments/${back.environmentId}`)).status, 404);
     const notes = comments.filter((c) => c.key === 'gitlab:3');
     assert.equal(notes.length, 1, 'one note');
     assert.match(notes[0]!.body, /destroyed/);
     const glStatuses = calls
       .filter((c) => c.method === 'POST' && c.path === `/gl/projects/77/statuses/${second}`)
       .map((c) => c.body!.state);
-    assert.deepEqual(glStatuses, ['running', 'success']);
+    assert.deepEqual(glStatuses, ['running', 'success', 'running', 'success'], 'deployed at that commit twice (update, reopen)');
     assert.equal(calls.filter((c) => c.method === 'POST' && c.path === '/gl/projects/77/merge_requests/3/notes').length, 1);
   });
 });

@@ -85,7 +85,7 @@ export interface Preview {
   branch: string | null;
   tenant: string;
   environmentId: string | null;
-  state: 'awaiting-approval' | 'deploying' | 'running' | 'error' | 'destroyed';
+  state: 'awaiting-approval' | 'deploying' | 'running' | 'error' | 'destroying' | 'destroyed';
   sha: string;
   deployedSha: string | null;
   fork: boolean;

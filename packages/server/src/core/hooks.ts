@@ -88,6 +88,7 @@ export interface DeliveryFilter {
   repository?: string;
   number?: number;
   environmentId?: string;
+  targetKey?: string;
   since?: Date;
   /** Entries with a smaller id (the cursor). */
   before?: number;
@@ -109,9 +110,9 @@ export interface DeliveryStore {
 
 /**
  * A preview's progress: `awaiting-approval` (a fork not approved yet), `deploying`, `running`,
- * `error` (the environment failed; the next commit tries again), `destroyed`.
+ * `error` (the environment failed; the next commit tries again), `destroying`, `destroyed`.
  */
-export const PREVIEW_STATES = ['awaiting-approval', 'deploying', 'running', 'error', 'destroyed'] as const;
+export const PREVIEW_STATES = ['awaiting-approval', 'deploying', 'running', 'error', 'destroying', 'destroyed'] as const;
 export type PreviewState = (typeof PREVIEW_STATES)[number];
 
 export interface PreviewRecord {

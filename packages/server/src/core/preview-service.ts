@@ -131,6 +131,8 @@ export class PreviewService {
         key,
         environmentId: existing.environmentId,
       });
+      // Recorded first: a restart before it is done destroys it at the next start.
+      await this.store.update(key, { state: 'destroying', error: intent.reason });
       this.queue.push(key, this.destroyTask(key, intent.reason, deliveryId));
       return answer;
     }
@@ -227,12 +229,26 @@ export class PreviewService {
     };
   }
 
-  /** After a restart: previews whose bring-up was interrupted are deployed again at their commit. */
+  /**
+   * After a restart: previews whose deploy was interrupted are deployed again at their newest
+   * commit, those being destroyed are destroyed; the deliveries that were still queued say so.
+   */
   async resume(): Promise<void> {
     for (const p of await this.store.list(null)) {
-      if (p.state !== 'deploying') continue;
+      if (p.state !== 'deploying' && p.state !== 'destroying') continue;
+      const redo = p.state === 'deploying' ? `deployed again at ${short(p.sha)}` : 'destroyed';
+      for (const d of await this.deliveries.query({ tenant: null, targetKey: p.key, outcome: 'queued', limit: 100 }))
+        await this.deliveries.update(d.id, {
+          outcome: 'superseded',
+          reason: `interrupted by a server restart; the preview was ${redo} at the next start`,
+        });
+      if (p.state === 'destroying') {
+        this.queue.push(p.key, this.destroyTask(p.key, p.error ?? 'destroy interrupted by a restart', null));
+        continue;
+      }
       const project = await this.projects.find(p.provider, p.repository);
       if (project) this.queue.push(p.key, this.deployTask(p.key, p.sha, project, null));
+      else await this.store.update(p.key, { state: 'error', error: `no project for ${p.repository} any more` });
     }
   }
 
@@ -279,7 +295,7 @@ export class PreviewService {
 
   private async deploy(key: string, sha: string, project: ProjectRecord, deliveryId: number | null, signal: AbortSignal): Promise<void> {
     const p = await this.store.get(key);
-    if (!p || p.state === 'destroyed') return;
+    if (!p) return;
     const caller: Caller = { tenant: project.tenant, keyId: `hooks:${project.id}`, role: 'member', limits: null };
     const input = {
       source: { git: { url: p.cloneUrl, ref: p.fetchRef } },

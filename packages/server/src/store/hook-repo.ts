@@ -107,6 +107,7 @@ export class SqlDeliveryStore implements DeliveryStore {
     if (f.repository !== undefined) q = q.where('repository', '=', f.repository.toLowerCase());
     if (f.number !== undefined) q = q.where('number', '=', f.number);
     if (f.environmentId !== undefined) q = q.where('environment_id', '=', f.environmentId);
+    if (f.targetKey !== undefined) q = q.where('target_key', '=', f.targetKey);
     if (f.since !== undefined) q = q.where('time', '>=', f.since.getTime());
     if (f.before !== undefined) q = q.where('id', '<', f.before);
     const rows = await q.orderBy('id', 'desc').limit(f.limit).execute();
