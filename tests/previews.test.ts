@@ -43,6 +43,7 @@ interface Env {
   url: string | null;
   gitSha: string | null;
   prNumber: number | null;
+  baseRef: string | null;
   keep: boolean;
   services: Array<{ name: string; state: string; sandboxId: string; url: string | null }>;
   volumes: Array<{ volume: string; owned: boolean }>;
@@ -400,6 +401,7 @@ describe('webhooks → preview environments', () => {
     assert.equal(env11.state, 'running');
     assert.equal(env11.gitSha, sha1);
     assert.equal(env11.prNumber, 11);
+    assert.equal(env11.baseRef, 'main', "the pull request's base branch (the seed snapshot's key)");
     assert.deepEqual(
       env11.services.map((s) => [s.name, s.state]),
       [
@@ -668,7 +670,10 @@ describe('webhooks → preview environments', () => {
     const up = await settled(pushed.body.delivery);
     assert.equal(up.outcome, 'deployed', up.reason ?? '');
     const branchEnv = await environment(up.environmentId!);
-    assert.deepEqual([branchEnv.gitSha, branchEnv.prNumber, serviceOf(branchEnv, 'app').state], [main, null, 'healthy']);
+    assert.deepEqual(
+      [branchEnv.gitSha, branchEnv.prNumber, branchEnv.baseRef, serviceOf(branchEnv, 'app').state],
+      [main, null, 'main', 'healthy'],
+    );
     const gone = await deliver('push', push('refs/heads/main', '0'.repeat(40), true));
     assert.equal((await settled(gone.body.delivery)).outcome, 'destroyed');
     assert.equal((await server.api('GET', `/v1/environments/${branchEnv.id}`)).status, 404);

@@ -74,6 +74,7 @@ test('every GitHub pull_request example: deploys at pull_request.head.sha, close
       assert.equal(intent.sha, pr.head.sha);
       assert.equal(intent.cloneUrl, pr.base.repo.clone_url);
       assert.equal(intent.fetchRef, `refs/pull/${payload.number}/head`);
+      assert.equal(intent.baseRef, pr.base.ref, 'the branch it merges into');
       assert.equal(intent.fork, pr.head.repo === null || pr.head.repo.id !== pr.base.repo.id);
       assert.deepEqual(
         intent.labels,
@@ -138,6 +139,7 @@ function gitlabMr(action: string, extra: Record<string, unknown> = {}): Record<s
       action,
       source_project_id: 15,
       target_project_id: 15,
+      target_branch: 'main',
       draft: false,
       last_commit: { id: 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7' },
       ...extra,
@@ -153,6 +155,7 @@ test('GitLab merge requests: open, reopen and update deploy last_commit from ref
     if (intent.kind === 'deploy') {
       assert.equal(intent.sha, 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7');
       assert.equal(intent.fetchRef, 'refs/merge-requests/4/head');
+      assert.equal(intent.baseRef, 'main');
       assert.equal(targetKey(intent.target), 'gitlab:15:pull:4');
       assert.deepEqual(intent.labels, ['preview']);
       assert.equal(intent.fork, false);

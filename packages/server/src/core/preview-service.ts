@@ -80,6 +80,12 @@ export class PreviewService {
   private janitor: NodeJS.Timeout | null = null;
   private janitorRun: Promise<void> | null = null;
   private closed = false;
+  /**
+   * Each preview's base branch as its last delivery said (the seed snapshot's key, `baseRef` of
+   * the environment): in memory — a redeploy keeps the environment's own, and a create after a
+   * restart without a delivery has none.
+   */
+  private readonly baseRefs = new Map<string, string>();
   /** Keep flags and TTLs of environments (the `keep` label sets it; kept environments are never destroyed here). */
   lifecycle: Pick<EnvironmentLifecycle, 'update' | 'expiry'> | null = null;
 
@@ -144,6 +150,7 @@ export class PreviewService {
         key: null,
         environmentId: null,
       });
+    if (intent.baseRef !== null) this.baseRefs.set(key, intent.baseRef);
     const now = new Date();
     const labels = intent.labels;
     const record: PreviewRecord = {
@@ -312,7 +319,11 @@ export class PreviewService {
       env = current
         ? await this.environments.redeploy(current.id, input, caller)
         : await this.environments.create(
-            { ...input, name: p.number !== null ? `${p.repository}#${p.number}` : `${p.repository}@${p.branch}` },
+            {
+              ...input,
+              name: p.number !== null ? `${p.repository}#${p.number}` : `${p.repository}@${p.branch}`,
+              ...(this.baseRefs.has(key) ? { baseRef: this.baseRefs.get(key)! } : {}),
+            },
             caller,
           );
     } catch (err) {

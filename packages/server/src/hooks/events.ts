@@ -25,6 +25,8 @@ export type HookIntent =
       /** Where and what to fetch: the base repository and a ref it has (for forks too). */
       cloneUrl: string;
       fetchRef: string;
+      /** The branch the pull request merges into (a branch environment: its own): the seed snapshot's key. */
+      baseRef: string | null;
       /** From a fork: no secrets and no deploy until approved. */
       fork: boolean;
       labels: string[];
@@ -61,7 +63,17 @@ function pushIntent(
   const branch = ref.slice(BRANCH_REF.length);
   const target: EnvironmentTarget = { provider: repo.provider, repoId: repo.repoId, repo: repo.repo, kind: 'branch', branch };
   if (deleted || ZERO_SHA.test(after)) return { kind: 'destroy', target, action: 'push', reason: `branch ${branch} deleted` };
-  return { kind: 'deploy', target, sha: after, cloneUrl: repo.cloneUrl, fetchRef: ref, fork: false, labels: [], action: 'push' };
+  return {
+    kind: 'deploy',
+    target,
+    sha: after,
+    cloneUrl: repo.cloneUrl,
+    fetchRef: ref,
+    baseRef: branch,
+    fork: false,
+    labels: [],
+    action: 'push',
+  };
 }
 
 // ---------------------------------------------------------------- GitHub
@@ -109,6 +121,7 @@ export function githubIntent(event: string, payload: unknown): HookIntent {
       sha: pr.head.sha,
       cloneUrl: base.clone_url,
       fetchRef: `refs/pull/${number}/head`,
+      baseRef: pr.base.ref,
       fork,
       labels: (pr.labels ?? []).map((l) => l.name),
       action,
@@ -135,6 +148,7 @@ const gitlabMergeRequest = z.object({
     oldrev: z.string().optional(),
     source_project_id: z.number(),
     target_project_id: z.number(),
+    target_branch: z.string().optional(),
     draft: z.boolean().optional(),
     work_in_progress: z.boolean().optional(),
     last_commit: z.object({ id: z.string().regex(/^[0-9a-f]{40}$/) }),
@@ -174,6 +188,7 @@ export function gitlabIntent(event: string, payload: unknown): HookIntent {
       sha: mr.last_commit.id,
       cloneUrl: project.git_http_url,
       fetchRef: `refs/merge-requests/${mr.iid}/head`,
+      baseRef: mr.target_branch ?? null,
       fork: mr.source_project_id !== mr.target_project_id,
       labels: (labels ?? []).map((l) => l.title),
       action: action === 'update' && mr.oldrev ? 'update (push)' : action,
