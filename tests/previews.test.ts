@@ -267,6 +267,16 @@ async function viaUrl(url: string): Promise<{ status: number; json: any }> {
   return { status: res.status, json };
 }
 
+/** The built CLI against the test server. */
+function hutchCli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), ...args], {
+    env: { ...process.env, HUTCH_URL: server.url, HUTCH_API_KEY: server.key },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 const serviceOf = (env: Env, name: string) => {
   const s = env.services.find((x) => x.name === name);
   assert.ok(s, `service ${name} in ${JSON.stringify(env.services)}`);
@@ -479,11 +489,7 @@ describe('webhooks → preview environments', () => {
     const log = await deliveryRecord(opened.body.delivery);
     assert.equal(log.outcome, 'awaiting-approval', 'the delivery log says so');
     // Approved through the API (the CLI's `hutch hooks approve`): the waiting commit deploys.
-    const approve = spawnSync(
-      process.execPath,
-      [join(REPO, 'packages/cli/dist/main.js'), 'hooks', 'approve', 'github', OWNER, '12', '--json'],
-      { env: { ...process.env, HUTCH_URL: server.url, HUTCH_API_KEY: server.key }, encoding: 'utf8', timeout: 30_000 },
-    );
+    const approve = hutchCli('hooks', 'approve', 'github', OWNER, '12', '--json');
     assert.equal(approve.status, 0, approve.stderr);
     assert.deepEqual([JSON.parse(approve.stdout).approvedSha, JSON.parse(approve.stdout).state], [shaFork, 'deploying']);
     const up = await waitFor(async () => ((await preview(12))?.state === 'deploying' ? null : await preview(12)), 300_000, 1000);
@@ -598,24 +604,31 @@ describe('webhooks → preview environments', () => {
     const log = await server.api<{ deliveries: Delivery[] }>('GET', '/v1/hooks/deliveries?number=11&provider=github');
     const outcomes = log.body.deliveries.map((d) => d.outcome);
     for (const o of ['deployed', 'duplicate', 'superseded', 'destroyed', 'ignored']) assert.ok(outcomes.includes(o), `${o} in ${outcomes}`);
-    const cli = spawnSync(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), 'hooks', 'deliveries', '--number', '11', '--json'], {
-      env: { ...process.env, HUTCH_URL: server.url, HUTCH_API_KEY: server.key },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const cli = hutchCli('hooks', 'deliveries', '--number', '11', '--json');
     assert.equal(cli.status, 0, cli.stderr);
     const parsed = JSON.parse(cli.stdout) as { deliveries: Delivery[] };
     assert.deepEqual(
       parsed.deliveries.map((d) => d.id),
       log.body.deliveries.map((d) => d.id),
     );
-    const table = spawnSync(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), 'hooks', 'deliveries', '--outcome', 'duplicate'], {
-      env: { ...process.env, HUTCH_URL: server.url, HUTCH_API_KEY: server.key },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const table = hutchCli('hooks', 'deliveries', '--outcome', 'duplicate');
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /github\s+pull_request\s+synchronize\s+octo-org\/preview-app#11\s+duplicate/);
+    // Projects through the CLI: add (variable names only in answers), ls, rm; previews.
+    const add = hutchCli('hooks', 'projects', 'add', 'gitlab', 'Group/Other', '--branch', 'main', '--var', 'TOKEN=s3cr3t', '--json');
+    assert.equal(add.status, 0, add.stderr);
+    const added = JSON.parse(add.stdout) as { id: string; repository: string; branches: string[]; variables: string[] };
+    assert.deepEqual([added.repository, added.branches, added.variables], ['group/other', ['main'], ['TOKEN']]);
+    assert.ok(!add.stdout.includes('s3cr3t'));
+    assert.match(hutchCli('hooks', 'projects', 'ls').stdout, new RegExp(`^${added.id}\\s+gitlab\\s+group/other\\s+default`, 'm'));
+    assert.equal(hutchCli('hooks', 'projects', 'add', 'gitlab', 'group/other').status, 1, 'registered once');
+    assert.deepEqual([hutchCli('hooks', 'projects', 'rm', added.id).stdout], [`${added.id}\n`]);
+    const listed = hutchCli('hooks', 'previews', '--json');
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.ok(
+      !(JSON.parse(listed.stdout) as { previews: Preview[] }).previews.some((p) => p.number === 11),
+      'destroyed ones are not listed',
+    );
     // Tenant-scoped: another tenant's member sees none of these, and cannot ask for them.
     assert.equal((await server.api('POST', '/v1/admin/tenants', { name: 'hooks-b' })).status, 201);
     const key = await server.api<{ key: string }>('POST', '/v1/keys', { tenant: 'hooks-b', role: 'member' });
@@ -774,5 +787,19 @@ describe('webhooks → preview environments', () => {
       .map((c) => c.body!.state);
     assert.deepEqual(glStatuses, ['running', 'success', 'running', 'success'], 'deployed at that commit twice (update, reopen)');
     assert.equal(calls.filter((c) => c.method === 'POST' && c.path === '/gl/projects/77/merge_requests/3/notes').length, 1);
+  });
+  test('a flood of bad signatures: every one a 401, at most 60 a minute recorded', async () => {
+    const answers: Array<number | null> = [];
+    for (let i = 0; i < 70; i++) {
+      const res = await deliver('pull_request', { n: i }, { secret: 'wrong' });
+      assert.equal(res.status, 401);
+      answers.push(res.body.delivery as number | null); // null: not recorded
+    }
+    const recorded = answers.filter((d) => d !== null);
+    assert.ok(recorded.length <= 60, `${recorded.length} recorded`);
+    assert.ok(
+      answers.slice(-10).every((d) => d === null),
+      'the last ones were not recorded',
+    );
   });
 });

@@ -21,9 +21,16 @@ export interface HookSecrets {
 
 export interface HookAnswer {
   status: 200 | 202 | 400 | 401;
-  delivery: DeliveryRecord;
+  /** null: a rejected delivery past the recording limit (not recorded). */
+  delivery: DeliveryRecord | null;
   message: string;
 }
+
+/**
+ * Rejected deliveries recorded per minute at most: anyone can send them, and each would be a row.
+ * Past it they are answered the same 401 and counted in the server log, once a minute.
+ */
+export const REJECTED_RECORDED_PER_MINUTE = 60;
 
 export interface ProjectInput {
   provider: HookProvider;
@@ -84,6 +91,8 @@ export function describePayload(
 }
 
 export class HookService {
+  private rejected = { windowStart: 0, recorded: 0, dropped: 0 };
+
   constructor(
     private readonly deliveries: DeliveryStore,
     private readonly projects: ProjectStore,
@@ -127,6 +136,7 @@ export class HookService {
           : github
             ? 'missing or bad X-Hub-Signature-256'
             : 'missing or bad X-Gitlab-Token';
+      if (!this.mayRecordRejected()) return { status: 401, delivery: null, message: why };
       const delivery = await this.deliveries.record({ ...base, outcome: 'rejected', reason: why });
       this.log.warn({ provider, delivery: delivery.id, deliveryId }, `webhook rejected: ${why}`);
       return { status: 401, delivery, message: why };
@@ -175,6 +185,25 @@ export class HookService {
       environmentId: submitted.environmentId,
     };
     return { status: submitted.outcome === 'queued' ? 202 : 200, delivery: answer, message: submitted.reason ?? submitted.outcome };
+  }
+
+  /** Whether one more rejected delivery may be recorded in this minute (counts the others). */
+  private mayRecordRejected(now = Date.now()): boolean {
+    const r = this.rejected;
+    if (now - r.windowStart >= 60_000) {
+      if (r.dropped > 0)
+        this.log.warn(
+          { dropped: r.dropped },
+          `${r.dropped} more rejected webhook deliveries in a minute were answered 401 and not recorded`,
+        );
+      this.rejected = { windowStart: now, recorded: 0, dropped: 0 };
+    }
+    if (this.rejected.recorded >= REJECTED_RECORDED_PER_MINUTE) {
+      this.rejected.dropped++;
+      return false;
+    }
+    this.rejected.recorded++;
+    return true;
   }
 
   /** Deliveries the caller may see (admins: every tenant's, or `filter.tenant`'s), newest first. */

@@ -145,7 +145,8 @@ const ApprovalBody = z
   })
   .strict();
 
-const ReceiverAnswer = z.object({ delivery: z.number(), outcome: z.string(), message: z.string() });
+/** `delivery`: its id in the delivery log (null: a rejected one past the recording limit). */
+const ReceiverAnswer = z.object({ delivery: z.number().nullable(), outcome: z.string(), message: z.string() });
 
 /** The receivers: raw bodies, authenticated by signature or token (config.webhook skips the API key). */
 export function hookReceiverRoutes(services: Services): FastifyPluginAsyncZod {
@@ -175,12 +176,12 @@ export function hookReceiverRoutes(services: Services): FastifyPluginAsyncZod {
         async (req, reply) => {
           const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
           const answer = await services.hooks.receive(provider, req.headers, body);
-          auditTarget(req, `delivery:${answer.delivery.id}`);
+          if (answer.delivery) auditTarget(req, `delivery:${answer.delivery.id}`);
           if (answer.status === 401)
             void reply.header('www-authenticate', provider === 'github' ? 'X-Hub-Signature-256' : 'X-Gitlab-Token');
           return reply
             .status(answer.status)
-            .send({ delivery: answer.delivery.id, outcome: answer.delivery.outcome, message: answer.message });
+            .send({ delivery: answer.delivery?.id ?? null, outcome: answer.delivery?.outcome ?? 'rejected', message: answer.message });
         },
       );
     }
