@@ -102,6 +102,8 @@ function startRecorder(): Promise<string> {
       const auth = req.headers.authorization === 'Bearer gh-token' || req.headers['private-token'] === 'gl-token';
       if (!auth) return send(401, { message: 'Bad credentials' });
       let m: RegExpExecArray | null;
+      // The slow project's statuses fail: feedback problems must not fail its deployments.
+      if (path.startsWith('/gh/repos/octo-org/slow/statuses/')) return send(500, { message: 'Server Error' });
       if ((m = /^\/gh\/repos\/[^/]+\/[^/]+\/statuses\/[0-9a-f]{40}$/.exec(path)) && req.method === 'POST') return send(201, { id: 1 });
       if ((m = /^\/gl\/projects\/\d+\/statuses\/[0-9a-f]{40}$/.exec(path)) && req.method === 'POST') return send(201, { id: 1 });
       if ((m = /^\/gh\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(path))) {
@@ -643,7 +645,7 @@ describe('webhooks → preview environments', () => {
     );
   });
 
-  test('push: a configured branch gets an environment, other branches are ignored, a deleted branch is destroyed; a restart mid-deploy deploys again', async () => {
+  test('push: a configured branch gets an environment, other branches are ignored, a deleted branch is destroyed; a restart mid-deploy deploys again; a refused commit leaves the environment as it was; failing feedback fails nothing', async () => {
     // A slow project: its service is healthy 5 s after it starts (a restart can land mid-bring-up).
     const { work: slowWork, bare: slowBare } = repoWith('slow', {
       'compose.yaml': [
@@ -682,6 +684,11 @@ describe('webhooks → preview environments', () => {
     assert.equal(pushed.status, 202, JSON.stringify(pushed.body));
     const up = await settled(pushed.body.delivery);
     assert.equal(up.outcome, 'deployed', up.reason ?? '');
+    assert.match(
+      up.feedback ?? '',
+      /^status: github POST \/repos\/octo-org\/slow\/statuses\/[0-9a-f]{40}: 500/,
+      'the git host failed; the deployment did not',
+    );
     const branchEnv = await environment(up.environmentId!);
     assert.deepEqual(
       [branchEnv.gitSha, branchEnv.prNumber, branchEnv.baseRef, serviceOf(branchEnv, 'app').state],
@@ -710,6 +717,27 @@ describe('webhooks → preview environments', () => {
     assert.ok(again, JSON.stringify(await preview(21)));
     assert.equal(again.environmentId, interrupted.environmentId, 'the same environment, redeployed');
     assert.equal((await environment(again.environmentId!)).state, 'running');
+    // A commit whose Compose file is refused: the delivery fails with the field, the environment stays as it was.
+    const good = await environment(again.environmentId!);
+    writeFileSync(
+      join(slowWork, 'compose.yaml'),
+      readFileSync(join(slowWork, 'compose.yaml'), 'utf8').replace(
+        '    image: debian:12\n',
+        '    image: debian:12\n    privileged: true\n',
+      ),
+    );
+    const badSha = publish(slowWork, slowBare, 'refs/pull/21/head', 'privileged');
+    const bad = await deliver('pull_request', {
+      ...pr,
+      action: 'synchronize',
+      pull_request: { ...pr.pull_request, head: { ...pr.pull_request.head, sha: badSha } },
+    });
+    const refused = await settled(bad.body.delivery);
+    assert.equal(refused.outcome, 'failed');
+    assert.match(refused.reason ?? '', /^services\.app\.privileged: /);
+    const still = await environment(good.id);
+    assert.deepEqual([still.state, still.gitSha, serviceOf(still, 'app').sandboxId], ['running', prSha, serviceOf(good, 'app').sandboxId]);
+    assert.equal((await preview(21))?.state, 'error');
     const closed = await deliver('pull_request', { ...pr, action: 'closed' });
     assert.equal((await settled(closed.body.delivery)).outcome, 'destroyed');
   });
