@@ -7,6 +7,7 @@ import { buildNetworkPolicy } from '../src/runtime/kubernetes/network-policy.js'
 import { buildPod } from '../src/runtime/kubernetes/pod-spec.js';
 import { KubeVolumes } from '../src/runtime/kubernetes/kube-volumes.js';
 import { buildVolumeSnapshot, KubeVolumeSnapshots, volumeSnapshotInfo } from '../src/runtime/kubernetes/kube-volume-snapshots.js';
+import { buildSandboxClaim, buildSandboxTemplate, buildSandboxWarmPool } from '../src/runtime/kubernetes/agent-sandbox.js';
 
 // The Kubernetes objects Hutch writes and the API errors it maps, as pure functions (the cluster
 // itself is exercised by tests-k8s/, `npm run test:k8s`).
@@ -68,25 +69,27 @@ test('NetworkPolicy: domain names are refused with a message naming the field', 
   );
 });
 
+const POD_INPUT: Parameters<typeof buildPod>[0] = {
+  id: 'abc',
+  namespace: 'ns',
+  installation: 'inst',
+  tenant: 'team-a',
+  isolation: 'gvisor',
+  image: 'localhost/hutch/sandbox:1',
+  runtimeClassName: 'gvisor',
+  defaultUser: 'user',
+  env: { A: '1' },
+  agentToken: 'tok',
+  cpu: 2,
+  memoryMiB: 512,
+  diskMiB: 1024,
+  cpuRequestRatio: 0.1,
+  deadlineSeconds: 3900,
+  volumes: [{ claim: 'hutch-vol-data-0123456789', destination: '/data', readOnly: true }],
+};
+
 test('Pod: image, agent command, limits and requests, labels, runtime class, deadline, volumes, hardening', () => {
-  const pod = buildPod({
-    id: 'abc',
-    namespace: 'ns',
-    installation: 'inst',
-    tenant: 'team-a',
-    isolation: 'gvisor',
-    image: 'localhost/hutch/sandbox:1',
-    runtimeClassName: 'gvisor',
-    defaultUser: 'user',
-    env: { A: '1' },
-    agentToken: 'tok',
-    cpu: 2,
-    memoryMiB: 512,
-    diskMiB: 1024,
-    cpuRequestRatio: 0.1,
-    deadlineSeconds: 3900,
-    volumes: [{ claim: 'hutch-vol-data-0123456789', destination: '/data', readOnly: true }],
-  });
+  const pod = buildPod(POD_INPUT);
   const c = pod.spec!.containers[0]!;
   assert.deepEqual(pod.metadata?.labels, {
     'app.kubernetes.io/managed-by': 'hutch',
@@ -171,19 +174,38 @@ test('withRetry repeats throttled and unavailable calls, not refused ones', asyn
 });
 
 test('VolumeSnapshot: the volume claim as the source, the configured class, labels and names; status read back', () => {
-  const snapshot = buildVolumeSnapshot({ key: 'data@team-a', snapshot: 'nightly.1', namespace: 'ns', installation: 'inst', snapshotClass: 'csi-snap' });
+  const snapshot = buildVolumeSnapshot({
+    key: 'data@team-a',
+    snapshot: 'nightly.1',
+    namespace: 'ns',
+    installation: 'inst',
+    snapshotClass: 'csi-snap',
+  });
   const claim = KubeVolumes.claimName('data@team-a');
   assert.equal(snapshot.apiVersion, 'snapshot.storage.k8s.io/v1');
   assert.equal(snapshot.kind, 'VolumeSnapshot');
   assert.deepEqual(snapshot.spec, { volumeSnapshotClassName: 'csi-snap', source: { persistentVolumeClaimName: claim } });
-  const metadata = snapshot.metadata as { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string> };
+  const metadata = snapshot.metadata as {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+  };
   assert.equal(metadata.namespace, 'ns');
   assert.match(metadata.name, /^hutch-vs-data-team-a-nightly-1-[0-9a-f]{10}$/);
   assert.ok(metadata.name.length <= 63);
-  assert.deepEqual(metadata.labels, { 'app.kubernetes.io/managed-by': 'hutch', 'hutch.dev/installation': 'inst', 'hutch.dev/volume-claim': claim });
+  assert.deepEqual(metadata.labels, {
+    'app.kubernetes.io/managed-by': 'hutch',
+    'hutch.dev/installation': 'inst',
+    'hutch.dev/volume-claim': claim,
+  });
   assert.deepEqual(metadata.annotations, { 'hutch.dev/volume': 'data@team-a', 'hutch.dev/snapshot': 'nightly.1' });
   const noClass = buildVolumeSnapshot({ key: 'data', snapshot: 's', namespace: 'ns', installation: 'inst', snapshotClass: null });
-  assert.deepEqual(noClass.spec, { source: { persistentVolumeClaimName: KubeVolumes.claimName('data') } }, "no class: the cluster's default");
+  assert.deepEqual(
+    noClass.spec,
+    { source: { persistentVolumeClaimName: KubeVolumes.claimName('data') } },
+    "no class: the cluster's default",
+  );
   assert.notEqual(
     KubeVolumeSnapshots.objectName('a-b', 'c'),
     KubeVolumeSnapshots.objectName('a', 'b-c'),
@@ -193,9 +215,70 @@ test('VolumeSnapshot: the volume claim as the source, the configured class, labe
     metadata: { name: metadata.name, annotations: metadata.annotations, creationTimestamp: '2026-11-24T09:00:00Z' },
     status: { readyToUse: true, restoreSize: '1Gi', creationTime: '2026-11-24T09:00:05Z' },
   });
-  assert.deepEqual(info, { name: 'nightly.1', createdAt: new Date('2026-11-24T09:00:05Z'), readyToUse: true, restoreSizeMiB: 1024, error: null });
+  assert.deepEqual(info, {
+    name: 'nightly.1',
+    createdAt: new Date('2026-11-24T09:00:05Z'),
+    readyToUse: true,
+    restoreSizeMiB: 1024,
+    error: null,
+  });
   const failed = volumeSnapshotInfo({ metadata: { annotations: metadata.annotations }, status: { error: { message: 'driver refused' } } });
   assert.equal(failed.readyToUse, false);
   assert.equal(failed.error, 'driver refused');
   assert.equal(failed.restoreSizeMiB, null);
+});
+
+test('agent-sandbox: the pool pod as a SandboxTemplate, its SandboxWarmPool, a SandboxClaim per create', () => {
+  const pod = buildPod({ ...POD_INPUT, id: 'member1', env: {}, deadlineSeconds: null, volumes: [] });
+  const template = buildSandboxTemplate({ name: 'hutch-pool-p1', namespace: 'ns', installation: 'inst', pool: 'p1', pod });
+  assert.equal(template.apiVersion, 'extensions.agents.x-k8s.io/v1alpha1');
+  assert.equal(template.kind, 'SandboxTemplate');
+  const spec = template.spec as {
+    podTemplate: { metadata: { labels: Record<string, string> }; spec: unknown };
+    networkPolicyManagement: string;
+  };
+  assert.equal(spec.podTemplate.spec, pod.spec, "the pool member's pod spec");
+  assert.equal(spec.podTemplate.metadata.labels['hutch.dev/sandbox'], undefined, 'no sandbox id before a claim');
+  assert.equal(spec.podTemplate.metadata.labels['hutch.dev/pool'], 'p1');
+  assert.equal(spec.podTemplate.metadata.labels['hutch.dev/installation'], 'inst');
+  assert.equal(spec.networkPolicyManagement, 'Unmanaged', "egress stays Hutch's NetworkPolicies");
+  const warm = buildSandboxWarmPool({
+    name: 'hutch-pool-p1',
+    namespace: 'ns',
+    installation: 'inst',
+    pool: 'p1',
+    template: 'hutch-pool-p1',
+    replicas: 3,
+  });
+  assert.equal(warm.kind, 'SandboxWarmPool');
+  assert.deepEqual(warm.spec, { replicas: 3, sandboxTemplateRef: { name: 'hutch-pool-p1' } });
+  const claim = buildSandboxClaim({
+    id: 'sbx1',
+    namespace: 'ns',
+    installation: 'inst',
+    pool: 'p1',
+    template: 'hutch-pool-p1',
+    warmPool: 'hutch-pool-p1',
+    tenant: 'team-a',
+    shutdownTime: new Date('2026-11-24T10:00:00Z'),
+  });
+  assert.equal(claim.kind, 'SandboxClaim');
+  assert.equal((claim.metadata as { name: string }).name, 'hutch-sbx1');
+  assert.deepEqual(claim.spec, {
+    sandboxTemplateRef: { name: 'hutch-pool-p1' },
+    warmpool: 'hutch-pool-p1',
+    additionalPodMetadata: { labels: { 'hutch.dev/sandbox': 'sbx1', 'hutch.dev/tenant': 'team-a' } },
+    lifecycle: { shutdownTime: '2026-11-24T10:00:00.000Z', shutdownPolicy: 'Delete' },
+  });
+  const forever = buildSandboxClaim({
+    id: 'sbx2',
+    namespace: 'ns',
+    installation: 'inst',
+    pool: 'p1',
+    template: 't',
+    warmPool: 'w',
+    tenant: 'default',
+    shutdownTime: null,
+  });
+  assert.equal((forever.spec as { lifecycle?: unknown }).lifecycle, undefined, 'no TTL: no shutdown time');
 });

@@ -7,6 +7,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Isolation } from '../../core/sandbox.js';
 import type { MetaStore } from '../../core/stores.js';
 import type { VolumeBackend } from '../../core/provider.js';
+import { detectAgentSandbox } from './agent-sandbox.js';
 import { Discovery } from './discovery.js';
 import { KubeVolumeSnapshots } from './kube-volume-snapshots.js';
 import { KubeVolumes } from './kube-volumes.js';
@@ -100,6 +101,10 @@ export async function setupKubernetes(options: {
     log,
   });
   await provider.connect();
+  // agent-sandbox (kubernetes-sigs): detected at start and reported; warm pools stay pods.
+  const discovery = new Discovery(config);
+  const agentSandbox = await detectAgentSandbox(discovery);
+  log.info({ agentSandbox }, 'agent-sandbox detection');
   // Admission: the cluster's allocatable resources (the scheduler has the last word: a pod that
   // fits no node fails its create with resource_exhausted). cpu is requested at `cpuRequestRatio`
   // of the limit, so limits may add up to 1/ratio of the cluster; memory and disk are requested in full.
@@ -122,10 +127,10 @@ export async function setupKubernetes(options: {
       cpuRequestRatio,
       volumeStorageClass: settings.volumeStorageClass ?? null,
       volumeSnapshotClass: settings.volumeSnapshotClass ?? null,
+      agentSandbox,
       ttlBackstopSeconds: settings.ttlBackstopSeconds ?? 3600,
     },
   };
-  const discovery = new Discovery(config);
   const snapshots = new KubeVolumeSnapshots(config, discovery, namespace, options.installation, settings.volumeSnapshotClass ?? null);
   const volumes = new KubeVolumes(
     config.makeApiClient(CoreV1Api),
