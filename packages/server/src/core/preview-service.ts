@@ -15,6 +15,7 @@ import type {
   ProjectStore,
 } from './hooks.js';
 import type { Logger } from './logger.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import { type LatestTask, LatestWinsQueue } from './preview-queue.js';
 import { type Caller, requireVisible } from './tenancy.js';
 
@@ -77,6 +78,7 @@ function short(sha: string | null): string {
 
 export class PreviewService {
   private readonly queue: LatestWinsQueue;
+  private readonly submits = new KeyedMutex();
   private janitor: NodeJS.Timeout | null = null;
   private janitorRun: Promise<void> | null = null;
   private closed = false;
@@ -115,6 +117,16 @@ export class PreviewService {
   /** Acts on the intent of a verified delivery of `project`'s repository; answers at once (the work is queued). */
   async submit(intent: DeployIntent | DestroyIntent, project: ProjectRecord, deliveryId: number | null): Promise<Submitted> {
     const key = targetKey(intent.target);
+    // One delivery at a time per preview, so they reach the queue in the order they came.
+    return this.submits.run(key, () => this.submitOne(key, intent, project, deliveryId));
+  }
+
+  private async submitOne(
+    key: string,
+    intent: DeployIntent | DestroyIntent,
+    project: ProjectRecord,
+    deliveryId: number | null,
+  ): Promise<Submitted> {
     const existing = await this.store.get(key);
     if (intent.kind === 'destroy') {
       if (!existing || existing.state === 'destroyed')
@@ -218,22 +230,19 @@ export class PreviewService {
     const project = await this.projects.find(input.provider, input.repository);
     if (!project) throw notFound(`repository: no ${input.provider} project ${input.repository}`);
     requireVisible(caller, project.tenant, `project ${input.repository}`);
-    const preview = (await this.store.list(project.tenant)).find(
+    const found = (await this.store.list(project.tenant)).find(
       (p) => p.provider === input.provider && p.repository === project.repository && p.number === input.number,
     );
-    if (!preview) throw notFound(`number: no preview of ${input.repository} #${input.number} (no delivery for it yet)`);
-    const sha = input.sha ?? preview.sha;
-    await this.store.update(preview.key, { approvedSha: sha });
-    if (preview.state === 'awaiting-approval' && preview.sha === sha) {
-      await this.store.update(preview.key, { state: 'deploying' });
-      this.queue.push(preview.key, this.deployTask(preview.key, sha, project, null));
-    }
-    this.log.info({ preview: preview.key, sha, by: caller.keyId }, 'preview approved');
-    return {
-      ...preview,
-      approvedSha: sha,
-      state: preview.state === 'awaiting-approval' && preview.sha === sha ? 'deploying' : preview.state,
-    };
+    if (!found) throw notFound(`number: no preview of ${input.repository} #${input.number} (no delivery for it yet)`);
+    return this.submits.run(found.key, async () => {
+      const preview = (await this.store.get(found.key)) ?? found;
+      const sha = input.sha ?? preview.sha;
+      const deploy = preview.state === 'awaiting-approval' && preview.sha === sha;
+      await this.store.update(preview.key, { approvedSha: sha, ...(deploy ? { state: 'deploying' as const } : {}) });
+      if (deploy) this.queue.push(preview.key, this.deployTask(preview.key, sha, project, null));
+      this.log.info({ preview: preview.key, sha, by: caller.keyId }, 'preview approved');
+      return { ...preview, approvedSha: sha, state: deploy ? 'deploying' : preview.state };
+    });
   }
 
   /**
