@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +17,8 @@ import { REPO, startServer, type TestServer } from './harness.js';
 interface Service {
   name: string;
   state: string;
+  note: string | null;
+  exitCode: number | null;
   job: boolean;
   sandboxId: string;
   url: string | null;
@@ -63,11 +65,11 @@ const IDLE = (extra = ''): string =>
   ['services:', '  idle:', '    image: busybox', '    command: sleep 100000', '    x-hutch: {template: minimal}', extra, ''].join('\n');
 
 /** The fixture app (postgres, seed job, API) with top-level x-hutch lines appended. */
-async function fixtureApp(name: string, xHutch: string): Promise<string> {
+async function fixtureApp(name: string, xHutch: string, files: Record<string, string> = {}): Promise<string> {
   const dir = join(scratch, name);
   cpSync(join(REPO, 'tests/fixtures/preview-app'), dir, { recursive: true });
   appendFileSync(join(dir, 'compose.yaml'), `\nx-hutch:\n${xHutch}\n`);
-  return project(name, {});
+  return project(name, files);
 }
 
 async function sandboxState(id: string): Promise<string> {
@@ -373,5 +375,87 @@ describe('environment lifecycle', () => {
 
     for (const id of [shop.id, pr.id]) assert.equal((await server.api('DELETE', `/v1/environments/${id}`)).status, 204);
     assert.equal((await viaUrl(api.url!)).status, 404, 'a deleted environment has no hosts');
+  });
+
+  test('seed snapshots: the second environment skips the seed job and reads the seeded row; a changed seed job re-seeds', async () => {
+    interface Seed {
+      project: string;
+      baseRef: string;
+      volume: string;
+      inputsHash: string;
+      snapshotVolume: string;
+      environment: string | null;
+    }
+    const SEED = '  seed: {strategy: snapshot, volume: db-data, job: seed}';
+    const seeds = async (): Promise<Seed[]> => (await server.api<{ seeds: Seed[] }>('GET', '/v1/environment-seeds')).body.seeds;
+    const volumeNames = async (): Promise<string[]> =>
+      (await server.api<{ volumes: Array<{ name: string }> }>('GET', '/v1/volumes')).body.volumes.map((v) => v.name);
+    const up = async (name: string, files: Record<string, string> = {}): Promise<Environment> =>
+      untilState(
+        (await createEnv({ project: 'seedy', baseRef: 'main', source: { archive: await fixtureApp(name, SEED, files) } })).id,
+        'running',
+      );
+    const greeting = async (env: Environment): Promise<string> => {
+      const a = await viaUrl(env.services.find((s) => s.name === 'api')!.url!);
+      assert.equal(a.status, 200, a.text);
+      return (JSON.parse(a.text) as { message: string }).message;
+    };
+
+    const first = await up('seed-1');
+    const seed1 = first.services.find((s) => s.name === 'seed')!;
+    assert.deepEqual([seed1.state, seed1.exitCode, seed1.note], ['completed', 0, null], 'the first environment runs the seed job');
+    const [golden] = await seeds();
+    assert.ok(golden, 'a seed snapshot was taken');
+    assert.deepEqual([golden.project, golden.baseRef, golden.volume, golden.environment], ['seedy', 'main', 'db-data', first.id]);
+    assert.ok((await volumeNames()).includes(golden.snapshotVolume));
+
+    const second = await up('seed-2');
+    const seed2 = second.services.find((s) => s.name === 'seed')!;
+    assert.deepEqual([seed2.state, seed2.note], ['completed', 'from seed snapshot']);
+    assert.equal((await server.api('GET', `/v1/sandboxes/${seed2.sandboxId}`)).status, 404, 'a skipped seed job has no sandbox');
+    assert.equal(await greeting(second), 'hello from the seed job', 'the cloned volume holds the seeded row');
+    // Its own copy: a write in the second environment is not in the first.
+    const db2 = second.services.find((s) => s.name === 'db')!.sandboxId;
+    const write = await server.api<{ exitCode: number; stderr: string }>('POST', `/v1/sandboxes/${db2}/exec`, {
+      cmd: ['psql', '-h', '127.0.0.1', '-U', 'app', '-d', 'app', '-c', "UPDATE greetings SET message = 'changed in 2'"],
+    });
+    assert.equal(write.body.exitCode, 0, write.body.stderr);
+    assert.equal(await greeting(second), 'changed in 2');
+    assert.equal(await greeting(first), 'hello from the seed job');
+
+    // A changed seed job (its SQL file) invalidates the snapshot: the job runs and a new one replaces it.
+    const third = await up('seed-3', {
+      'seed/seed.sql': `${readFileSync(join(REPO, 'tests/fixtures/preview-app/seed/seed.sql'), 'utf8')}-- v2\n`,
+    });
+    const seed3 = third.services.find((s) => s.name === 'seed')!;
+    assert.deepEqual([seed3.state, seed3.exitCode, seed3.note], ['completed', 0, null]);
+    const [replaced] = await seeds();
+    assert.ok(replaced);
+    assert.notEqual(replaced.inputsHash, golden.inputsHash);
+    assert.equal(replaced.environment, third.id);
+    assert.ok(!(await volumeNames()).includes(golden.snapshotVolume), 'the old snapshot volume is removed');
+
+    // Refresh forgets it: the next environment seeds again.
+    const refreshed = await server.api<{ seeds: Seed[] }>('POST', '/v1/environment-seeds/refresh', { project: 'seedy' });
+    assert.equal(refreshed.status, 200);
+    assert.deepEqual(
+      refreshed.body.seeds.map((s) => s.snapshotVolume),
+      [replaced.snapshotVolume],
+    );
+    assert.deepEqual(await seeds(), []);
+    assert.ok(!(await volumeNames()).includes(replaced.snapshotVolume));
+
+    for (const [extra, message] of [
+      ['  seed: {strategy: snapshot, volume: nope, job: seed}', /x-hutch\.seed\.volume: "nope" is not one of the project's volumes/],
+      ['  seed: {strategy: snapshot, volume: db-data, job: api}', /x-hutch\.seed\.job: "api" must be a job/],
+      ['  seed: {strategy: clone, volume: db-data, job: seed}', /x-hutch\.seed\.strategy/],
+    ] as const) {
+      const res = await server.api<ApiError>('POST', '/v1/environments', {
+        source: { archive: await fixtureApp(`bad-seed-${extra.length}`, extra) },
+      });
+      assert.equal(res.status, 400, extra);
+      assert.match(res.body.error!.message, message);
+    }
+    for (const env of [first, second, third]) assert.equal((await server.api('DELETE', `/v1/environments/${env.id}`)).status, 204);
   });
 });

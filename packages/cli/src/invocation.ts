@@ -147,6 +147,8 @@ export type Invocation =
   | { kind: 'env-ls'; json: boolean }
   | { kind: 'env-down'; ids: string[] }
   | { kind: 'env-logs'; id: string; service?: string; tail?: number }
+  | { kind: 'env-seeds'; json: boolean }
+  | { kind: 'env-reseed'; project: string; baseRef?: string; json: boolean }
   | { kind: 'env-update'; id: string; keep?: boolean; ttl?: { idle?: string | null; delete?: string | null }; json: boolean }
   | { kind: 'hooks-deliveries'; filter: HookDeliveryQuery; limit?: number; cursor?: string; json: boolean }
   | { kind: 'hooks-previews'; json: boolean }

@@ -132,6 +132,10 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/environments.js')).envDown(client(connection), inv);
     case 'env-logs':
       return (await import('./commands/environments.js')).envLogs(client(connection), inv);
+    case 'env-seeds':
+      return (await import('./commands/environments.js')).envSeeds(client(connection), inv);
+    case 'env-reseed':
+      return (await import('./commands/environments.js')).envReseed(client(connection), inv);
     case 'env-update':
       return (await import('./commands/environments.js')).envUpdate(client(connection), inv);
     case 'secret-put':

@@ -1101,6 +1101,22 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       set({ kind: 'env-logs', id, ...(service !== undefined ? { service } : {}), ...(o.tail !== undefined ? { tail: o.tail } : {}) }),
     );
   environment
+    .command('seeds')
+    .description('list the golden seed snapshots of your projects (x-hutch.seed strategy snapshot)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch env seeds'))
+    .action((o: { json?: boolean }) => set({ kind: 'env-seeds', json: !!o.json }));
+  environment
+    .command('reseed')
+    .description("forget a project's seed snapshots: the next environment runs its seed job again")
+    .argument('<project>', 'the project (a repository name, or the Compose name)')
+    .option('--base <ref>', 'only this base branch')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch env reseed shop', 'hutch env reseed shop --base main'))
+    .action((project: string, o: { base?: string; json?: boolean }) =>
+      set({ kind: 'env-reseed', project, ...(o.base !== undefined ? { baseRef: o.base } : {}), json: !!o.json }),
+    );
+  environment
     .command('keep')
     .description('pin an environment: no idle or delete TTL applies and no janitor removes it (--off: unpin)')
     .argument('<env>', 'environment id')

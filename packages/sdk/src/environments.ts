@@ -56,6 +56,22 @@ export interface EnvironmentServiceInfo {
   routes: Array<{ port: number; url: string }>;
   exitCode: number | null;
   error: string | null;
+  /** `from seed snapshot`: a seed job skipped because its volume was cloned from a seeded one. */
+  note: string | null;
+}
+
+/** A golden seed snapshot: a project's base branch's seeded volume (`x-hutch.seed`). */
+export interface EnvironmentSeedInfo {
+  tenant: string;
+  project: string;
+  baseRef: string;
+  /** The Compose volume. */
+  volume: string;
+  inputsHash: string;
+  /** The tenant's volume holding the copy. */
+  snapshotVolume: string;
+  environment: string | null;
+  createdAt: string;
 }
 
 export interface EnvironmentInfo {
@@ -136,6 +152,29 @@ export class Environments {
   /** Sets `keep` and TTL overrides; answers the environment as it is now. */
   async update(id: string, params: EnvironmentUpdateParams, opts?: CallOptions): Promise<EnvironmentInfo> {
     return this.transport.json<EnvironmentInfo>({ method: 'PATCH', path: environmentPath(id), json: params, ...opts });
+  }
+
+  /** The golden seed snapshots of the tenant's projects. */
+  async seeds(opts: CallOptions & TenantScope = {}): Promise<EnvironmentSeedInfo[]> {
+    const { tenant, ...call } = opts;
+    const res = await this.transport.json<{ seeds: EnvironmentSeedInfo[] }>({
+      method: 'GET',
+      path: '/v1/environment-seeds',
+      query: { tenant },
+      ...call,
+    });
+    return res.seeds;
+  }
+
+  /** Forgets a project's seed snapshots (one base branch, or all); answers those removed. */
+  async refreshSeeds(project: string, baseRef?: string, opts?: CallOptions): Promise<EnvironmentSeedInfo[]> {
+    const res = await this.transport.json<{ seeds: EnvironmentSeedInfo[] }>({
+      method: 'POST',
+      path: '/v1/environment-seeds/refresh',
+      json: { project, ...(baseRef !== undefined ? { baseRef } : {}) },
+      ...opts,
+    });
+    return res.seeds;
   }
 
   /** Pins the environment (`on` false: unpins it). */

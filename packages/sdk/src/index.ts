@@ -84,6 +84,7 @@ export {
   type EnvironmentCreateParams,
   type EnvironmentInfo,
   type EnvironmentServiceInfo,
+  type EnvironmentSeedInfo,
   type EnvironmentServiceState,
   type EnvironmentSource,
   type EnvironmentState,

@@ -42,6 +42,8 @@ import { SqliteTenantStore } from './store/tenant-repo.js';
 import { EnvironmentService } from './core/environment-service.js';
 import { EnvironmentLifecycle } from './core/environment-lifecycle.js';
 import { PreviewRoutes } from './core/preview-routes.js';
+import { EnvironmentSeeds } from './core/environment-seeds.js';
+import { SqliteSeedStore } from './store/environment-seed-repo.js';
 import { parseTtl } from './environments/ttl.js';
 import { ImageBuilder } from './core/image-builder.js';
 import { SandboxCopier } from './core/sandbox-copy.js';
@@ -390,14 +392,25 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   const copier = new SandboxCopier(processes, files);
   const builder = new ImageBuilder(sandboxes, processes, snapshots, copier, logger);
   const environmentStore = new SqliteEnvironmentStore(db);
-  const environments = new EnvironmentService(environmentStore, sandboxes, processes, volumes, copier, builder, logger, {
-    dataDir,
-    gitAllowFileUrls: options.gitAllowFileUrls === true,
-    portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
-    previewUrl: previewDomain
-      ? (label) => `${previewDomain.scheme}://${label}.${previewDomain.host}${previewDomain.port ? `:${previewDomain.port}` : ''}/`
-      : null,
-  });
+  const environmentSeeds = new EnvironmentSeeds(new SqliteSeedStore(db), volumes, sandboxes, logger);
+  const environments = new EnvironmentService(
+    environmentStore,
+    sandboxes,
+    processes,
+    volumes,
+    copier,
+    builder,
+    logger,
+    {
+      dataDir,
+      gitAllowFileUrls: options.gitAllowFileUrls === true,
+      portUrl: (id, port) => portUrl(domain, publicUrl, id, port),
+      previewUrl: previewDomain
+        ? (label) => `${previewDomain.scheme}://${label}.${previewDomain.host}${previewDomain.port ? `:${previewDomain.port}` : ''}/`
+        : null,
+    },
+    environmentSeeds,
+  );
 
   const environmentLifecycle = new EnvironmentLifecycle(environmentStore, environments, logger, {
     ...envTtls,
@@ -484,6 +497,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       environments,
       environmentLifecycle,
       previewRoutes: new PreviewRoutes(environmentStore),
+      environmentSeeds,
       meter,
       metrics,
       audit,

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { EnvironmentCreateParams, EnvironmentInfo, Hutch } from '@hutch/sdk';
+import type { EnvironmentCreateParams, EnvironmentInfo, EnvironmentSeedInfo, Hutch } from '@hutch/sdk';
 import { create as tarCreate } from 'tar';
 import { bytes, json, relativeTime, table } from '../format.js';
 import type { Invocation } from '../invocation.js';
@@ -43,7 +43,7 @@ function headCommit(dir: string): string | undefined {
 }
 
 function progressLine(env: EnvironmentInfo): string {
-  return env.services.map((s) => `${s.name}:${s.state}`).join(' ');
+  return env.services.map((s) => `${s.name}:${s.state}${s.note ? ` (${s.note})` : ''}`).join(' ');
 }
 
 /** `hutch env up [dir]`: uploads (or names a git source), then follows the services until running. */
@@ -167,5 +167,36 @@ export async function envUpdate(
   process.stdout.write(
     `${env.id}: ${env.keep ? 'kept (no TTL applies)' : `idle ${ttlText(env.ttl.idleSeconds)}${when(env.sleepsAt)}, delete ${ttlText(env.ttl.deleteSeconds)}${when(env.deletesAt)}`}\n`,
   );
+  return 0;
+}
+
+function seedTable(seeds: EnvironmentSeedInfo[]): string {
+  const rows = [['PROJECT', 'BASE', 'VOLUME', 'SNAPSHOT', 'INPUTS', 'FROM', 'CREATED']];
+  for (const s of seeds)
+    rows.push([
+      s.project,
+      s.baseRef,
+      s.volume,
+      s.snapshotVolume,
+      s.inputsHash.slice(0, 12),
+      s.environment ?? '-',
+      relativeTime(s.createdAt),
+    ]);
+  return table(rows);
+}
+
+/** `hutch env seeds`: the golden seed snapshots. */
+export async function envSeeds(hutch: Hutch, opts: { json: boolean }): Promise<number> {
+  const seeds = await hutch.environments.seeds();
+  process.stdout.write(opts.json ? json(seeds) : seedTable(seeds));
+  return 0;
+}
+
+/** `hutch env reseed <project> [--base ref]`: forgets them; prints those removed. */
+export async function envReseed(hutch: Hutch, opts: { project: string; baseRef?: string; json: boolean }): Promise<number> {
+  const removed = await hutch.environments.refreshSeeds(opts.project, opts.baseRef);
+  if (opts.json) process.stdout.write(json(removed));
+  else if (removed.length === 0) process.stderr.write(`hutch: no seed snapshots of ${opts.project}\n`);
+  else process.stdout.write(seedTable(removed));
   return 0;
 }

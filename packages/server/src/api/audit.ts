@@ -96,6 +96,7 @@ const RULES: Record<string, Rule> = {
   'POST /v1/environments': { action: 'environment.create' },
   'DELETE /v1/environments/:': { action: 'environment.delete' },
   'PATCH /v1/environments/:': { action: 'environment.update' },
+  'POST /v1/environment-seeds/refresh': { action: 'environment.seed-refresh', target: bodyField('project') },
   'POST /v1/hooks/github': { action: 'hook.github' },
   'POST /v1/hooks/gitlab': { action: 'hook.gitlab' },
   'POST /v1/hooks/projects': { action: 'hook.project.create', target: bodyField('repository') },

@@ -622,6 +622,7 @@ export const EnvironmentServiceJson = z.object({
   routes: z.array(z.object({ port: z.number(), url: z.string() })),
   exitCode: z.number().nullable(),
   error: z.string().nullable(),
+  note: z.string().nullable(),
 });
 
 export const Environment = z.object({
@@ -652,6 +653,21 @@ export const Environment = z.object({
   baseRef: z.string().nullable(),
 });
 export const EnvironmentList = z.object({ environments: z.array(Environment) });
+export const EnvironmentSeedList = z.object({
+  seeds: z.array(
+    z.object({
+      tenant: z.string(),
+      project: z.string(),
+      baseRef: z.string(),
+      volume: z.string(),
+      inputsHash: z.string(),
+      snapshotVolume: z.string(),
+      environment: z.string().nullable(),
+      createdAt: z.string(),
+    }),
+  ),
+});
+export const RefreshSeedsBody = z.object({ project: z.string().min(1).max(200), baseRef: z.string().min(1).max(200).optional() }).strict();
 export const EnvironmentParams = z.object({ id: z.string().max(64) });
 export const EnvironmentLogsQuery = z
   .object({ service: z.string().max(64).optional(), tail: z.coerce.number().int().min(1).max(5000).optional() })

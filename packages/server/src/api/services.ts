@@ -13,6 +13,7 @@ import type { SandboxLogs } from '../core/sandbox-logs.js';
 import type { EnvironmentService } from '../core/environment-service.js';
 import type { EnvironmentLifecycle } from '../core/environment-lifecycle.js';
 import type { PreviewRoutes } from '../core/preview-routes.js';
+import type { EnvironmentSeeds } from '../core/environment-seeds.js';
 import type { UsageMeter } from '../core/usage-meter.js';
 import type { ServerMetrics } from '../observability/metrics.js';
 import type { SecretService } from '../core/secret-service.js';
@@ -39,6 +40,8 @@ export interface Services {
   environmentLifecycle: EnvironmentLifecycle;
   /** Per-service hosts of environments → sandbox and port. */
   previewRoutes: PreviewRoutes;
+  /** Golden seed snapshots of environments. */
+  environmentSeeds: EnvironmentSeeds;
   /** Per-sandbox samples and per-tenant usage. */
   meter: UsageMeter;
   /** Prometheus registry (GET /metrics) and request counting. */

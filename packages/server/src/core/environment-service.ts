@@ -8,6 +8,7 @@ import { planService, type ServicePlan } from '../environments/service-plan.js';
 import { extractArchive, fetchGit, insideProject } from '../environments/workspace.js';
 import { environmentSlug, hasServiceHost, serviceLabel } from '../environments/preview-host.js';
 import type { SandboxCopier } from './sandbox-copy.js';
+import type { EnvironmentSeeds, SeedPlan } from './environment-seeds.js';
 import type { ImageBuilder } from './image-builder.js';
 import { loadDockerfile, type DockerfileImage } from '../environments/dockerfile.js';
 import type { EnvironmentRecord, EnvironmentStore, EnvironmentVolume, ServiceRecord } from './environment.js';
@@ -111,6 +112,8 @@ interface ServiceStep {
   check: HealthGate;
   /** Brings the main process up (`started`), or finds nothing to run (`completed`: a job that already ran). */
   start: () => Promise<'started' | 'completed'>;
+  /** After a job exited 0, before its dependents start. */
+  onCompleted?: () => Promise<void>;
 }
 
 interface Bringup {
@@ -124,6 +127,8 @@ interface Prepared {
   plans: Map<string, ServicePlan>;
   /** The Dockerfiles of services with a `build:` section (built at bring-up, or reused). */
   images: Map<string, DockerfileImage>;
+  /** Golden seed snapshot: take one after the seed job, or restore one and skip it (environment-seeds.ts). */
+  seed: SeedPlan | null;
 }
 
 export class EnvironmentService {
@@ -141,6 +146,7 @@ export class EnvironmentService {
     private readonly builder: ImageBuilder,
     private readonly log: Logger,
     private readonly options: EnvironmentServiceOptions,
+    private readonly seeds: EnvironmentSeeds | null = null,
   ) {}
 
   private workDir(id: string): string {
@@ -318,7 +324,19 @@ export class EnvironmentService {
       project,
       baseRef: input.baseRef ?? ('git' in input.source && input.prNumber === undefined ? input.source.git.ref : null),
     };
-    return { record, model, plans, images };
+    const seed = this.seeds
+      ? await this.seeds.plan({
+          tenant: caller.tenant,
+          project: record.project,
+          baseRef: record.baseRef,
+          model,
+          plans,
+          images,
+          src,
+          warnings: record.warnings,
+        })
+      : null;
+    return { record, model, plans, images, seed };
   }
 
   /** The slug, unless another live environment has it already (then: the id, which is unique). */
@@ -440,23 +458,34 @@ export class EnvironmentService {
 
   private async bringUp(prepared: Prepared, caller: Caller, signal: AbortSignal): Promise<void> {
     const { record, model, plans } = prepared;
+    let seed = prepared.seed;
     const save = (): Promise<void> => this.store.update(record.id, { services: record.services });
     try {
       for (const v of record.volumes.filter((v) => v.owned)) {
         const spec = model.volumes.find((m) => m.name === v.name);
-        // A redeploy keeps the volumes it already has (and their data).
+        // A redeploy keeps the volumes it already has (and their data): no seed snapshot then.
         if (
           await this.volumes.get(caller.tenant, v.volume).then(
             () => true,
             () => false,
           )
-        )
+        ) {
+          if (seed?.key.volume === v.name) seed = null;
           continue;
-        await this.volumes.create(caller.tenant, {
-          name: v.volume,
-          ...(spec?.sizeMiB ? { sizeMiB: spec.sizeMiB } : {}),
-          labels: { 'hutch.environment': record.id, 'hutch.volume': v.name },
-        });
+        }
+        const labels = { 'hutch.environment': record.id, 'hutch.volume': v.name };
+        if (seed?.kind === 'restore' && seed.key.volume === v.name) {
+          const restored = await this.seeds!.restore(seed, v.volume, labels).then(
+            () => true,
+            (err: unknown) => {
+              this.log.warn({ environment: record.id, err: (err as Error).message }, 'restoring the seed snapshot failed: seeding');
+              return false;
+            },
+          );
+          if (restored) continue;
+          seed = { kind: 'capture', key: seed.key, job: seed.job, inputsHash: seed.inputsHash };
+        }
+        await this.volumes.create(caller.tenant, { name: v.volume, ...(spec?.sizeMiB ? { sizeMiB: spec.sizeMiB } : {}), labels });
       }
     } catch (err) {
       // A quota, or the disk: nothing can start without its volumes.
@@ -471,7 +500,16 @@ export class EnvironmentService {
         job: service.job,
         dependsOn: service.dependsOn,
         check: { healthcheck: plan.healthcheck, user: plan.user },
+        ...(seed?.kind === 'capture' && seed.job === service.name ? { onCompleted: this.captureSeed(record, seed) } : {}),
         start: async () => {
+          if (seed?.kind === 'restore' && seed.job === service.name) {
+            // Its volume is a clone of a seeded one: nothing to run (and no sandbox).
+            state.state = 'completed';
+            state.exitCode = 0;
+            state.note = 'from seed snapshot';
+            await save();
+            return 'completed';
+          }
           await this.startService(record, service, plan, prepared.images.get(service.name), state, caller, signal, save);
           // Without a healthcheck, "running" waits for its first route to listen (bounded).
           if (!service.job && !plan.healthcheck && state.routes[0])
@@ -553,6 +591,7 @@ export class EnvironmentService {
           }
           state.state = 'completed';
           await save();
+          await step.onCompleted?.();
           healthy.get(name)!.resolve();
           completed.get(name)!.resolve();
           return;
@@ -584,6 +623,16 @@ export class EnvironmentService {
     });
     await Promise.all(tasks);
     return failures;
+  }
+
+  /** Takes the golden seed snapshot after the seed job (a failure is logged: the environment goes on). */
+  private captureSeed(record: EnvironmentRecord, seed: Extract<SeedPlan, { kind: 'capture' }>): () => Promise<void> {
+    return async () => {
+      const volume = record.volumes.find((v) => v.name === seed.key.volume)!.volume;
+      await this.seeds!.capture(seed, volume, record.id).catch((err: unknown) =>
+        this.log.error({ environment: record.id, err: (err as Error).message }, 'taking the seed snapshot failed'),
+      );
+    };
   }
 
   /** Creates the service's sandbox, copies its repository paths in, and starts its main process. */
@@ -765,9 +814,15 @@ export class EnvironmentService {
         dependsOn: run.dependsOn,
         check: { healthcheck: run.healthcheck, user: run.user },
         start: async () => {
+          // A job ran to completion before the sleep (its sandbox is only there for its logs).
+          if (state.job) {
+            await this.sandboxes.start(state.sandboxId).catch((err: unknown) => {
+              // Skipped for a seed snapshot: it never had one.
+              if (!(isHutchError(err) && err.kind === 'not_found')) throw err;
+            });
+            return 'completed';
+          }
           await this.sandboxes.start(state.sandboxId);
-          // A job ran to completion before the sleep; its sandbox is only there for its logs.
-          if (state.job) return 'completed';
           const { pid } = await this.processes.startDetached(state.sandboxId, {
             cmd: run.cmd,
             tag: `service:${state.name}`,

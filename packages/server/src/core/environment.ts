@@ -55,6 +55,8 @@ export interface ServiceRecord {
   exitCode: number | null;
   error: string | null;
   routes: ServiceRoute[];
+  /** A remark on its state: `from seed snapshot` (a seed job skipped: its volume was cloned from a seeded one). */
+  note?: string;
   /** How to run it again (a wake): absent on records made before sleeping existed (they do not sleep). */
   run?: ServiceRun;
 }

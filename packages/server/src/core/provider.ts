@@ -99,6 +99,19 @@ export interface VolumeSnapshotter {
   deleteVolumeSnapshot(name: string, snapshot: string): Promise<void>;
 }
 
+/**
+ * Optional ability of a volume backend: a new volume as a point-in-time copy of another, cheap
+ * where the host allows (copy-on-write). The source may be in use: the copy is crash-consistent
+ * (what a database recovers from after a power cut).
+ */
+export interface VolumeCloner {
+  /** Creates volume `target` with the contents of `source` (same size); `target` must not exist. */
+  cloneVolume(source: string, target: string): Promise<void>;
+}
+
+export const canCloneVolumes = (backend: VolumeBackend): backend is VolumeBackend & VolumeCloner =>
+  typeof (backend as Partial<VolumeCloner>).cloneVolume === 'function';
+
 export const canSnapshotVolumes = (backend: VolumeBackend): backend is VolumeBackend & VolumeSnapshotter =>
   typeof (backend as Partial<VolumeSnapshotter>).snapshotVolume === 'function';
 

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
 import type { Logger } from './logger.js';
-import { canSnapshotVolumes, type DiskUsage, type VolumeBackend } from './provider.js';
+import { canCloneVolumes, canSnapshotVolumes, type DiskUsage, type VolumeBackend } from './provider.js';
 import type { VolumeMount } from './sandbox.js';
 import type { Quotas } from './quotas.js';
 import type { SandboxStore, VolumeRecord, VolumeStore } from './stores.js';
@@ -65,6 +65,35 @@ export class VolumeService {
     }
     this.log.info({ volume: record.name, tenant, sizeMiB: record.sizeMiB }, 'volume created');
     return { ...record, usedBytes: 0, usedBy: [] };
+  }
+
+  /** Whether volumes can be cloned here (the local provider: yes; Kubernetes: not yet). */
+  canClone(): boolean {
+    return canCloneVolumes(this.backend);
+  }
+
+  /**
+   * A new volume of the tenant with the contents of `source` (its size; a crash-consistent copy
+   * even while the source is in use; copy-on-write where the host's filesystem allows).
+   */
+  async clone(tenant: string, source: string, input: { name: string; labels?: Record<string, string> }): Promise<VolumeView> {
+    if (!canCloneVolumes(this.backend)) throw new HutchError('tier_unavailable', 'volumes cannot be cloned on this provider');
+    if (!VOLUME_NAME.test(input.name))
+      throw invalidArgument(`name: "${input.name.slice(0, 70)}" is not a volume name (1-63 of a-z, 0-9, ".", "_", "-")`);
+    const from = await this.store.get(tenant, source);
+    if (!from) throw notFound(`volume "${source.slice(0, 70)}" not found`);
+    if (await this.store.get(tenant, input.name)) throw conflict(`volume "${input.name}" already exists`);
+    if (this.quotas) this.quotas.checkVolume(tenant, from.sizeMiB, await this.quotas.volumeUse(tenant));
+    const record: VolumeRecord = { tenant, name: input.name, sizeMiB: from.sizeMiB, labels: input.labels ?? {}, createdAt: new Date() };
+    await this.backend.cloneVolume(volumeKey(tenant, source), volumeKey(tenant, input.name));
+    try {
+      await this.store.insert(record);
+    } catch (err) {
+      await this.backend.remove(volumeKey(tenant, input.name)).catch(() => undefined);
+      throw err;
+    }
+    this.log.info({ volume: input.name, source, tenant }, 'volume cloned');
+    return { ...record, usedBytes: null, usedBy: [] };
   }
 
   async get(tenant: string, name: string): Promise<VolumeView> {

@@ -70,7 +70,7 @@ function argvOf(spec: CommandSpec): string[] {
 }
 
 /** Files below a project path with their mode and content hash (what COPY reads), sorted. */
-async function fingerprint(root: string, rel: string, out: string[]): Promise<void> {
+export async function fingerprint(root: string, rel: string, out: string[]): Promise<void> {
   const path = rel === '' ? root : join(root, rel);
   const st = await lstat(path);
   if (out.length > MAX_COPY_FILES) throw invalidArgument(`COPY: more than ${MAX_COPY_FILES} files`);

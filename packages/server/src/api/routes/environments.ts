@@ -15,7 +15,10 @@ import {
   ErrorBody,
   TenantQuery,
   UpdateEnvironmentBody,
+  EnvironmentSeedList,
+  RefreshSeedsBody,
 } from '../schemas.js';
+import type { SeedRecord } from '../../core/environment-seeds.js';
 import type { Expiry } from '../../core/environment-lifecycle.js';
 import type { Services } from '../services.js';
 import { invalidArgument } from '../../core/errors.js';
@@ -42,6 +45,7 @@ export function environmentJson(e: EnvironmentRecord, expiry: Expiry) {
       routes: s.routes,
       exitCode: s.exitCode,
       error: s.error,
+      note: s.note ?? null,
     })),
     volumes: e.volumes,
     warnings: e.warnings,
@@ -56,6 +60,19 @@ export function environmentJson(e: EnvironmentRecord, expiry: Expiry) {
     slug: e.slug,
     project: e.project,
     baseRef: e.baseRef,
+  };
+}
+
+function seedJson(s: SeedRecord) {
+  return {
+    tenant: s.tenant,
+    project: s.project,
+    baseRef: s.baseRef,
+    volume: s.volume,
+    inputsHash: s.inputsHash,
+    snapshotVolume: s.snapshotVolume,
+    environment: s.environment,
+    createdAt: s.createdAt.toISOString(),
   };
 }
 
@@ -144,6 +161,33 @@ export function environmentRoutes(services: Services): FastifyPluginAsyncZod {
         await services.environments.delete(req.params.id);
         return reply.status(204).send();
       },
+    );
+    app.get(
+      '/v1/environment-seeds',
+      {
+        schema: {
+          querystring: TenantQuery,
+          response: { 200: EnvironmentSeedList },
+          tags: ['environments'],
+          summary: "List the golden seed snapshots (x-hutch.seed strategy snapshot) of your tenant's projects and base branches",
+        },
+      },
+      async (req) => ({ seeds: (await services.environmentSeeds.list(listScope(callerOf(req), req.query.tenant))).map(seedJson) }),
+    );
+    app.post(
+      '/v1/environment-seeds/refresh',
+      {
+        schema: {
+          body: RefreshSeedsBody,
+          response: { 200: EnvironmentSeedList },
+          tags: ['environments'],
+          summary:
+            "Forget a project's golden seed snapshots (one base branch, or all): the next environment runs its seed job again and takes a new one",
+        },
+      },
+      async (req) => ({
+        seeds: (await services.environmentSeeds.refresh(callerOf(req).tenant, req.body.project, req.body.baseRef)).map(seedJson),
+      }),
     );
     app.get(
       '/v1/environments/:id/logs',
