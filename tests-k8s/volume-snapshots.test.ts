@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ApiextensionsV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { TestServer } from '../tests/harness.js';
+import { Hutch, TierUnavailableError } from '../packages/sdk/src/index.js';
+import { REPO, type TestServer } from '../tests/harness.js';
 import { waitFor } from '../tests/hostile-lib.js';
 import { k8sServerForFile, kubeconfigPath } from './k8s-lib.js';
 
@@ -31,6 +34,14 @@ function clients(): { ext: ApiextensionsV1Api } {
   const config = new KubeConfig();
   config.loadFromFile(kubeconfigPath());
   return { ext: config.makeApiClient(ApiextensionsV1Api) };
+}
+
+/** The `hutch` CLI against the test server. */
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), '--url', server.url, '--api-key', server.key, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
 }
 
 let installedCrd = false;
@@ -79,6 +90,15 @@ test('without the VolumeSnapshot CRD, volume snapshots are a clear 422 through t
   const bad = await server.api<ErrorAnswer>('POST', '/v1/volumes/data/snapshots', { name: 'Not A Name' });
   assert.equal(bad.status, 400);
   assert.match(bad.body.error.message, /name/);
+  const hutch = new Hutch({ url: server.url, apiKey: server.key });
+  await assert.rejects(hutch.volumes.snapshot('data', 'first'), (err: unknown) => {
+    assert.ok(err instanceof TierUnavailableError, String(err));
+    assert.match(err.message, /no snapshot.storage.k8s.io\/v1 VolumeSnapshot CRD/);
+    return true;
+  });
+  const viaCli = cli('volume', 'snapshot', 'data', 'first');
+  assert.equal(viaCli.status, 1);
+  assert.match(viaCli.stderr, /volume snapshots are unsupported on this cluster/);
   const missing = await server.api<ErrorAnswer>('POST', '/v1/volumes/nope/snapshots', { name: 'x' });
   assert.equal(missing.status, 404, 'an unknown volume is a 404');
 });
@@ -132,6 +152,15 @@ test(
     assert.ok(listed, 'discovery finds the CRD once it is served (no restart)');
     assert.equal(listed.status, 200, JSON.stringify(listed.body));
     assert.deepEqual(listed.body.snapshots, [], 'listed from the API server (label selector of the claim): none yet');
+    const hutch = new Hutch({ url: server.url, apiKey: server.key });
+    assert.deepEqual(await hutch.volumes.snapshots('data'), [], 'the SDK lists them');
+    assert.equal(await hutch.volumes.deleteSnapshot('data', 'first'), false, 'nothing to delete');
+    const listedByCli = cli('volume', 'snapshots', 'data', '--json');
+    assert.equal(listedByCli.status, 0, listedByCli.stderr);
+    assert.deepEqual(JSON.parse(listedByCli.stdout), []);
+    const removedByCli = cli('volume', 'snapshot-rm', 'data', 'first');
+    assert.equal(removedByCli.status, 1);
+    assert.match(removedByCli.stderr, /volume data has no snapshot named first/);
     assert.equal((await server.api('GET', '/v1/volumes/data/snapshots/first')).status, 404);
     assert.equal((await server.api('DELETE', '/v1/volumes/data/snapshots/first')).status, 404, 'deleting a snapshot that is not there');
     assert.doesNotMatch(server.output(), /forbidden/i);

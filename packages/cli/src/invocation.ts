@@ -114,6 +114,9 @@ export type Invocation =
   | { kind: 'metrics'; id: string; since?: string; until?: string; tail: number; json: boolean }
   | { kind: 'volume-create'; name: string; sizeMiB?: number; labels?: Record<string, string>; json: boolean }
   | { kind: 'volume-ls'; json: boolean }
+  | { kind: 'volume-snapshot'; volume: string; name: string; json: boolean }
+  | { kind: 'volume-snapshots'; volume: string; json: boolean }
+  | { kind: 'volume-snapshot-rm'; volume: string; names: string[] }
   | { kind: 'keys-create'; name?: string; tenant?: string; role?: ApiKeyRole; e2b?: boolean; limits?: ApiKeyLimits; json: boolean }
   | { kind: 'keys-revoke'; ids: string[] }
   | { kind: 'tenant-create'; name: string; quotas?: TenantQuotas; json: boolean }

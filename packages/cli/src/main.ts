@@ -98,6 +98,12 @@ async function dispatch(inv: Invocation, connection: Connection): Promise<number
       return (await import('./commands/volumes.js')).volumeList(client(connection), inv);
     case 'volume-rm':
       return (await import('./commands/volumes.js')).volumeRemove(client(connection), inv);
+    case 'volume-snapshot':
+      return (await import('./commands/volume-snapshots.js')).volumeSnapshot(client(connection), inv);
+    case 'volume-snapshots':
+      return (await import('./commands/volume-snapshots.js')).volumeSnapshotList(client(connection), inv);
+    case 'volume-snapshot-rm':
+      return (await import('./commands/volume-snapshots.js')).volumeSnapshotRemove(client(connection), inv);
     case 'snapshot':
       return (await import('./commands/snapshots.js')).snapshot(client(connection), inv);
     case 'snapshot-ls':

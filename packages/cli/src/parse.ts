@@ -1013,6 +1013,30 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .argument('<name...>', 'volume names')
     .addHelpText('after', example('hutch volume rm data'))
     .action((names: string[]) => set({ kind: 'volume-rm', names }));
+  volume
+    .command('snapshot')
+    .description('snapshot a volume (kubernetes provider with VolumeSnapshot CRDs: a VolumeSnapshot of its claim)')
+    .argument('<volume>', 'volume name', (v) => parseVolumeName(v))
+    .argument('<name>', "snapshot name: 1-63 of a-z, 0-9, '.', '_', '-'", (v) => parseVolumeName(v))
+    .option('--json', 'print the snapshot as JSON instead of its name')
+    .addHelpText('after', example('hutch volume snapshot data nightly', 'hutch volume snapshots data'))
+    .action((volumeName: string, name: string, o: { json?: boolean }) =>
+      set({ kind: 'volume-snapshot', volume: volumeName, name, json: !!o.json }),
+    );
+  volume
+    .command('snapshots')
+    .description("list a volume's snapshots, oldest first")
+    .argument('<volume>', 'volume name')
+    .option('--json', 'print JSON')
+    .addHelpText('after', example('hutch volume snapshots data'))
+    .action((volumeName: string, o: { json?: boolean }) => set({ kind: 'volume-snapshots', volume: volumeName, json: !!o.json }));
+  volume
+    .command('snapshot-rm')
+    .description("delete a volume's snapshots")
+    .argument('<volume>', 'volume name')
+    .argument('<name...>', 'snapshot names')
+    .addHelpText('after', example('hutch volume snapshot-rm data nightly'))
+    .action((volumeName: string, names: string[]) => set({ kind: 'volume-snapshot-rm', volume: volumeName, names }));
 
   const environment = program
     .command('env')

@@ -173,6 +173,21 @@ export interface VolumeInfo {
   [extra: string]: unknown;
 }
 
+/** A point-in-time copy of a volume (kubernetes provider: a VolumeSnapshot of its claim). */
+export interface VolumeSnapshotInfo {
+  tenant: string;
+  volume: string;
+  name: string;
+  createdAt: string;
+  /** Whether the copy is complete (the cluster's snapshot controller says so). */
+  readyToUse: boolean;
+  /** The size a volume restored from it needs, when known. */
+  restoreSizeMiB: number | null;
+  /** Why the snapshot failed, as the cluster says. */
+  error: string | null;
+  [extra: string]: unknown;
+}
+
 /** Body of `POST /v1/volumes`. */
 export interface VolumeCreateParams {
   /** 1–63 of `a-z 0-9 . _ -`, starting with a letter or digit. */

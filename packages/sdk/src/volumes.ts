@@ -1,7 +1,7 @@
 import type { CallOptions } from './config.js';
 import { NotFoundError } from './errors.js';
 import type { Transport } from './http.js';
-import type { TenantScope, VolumeCreateParams, VolumeInfo } from './types.js';
+import type { TenantScope, VolumeCreateParams, VolumeInfo, VolumeSnapshotInfo } from './types.js';
 
 export interface VolumeCreateOptions extends Omit<VolumeCreateParams, 'name'>, CallOptions {}
 
@@ -40,6 +40,41 @@ export class Volumes {
   async delete(name: string, opts?: CallOptions): Promise<boolean> {
     try {
       await this.transport.bytes({ method: 'DELETE', path: volumePath(name), ...opts });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Takes a snapshot of a volume (kubernetes provider: a VolumeSnapshot of its claim; poll
+   * `snapshots()` for `readyToUse`). A `TierUnavailableError` on the local provider and on a
+   * cluster without the VolumeSnapshot CRD; a `ConflictError` when the name is taken.
+   */
+  async snapshot(name: string, snapshot: string, opts?: CallOptions): Promise<VolumeSnapshotInfo> {
+    return this.transport.json<VolumeSnapshotInfo>({
+      method: 'POST',
+      path: `${volumePath(name)}/snapshots`,
+      json: { name: snapshot },
+      ...opts,
+    });
+  }
+
+  /** A volume's snapshots, oldest first. */
+  async snapshots(name: string, opts?: CallOptions): Promise<VolumeSnapshotInfo[]> {
+    const res = await this.transport.json<{ snapshots: VolumeSnapshotInfo[] }>({
+      method: 'GET',
+      path: `${volumePath(name)}/snapshots`,
+      ...opts,
+    });
+    return res.snapshots;
+  }
+
+  /** Deletes a snapshot: `true` when this call deleted it, `false` when there was none of that name. */
+  async deleteSnapshot(name: string, snapshot: string, opts?: CallOptions): Promise<boolean> {
+    try {
+      await this.transport.bytes({ method: 'DELETE', path: `${volumePath(name)}/snapshots/${encodeURIComponent(snapshot)}`, ...opts });
       return true;
     } catch (err) {
       if (err instanceof NotFoundError) return false;
