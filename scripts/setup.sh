@@ -21,17 +21,32 @@ fi
 
 # Debian packages (by name; the machine's own apt sources are used).
 # golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v2-dev: the Kubernetes suite's Helm
-# renderer (tests-k8s/helm-template; no helm binary is reachable).
+# renderer (tests-k8s/helm-template; no helm binary is reachable). postgresql: the tests of the
+# PostgreSQL store start private clusters of their own (tests/pg-fixture.ts).
 PACKAGES=(runc crun runsc golang-go busybox-static debootstrap iproute2 nftables conntrack openssl e2fsprogs python3 make g++ ca-certificates
-  golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev)
+  golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev postgresql)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
+  if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    # No default cluster (and no server on port 5432) from the package: Hutch's tests start
+    # clusters of their own, and an operator creates the store's cluster deliberately.
+    mkdir -p /etc/postgresql-common
+    echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf
+    fresh_postgresql=1
+  fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "${fresh_postgresql:-0}" = 1 ] && command -v pg_lsclusters >/dev/null; then
+    # Should the package have made its default cluster anyway: stopped, and not started at boot.
+    pg_lsclusters -h 2>/dev/null | while read -r version name _; do
+      pg_ctlcluster "$version" "$name" stop 2>/dev/null || true
+      echo manual > "/etc/postgresql/$version/$name/start.conf"
+    done
+  fi
 else
   say "Debian packages: present"
 fi

@@ -93,6 +93,8 @@ export interface ExtraServerOptions {
   githubApiUrl?: string;
   gitlabApiUrl?: string;
   previewJanitorIntervalSeconds?: number;
+  /** sqlite:///path or postgres://… (tests/pg-fixture.ts gives a private cluster). */
+  store?: string;
 }
 
 export function launch(

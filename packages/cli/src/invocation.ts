@@ -92,6 +92,8 @@ export type Invocation =
       previewApprovalLabel?: string;
       previewKeepLabel?: string;
       previewJanitorIntervalSeconds?: number;
+      /** sqlite:///path or postgres://… (from --store or HUTCH_STORE). */
+      store?: string;
     }
   | { kind: 'info'; json: boolean }
   | { kind: 'create'; params: SandboxCreateParams; json: boolean }

@@ -90,6 +90,10 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', (v) => parseNumber(v, '--port', 0, 65535, true), 7171)
     .option('--data-dir <dir>', 'state directory (env HUTCH_DATA_DIR)', env.HUTCH_DATA_DIR || '/var/lib/hutch')
+    .option(
+      '--store <url>',
+      'the store: sqlite:///path/hutch.db (default: <data-dir>/hutch.db) or postgres://user:pass@host:5432/db, shared by several replicas (env HUTCH_STORE)',
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .option('--network-pool <cidr>', 'IPv4 addresses for networked sandboxes', '10.213.0.0/16')
     .option('--network-pool6 <cidr>', 'IPv6 addresses for networked sandboxes', 'fd68:7574:6368::/48')
@@ -215,6 +219,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       'after',
       example(
         'sudo hutch server --port 7171 --data-dir /var/lib/hutch',
+        'HUTCH_STORE=postgres://hutch:secret@db:5432/hutch hutch server --provider kubernetes',
         'hutch server --provider kubernetes --kubeconfig ~/.kube/config --namespace sandboxes',
         'sudo hutch server --domain sbx.example.com',
         'sudo hutch server --overcommit memory=2,cpu=50 --create-queue 128',
@@ -229,6 +234,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         host: string;
         port: number;
         dataDir: string;
+        store?: string;
         logLevel: string;
         networkPool: string;
         networkPool6: string;
@@ -292,6 +298,8 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
           ...(o.previewDomain ? { previewDomain: o.previewDomain } : {}),
           ...(o.secretsKeyFile !== undefined ? { secretsKeyFile: o.secretsKeyFile } : {}),
           ...(o.adminKeyFile !== undefined ? { adminKeyFile: o.adminKeyFile } : {}),
+          // Read here, not as the option's default: --help must not print a URL with a password.
+          ...((o.store ?? env.HUTCH_STORE) ? { store: (o.store ?? env.HUTCH_STORE)! } : {}),
           ...(o.provider === 'kubernetes'
             ? {
                 provider: 'kubernetes',

@@ -22,7 +22,8 @@ import { SnapshotService } from './core/snapshot-service.js';
 import { LayerStore } from './templates/layer-store.js';
 import { probeHost, which } from './runtime/local/host-probe.js';
 import { LocalProvider, type ContainerRuntimeChoice } from './runtime/local/local-provider.js';
-import { openDatabase } from './store/database.js';
+import { openStore } from './store/database.js';
+import { parseStoreUrl } from './store/store-url.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
 import { SqliteSandboxStore } from './store/sandbox-repo.js';
 import { LocalTemplateCatalog } from './templates/catalog.js';
@@ -150,6 +151,11 @@ export interface ServerOptions {
   previewKeepLabel?: string;
   /** How often the preview janitor asks the git host about open previews (default 600 s). */
   previewJanitorIntervalSeconds?: number;
+  /**
+   * Where the store lives: `sqlite:///path` (default: <dataDir>/hutch.db) or `postgres://…` (shared
+   * by several replicas; env HUTCH_STORE). Never logged with its password.
+   */
+  store?: string;
 }
 
 /** A repeated option or a comma list, and an environment variable's comma list, without blanks. */
@@ -249,7 +255,11 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
 
   // Before the store opens: a missing, unreadable, wrong-size or too-open key file refuses the start.
   const secretsKey = await loadSecretsKey(dataDir, options.secretsKeyFile);
-  const { db, close: closeDb } = await openDatabase(join(dataDir, 'hutch.db'));
+  const storeText = options.store ?? process.env.HUTCH_STORE;
+  const storeLocation = storeText
+    ? parseStoreUrl(storeText, options.store ? '--store' : 'HUTCH_STORE')
+    : { kind: 'sqlite' as const, file: join(dataDir, 'hutch.db') };
+  const { db, dialect, description: storeDescription, close: closeDb } = await openStore(storeLocation, logger);
   const meta = new SqliteMetaStore(db);
   let serverId = await meta.get('server_id');
   if (!serverId) {
@@ -465,6 +475,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     version: VERSION,
     serverId,
     dataDir,
+    store: dialect,
     provider: runtime.providerName,
     defaultIsolation: 'container',
     tiers: provider.tiers(),
@@ -552,6 +563,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       '',
       `Hutch ${VERSION} listening on ${url}`,
       `  data dir:  ${dataDir}`,
+      `  store:     ${storeDescription}`,
       // A key from --admin-key-file (a Secret) is not printed: pod logs are read more widely.
       options.adminKeyFile
         ? `  admin key: from ${options.adminKeyFile}`

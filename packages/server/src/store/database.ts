@@ -1,8 +1,11 @@
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Generated, type Migration, type MigrationProvider } from 'kysely';
 import { migrations } from './migrations.js';
+import { postgresDdlPlugin, type StoreDialect } from './dialect.js';
+import { openPostgres, type StoreLog } from './postgres.js';
+import { describeStore, type StoreLocation } from './store-url.js';
 
-/** The embedded store: one SQLite file in WAL mode, checked at open, migrated forward. */
+/** The store's tables (SQLite by default, or PostgreSQL: see openStore). */
 export interface SandboxTable {
   id: string;
   state: string;
@@ -307,15 +310,34 @@ class StaticMigrations implements MigrationProvider {
   }
 }
 
-export async function openDatabase(file: string): Promise<{ db: Db; close: () => Promise<void> }> {
-  const sqlite = new Database(file);
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('busy_timeout = 5000');
-  const check = sqlite.pragma('quick_check', { simple: true });
-  if (check !== 'ok') throw new Error(`the store ${file} failed quick_check: ${String(check)}`);
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+/** An open store: the query builder, its dialect, and how to close it. */
+export interface OpenedStore {
+  db: Db;
+  dialect: StoreDialect;
+  /** The SQLite file or the redacted PostgreSQL URL (safe to log). */
+  description: string;
+  close(): Promise<void>;
+}
+
+/** Opens the store at `location` (SQLite file or PostgreSQL database) and migrates it forward. */
+export async function openStore(location: StoreLocation, log?: StoreLog): Promise<OpenedStore> {
+  if (location.kind === 'sqlite') {
+    const { db, close } = await openDatabase(location.file);
+    return { db, dialect: 'sqlite', description: describeStore(location), close };
+  }
+  const { db, close } = await openPostgres(location.url, log);
+  try {
+    // Kysely takes a session-level advisory lock around the run: replicas starting at once
+    // migrate one after the other. Column types are mapped to PostgreSQL's (store/dialect.ts).
+    await migrate(db.withPlugin(postgresDdlPlugin()));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { db, dialect: 'postgres', description: describeStore(location), close };
+}
+
+async function migrate(db: Db): Promise<void> {
   const { error, results } = await new Migrator({
     db,
     provider: new StaticMigrations(),
@@ -325,5 +347,18 @@ export async function openDatabase(file: string): Promise<{ db: Db; close: () =>
   }).migrateToLatest();
   if (error) throw new Error(`store migration failed: ${(error as Error).message}`, { cause: error });
   for (const r of results ?? []) if (r.status === 'Error') throw new Error(`store migration ${r.migrationName} failed`);
+}
+
+/** The embedded store: one SQLite file in WAL mode, checked at open, migrated forward. */
+export async function openDatabase(file: string): Promise<{ db: Db; close: () => Promise<void> }> {
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const check = sqlite.pragma('quick_check', { simple: true });
+  if (check !== 'ok') throw new Error(`the store ${file} failed quick_check: ${String(check)}`);
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrate(db);
   return { db, close: () => db.destroy() };
 }

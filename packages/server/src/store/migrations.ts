@@ -1,6 +1,12 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { dialectOf, perDialect } from './dialect.js';
 
-/** Forward-only schema migrations, applied in name order at open. Never edit a shipped one. */
+/**
+ * Forward-only schema migrations, applied in name order at open. Never change what a shipped one
+ * does. They run on SQLite and on PostgreSQL: write column types as SQLite's (`integer`, `real`,
+ * `text`, `blob`; store/dialect.ts maps them on PostgreSQL) and, where raw SQL differs (triggers,
+ * casts), give both spellings with perDialect(). tests/store-pg.test.ts runs them on both.
+ */
 export const migrations: Record<string, Migration> = {
   '0001_initial': {
     async up(db: Kysely<unknown>): Promise<void> {
@@ -214,11 +220,33 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_log_request').on('audit_log').column('request_id').execute();
       // Append-only in the store itself: no row is ever changed, and rows are deleted only by
       // retention pruning, which first records the cut-off in meta (older rows only).
-      await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-                BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`.execute(db);
-      await sql`CREATE TRIGGER audit_log_prune_only BEFORE DELETE ON audit_log
-                WHEN OLD.time >= COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'audit_prune_before'), 0)
-                BEGIN SELECT RAISE(ABORT, 'audit_log rows are only deleted by retention pruning'); END`.execute(db);
+      await perDialect(db, {
+        sqlite: sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+                    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`,
+        postgres: sql`CREATE FUNCTION audit_log_no_update() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`,
+      }).execute(db);
+      await perDialect(db, {
+        sqlite: sql`CREATE TRIGGER audit_log_prune_only BEFORE DELETE ON audit_log
+                    WHEN OLD.time >= COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'audit_prune_before'), 0)
+                    BEGIN SELECT RAISE(ABORT, 'audit_log rows are only deleted by retention pruning'); END`,
+        postgres: sql`CREATE FUNCTION audit_log_prune_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN
+                        IF OLD.time >= COALESCE((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'audit_prune_before'), 0) THEN
+                          RAISE EXCEPTION 'audit_log rows are only deleted by retention pruning';
+                        END IF;
+                        RETURN OLD;
+                      END $$`,
+      }).execute(db);
+      if (dialectOf(db) === 'postgres') {
+        await sql`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+                  FOR EACH ROW EXECUTE FUNCTION audit_log_no_update()`.execute(db);
+        // TRUNCATE skips row triggers (SQLite has no TRUNCATE): refused as a statement.
+        await sql`CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+                  FOR EACH STATEMENT EXECUTE FUNCTION audit_log_no_update()`.execute(db);
+        await sql`CREATE TRIGGER audit_log_prune_only BEFORE DELETE ON audit_log
+                  FOR EACH ROW EXECUTE FUNCTION audit_log_prune_only()`.execute(db);
+      }
     },
   },
   '0008_sandbox_logs': {

@@ -105,14 +105,14 @@ export class SqliteUsageStore implements UsageStore {
           })
           .onConflict((oc) =>
             oc.columns(['tenant', 'hour']).doUpdateSet({
-              cpu_seconds: sql`cpu_seconds + excluded.cpu_seconds`,
-              cpu_reserved_seconds: sql`cpu_reserved_seconds + excluded.cpu_reserved_seconds`,
-              memory_gib_seconds: sql`memory_gib_seconds + excluded.memory_gib_seconds`,
-              memory_used_gib_seconds: sql`memory_used_gib_seconds + excluded.memory_used_gib_seconds`,
-              storage_gib_seconds: sql`storage_gib_seconds + excluded.storage_gib_seconds`,
-              sandbox_seconds: sql`sandbox_seconds + excluded.sandbox_seconds`,
-              net_rx_bytes: sql`net_rx_bytes + excluded.net_rx_bytes`,
-              net_tx_bytes: sql`net_tx_bytes + excluded.net_tx_bytes`,
+              cpu_seconds: sql`usage_hourly.cpu_seconds + excluded.cpu_seconds`,
+              cpu_reserved_seconds: sql`usage_hourly.cpu_reserved_seconds + excluded.cpu_reserved_seconds`,
+              memory_gib_seconds: sql`usage_hourly.memory_gib_seconds + excluded.memory_gib_seconds`,
+              memory_used_gib_seconds: sql`usage_hourly.memory_used_gib_seconds + excluded.memory_used_gib_seconds`,
+              storage_gib_seconds: sql`usage_hourly.storage_gib_seconds + excluded.storage_gib_seconds`,
+              sandbox_seconds: sql`usage_hourly.sandbox_seconds + excluded.sandbox_seconds`,
+              net_rx_bytes: sql`usage_hourly.net_rx_bytes + excluded.net_rx_bytes`,
+              net_tx_bytes: sql`usage_hourly.net_tx_bytes + excluded.net_tx_bytes`,
             }),
           )
           .execute();
