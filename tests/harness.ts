@@ -95,6 +95,8 @@ export interface ExtraServerOptions {
   previewJanitorIntervalSeconds?: number;
   /** sqlite:///path or postgres://… (tests/pg-fixture.ts gives a private cluster). */
   store?: string;
+  /** PostgreSQL store: leader election retry/check interval (ms). */
+  leaderRetryMs?: number;
 }
 
 export function launch(

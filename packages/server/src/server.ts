@@ -24,6 +24,8 @@ import { probeHost, which } from './runtime/local/host-probe.js';
 import { LocalProvider, type ContainerRuntimeChoice } from './runtime/local/local-provider.js';
 import { openStore } from './store/database.js';
 import { parseStoreUrl } from './store/store-url.js';
+import { LeaderDuties, type Leadership, SoleLeadership } from './core/leadership.js';
+import { PostgresLeadership } from './store/pg-leader.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
 import { SqliteSandboxStore } from './store/sandbox-repo.js';
 import { LocalTemplateCatalog } from './templates/catalog.js';
@@ -156,6 +158,8 @@ export interface ServerOptions {
    * by several replicas; env HUTCH_STORE). Never logged with its password.
    */
   store?: string;
+  /** PostgreSQL store: how often a follower tries to lead and the leader checks its lock (default 3000 ms). */
+  leaderRetryMs?: number;
 }
 
 /** A repeated option or a comma list, and an environment variable's comma list, without blanks. */
@@ -380,6 +384,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     createQueue: () => createQueue.stats,
     storePing: () => usageStore.ping(),
     sampler: () => ({ ...meter.lastTick, intervalSeconds: meter.intervalMs / 1000 }),
+    leader: () => leadership.leader,
   });
   tenants.contents = { sandboxes, volumes, snapshots, pools, keys, secrets, allocated: (tenant) => capacity.allocated({ tenant }) };
   // The audit log (append-only, batched writes, pruned by age) and the sandboxes' output logs.
@@ -458,24 +463,46 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     logger,
   );
 
-  await sandboxes.reconcile();
-  audit.start();
-  await environments.reconcile();
+  // The periodic loops run on one replica at a time (core/leadership.ts): with SQLite this one;
+  // with PostgreSQL whoever holds the store's advisory lock. The first attempt is made now.
+  const leadership: Leadership =
+    storeLocation.kind === 'postgres'
+      ? new PostgresLeadership(storeLocation.url, logger, options.leaderRetryMs !== undefined ? { retryMs: options.leaderRetryMs } : {})
+      : new SoleLeadership();
+  await leadership.start();
+  // Reconciliation acts on what the store says is everyone's (a follower would mark the leader's
+  // creates as interrupted): the replica that leads at its start reconciles, others do not.
   previews.lifecycle = environmentLifecycle;
-  await previews.resume();
+  if (leadership.leader) {
+    await sandboxes.reconcile();
+    await environments.reconcile();
+    // Previews whose deploy or destroy a restart interrupted are taken up again (by one replica).
+    await previews.resume();
+  } else {
+    logger.info({ store: storeDescription }, 'another replica leads: not reconciling; periodic loops start if this one takes over');
+  }
   await runtime.startBackground();
-  sandboxes.startReaper();
   await pools.load();
-  pools.start();
-  meter.start();
-  environmentLifecycle.start();
-  previews.start();
+  const duties = new LeaderDuties(
+    leadership,
+    [
+      { name: 'audit-retention', start: () => audit.start(), stop: () => audit.stopPruning() },
+      { name: 'reaper', start: () => sandboxes.startReaper(), stop: () => sandboxes.stopReaper() },
+      { name: 'pools', start: () => pools.start(), stop: () => pools.shutdown() },
+      { name: 'usage-meter', start: () => meter.start(), stop: () => meter.stop() },
+      { name: 'environment-ttl', start: () => environmentLifecycle.start(), stop: () => environmentLifecycle.stop() },
+      { name: 'preview-janitor', start: () => previews.start(), stop: () => previews.stopJanitor() },
+    ],
+    logger,
+  );
 
   const info = async (): Promise<Record<string, unknown>> => ({
     version: VERSION,
     serverId,
     dataDir,
     store: dialect,
+    // Whether this replica runs the periodic loops (reaper, pools, usage meter, audit retention).
+    leader: leadership.leader,
     provider: runtime.providerName,
     defaultIsolation: 'container',
     tiers: provider.tiers(),
@@ -517,6 +544,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       hooks,
       previews,
       info,
+      leader: () => leadership.leader,
     },
     logger,
     VERSION,
@@ -584,8 +612,9 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     url,
     adminKey: admin.key,
     async close() {
+      // The loops (the environment TTL sweep among them) stop first; leadership is given up last (another replica takes over then).
+      await duties.close();
       await previews.close();
-      await environmentLifecycle.stop();
       await environments.shutdown();
       await pools.close();
       sandboxes.shutdown();
@@ -602,6 +631,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       await network?.close();
       useHostExecutor(null);
       hostExec.close();
+      await leadership.close();
       await closeDb();
     },
   };

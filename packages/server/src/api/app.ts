@@ -133,7 +133,8 @@ export async function buildApp(
     services.metrics.httpRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  // `leader`: whether this replica runs the periodic loops (always true on an SQLite store).
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true, leader: services.leader() }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(sandboxRoutes(services));

@@ -52,4 +52,6 @@ export interface Services {
   /** Preview environments driven by webhooks. */
   previews: PreviewService;
   info: () => Promise<Record<string, unknown>>;
+  /** Whether this replica runs the periodic loops (core/leadership.ts); shown by /healthz. */
+  leader: () => boolean;
 }

@@ -192,6 +192,12 @@ export class AuditService {
     this.pruner.unref();
   }
 
+  /** Stops the periodic pruning (leadership lost); start() resumes it. Recording goes on. */
+  stopPruning(): void {
+    if (this.pruner) clearInterval(this.pruner);
+    this.pruner = null;
+  }
+
   /** Deletes entries past the retention; returns how many. */
   async prune(now = Date.now()): Promise<number> {
     if (this.retentionDays <= 0) return 0;

@@ -160,13 +160,15 @@ export class PoolService {
     for (const def of await this.store.list()) this.pools.set(poolId(def.tenant, def.name), this.freshState(def));
   }
 
+  /** Starts (or, after shutdown(), resumes) refilling: the leader replica's duty (core/leadership.ts). */
   start(): void {
     if (this.timer) return;
+    this.stopped = false;
     this.timer = setInterval(() => void this.tick(), this.options.tickMs ?? TICK_MS);
     this.timer.unref();
   }
 
-  /** Stops refilling (server shutdown). Members stay; the next start reaps them. */
+  /** Stops refilling (server shutdown, leadership lost). Ready members stay (claims still take them). */
   shutdown(): void {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);

@@ -490,6 +490,13 @@ export class PreviewService {
     this.janitor.unref();
   }
 
+  /** Stops the periodic janitor (leadership lost: another replica runs it); start() resumes it. */
+  async stopJanitor(): Promise<void> {
+    if (this.janitor) clearInterval(this.janitor);
+    this.janitor = null;
+    await this.janitorRun;
+  }
+
   /**
    * One janitor pass: previews whose pull request the host says is closed, or does not know (404),
    * are destroyed unless kept; old deliveries are pruned. Providers without a token are skipped.

@@ -1152,10 +1152,15 @@ export class SandboxService {
     await Promise.all(this.teardowns.values());
   }
 
-  /** Stops the reaper and closes agent connections (server shutdown; sandboxes keep running). */
-  shutdown(): void {
+  /** Stops the TTL reaper (leadership lost); startReaper() resumes it. */
+  stopReaper(): void {
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = null;
+  }
+
+  /** Stops the reaper and closes agent connections (server shutdown; sandboxes keep running). */
+  shutdown(): void {
+    this.stopReaper();
     for (const id of [...this.agents.keys()]) {
       this.keepAlive.forget(id);
       this.dropAgent(id);

@@ -215,6 +215,14 @@ export class UsageMeter {
     void this.tick();
   }
 
+  /** Stops sampling and writes what is pending (leadership lost); start() resumes. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.round;
+    await this.flush().catch(() => undefined);
+  }
+
   /** Stops sampling and writes what is pending (server shutdown; meters stay for the next start). */
   async close(): Promise<void> {
     this.closedForGood = true;

@@ -29,6 +29,8 @@ export interface ScrapeSources {
   /** A cheap query against the store (its duration is the store's health). */
   storePing(): Promise<void>;
   sampler(): { seconds: number; sandboxes: number; intervalSeconds: number };
+  /** Whether this replica runs the periodic loops (core/leadership.ts). */
+  leader?(): boolean;
 }
 
 const CREATE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -228,6 +230,15 @@ export class ServerMetrics implements Telemetry {
       registers,
       async collect() {
         this.set((await pingOnce()).seconds);
+      },
+    });
+    new Gauge({
+      name: 'hutch_leader',
+      help: '1 on the replica that runs the periodic loops (reaper, pools, usage meter, audit retention); always 1 on SQLite',
+      registers,
+      collect() {
+        const leader = src()?.leader;
+        if (leader) this.set(leader() ? 1 : 0);
       },
     });
     new Gauge({
