@@ -219,6 +219,28 @@ describe('two real servers on one PostgreSQL store', () => {
     const tenants = await second.api<{ tenants: Array<{ name: string }> }>('GET', '/v1/admin/tenants');
     assert.ok(tenants.body.tenants.some((t) => t.name === 'shared'));
 
+    // What a replica keeps in memory follows the other's changes within a bounded time: a key
+    // revoked on one stops working on the other (its verification cache is re-read after 5 s),
+    // quotas set on one are enforced with the other's tenant copy (re-read every 5 s).
+    const key = await first.api<{ id: string; key: string }>('POST', '/v1/keys', { tenant: 'shared', role: 'member', name: 'k' });
+    assert.equal(key.status, 201);
+    const asKey = { authorization: `Bearer ${key.body.key}` };
+    assert.equal((await second.api('GET', '/v1/sandboxes', undefined, asKey)).status, 200);
+    assert.equal((await first.api('DELETE', `/v1/keys/${key.body.id}`)).status, 200);
+    const revokedIn = await until(
+      'the revoked key fails on the other replica',
+      async () => (await second.api('GET', '/v1/sandboxes', undefined, asKey)).status === 401,
+      8000,
+    );
+    assert.equal((await first.api('PUT', '/v1/admin/tenants/shared/quotas', { maxSandboxes: 7 })).status, 200);
+    const quotasIn = await until(
+      'the quotas reach the other replica',
+      async () =>
+        (await second.api<{ quotas: { maxSandboxes?: number } | null }>('GET', '/v1/admin/tenants/shared')).body.quotas?.maxSandboxes === 7,
+      8000,
+    );
+    console.log(`revocation seen by the other replica after ${revokedIn} ms, quotas after ${quotasIn} ms`);
+
     const killedAt = Date.now();
     await first.kill9();
     const took = await until('the second server leads', async () => (await health(second)).leader, 4 * RETRY_MS + 5000);

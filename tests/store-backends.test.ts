@@ -18,6 +18,7 @@ import { SqlitePoolStore } from '../packages/server/src/store/pool-repo.js';
 import type { SandboxRecord } from '../packages/server/src/core/sandbox.js';
 import type { AuditEntry } from '../packages/server/src/core/audit.js';
 import type { EnvironmentRecord } from '../packages/server/src/core/environment.js';
+import { isDuplicateKey } from '../packages/server/src/core/errors.js';
 import { startPostgres, type PgCluster } from './pg-fixture.js';
 
 /**
@@ -98,6 +99,13 @@ function environment(id: string): EnvironmentRecord {
     warnings: [],
     createdAt: at(0),
     updatedAt: at(0),
+    keep: false,
+    ttl: { idleMs: 3_600_000, deleteMs: null },
+    activeAt: at(0),
+    sleptAt: null,
+    slug: `s-${id}`,
+    project: 'repo',
+    baseRef: 'main',
   };
 }
 
@@ -219,6 +227,8 @@ for (const backend of backends) {
       const tenants = new SqliteTenantStore(store.db);
       await tenants.insert({ name: 'acme', quotas: { maxSandboxes: 3 } as never, createdAt: new Date(Date.now() + 60_000) });
       assert.deepEqual((await tenants.get('acme'))?.quotas, { maxSandboxes: 3 });
+      // A duplicate name is recognised as such on both stores (a create racing another: 409).
+      await assert.rejects(tenants.insert({ name: 'acme', quotas: null, createdAt: at(0) }), (err) => isDuplicateKey(err));
       assert.ok(await tenants.setQuotas('acme', null));
       assert.equal((await tenants.get('acme'))?.quotas, null);
       assert.deepEqual(
@@ -239,7 +249,7 @@ for (const backend of backends) {
         id: 'k-dev',
         name: 'dev',
         tenant: 'acme',
-        role: 'developer',
+        role: 'member',
         createdAt: at(1),
         lastUsedAt: null,
         limits: null,
@@ -355,9 +365,13 @@ for (const backend of backends) {
       const envs = new SqliteEnvironmentStore(store.db);
       await envs.insert(environment('env1'));
       await envs.insert({ ...environment('env2'), createdAt: at(1) });
-      await envs.update('env1', { state: 'running', url: 'http://x', warnings: ['w'] });
+      await envs.update('env1', { state: 'running', url: 'http://x', warnings: ['w'], keep: true, activeAt: at(7_000) });
       const got = await envs.get('env1');
       assert.equal(got?.state, 'running');
+      assert.equal(got?.keep, true);
+      assert.equal(got?.activeAt.getTime(), NOW + 7_000);
+      assert.deepEqual(got?.ttl, { idleMs: 3_600_000, deleteMs: null });
+      assert.equal((await envs.bySlug('s-env2'))?.id, 'env2');
       assert.deepEqual(got?.warnings, ['w']);
       assert.deepEqual(got?.source, { kind: 'git', url: 'file:///repo', ref: 'main' });
       assert.equal(got?.prNumber, 42);

@@ -186,6 +186,9 @@ export function parseListen(text: string): { host: string; port: number } {
  */
 export const DEFAULT_OVERCOMMIT: Allocation = { cpu: 100, memoryMiB: 4, pids: 8, diskMiB: 4 };
 
+/** How often each replica re-reads the tenants (quotas) from a shared PostgreSQL store. */
+const TENANT_REFRESH_MS = 5_000;
+
 export const DEFAULT_POOL4 = '10.213.0.0/16';
 export const DEFAULT_POOL6 = 'fd68:7574:6368::/48';
 
@@ -483,6 +486,17 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   }
   await runtime.startBackground();
   await pools.load();
+  // In-memory copies other replicas may make stale (tenant quotas; API keys re-read themselves
+  // after 5 s): refreshed on every replica, not only the leader. docs/kubernetes.md lists the rest.
+  const replicaRefresh =
+    storeLocation.kind === 'postgres'
+      ? setInterval(
+          () => void tenants.load().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'tenant refresh failed')),
+          TENANT_REFRESH_MS,
+        ).unref()
+      : null;
+  // A new periodic loop that acts on the shared store (an environment TTL sweeper, a janitor)
+  // belongs here, so that it runs on one replica at a time.
   const duties = new LeaderDuties(
     leadership,
     [
@@ -614,6 +628,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     async close() {
       // The loops (the environment TTL sweep among them) stop first; leadership is given up last (another replica takes over then).
       await duties.close();
+      if (replicaRefresh) clearInterval(replicaRefresh);
       await previews.close();
       await environments.shutdown();
       await pools.close();

@@ -41,3 +41,12 @@ export const internal = (message: string, cause?: unknown): HutchError => new Hu
 export function isHutchError(err: unknown): err is HutchError {
   return err instanceof HutchError;
 }
+
+/**
+ * Whether a store write failed on a unique key (a concurrent create of the same name): SQLite
+ * says `SQLITE_CONSTRAINT_UNIQUE` / `…_PRIMARYKEY`, PostgreSQL SQLSTATE 23505.
+ */
+export function isDuplicateKey(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}

@@ -1,4 +1,4 @@
-import { conflict, invalidArgument, notFound } from './errors.js';
+import { conflict, invalidArgument, isDuplicateKey, notFound } from './errors.js';
 import type { KeyService } from './key-service.js';
 import type { Logger } from './logger.js';
 import type { PoolService } from './pool-service.js';
@@ -57,8 +57,11 @@ export class TenantService implements QuotaSource {
     private readonly log: Logger,
   ) {}
 
+  /** Reads every tenant (at start, and periodically when several replicas share the store). */
   async load(): Promise<void> {
-    for (const t of await this.store.list()) this.cache.set(t.name, t);
+    const fresh = await this.store.list();
+    this.cache.clear();
+    for (const t of fresh) this.cache.set(t.name, t);
   }
 
   quotas(tenant: string): ResourceLimits | null {
@@ -84,7 +87,7 @@ export class TenantService implements QuotaSource {
     try {
       await this.store.insert(record);
     } catch (err) {
-      if ((err as Error).message.includes('UNIQUE')) throw conflict(`tenant ${input.name} already exists`);
+      if (isDuplicateKey(err)) throw conflict(`tenant ${input.name} already exists`);
       throw err;
     }
     this.cache.set(record.name, record);

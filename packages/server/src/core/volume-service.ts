@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { conflict, HutchError, invalidArgument, notFound } from './errors.js';
+import { conflict, HutchError, invalidArgument, isDuplicateKey, notFound } from './errors.js';
 import type { Logger } from './logger.js';
 import { canCloneVolumes, canSnapshotVolumes, type DiskUsage, type VolumeBackend } from './provider.js';
 import type { VolumeMount } from './sandbox.js';
@@ -60,7 +60,7 @@ export class VolumeService {
       await this.store.insert(record);
     } catch (err) {
       await this.backend.remove(key).catch(() => undefined);
-      if ((err as Error).message.includes('UNIQUE')) throw conflict(`volume "${input.name}" already exists`);
+      if (isDuplicateKey(err)) throw conflict(`volume "${input.name}" already exists`);
       throw err;
     }
     this.log.info({ volume: record.name, tenant, sizeMiB: record.sizeMiB }, 'volume created');

@@ -12,6 +12,9 @@ import type { ApiKeyTable, Db } from './database.js';
  */
 const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 
+/** A verified key is read from the store again after this long (several replicas share the store). */
+const CACHE_MAX_AGE_MS = 5_000;
+
 /** Last-used times are written at most this often per key (a busy key costs one write a minute). */
 const LAST_USED_EVERY_MS = 60_000;
 
@@ -38,8 +41,10 @@ function toRecord(row: ApiKeyTable): ApiKeyRecord {
 }
 
 export class SqliteApiKeyStore implements ApiKeyStore {
-  /** Verified keys by digest, so the hot path does not touch SQLite on every call. Revocation evicts. */
+  /** Verified keys by digest, so the hot path does not touch the store on every call. Revocation evicts. */
   private readonly cache = new Map<string, ApiKeyRecord>();
+  /** When each cached verification was read from the store. */
+  private readonly cachedAt = new Map<string, number>();
 
   constructor(private readonly db: Db) {}
 
@@ -62,8 +67,14 @@ export class SqliteApiKeyStore implements ApiKeyStore {
 
   async verify(key: string): Promise<ApiKeyRecord | null> {
     const hash = hashKey(key);
+    const now = Date.now();
     let record = this.cache.get(hash) ?? null;
-    if (!record) {
+    // Read again after CACHE_MAX_AGE_MS: another replica sharing the store may have revoked the
+    // key or changed its limits (this replica's own revocations evict at once).
+    const stale = record !== null && now - (this.cachedAt.get(hash) ?? 0) >= CACHE_MAX_AGE_MS;
+    if (!record || stale) {
+      const seen = record?.lastUsedAt ?? null;
+      this.cache.delete(hash);
       const row = await this.db
         .selectFrom('api_keys')
         .selectAll()
@@ -72,11 +83,12 @@ export class SqliteApiKeyStore implements ApiKeyStore {
         .executeTakeFirst();
       if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash))) return null;
       record = toRecord(row);
+      if (seen && (!record.lastUsedAt || seen > record.lastUsedAt)) record.lastUsedAt = seen;
       // A revoke may have landed while the row was read: only cache what is still valid.
       if (this.revokedIds.has(record.id)) return null;
       this.cache.set(hash, record);
+      this.cachedAt.set(hash, now);
     }
-    const now = Date.now();
     if (record.lastUsedAt === null || now - record.lastUsedAt.getTime() >= LAST_USED_EVERY_MS) {
       record.lastUsedAt = new Date(now);
       await this.db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', record.id).execute();
@@ -127,7 +139,11 @@ export class SqliteApiKeyStore implements ApiKeyStore {
 
   async revoke(id: string): Promise<boolean> {
     this.revokedIds.add(id);
-    for (const [hash, cached] of this.cache) if (cached.id === id) this.cache.delete(hash);
+    for (const [hash, cached] of this.cache) {
+      if (cached.id !== id) continue;
+      this.cache.delete(hash);
+      this.cachedAt.delete(hash);
+    }
     const result = await this.db
       .updateTable('api_keys')
       .set({ revoked_at: Date.now() })
