@@ -15,6 +15,7 @@ import { SqliteSecretStore } from '../packages/server/src/store/secret-repo.js';
 import { SqliteUsageStore } from '../packages/server/src/store/usage-repo.js';
 import { SqliteSandboxLogStore } from '../packages/server/src/store/log-repo.js';
 import { SqlitePoolStore } from '../packages/server/src/store/pool-repo.js';
+import { SandboxLogs } from '../packages/server/src/core/sandbox-logs.js';
 import type { SandboxRecord } from '../packages/server/src/core/sandbox.js';
 import type { AuditEntry } from '../packages/server/src/core/audit.js';
 import type { EnvironmentRecord } from '../packages/server/src/core/environment.js';
@@ -457,6 +458,8 @@ for (const backend of backends) {
       await logs.addDrops('sbxa', { bytes: 5, entries: 1 });
       assert.deepEqual(await logs.drops('sbxa'), { bytes: 35, entries: 4 });
       assert.equal(await logs.removeOrphans(), 1);
+      // One writer on SQLite (it counts on from load()); blocks of numbers on PostgreSQL.
+      assert.equal((await logs.reserveSeqBlock()) === null, backend.name === 'sqlite');
       assert.equal((await logs.load()).maxSeq, 6);
     });
 
@@ -476,6 +479,46 @@ for (const backend of backends) {
     });
   });
 }
+
+test('PostgreSQL: two writers of sandbox logs (replicas) number from disjoint blocks, and none of their entries is lost', async () => {
+  const url = await cluster.createDatabase('two_log_writers');
+  const stores = [await openStore(parseStoreUrl(url)), await openStore(parseStoreUrl(url))];
+  const errors: string[] = [];
+  const log = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+    error: (o: object | string) => errors.push(JSON.stringify(o)),
+  };
+  try {
+    const repos = stores.map((s) => new SqliteSandboxLogStore(s.db));
+    const probe = await Promise.all(repos.map((r) => r.reserveSeqBlock()));
+    assert.ok(probe[0] && probe[1] && Math.abs(probe[0].first - probe[1].first) >= probe[0].size, JSON.stringify(probe));
+    const writers = repos.map((r) => new SandboxLogs(r, log, { flushMs: 10 }));
+    for (const w of writers) await w.load();
+    for (let i = 0; i < 40; i++) {
+      writers.forEach((w, n) => {
+        w.emit('shared-sbx', 10 + n, 'stdout', `replica ${n} line ${i}\n`);
+        w.emit(`own-${n}`, 10 + n, 'stderr', `only ${n} line ${i}\n`);
+      });
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 15)); // several batches
+    }
+    for (const w of writers) await w.close();
+    assert.deepEqual(errors, []);
+    const shared = await repos[0]!.read('shared-sbx', { limit: 1000 });
+    assert.equal(shared.length, 80);
+    assert.equal(new Set(shared.map((e) => e.seq)).size, 80, 'every entry has a seq of its own');
+    for (const n of [0, 1]) assert.equal((await repos[1]!.read(`own-${n}`, { limit: 1000 })).length, 40);
+    // Each replica's entries of one sandbox are in the order it wrote them.
+    const mine = shared.filter((e) => e.text.startsWith('replica 1 ')).map((e) => Number(/line (\d+)/.exec(e.text)![1]));
+    assert.deepEqual(
+      mine,
+      [...mine].sort((a, b) => a - b),
+    );
+  } finally {
+    for (const s of stores) await s.close();
+  }
+});
 
 test('PostgreSQL: reopening migrates nothing twice, and the schema uses 64-bit integers and doubles', async () => {
   const url = await cluster.createDatabase('reopen');

@@ -374,6 +374,10 @@ export interface ServerInfo {
   dataDir: string;
   /** Where sandboxes run: `local` (this machine) or `kubernetes` (pods). */
   provider?: 'local' | 'kubernetes' | (string & {});
+  /** The server's store: `sqlite` (a file in the data dir) or `postgres` (shared by replicas). */
+  store?: 'sqlite' | 'postgres' | (string & {});
+  /** Whether this replica runs the periodic loops (reaper, pools, usage meter, audit retention). */
+  leader?: boolean;
   tiers: Record<string, TierInfo>;
   defaultIsolation: Isolation;
   templates: unknown[];

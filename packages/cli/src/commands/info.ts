@@ -14,6 +14,9 @@ export function describeInfo(i: ServerInfo, url: string): string {
     `version:            ${i.version ?? '-'}`,
     `server id:          ${i.serverId ?? '-'}`,
     `data dir:           ${i.dataDir ?? '-'}`,
+    ...(i.store
+      ? [`store:              ${i.store}${i.leader === undefined ? '' : i.leader ? ' (this replica leads)' : ' (another replica leads)'}`]
+      : []),
     `provider:           ${describeProvider(i)}`,
     `default isolation:  ${i.defaultIsolation ?? '-'}`,
     `templates:          ${(i.templates ?? []).map(templateName).join(', ') || '-'}`,

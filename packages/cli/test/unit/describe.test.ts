@@ -94,21 +94,24 @@ test('info shows what pause keeps per tier, with the note saying why', () => {
   );
   assert.doesNotMatch(text, /never shown/);
   assert.doesNotMatch(text, /^metrics:/m, 'an older server sends no observability settings');
+  const bare = {
+    version: '0.1.0',
+    serverId: 's',
+    dataDir: '/d',
+    defaultIsolation: 'container' as const,
+    templates: [],
+    posture: {},
+    tiers: {},
+  };
   const withMetrics = describeInfo(
-    {
-      version: '0.1.0',
-      serverId: 's',
-      dataDir: '/d',
-      defaultIsolation: 'container',
-      templates: [],
-      posture: {},
-      tiers: {},
-      observability: { sampleIntervalSeconds: 5, metricsWindowSeconds: 3600, metricsListen: '10.0.0.5:9464', tracing: null },
-    },
+    { ...bare, observability: { sampleIntervalSeconds: 5, metricsWindowSeconds: 3600, metricsListen: '10.0.0.5:9464', tracing: null } },
     'http://127.0.0.1:7171',
   );
   assert.match(withMetrics, /^metrics:\s+a sample every 5 s, kept 3600 s; \/metrics also on 10\.0\.0\.5:9464$/m);
   assert.match(withMetrics, /^traces:\s+off$/m);
+  assert.doesNotMatch(withMetrics, /^store:/m, 'an older server names no store');
+  const replica = describeInfo({ ...bare, store: 'postgres', leader: false }, 'http://127.0.0.1:7171');
+  assert.match(replica, /^store:\s+postgres \(another replica leads\)$/m);
 });
 
 test('usage report and sandbox metrics tables', () => {

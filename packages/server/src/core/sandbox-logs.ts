@@ -26,7 +26,10 @@ import { type AgentProcessMessage, toProcessEvent } from './process-events.js';
 export type LogStream = 'stdout' | 'stderr' | 'system';
 
 export interface LogEntry {
-  /** Increases with every entry (across sandboxes): a cursor for `after`. */
+  /**
+   * Increases with every entry (across sandboxes): a cursor for `after`. Replicas sharing a store
+   * number from blocks of their own (SandboxLogStore.reserveSeqBlock), so never the same seq.
+   */
   seq: number;
   time: Date;
   pid: number;
@@ -68,6 +71,12 @@ export interface SandboxLogStore {
   remove(sandboxId: string): Promise<void>;
   /** Removes the logs of sandboxes that are deleted or unknown (a crash between delete and removal). */
   removeOrphans(): Promise<number>;
+  /**
+   * A block of seq numbers that no other writer of this store is given (several server replicas
+   * on one database), above every seq issued before; null: this process is the only writer, and
+   * counts on from load()'s maxSeq.
+   */
+  reserveSeqBlock?(): Promise<{ first: number; size: number } | null>;
 }
 
 /** `redactorFor(sandboxId)`: what replaces secrets in that sandbox's output before it is kept (null: nothing to redact). */
@@ -181,6 +190,12 @@ export class SandboxLogs {
   /** Token bucket per sandbox: bytes it may still write now, refilled at rateBytes a second. */
   private readonly budget = new Map<string, { tokens: number; at: number; withheld: number }>();
   private seq = 0;
+  /** The last seq of the reserved block (a store shared by replicas), Infinity otherwise. */
+  private seqLast = Number.POSITIVE_INFINITY;
+  /** The next block, reserved when half of the current one is used. */
+  private nextBlock: { first: number; size: number } | null = null;
+  private reserving: Promise<void> | null = null;
+  private seqBlockSize = 0;
   private readonly sizes = new Map<string, number>();
   private pending: StoredLogEntry[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -248,6 +263,39 @@ export class SandboxLogs {
     const { sizes, maxSeq } = await this.store.load();
     for (const [id, size] of sizes) this.sizes.set(id, size);
     this.seq = Math.max(this.seq, maxSeq);
+    const block = (await this.store.reserveSeqBlock?.()) ?? null;
+    if (block) this.useBlock(block);
+  }
+
+  private useBlock(block: { first: number; size: number }): void {
+    this.seq = block.first - 1;
+    this.seqLast = block.first + block.size - 1;
+    this.seqBlockSize = block.size;
+  }
+
+  /** The next seq; with reserved blocks the next block is fetched half-way through the current one. */
+  private nextSeq(): number {
+    if (this.seqLast !== Number.POSITIVE_INFINITY) {
+      if (this.seq >= this.seqLast && this.nextBlock) {
+        this.useBlock(this.nextBlock);
+        this.nextBlock = null;
+      }
+      if (!this.nextBlock && !this.reserving && this.seqLast - this.seq <= this.seqBlockSize / 2) this.reserveNext();
+      // Past the block with the next one not there yet (the store did not answer in half a block):
+      // counting on may collide with another replica's block; that batch then fails, logged.
+    }
+    return ++this.seq;
+  }
+
+  private reserveNext(): void {
+    this.reserving = (this.store.reserveSeqBlock?.() ?? Promise.resolve(null))
+      .then((block) => {
+        this.nextBlock = block;
+      })
+      .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'sandbox logs: reserving seq numbers failed'))
+      .finally(() => {
+        this.reserving = null;
+      });
   }
 
   /** A writer for the output of process `pid`, or null when capture is off. */
@@ -274,7 +322,7 @@ export class SandboxLogs {
   }
 
   private push(sandboxId: string, pid: number, stream: LogStream, text: string, bytes = Buffer.byteLength(text)): void {
-    const entry: StoredLogEntry = { seq: ++this.seq, time: new Date(), pid, stream, text, sandboxId, bytes };
+    const entry: StoredLogEntry = { seq: this.nextSeq(), time: new Date(), pid, stream, text, sandboxId, bytes };
     this.pending.push(entry);
     this.sizes.set(sandboxId, (this.sizes.get(sandboxId) ?? 0) + entry.bytes);
     if (!this.timer) {

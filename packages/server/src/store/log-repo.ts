@@ -1,14 +1,29 @@
 import { sql } from 'kysely';
 import type { LogDrops, LogEntry, LogReadQuery, LogStream, SandboxLogStore, StoredLogEntry } from '../core/sandbox-logs.js';
 import type { Db, SandboxLogTable } from './database.js';
+import { dialectOf } from './dialect.js';
 
-/** SQLite sandbox logs: entries by (sandbox, seq), trimmed oldest first, with a per-sandbox count of what was dropped. */
+/** Sandbox logs (SQLite or PostgreSQL): entries by (sandbox, seq), trimmed oldest first, with a per-sandbox count of what was dropped. */
 function toEntry(row: SandboxLogTable): LogEntry {
   return { seq: row.seq, time: new Date(row.time), pid: row.pid, stream: row.stream as LogStream, text: row.text };
 }
 
+/** Seq numbers a replica takes at a time on PostgreSQL (the sequence of migration 0015 steps by this). */
+export const SEQ_BLOCK = 1_000_000;
+
 export class SqliteSandboxLogStore implements SandboxLogStore {
-  constructor(private readonly db: Db) {}
+  private readonly shared: boolean;
+
+  constructor(private readonly db: Db) {
+    // On PostgreSQL several replicas may write: each takes seq numbers from blocks of its own.
+    this.shared = dialectOf(db) === 'postgres';
+  }
+
+  async reserveSeqBlock(): Promise<{ first: number; size: number } | null> {
+    if (!this.shared) return null;
+    const { rows } = await sql<{ first: number }>`SELECT nextval('sandbox_log_seq_blocks') AS first`.execute(this.db);
+    return { first: Number(rows[0]!.first), size: SEQ_BLOCK };
+  }
 
   async append(entries: StoredLogEntry[]): Promise<void> {
     if (entries.length === 0) return;

@@ -437,4 +437,14 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // PostgreSQL only (several replicas write sandbox logs): seq numbers are taken in blocks of
+  // SEQ_BLOCK (store/log-repo.ts), one nextval each, so two replicas never number alike.
+  '0015_pg_sandbox_log_seq_blocks': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      if (dialectOf(db) !== 'postgres') return;
+      await sql`CREATE SEQUENCE sandbox_log_seq_blocks AS bigint INCREMENT BY 1000000 MINVALUE 1 START WITH 1`.execute(db);
+      // Above what exists (logs written before this migration, by one server).
+      await sql`SELECT setval('sandbox_log_seq_blocks', COALESCE((SELECT MAX(seq) FROM sandbox_logs), 0) + 1, false)`.execute(db);
+    },
+  },
 };
