@@ -185,6 +185,7 @@ describe('two real servers on one PostgreSQL store', () => {
       networkPool6: 'fd68:7574:63e9::/48',
       leaderRetryMs: RETRY_MS,
       logLevel: 'info',
+      sampleIntervalSeconds: 1,
     });
     second = await startServer({
       store,
@@ -192,6 +193,7 @@ describe('two real servers on one PostgreSQL store', () => {
       networkPool6: 'fd68:7574:63ea::/48',
       leaderRetryMs: RETRY_MS,
       logLevel: 'info',
+      sampleIntervalSeconds: 1,
     });
   });
   after(async () => {
@@ -240,6 +242,32 @@ describe('two real servers on one PostgreSQL store', () => {
       8000,
     );
     console.log(`revocation seen by the other replica after ${revokedIn} ms, quotas after ${quotasIn} ms`);
+
+    // A follower serves sandboxes (its own runtime: the local provider) but leaves metering to
+    // the leader, whose rounds meter every running sandbox of the store (here it can read the
+    // follower's sandbox cgroup: same host). Were the follower to account its create and delete
+    // as well, the sandbox's running time would be counted about twice.
+    const bornAt = Date.now();
+    const sb = await second.api<{ id: string }>('POST', '/v1/sandboxes', {
+      template: 'minimal',
+      isolation: 'container',
+      cpu: 0.25,
+      memoryMiB: 48,
+      pids: 64,
+      diskMiB: 128,
+      timeoutSeconds: 120,
+    });
+    assert.equal(sb.status, 201, JSON.stringify(sb.body));
+    const ran = await second.api<{ exitCode: number; stdout: string }>('POST', `/v1/sandboxes/${sb.body.id}/exec`, {
+      cmd: 'echo from-follower',
+    });
+    assert.equal(ran.body.stdout, 'from-follower\n');
+    await new Promise((r) => setTimeout(r, 3000)); // three sampling intervals
+    assert.equal((await second.api('DELETE', `/v1/sandboxes/${sb.body.id}`)).status, 204);
+    const lifetime = (Date.now() - bornAt) / 1000;
+    const usage = await first.api<{ tenants: Array<{ tenant: string; sandboxSeconds: number }> }>('GET', '/v1/usage');
+    const counted = usage.body.tenants.find((t) => t.tenant === 'default')?.sandboxSeconds ?? 0;
+    assert.ok(counted > 0 && counted <= lifetime + 0.5, `sandbox seconds ${counted} for a sandbox that lived ${lifetime.toFixed(2)} s`);
 
     const killedAt = Date.now();
     await first.kill9();

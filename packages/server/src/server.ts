@@ -483,6 +483,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     await previews.resume();
   } else {
     logger.info({ store: storeDescription }, 'another replica leads: not reconciling; periodic loops start if this one takes over');
+    await meter.follow();
   }
   await runtime.startBackground();
   await pools.load();
@@ -503,7 +504,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       { name: 'audit-retention', start: () => audit.start(), stop: () => audit.stopPruning() },
       { name: 'reaper', start: () => sandboxes.startReaper(), stop: () => sandboxes.stopReaper() },
       { name: 'pools', start: () => pools.start(), stop: () => pools.shutdown() },
-      { name: 'usage-meter', start: () => meter.start(), stop: () => meter.stop() },
+      { name: 'usage-meter', start: () => meter.lead(), stop: () => meter.follow() },
       { name: 'environment-ttl', start: () => environmentLifecycle.start(), stop: () => environmentLifecycle.stop() },
       { name: 'preview-janitor', start: () => previews.start(), stop: () => previews.stopJanitor() },
     ],

@@ -176,6 +176,8 @@ export class UsageMeter {
   private timer: NodeJS.Timeout | null = null;
   /** The sampling round in progress. */
   private round: Promise<void> | null = null;
+  /** A follower replica: the leader meters (see follow()). */
+  private following = false;
   private closedForGood = false;
 
   // Not yet written to the store.
@@ -215,12 +217,34 @@ export class UsageMeter {
     void this.tick();
   }
 
-  /** Stops sampling and writes what is pending (leadership lost); start() resumes. */
+  /** Stops sampling and writes what is pending; start() resumes. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.round;
     await this.flush().catch(() => undefined);
+  }
+
+  /**
+   * Several replicas on one store (core/leadership.ts): only the leader meters. A follower stops
+   * sampling and ignores starts and finals: the leader's rounds open a meter for a sandbox they
+   * find running and close the meter of one that stopped, so no interval is counted twice (a
+   * stop through a follower loses at most the last round's interval instead).
+   */
+  async follow(): Promise<void> {
+    this.following = true;
+    await this.stop();
+  }
+
+  /** Leads (again): takes the meters the previous leader left in the store, then samples. */
+  async lead(): Promise<void> {
+    if (this.following) {
+      this.following = false;
+      this.meters.clear();
+      this.dirty.clear();
+      await this.load();
+    }
+    this.start();
   }
 
   /** Stops sampling and writes what is pending (server shutdown; meters stay for the next start). */
@@ -239,6 +263,7 @@ export class UsageMeter {
    * pool member), so only what it uses from now on counts.
    */
   started(s: { id: string; tenant: string; cpu: number; memoryMiB: number }, baseline: 'zero' | 'current'): Promise<void> {
+    if (this.following) return Promise.resolve();
     return this.serial(s.id, async () => {
       let stats: SandboxStats | null = null;
       if (baseline === 'current') stats = await this.provider.stats(s.id).catch(() => null);
@@ -265,6 +290,7 @@ export class UsageMeter {
    * still there. `forget` drops its samples too (deleted). Written to the store before it returns.
    */
   async final(id: string, options: { forget?: boolean } = {}): Promise<void> {
+    if (this.following) return;
     await this.serial(id, async () => {
       const m = this.meters.get(id);
       if (m) {
