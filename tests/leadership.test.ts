@@ -11,6 +11,7 @@ import { startPostgres, type PgCluster } from './pg-fixture.js';
  * to the other within a bounded time. Never both at once.
  */
 const RETRY_MS = 300;
+const SMALL = { template: 'minimal', isolation: 'container', cpu: 0.25, memoryMiB: 48, pids: 64, diskMiB: 128, timeoutSeconds: 120 };
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let cluster: PgCluster;
@@ -248,15 +249,7 @@ describe('two real servers on one PostgreSQL store', () => {
     // follower's sandbox cgroup: same host). Were the follower to account its create and delete
     // as well, the sandbox's running time would be counted about twice.
     const bornAt = Date.now();
-    const sb = await second.api<{ id: string }>('POST', '/v1/sandboxes', {
-      template: 'minimal',
-      isolation: 'container',
-      cpu: 0.25,
-      memoryMiB: 48,
-      pids: 64,
-      diskMiB: 128,
-      timeoutSeconds: 120,
-    });
+    const sb = await second.api<{ id: string }>('POST', '/v1/sandboxes', SMALL);
     assert.equal(sb.status, 201, JSON.stringify(sb.body));
     const ran = await second.api<{ exitCode: number; stdout: string }>('POST', `/v1/sandboxes/${sb.body.id}/exec`, {
       cmd: 'echo from-follower',

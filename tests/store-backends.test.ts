@@ -16,6 +16,7 @@ import { SqliteUsageStore } from '../packages/server/src/store/usage-repo.js';
 import { SqliteSandboxLogStore } from '../packages/server/src/store/log-repo.js';
 import { SqlitePoolStore } from '../packages/server/src/store/pool-repo.js';
 import { SandboxLogs } from '../packages/server/src/core/sandbox-logs.js';
+import { SqlDeliveryStore } from '../packages/server/src/store/hook-repo.js';
 import type { SandboxRecord } from '../packages/server/src/core/sandbox.js';
 import type { AuditEntry } from '../packages/server/src/core/audit.js';
 import type { EnvironmentRecord } from '../packages/server/src/core/environment.js';
@@ -461,6 +462,37 @@ for (const backend of backends) {
       // One writer on SQLite (it counts on from load()); blocks of numbers on PostgreSQL.
       assert.equal((await logs.reserveSeqBlock()) === null, backend.name === 'sqlite');
       assert.equal((await logs.load()).maxSeq, 6);
+    });
+
+    test('webhook deliveries: ids from the store, a replay recorded as a duplicate of the first', async () => {
+      const deliveries = new SqlDeliveryStore(store.db);
+      const base = {
+        provider: 'github' as const,
+        deliveryId: 'd-1',
+        event: 'pull_request',
+        action: 'opened',
+        repository: 'acme/app',
+        number: 7,
+        sha: 'abc',
+        signatureOk: true,
+        outcome: 'queued' as const,
+        reason: null,
+        targetKey: null,
+        environmentId: null,
+        tenant: 'default',
+        feedback: null,
+        time: at(0),
+      };
+      const first = await deliveries.record(base);
+      const replay = await deliveries.record({ ...base, time: at(1) });
+      assert.equal(typeof first.id, 'number');
+      assert.ok(replay.id > first.id);
+      assert.equal(replay.duplicateOf, first.id);
+      await deliveries.update(first.id, { outcome: 'deployed', environmentId: 'env1' });
+      const got = await deliveries.get(first.id);
+      assert.equal(got?.outcome, 'deployed');
+      assert.equal(got?.signatureOk, true);
+      assert.equal(got?.time.getTime(), NOW);
     });
 
     test('transactions commit together or not at all', async () => {
