@@ -496,8 +496,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
           TENANT_REFRESH_MS,
         ).unref()
       : null;
-  // A new periodic loop that acts on the shared store (an environment TTL sweeper, a janitor)
-  // belongs here, so that it runs on one replica at a time.
+  // Every periodic loop that acts on the shared store belongs here, so that it runs on one
+  // replica at a time.
   const duties = new LeaderDuties(
     leadership,
     [
