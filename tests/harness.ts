@@ -85,6 +85,8 @@ export interface ExtraServerOptions {
   /** pino level of the server's own log (default warn). */
   logLevel?: string;
   secretsKeyFile?: string;
+  /** The admin key from a read-only file (tests/admin-key-file.test.ts). */
+  adminKeyFile?: string;
   /** Webhooks and preview feedback (tests/previews.test.ts). */
   githubWebhookSecrets?: string[];
   gitlabWebhookTokens?: string[];

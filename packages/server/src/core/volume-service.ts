@@ -135,9 +135,15 @@ export class VolumeService {
     // Snapshots outlive nothing they cannot be listed by: the volume goes after them.
     if (canSnapshotVolumes(this.backend)) {
       const snapshots = await this.backend.listVolumeSnapshots(volumeKey(tenant, name)).catch((err: unknown) => {
-        // A cluster without snapshots has none of this volume.
-        if (err instanceof HutchError && err.kind === 'tier_unavailable') return [];
-        throw err;
+        // A cluster without snapshots has none of this volume. One whose snapshots cannot be
+        // listed (e.g. RBAC from before volume snapshots) does not keep its volumes: the
+        // snapshots, if any, stay in the cluster, labelled with their claim.
+        if (!(err instanceof HutchError && err.kind === 'tier_unavailable'))
+          this.log.warn(
+            { volume: name, tenant, err: (err as Error).message },
+            'volume snapshots could not be listed; deleting the volume anyway',
+          );
+        return [];
       });
       if (snapshots.length > 0)
         throw conflict(`volume "${name}" has snapshots (${snapshots.map((s) => s.name).join(', ')}); delete them first`);
