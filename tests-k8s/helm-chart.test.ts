@@ -267,7 +267,9 @@ test(
     const ip = ready.status!.podIP!;
     const health = await fetch(`http://${ip}:7171/healthz`, { signal: AbortSignal.timeout(10_000) });
     assert.equal(health.status, 200);
-    assert.deepEqual(await health.json(), { ok: true });
+    const healthBody = (await health.json()) as { ok: boolean; leader?: boolean };
+    assert.equal(healthBody.ok, true);
+    assert.equal(healthBody.leader, true, 'one replica on its own store leads');
     const info = await fetch(`http://${ip}:7171/v1/info`, {
       headers: { authorization: `Bearer ${adminKey}` },
       signal: AbortSignal.timeout(10_000),
