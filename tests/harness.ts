@@ -99,6 +99,8 @@ export interface ExtraServerOptions {
   store?: string;
   /** PostgreSQL store: leader election retry/check interval (ms). */
   leaderRetryMs?: number;
+  /** PostgreSQL store: creates older than this (ms) are ended as abandoned. */
+  abandonedCreateMs?: number;
 }
 
 export function launch(

@@ -17,7 +17,7 @@ import { SqliteSandboxLogStore } from '../packages/server/src/store/log-repo.js'
 import { SqlitePoolStore } from '../packages/server/src/store/pool-repo.js';
 import { SandboxLogs } from '../packages/server/src/core/sandbox-logs.js';
 import { SqlDeliveryStore } from '../packages/server/src/store/hook-repo.js';
-import type { SandboxRecord } from '../packages/server/src/core/sandbox.js';
+import { NOW, sandboxRecord as sandbox } from './store-records.js';
 import type { AuditEntry } from '../packages/server/src/core/audit.js';
 import type { EnvironmentRecord } from '../packages/server/src/core/environment.js';
 import { isDuplicateKey } from '../packages/server/src/core/errors.js';
@@ -28,40 +28,7 @@ import { startPostgres, type PgCluster } from './pg-fixture.js';
  * real PostgreSQL cluster (tests/pg-fixture.ts): the same calls must give the same answers.
  * Times and sizes are chosen above 2^31 (ms timestamps, multi-GiB snapshots) on purpose.
  */
-const NOW = 1_764_000_000_123; // a ms timestamp past 2^31 (and past 2^32)
 const at = (offsetMs: number): Date => new Date(NOW + offsetMs);
-
-function sandbox(id: string, over: Partial<SandboxRecord> = {}): SandboxRecord {
-  return {
-    id,
-    state: 'running',
-    template: 'minimal',
-    templateDigest: 'sha256:abc',
-    isolation: 'container',
-    cpu: 0.25,
-    memoryMiB: 256,
-    pids: 128,
-    timeoutSeconds: 300,
-    env: { A: 'b' },
-    metadata: { team: 'x' },
-    idempotencyKey: null,
-    createdAt: at(0),
-    expiresAt: at(300_000),
-    deletedAt: null,
-    error: null,
-    network: { egress: 'none', public: false, publicPorts: [] },
-    accessToken: 'tok',
-    diskMiB: 2048,
-    lifecycle: { persistent: false, onTimeout: 'delete', idleTimeoutSeconds: null, autoDeleteAfterSeconds: null, autoResume: false },
-    volumes: [],
-    pauseMode: null,
-    stateChangedAt: at(0),
-    owner: 'key1',
-    tenant: 'default',
-    secrets: [],
-    ...over,
-  };
-}
 
 function auditEntry(over: Partial<AuditEntry> = {}): AuditEntry {
   return {

@@ -4,6 +4,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startServer, type TestServer } from './harness.js';
 import { startPostgres, type PgCluster } from './pg-fixture.js';
+import { openStore } from '../packages/server/src/store/database.js';
+import { parseStoreUrl } from '../packages/server/src/store/store-url.js';
+import { SqliteSandboxStore } from '../packages/server/src/store/sandbox-repo.js';
+import { sandboxRecord } from './store-records.js';
+import { newSandboxId } from '../packages/server/src/core/ids.js';
 
 /**
  * A real server (local provider, real runc sandboxes) on `--store postgres://…`: sandboxes,
@@ -26,6 +31,9 @@ interface Exec {
 }
 const SMALL = { template: 'minimal', isolation: 'container', cpu: 0.25, memoryMiB: 48, pids: 64, diskMiB: 128, timeoutSeconds: 600 };
 
+/** Creates older than this are ended by the leader (the server default is 30 min). */
+const ABANDONED_MS = 3000;
+
 let cluster: PgCluster;
 let server: TestServer;
 let storeUrl: string;
@@ -34,7 +42,13 @@ before(async () => {
   cluster = await startPostgres();
   storeUrl = await cluster.createDatabase('hutch_server');
   // Pools of its own (another test server may hold the defaults).
-  server = await startServer({ store: storeUrl, networkPool4: '10.232.0.0/16', networkPool6: 'fd68:7574:63e8::/48', logLevel: 'info' });
+  server = await startServer({
+    store: storeUrl,
+    networkPool4: '10.232.0.0/16',
+    networkPool6: 'fd68:7574:63e8::/48',
+    logLevel: 'info',
+    abandonedCreateMs: ABANDONED_MS,
+  });
 });
 after(async () => {
   try {
@@ -107,4 +121,34 @@ test('a server on PostgreSQL: sandboxes, tenants and keys survive a kill -9; the
   }
   assert.equal(audited, 1);
   assert.ok(!server.output().includes(cluster.password), 'the store password is never printed');
+});
+
+test('the leader ends creates a stopped replica abandoned (still `creating` after the bound); newer ones are left alone', async () => {
+  // Written as a replica does before it starts the runtime's part, by "another replica" (this test).
+  const store = await openStore(parseStoreUrl(storeUrl));
+  try {
+    const repo = new SqliteSandboxStore(store.db);
+    const abandoned = sandboxRecord(newSandboxId(), {
+      state: 'creating',
+      createdAt: new Date(Date.now() - 60_000),
+    });
+    const fresh = sandboxRecord(newSandboxId(), {
+      state: 'creating',
+      createdAt: new Date(Date.now() + 3_600_000),
+    });
+    await repo.insert(abandoned);
+    await repo.insert(fresh);
+    let state = '';
+    for (let i = 0; i < 100 && state !== 'error'; i++) {
+      state = (await repo.get(abandoned.id))?.state ?? '';
+      if (state !== 'error') await new Promise((r) => setTimeout(r, 100));
+    }
+    const ended = await server.api<{ state: string; error: string | null }>('GET', `/v1/sandboxes/${abandoned.id}`);
+    assert.equal(ended.body.state, 'error', JSON.stringify(ended.body));
+    assert.match(ended.body.error ?? '', /create abandoned: the server replica creating it stopped/);
+    assert.equal((await repo.get(fresh.id))?.state, 'creating', 'a create younger than the bound is left alone');
+    await store.db.deleteFrom('sandboxes').where('id', '=', fresh.id).execute();
+  } finally {
+    await store.close();
+  }
 });

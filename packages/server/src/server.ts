@@ -26,6 +26,7 @@ import { openStore } from './store/database.js';
 import { parseStoreUrl } from './store/store-url.js';
 import { LeaderDuties, type Leadership, SoleLeadership } from './core/leadership.js';
 import { PostgresLeadership } from './store/pg-leader.js';
+import { AbandonedCreates } from './core/abandoned-creates.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from './store/key-repo.js';
 import { SqliteSandboxStore } from './store/sandbox-repo.js';
 import { LocalTemplateCatalog } from './templates/catalog.js';
@@ -160,6 +161,8 @@ export interface ServerOptions {
   store?: string;
   /** PostgreSQL store: how often a follower tries to lead and the leader checks its lock (default 3000 ms). */
   leaderRetryMs?: number;
+  /** PostgreSQL store: a create still `creating` after this long was abandoned by a stopped replica (default 30 min). */
+  abandonedCreateMs?: number;
 }
 
 /** A repeated option or a comma list, and an environment variable's comma list, without blanks. */
@@ -507,6 +510,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
       { name: 'usage-meter', start: () => meter.lead(), stop: () => meter.follow() },
       { name: 'environment-ttl', start: () => environmentLifecycle.start(), stop: () => environmentLifecycle.stop() },
       { name: 'preview-janitor', start: () => previews.start(), stop: () => previews.stopJanitor() },
+      // Only with several replicas: a single server's reconcile at start ends its own.
+      ...(storeLocation.kind === 'postgres' ? [new AbandonedCreates(sandboxes, logger, options.abandonedCreateMs)] : []),
     ],
     logger,
   );

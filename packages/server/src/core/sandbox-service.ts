@@ -1168,6 +1168,28 @@ export class SandboxService {
   }
 
   /**
+   * Several replicas on one store (core/leadership.ts): a replica that stops mid-create leaves its
+   * record `creating`, and does not reconcile when it comes back as a follower. The leader ends
+   * such creates once they began before `startedBefore` (longer ago than any create runs): the
+   * runtime's object, if there is one, is destroyed and the record says why, as reconcile() does.
+   */
+  async endAbandonedCreates(startedBefore: Date): Promise<string[]> {
+    const ended: string[] = [];
+    for (const record of await this.store.list({ states: ['creating'] })) {
+      if (record.createdAt >= startedBefore) continue;
+      await this.provider.destroy(record.id).catch(() => undefined);
+      await this.store.update(record.id, {
+        state: 'error',
+        error: 'create abandoned: the server replica creating it stopped before it finished',
+        expiresAt: null,
+      });
+      ended.push(record.id);
+    }
+    if (ended.length > 0) this.log.warn({ sandboxes: ended }, 'ended creates abandoned by a stopped replica');
+    return ended;
+  }
+
+  /**
    * Reconciles the store with the runtime after a (re)start: reattach what both know, reap what
    * only the runtime knows, mark lost what only the store knows, clean half-created ones.
    */
