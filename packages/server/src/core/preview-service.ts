@@ -16,6 +16,7 @@ import type {
 } from './hooks.js';
 import type { Logger } from './logger.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { PreviewFeedback } from './preview-feedback.js';
 import { type LatestTask, LatestWinsQueue } from './preview-queue.js';
 import { type Caller, requireVisible } from './tenancy.js';
 
@@ -28,8 +29,9 @@ import { type Caller, requireVisible } from './tenancy.js';
  * the new commit (same environment id, volumes kept). Destroy is idempotent (nothing to destroy
  * is a success). Fork pull requests get no project variables and wait for approval (a label or
  * POST /v1/hooks/approvals). Progress goes back to the git host as a commit status and one pull
- * request comment edited in place; feedback failures are recorded on the delivery, never fail the
- * deployment. A periodic janitor destroys previews whose pull request is closed or gone.
+ * request comment edited in place (core/preview-feedback.ts: failures are recorded on the
+ * delivery, never fail the deployment). A periodic janitor destroys previews whose pull request
+ * is closed or gone.
  */
 export interface PreviewOptions {
   /** The label that approves a fork's pull request (default `hutch:approved`). */
@@ -79,6 +81,7 @@ function short(sha: string | null): string {
 export class PreviewService {
   private readonly queue: LatestWinsQueue;
   private readonly submits = new KeyedMutex();
+  private readonly reports: PreviewFeedback;
   private janitor: NodeJS.Timeout | null = null;
   private janitorRun: Promise<void> | null = null;
   private closed = false;
@@ -103,6 +106,7 @@ export class PreviewService {
     this.queue = new LatestWinsQueue((key, task, err) =>
       this.log.error({ preview: key, task: task.label, err: (err as Error).message }, 'preview task failed'),
     );
+    this.reports = new PreviewFeedback(host, store, deliveries, log, options.keepLabel, (env) => this.lifecycle?.expiry(env) ?? null);
   }
 
   list(tenant: string | null): Promise<PreviewRecord[]> {
@@ -304,7 +308,7 @@ export class PreviewService {
       label: `feedback ${short(p.sha)}`,
       dropped: () => undefined,
       run: async () => {
-        await this.feedback(p, p.sha, state, description, null, this.comment(p, description, null), deliveryId);
+        await this.reports.report(p, p.sha, state, description, null, this.reports.comment(p, description, null), deliveryId);
       },
     };
   }
@@ -321,7 +325,15 @@ export class PreviewService {
       variables: p.fork ? {} : project.variables,
     };
     await this.store.update(key, { state: 'deploying', error: null });
-    await this.feedback(p, sha, 'pending', `deploying ${short(sha)}`, null, this.comment(p, `deploying ${short(sha)}…`, null), deliveryId);
+    await this.reports.report(
+      p,
+      sha,
+      'pending',
+      `deploying ${short(sha)}`,
+      null,
+      this.reports.comment(p, `deploying ${short(sha)}…`, null),
+      deliveryId,
+    );
     let env: EnvironmentRecord;
     try {
       const current = p.environmentId ? await this.environments.get(p.environmentId).catch(() => null) : null;
@@ -339,13 +351,13 @@ export class PreviewService {
       const message = isHutchError(err) ? err.message : `${(err as Error).message}`;
       await this.store.update(key, { state: 'error', error: message });
       if (deliveryId !== null) await this.deliveries.update(deliveryId, { outcome: 'failed', reason: message });
-      await this.feedback(
+      await this.reports.report(
         p,
         sha,
         'failure',
         'the environment could not be created',
         null,
-        this.comment(p, `failed: ${message}`, null),
+        this.reports.comment(p, `failed: ${message}`, null),
         deliveryId,
       );
       return;
@@ -373,13 +385,13 @@ export class PreviewService {
         reason: ok ? `environment ${env.id} running at ${short(deployed)}` : `environment ${env.id}: ${error}`,
       });
     const fresh = (await this.store.get(key)) ?? p;
-    await this.feedback(
+    await this.reports.report(
       fresh,
       deployed,
       ok ? 'success' : 'failure',
       ok ? `preview running at ${short(deployed)}` : `preview failed at ${short(deployed)}`,
       final.url,
-      this.comment(fresh, ok ? `running at ${short(deployed)}` : `failed at ${short(deployed)}: ${error}`, final),
+      this.reports.comment(fresh, ok ? `running at ${short(deployed)}` : `failed at ${short(deployed)}: ${error}`, final),
       deliveryId,
     );
   }
@@ -415,7 +427,7 @@ export class PreviewService {
       });
     this.log.info({ preview: key, environment: p.environmentId, reason }, 'preview destroyed');
     if (p.number !== null && this.host.configured(p.provider))
-      await this.feedback(p, null, null, '', null, this.comment(p, `destroyed (${reason})`, null), deliveryId);
+      await this.reports.report(p, null, null, '', null, this.reports.comment(p, `destroyed (${reason})`, null), deliveryId);
   }
 
   /** Pinned by the keep label, or the environment's own keep flag (`hutch env keep`). */
@@ -424,61 +436,6 @@ export class PreviewService {
     if (!p.environmentId) return false;
     const env = await this.environments.get(p.environmentId).catch(() => null);
     return env?.keep === true;
-  }
-
-  // ---- feedback ----
-
-  private marker(key: string): string {
-    return `<!-- hutch-preview:${key} -->`;
-  }
-
-  /** The pull request comment: state, commit, each service's state and URL, and when it goes away. */
-  private comment(p: PreviewRecord, headline: string, env: EnvironmentRecord | null): string {
-    const lines = [`### Hutch preview environment`, '', `**${headline}**`, ''];
-    if (env) {
-      lines.push(`Environment \`${env.id}\`${env.url ? ` — ${env.url}` : ''}`, '', '| service | state | URL |', '|---|---|---|');
-      for (const s of env.services) lines.push(`| ${s.name} | ${s.state} | ${s.routes[0]?.url ?? ''} |`);
-      lines.push('');
-    }
-    const expiry = env && this.lifecycle ? this.lifecycle.expiry(env) : null;
-    lines.push(
-      p.keep || env?.keep
-        ? `Kept (label \`${this.options.keepLabel}\`): not destroyed when the pull request closes.`
-        : `Expires: destroyed when the pull request is closed or merged${expiry?.deletesAt ? `, or at ${expiry.deletesAt.toISOString()} if idle until then` : ''}${expiry?.sleepsAt ? `; sleeps at ${expiry.sleepsAt.toISOString()} without requests (wakes on the next one)` : ''}.`,
-    );
-    return lines.join('\n');
-  }
-
-  /** Commit status and comment; failures are logged and recorded on the delivery. */
-  private async feedback(
-    p: PreviewRecord,
-    sha: string | null,
-    state: CommitState | null,
-    description: string,
-    url: string | null,
-    body: string,
-    deliveryId: number | null,
-  ): Promise<void> {
-    if (!this.host.configured(p.provider)) return;
-    const repo = { provider: p.provider, repoId: p.repoId, repository: p.repository };
-    const problems: string[] = [];
-    if (sha !== null && state !== null)
-      await this.host
-        .setStatus(repo, sha, state, description, url)
-        .catch((err: unknown) => problems.push(`status: ${(err as Error).message}`));
-    if (p.number !== null) {
-      const current = (await this.store.get(p.key)) ?? p;
-      await this.host
-        .upsertComment(repo, p.number, this.marker(p.key), body, current.commentId)
-        .then(async (id) => {
-          if (id !== current.commentId) await this.store.update(p.key, { commentId: id });
-        })
-        .catch((err: unknown) => problems.push(`comment: ${(err as Error).message}`));
-    }
-    if (problems.length === 0) return;
-    this.log.warn({ preview: p.key, problems }, 'preview feedback failed');
-    if (deliveryId !== null)
-      await this.deliveries.update(deliveryId, { feedback: problems.join('; ').slice(0, 1000) }).catch(() => undefined);
   }
 
   // ---- janitor ----
