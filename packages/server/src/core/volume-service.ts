@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { conflict, HutchError, invalidArgument, isDuplicateKey, notFound } from './errors.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
 import { canCloneVolumes, canSnapshotVolumes, type DiskUsage, type VolumeBackend } from './provider.js';
 import type { VolumeMount } from './sandbox.js';
@@ -30,6 +31,9 @@ export function volumeKey(tenant: string, name: string): string {
  * is refused. Names are per tenant: every method takes the tenant whose namespace is meant.
  */
 export class VolumeService {
+  /** One create or clone at a time per volume name (a leftover is cleared under it). */
+  private readonly making = new KeyedMutex();
+
   constructor(
     private readonly store: VolumeStore,
     private readonly sandboxes: SandboxStore,
@@ -44,6 +48,10 @@ export class VolumeService {
   async create(tenant: string, input: { name: string; sizeMiB?: number; labels?: Record<string, string> }): Promise<VolumeView> {
     if (!VOLUME_NAME.test(input.name))
       throw invalidArgument(`name: "${input.name.slice(0, 70)}" is not a volume name (1-63 of a-z, 0-9, ".", "_", "-")`);
+    return this.making.run(volumeKey(tenant, input.name), () => this.createOne(tenant, input));
+  }
+
+  private async createOne(tenant: string, input: { name: string; sizeMiB?: number; labels?: Record<string, string> }): Promise<VolumeView> {
     if (await this.store.get(tenant, input.name)) throw conflict(`volume "${input.name}" already exists`);
     const sizeMiB = input.sizeMiB ?? VOLUME_DEFAULT_MIB;
     if (this.quotas) this.quotas.checkVolume(tenant, sizeMiB, await this.quotas.volumeUse(tenant));
@@ -55,7 +63,7 @@ export class VolumeService {
       createdAt: new Date(),
     };
     const key = volumeKey(tenant, record.name);
-    await this.backend.create(key, record.sizeMiB);
+    await this.withoutLeftover(key, () => this.backend.create(key, record.sizeMiB));
     try {
       await this.store.insert(record);
     } catch (err) {
@@ -77,23 +85,43 @@ export class VolumeService {
    * even while the source is in use; copy-on-write where the host's filesystem allows).
    */
   async clone(tenant: string, source: string, input: { name: string; labels?: Record<string, string> }): Promise<VolumeView> {
-    if (!canCloneVolumes(this.backend)) throw new HutchError('tier_unavailable', 'volumes cannot be cloned on this provider');
+    const backend = this.backend;
+    if (!canCloneVolumes(backend)) throw new HutchError('tier_unavailable', 'volumes cannot be cloned on this provider');
     if (!VOLUME_NAME.test(input.name))
       throw invalidArgument(`name: "${input.name.slice(0, 70)}" is not a volume name (1-63 of a-z, 0-9, ".", "_", "-")`);
     const from = await this.store.get(tenant, source);
     if (!from) throw notFound(`volume "${source.slice(0, 70)}" not found`);
-    if (await this.store.get(tenant, input.name)) throw conflict(`volume "${input.name}" already exists`);
-    if (this.quotas) this.quotas.checkVolume(tenant, from.sizeMiB, await this.quotas.volumeUse(tenant));
-    const record: VolumeRecord = { tenant, name: input.name, sizeMiB: from.sizeMiB, labels: input.labels ?? {}, createdAt: new Date() };
-    await this.backend.cloneVolume(volumeKey(tenant, source), volumeKey(tenant, input.name));
+    return this.making.run(volumeKey(tenant, input.name), async () => {
+      if (await this.store.get(tenant, input.name)) throw conflict(`volume "${input.name}" already exists`);
+      if (this.quotas) this.quotas.checkVolume(tenant, from.sizeMiB, await this.quotas.volumeUse(tenant));
+      const record: VolumeRecord = { tenant, name: input.name, sizeMiB: from.sizeMiB, labels: input.labels ?? {}, createdAt: new Date() };
+      const key = volumeKey(tenant, input.name);
+      await this.withoutLeftover(key, () => backend.cloneVolume(volumeKey(tenant, source), key));
+      try {
+        await this.store.insert(record);
+      } catch (err) {
+        await this.backend.remove(key).catch(() => undefined);
+        throw err;
+      }
+      this.log.info({ volume: input.name, source, tenant }, 'volume cloned');
+      return { ...record, usedBytes: null, usedBy: [] };
+    });
+  }
+
+  /**
+   * Makes a volume's files; if that fails, clears what is there under its name and tries once
+   * more. The name has no record (checked under the name's lock), so files there are a leftover:
+   * a crash between writing a volume and recording it (written first) leaves them, and nothing
+   * uses them.
+   */
+  private async withoutLeftover(key: string, make: () => Promise<void>): Promise<void> {
     try {
-      await this.store.insert(record);
+      await make();
     } catch (err) {
-      await this.backend.remove(volumeKey(tenant, input.name)).catch(() => undefined);
-      throw err;
+      this.log.warn({ volume: key, err: (err as Error).message }, 'volume files left without a record: cleared, trying again');
+      await this.backend.remove(key);
+      await make();
     }
-    this.log.info({ volume: input.name, source, tenant }, 'volume cloned');
-    return { ...record, usedBytes: null, usedBy: [] };
   }
 
   async get(tenant: string, name: string): Promise<VolumeView> {
