@@ -657,6 +657,17 @@ describe('webhooks → preview environments', () => {
         "      test: ['CMD', 'test', '-f', '/tmp/ready']",
         '      interval: 1s',
         '      retries: 60',
+        '    depends_on:',
+        '      seed: {condition: service_completed_successfully}',
+        '  seed:',
+        '    image: debian:12',
+        "    restart: 'no'",
+        "    command: ['sh', '-c', 'echo seeded > /data/seeded']",
+        "    volumes: ['data:/data']",
+        'volumes:',
+        '  data:',
+        'x-hutch:',
+        '  seed: {strategy: snapshot, volume: data, job: seed}',
         '',
       ].join('\n'),
     });
@@ -694,6 +705,19 @@ describe('webhooks → preview environments', () => {
       [branchEnv.gitSha, branchEnv.prNumber, branchEnv.baseRef, serviceOf(branchEnv, 'app').state],
       [main, null, 'main', 'healthy'],
     );
+    // The branch environment took the golden seed snapshot of slow@main; the next push to main forgets it.
+    const seedsOf = async (): Promise<Array<{ project: string; baseRef: string; snapshotVolume: string }>> =>
+      (
+        await server.api<{ seeds: Array<{ project: string; baseRef: string; snapshotVolume: string }> }>('GET', '/v1/environment-seeds')
+      ).body.seeds.filter((s) => s.project === 'slow');
+    const golden = await waitFor(async () => (await seedsOf())[0], 30_000, 250);
+    assert.deepEqual([golden?.project, golden?.baseRef], ['slow', 'main'], 'a seed snapshot keyed by the project and its branch');
+    const next = publish(slowWork, slowBare, 'refs/heads/main', 'next');
+    const pushedAgain = await deliver('push', push('refs/heads/main', next));
+    assert.equal(pushedAgain.status, 202);
+    assert.match(pushedAgain.body.message, /seed snapshots of slow@main refreshed \(1\)/);
+    assert.ok(!(await seedsOf()).some((s) => s.snapshotVolume === golden!.snapshotVolume), 'the old golden volume is forgotten');
+    assert.equal((await settled(pushedAgain.body.delivery)).outcome, 'deployed');
     const gone = await deliver('push', push('refs/heads/main', '0'.repeat(40), true));
     assert.equal((await settled(gone.body.delivery)).outcome, 'destroyed');
     assert.equal((await server.api('GET', `/v1/environments/${branchEnv.id}`)).status, 404);

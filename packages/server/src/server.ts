@@ -479,6 +479,7 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
   // Reconciliation acts on what the store says is everyone's (a follower would mark the leader's
   // creates as interrupted): the replica that leads at its start reconciles, others do not.
   previews.lifecycle = environmentLifecycle;
+  previews.seeds = environmentSeeds;
   if (leadership.leader) {
     await sandboxes.reconcile();
     await environments.reconcile();

@@ -1,5 +1,6 @@
 import { type HookIntent, targetKey } from '../hooks/events.js';
 import type { EnvironmentLifecycle } from './environment-lifecycle.js';
+import type { EnvironmentSeeds } from './environment-seeds.js';
 import type { EnvironmentService } from './environment-service.js';
 import type { EnvironmentRecord } from './environment.js';
 import { isHutchError, notFound } from './errors.js';
@@ -74,6 +75,11 @@ export interface ApprovalInput {
 type DeployIntent = Extract<HookIntent, { kind: 'deploy' }>;
 type DestroyIntent = Extract<HookIntent, { kind: 'destroy' }>;
 
+/** A repository's project name (`octo-org/shop` → `shop`): seed snapshots and host slugs use it. */
+function projectName(repository: string): string {
+  return repository.split('/').pop()!.toLowerCase();
+}
+
 function short(sha: string | null): string {
   return sha ? sha.slice(0, 7) : '(none)';
 }
@@ -93,6 +99,8 @@ export class PreviewService {
   private readonly baseRefs = new Map<string, string>();
   /** Keep flags and TTLs of environments (the `keep` label sets it; kept environments are never destroyed here). */
   lifecycle: Pick<EnvironmentLifecycle, 'update' | 'expiry'> | null = null;
+  /** Golden seed volumes: a push to a branch forgets that branch's (the next environment seeds again). */
+  seeds: Pick<EnvironmentSeeds, 'refresh'> | null = null;
 
   constructor(
     private readonly store: PreviewStore,
@@ -159,10 +167,18 @@ export class PreviewService {
       return answer;
     }
     const t = intent.target;
+    // A push to a branch changes what its pull requests' seed snapshots were taken from.
+    const refreshed =
+      t.kind === 'branch' && this.seeds
+        ? await this.seeds.refresh(project.tenant, projectName(t.repo), t.branch).then(
+            (seeds) => (seeds.length > 0 ? `; seed snapshots of ${projectName(t.repo)}@${t.branch} refreshed (${seeds.length})` : ''),
+            (err: unknown) => `; seed snapshots not refreshed: ${(err as Error).message}`,
+          )
+        : '';
     if (t.kind === 'branch' && !project.branches.includes(t.branch))
       return this.settle(deliveryId, {
         outcome: 'ignored',
-        reason: `push to branch ${t.branch}: the project has no environment for it (its branches: ${project.branches.join(', ') || 'none'})`,
+        reason: `push to branch ${t.branch}: the project has no environment for it (its branches: ${project.branches.join(', ') || 'none'})${refreshed}`,
         key: null,
         environmentId: null,
       });
@@ -221,7 +237,7 @@ export class PreviewService {
     await this.store.upsert(record);
     const answer = await this.settle(deliveryId, {
       outcome: 'queued',
-      reason: `${intent.action}: deploy ${short(intent.sha)}`,
+      reason: `${intent.action}: deploy ${short(intent.sha)}${refreshed}`,
       key,
       environmentId: record.environmentId,
     });
@@ -319,6 +335,8 @@ export class PreviewService {
     const caller: Caller = { tenant: project.tenant, keyId: `hooks:${project.id}`, role: 'member', limits: null };
     const input = {
       source: { git: { url: p.cloneUrl, ref: p.fetchRef } },
+      // The seed snapshots' and the per-service hosts' project: the repository's name.
+      project: projectName(p.repository),
       keep: p.keep,
       ...(p.number !== null ? { prNumber: p.number } : {}),
       // Forks run code nobody reviewed yet: none of the project's variables.
