@@ -55,6 +55,7 @@ import { SqliteEnvironmentStore } from './store/environment-repo.js';
 import { HookService } from './core/hook-service.js';
 import { DEFAULT_PREVIEW_OPTIONS, PreviewService } from './core/preview-service.js';
 import { SqlDeliveryStore, SqlPreviewStore, SqlProjectStore } from './store/hook-repo.js';
+import { webhookSecrets } from './hooks/signature.js';
 import { GitHostClient, GITHUB_API_URL, GITLAB_API_URL } from './hooks/git-host-client.js';
 import { portUrl } from './core/port-access.js';
 import { SecretCipher } from './core/secret-cipher.js';
@@ -163,15 +164,6 @@ export interface ServerOptions {
   leaderRetryMs?: number;
   /** PostgreSQL store: a create still `creating` after this long was abandoned by a stopped replica (default 30 min). */
   abandonedCreateMs?: number;
-}
-
-/** A repeated option or a comma list, and an environment variable's comma list, without blanks. */
-export function secretList(given: string[] | undefined, env: string | undefined): string[] {
-  const all = given && given.length > 0 ? given : env ? [env] : [];
-  return all
-    .flatMap((s) => s.split(','))
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }
 
 /** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all addresses) → host and port. */
@@ -462,8 +454,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     projectStore,
     previews,
     {
-      github: secretList(options.githubWebhookSecrets, process.env.HUTCH_GITHUB_WEBHOOK_SECRET),
-      gitlab: secretList(options.gitlabWebhookTokens, process.env.HUTCH_GITLAB_WEBHOOK_TOKEN),
+      github: webhookSecrets(options.githubWebhookSecrets, process.env.HUTCH_GITHUB_WEBHOOK_SECRET),
+      gitlab: webhookSecrets(options.gitlabWebhookTokens, process.env.HUTCH_GITLAB_WEBHOOK_TOKEN),
     },
     (tenant) => tenants.require(tenant),
     logger,

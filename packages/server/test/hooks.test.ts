@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { githubIntent, gitlabIntent, targetKey, type HookIntent } from '../src/hooks/events.js';
-import { githubSignature, verifyGithubSignature, verifyGitlabToken } from '../src/hooks/signature.js';
+import { githubSignature, verifyGithubSignature, verifyGitlabToken, webhookSecrets } from '../src/hooks/signature.js';
 
 // Webhook verification and the meaning of events. GitHub payloads are GitHub's own published
 // examples (@octokit/webhooks-examples, every pull_request and push example there); GitLab's are
@@ -178,4 +178,11 @@ test('GitLab push: branches deploy, an all-zero `after` destroys, tags are ignor
   assert.equal(deploy.kind === 'deploy' && targetKey(deploy.target), 'gitlab:15:branch:main');
   assert.equal(gitlabIntent('Push Hook', { ref: 'refs/heads/main', after: '0'.repeat(40), project }).kind, 'destroy');
   assert.equal(gitlabIntent('Push Hook', { ref: 'refs/tags/v1', after: sha, project }).kind, 'ignore');
+});
+
+test('configured secrets: repeated options or comma lists, else the environment variable; blanks dropped', () => {
+  assert.deepEqual(webhookSecrets(['old', 'new'], 'env'), ['old', 'new']);
+  assert.deepEqual(webhookSecrets(['a, b', ''], undefined), ['a', 'b']);
+  assert.deepEqual(webhookSecrets(undefined, ' one ,two,, '), ['one', 'two']);
+  assert.deepEqual(webhookSecrets([], undefined), []);
 });

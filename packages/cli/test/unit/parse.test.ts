@@ -737,3 +737,54 @@ test('server --secrets-key-file', () => {
   );
   assert.equal((inv(['server']) as { secretsKeyFile?: string }).secretsKeyFile, undefined);
 });
+
+test('server: webhook secrets repeat (a rotation), token files, API URLs, preview labels and the janitor interval', () => {
+  const i = inv([
+    'server',
+    '--github-webhook-secret',
+    'old',
+    '--github-webhook-secret',
+    'new',
+    '--gitlab-webhook-token',
+    't1,t2',
+    '--github-token-file',
+    '/etc/gh',
+    '--gitlab-api-url',
+    'https://gl.example.com/api/v4',
+    '--preview-keep-label',
+    'pin',
+    '--preview-janitor-interval',
+    '30',
+  ]) as Record<string, unknown>;
+  assert.deepEqual(
+    [i.githubWebhookSecrets, i.gitlabWebhookTokens, i.githubTokenFile, i.gitlabApiUrl, i.previewKeepLabel, i.previewJanitorIntervalSeconds],
+    [['old', 'new'], ['t1,t2'], '/etc/gh', 'https://gl.example.com/api/v4', 'pin', 30],
+  );
+  usage(['server', '--preview-janitor-interval', '0'], /--preview-janitor-interval/);
+});
+
+test('hooks: deliveries filters, approve, projects add with branches and variables', () => {
+  assert.deepEqual(inv(['hooks', 'deliveries', '--repository', 'a/b', '--number', '4', '--outcome', 'failed', '--json']), {
+    kind: 'hooks-deliveries',
+    filter: { repository: 'a/b', number: 4, outcome: 'failed' },
+    json: true,
+  });
+  assert.deepEqual(inv(['hooks', 'approve', 'gitlab', 'g/p', '7', '--sha', 'a'.repeat(40)]), {
+    kind: 'hooks-approve',
+    provider: 'gitlab',
+    repository: 'g/p',
+    number: 7,
+    sha: 'a'.repeat(40),
+    json: false,
+  });
+  assert.deepEqual(inv(['hooks', 'projects', 'add', 'github', 'o/r', '--branch', 'main', '--branch', 'dev', '--var', 'A=1']), {
+    kind: 'hooks-project-add',
+    provider: 'github',
+    repository: 'o/r',
+    branches: ['main', 'dev'],
+    variables: { A: '1' },
+    json: false,
+  });
+  usage(['hooks', 'approve', 'bitbucket', 'o/r', '1'], /provider: "bitbucket" is not github or gitlab/);
+  usage(['hooks', 'deliveries', '--provider', 'svn'], /--provider: "svn"/);
+});

@@ -46,3 +46,15 @@ export function verifyGitlabToken(header: string | undefined, secrets: readonly 
   }
   return ok;
 }
+
+/**
+ * The configured secrets: the option's values (repeated, or comma lists) or else the environment
+ * variable's comma list; blanks dropped. Two during a rotation.
+ */
+export function webhookSecrets(given: string[] | undefined, env: string | undefined): string[] {
+  const all = given && given.length > 0 ? given : env ? [env] : [];
+  return all
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
