@@ -490,6 +490,15 @@ describe('webhooks → preview environments', () => {
     assert.deepEqual([waiting?.state, waiting?.environmentId, waiting?.fork], ['awaiting-approval', null, true]);
     const log = await deliveryRecord(opened.body.delivery);
     assert.equal(log.outcome, 'awaiting-approval', 'the delivery log says so');
+    const pending = await waitFor(
+      () => calls.find((c) => c.method === 'POST' && c.path === `/gh/repos/${OWNER}/statuses/${shaFork}`),
+      10_000,
+      100,
+    );
+    assert.deepEqual(
+      [pending?.body?.state, pending?.body?.description],
+      ['pending', 'awaiting approval (a fork: no deploy until approved)'],
+    );
     // Approved through the API (the CLI's `hutch hooks approve`): the waiting commit deploys.
     const approve = hutchCli('hooks', 'approve', 'github', OWNER, '12', '--json');
     assert.equal(approve.status, 0, approve.stderr);

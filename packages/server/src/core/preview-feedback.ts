@@ -1,7 +1,15 @@
 import type { Expiry } from './environment-lifecycle.js';
 import type { EnvironmentRecord } from './environment.js';
 import type { CommitState, DeliveryStore, GitHost, PreviewRecord, PreviewStore } from './hooks.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
+
+/** One report: a commit status (none: the comment only), the comment's headline and the environment it lists. */
+export interface PreviewReport {
+  status: { sha: string; state: CommitState; description: string; url: string | null } | null;
+  headline: string;
+  env: EnvironmentRecord | null;
+}
 
 /**
  * What a preview tells its git host: a commit status and one pull request comment, found again by
@@ -9,6 +17,9 @@ import type { Logger } from './logger.js';
  * deployment: problems are logged and recorded on the delivery that caused the report.
  */
 export class PreviewFeedback {
+  /** One report at a time per preview: two would both create the comment. */
+  private readonly locks = new KeyedMutex();
+
   constructor(
     private readonly host: GitHost,
     private readonly store: PreviewStore,
@@ -24,7 +35,7 @@ export class PreviewFeedback {
   }
 
   /** The pull request comment: state, commit, each service's state and URL, and when it goes away. */
-  comment(p: PreviewRecord, headline: string, env: EnvironmentRecord | null): string {
+  private comment(p: PreviewRecord, headline: string, env: EnvironmentRecord | null): string {
     const lines = [`### Hutch preview environment`, '', `**${headline}**`, ''];
     if (env) {
       lines.push(`Environment \`${env.id}\`${env.url ? ` — ${env.url}` : ''}`, '', '| service | state | URL |', '|---|---|---|');
@@ -40,27 +51,23 @@ export class PreviewFeedback {
     return lines.join('\n');
   }
 
-  /** Commit status (when `sha` and `state` are given) and comment (pull requests); failures are logged and recorded on the delivery. */
-  async report(
-    p: PreviewRecord,
-    sha: string | null,
-    state: CommitState | null,
-    description: string,
-    url: string | null,
-    body: string,
-    deliveryId: number | null,
-  ): Promise<void> {
+  /** Commit status (when given) and comment (pull requests); failures are logged and recorded on the delivery. */
+  async report(p: PreviewRecord, r: PreviewReport, deliveryId: number | null): Promise<void> {
     if (!this.host.configured(p.provider)) return;
+    await this.locks.run(p.key, () => this.send(p, r, deliveryId));
+  }
+
+  private async send(p: PreviewRecord, r: PreviewReport, deliveryId: number | null): Promise<void> {
     const repo = { provider: p.provider, repoId: p.repoId, repository: p.repository };
     const problems: string[] = [];
-    if (sha !== null && state !== null)
+    if (r.status)
       await this.host
-        .setStatus(repo, sha, state, description, url)
+        .setStatus(repo, r.status.sha, r.status.state, r.status.description, r.status.url)
         .catch((err: unknown) => problems.push(`status: ${(err as Error).message}`));
     if (p.number !== null) {
       const current = (await this.store.get(p.key)) ?? p;
       await this.host
-        .upsertComment(repo, p.number, this.marker(p.key), body, current.commentId)
+        .upsertComment(repo, p.number, this.marker(p.key), this.comment(p, r.headline, r.env), current.commentId)
         .then(async (id) => {
           if (id !== current.commentId) await this.store.update(p.key, { commentId: id });
         })

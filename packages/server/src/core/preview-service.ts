@@ -5,7 +5,6 @@ import type { EnvironmentService } from './environment-service.js';
 import type { EnvironmentRecord } from './environment.js';
 import { isHutchError, notFound } from './errors.js';
 import type {
-  CommitState,
   DeliveryOutcome,
   DeliveryStore,
   GitHost,
@@ -225,7 +224,15 @@ export class PreviewService {
     if (intent.fork && !labels.includes(this.options.approvalLabel) && record.approvedSha !== intent.sha) {
       record.state = 'awaiting-approval';
       await this.store.upsert(record);
-      this.queue.push(key, this.feedbackTask(record, 'pending', 'awaiting approval (a fork: no deploy until approved)', null));
+      // Not queued: a deploy of an approved commit in progress goes on (this one waits).
+      const waiting = 'awaiting approval (a fork: no deploy until approved)';
+      void this.reports
+        .report(
+          record,
+          { status: { sha: record.sha, state: 'pending', description: waiting, url: null }, headline: waiting, env: null },
+          deliveryId,
+        )
+        .catch((err: unknown) => this.log.warn({ preview: key, err: (err as Error).message }, 'preview feedback failed'));
       return this.settle(deliveryId, {
         outcome: 'awaiting-approval',
         reason: `a fork's pull request: awaiting approval (label ${this.options.approvalLabel}, or POST /v1/hooks/approvals) — no secrets, no deploy until then`,
@@ -319,16 +326,6 @@ export class PreviewService {
     };
   }
 
-  private feedbackTask(p: PreviewRecord, state: CommitState, description: string, deliveryId: number | null): LatestTask {
-    return {
-      label: `feedback ${short(p.sha)}`,
-      dropped: () => undefined,
-      run: async () => {
-        await this.reports.report(p, p.sha, state, description, null, this.reports.comment(p, description, null), deliveryId);
-      },
-    };
-  }
-
   private async deploy(key: string, sha: string, project: ProjectRecord, deliveryId: number | null, signal: AbortSignal): Promise<void> {
     const p = await this.store.get(key);
     if (!p) return;
@@ -345,11 +342,11 @@ export class PreviewService {
     await this.store.update(key, { state: 'deploying', error: null });
     await this.reports.report(
       p,
-      sha,
-      'pending',
-      `deploying ${short(sha)}`,
-      null,
-      this.reports.comment(p, `deploying ${short(sha)}…`, null),
+      {
+        status: { sha, state: 'pending', description: `deploying ${short(sha)}`, url: null },
+        headline: `deploying ${short(sha)}…`,
+        env: null,
+      },
       deliveryId,
     );
     let env: EnvironmentRecord;
@@ -371,11 +368,11 @@ export class PreviewService {
       if (deliveryId !== null) await this.deliveries.update(deliveryId, { outcome: 'failed', reason: message });
       await this.reports.report(
         p,
-        sha,
-        'failure',
-        'the environment could not be created',
-        null,
-        this.reports.comment(p, `failed: ${message}`, null),
+        {
+          status: { sha, state: 'failure', description: 'the environment could not be created', url: null },
+          headline: `failed: ${message}`,
+          env: null,
+        },
         deliveryId,
       );
       return;
@@ -405,11 +402,16 @@ export class PreviewService {
     const fresh = (await this.store.get(key)) ?? p;
     await this.reports.report(
       fresh,
-      deployed,
-      ok ? 'success' : 'failure',
-      ok ? `preview running at ${short(deployed)}` : `preview failed at ${short(deployed)}`,
-      final.url,
-      this.reports.comment(fresh, ok ? `running at ${short(deployed)}` : `failed at ${short(deployed)}: ${error}`, final),
+      {
+        status: {
+          sha: deployed,
+          state: ok ? 'success' : 'failure',
+          description: ok ? `preview running at ${short(deployed)}` : `preview failed at ${short(deployed)}`,
+          url: final.url,
+        },
+        headline: ok ? `running at ${short(deployed)}` : `failed at ${short(deployed)}: ${error}`,
+        env: final,
+      },
       deliveryId,
     );
   }
@@ -445,7 +447,7 @@ export class PreviewService {
       });
     this.log.info({ preview: key, environment: p.environmentId, reason }, 'preview destroyed');
     if (p.number !== null && this.host.configured(p.provider))
-      await this.reports.report(p, null, null, '', null, this.reports.comment(p, `destroyed (${reason})`, null), deliveryId);
+      await this.reports.report(p, { status: null, headline: `destroyed (${reason})`, env: null }, deliveryId);
   }
 
   /** Pinned by the keep label, or the environment's own keep flag (`hutch env keep`). */
