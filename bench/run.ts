@@ -22,6 +22,7 @@ import { benchE2b, renderE2b, type E2bBenchResult } from './e2b.js';
 import { benchLoadTier, renderLoad, type LoadTier, type LoadTierResult } from './load.js';
 import { startBenchServer, type BenchServer } from './server.js';
 import { benchK8s, renderK8s } from './k8s.js';
+import { benchEnv, renderEnv } from './env.js';
 import {
   evaluateTargets,
   renderMarkdown,
@@ -56,14 +57,14 @@ interface Options {
   network: boolean;
   persistence: boolean;
   /** `e2b`: only the E2B compatibility series; `load`: warm pools, churn, burst, density; `k8s`: the kubernetes provider. */
-  mode: 'all' | 'e2b' | 'load' | 'k8s';
+  mode: 'all' | 'e2b' | 'load' | 'k8s' | 'env';
   warmRuns: number;
   churnSeconds: number;
   burst: number;
   densityCap: number | null;
 }
 
-const USAGE = `usage: npm run bench -- [e2b | load | k8s] [options]
+const USAGE = `usage: npm run bench -- [e2b | load | k8s | env] [options]
 
   e2b                only the E2B compatibility series: the published e2b SDK's
                      create → commands.run → kill against the native API (overhead)
@@ -77,6 +78,10 @@ const USAGE = `usage: npm run bench -- [e2b | load | k8s] [options]
                      provider in the same run, cold and warm (a pool of 2), per tier;
                      uses the cluster KUBECONFIG names, else brings ../shared/k8s-local up
                      and down (--runs, --warmup and --tier apply)
+  env                preview environments of the webhook sample app (postgres, a seed
+                     job, API, web, worker) from a signed GitHub delivery: cold (no
+                     seed snapshot) and warm (seed snapshot) to all services up, wake
+                     from sleep, destroy on close (--runs applies; default 3 here)
 
   --runs N           measured runs per series (default 20; --write needs ≥ 20)
   --warmup N         discarded warm-up runs per series (default 3)
@@ -157,6 +162,9 @@ function parseArgs(argv: string[]): Options {
       case 'k8s':
         o.mode = 'k8s';
         break;
+      case 'env':
+        o.mode = 'env';
+        break;
       case '--warm-runs':
         o.warmRuns = int(arg, next(), 1, 100_000);
         break;
@@ -198,7 +206,7 @@ function parseArgs(argv: string[]): Options {
     }
   }
   if (o.tiers.length === 0) o.tiers = [...TIERS];
-  if (o.write && (o.runs < 20 || o.execSamples < 100))
+  if (o.write && o.mode !== 'env' && (o.runs < 20 || o.execSamples < 100))
     throw new UsageError('--write needs --runs ≥ 20 and --exec-samples ≥ 100 (the documented method)');
   return o;
 }
@@ -512,7 +520,7 @@ async function cleanup(bench: Bench, server: BenchServer): Promise<string[]> {
 }
 
 /** Rewrites a generated block of docs/benchmarks.md: "Measured <when> (commit …)<how>", then the table. */
-function writeBlock(block: 'e2b' | 'load' | 'k8s', how: string, table: string): void {
+function writeBlock(block: 'e2b' | 'load' | 'k8s' | 'env', how: string, table: string): void {
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   writeDocs(DOCS, [`Measured ${when} (commit ${gitCommit()})${how}`, '', table].join('\n'), block);
   progress(`wrote the ${block} results into ${DOCS}`);
@@ -640,6 +648,27 @@ async function mainK8s(opts: Options): Promise<number> {
   return errors.length > 0 ? 1 : 0;
 }
 
+/** `npm run bench -- env`: its own server, webhook-driven environments; `--write` fills its block. */
+async function mainEnv(opts: Options, runsGiven: boolean): Promise<number> {
+  process.on('SIGINT', () => void (aborting = true));
+  process.on('SIGTERM', () => void (aborting = true));
+  const host = await hostFacts();
+  progress(`host: ${describeHost(host)}`);
+  const runs = runsGiven ? opts.runs : 3;
+  const result = await benchEnv({ runs, progress, checkAbort });
+  host.loadEnd = os.loadavg()[0]!;
+  for (const e of result.errors) progress(`ERROR: ${e}`);
+  if (opts.json) console.log(JSON.stringify({ host, result }, null, 2));
+  else console.log(renderEnv(result, false));
+  if (opts.write && result.errors.length === 0)
+    writeBlock(
+      'env',
+      ` with \`npm run bench -- env --runs ${runs} --write\`, ${describeHost(host)}; ${runs} runs, no warm-up.`,
+      renderEnv(result, true),
+    );
+  return result.errors.length > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let opts: Options;
   try {
@@ -656,6 +685,11 @@ async function main(): Promise<number> {
   if (opts.mode === 'e2b') return mainE2b(opts);
   if (opts.mode === 'load') return mainLoad(opts);
   if (opts.mode === 'k8s') return mainK8s(opts);
+  if (opts.mode === 'env')
+    return mainEnv(
+      opts,
+      process.argv.slice(2).some((a) => a === '--runs' || a.startsWith('--runs=')),
+    );
   let forceExit = (): void => undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (aborting) {
