@@ -435,7 +435,14 @@ describe('environment lifecycle', () => {
     assert.equal(replaced.environment, third.id);
     assert.ok(!(await volumeNames()).includes(golden.snapshotVolume), 'the old snapshot volume is removed');
 
-    // Refresh forgets it: the next environment seeds again.
+    // The CLI lists it; refresh forgets it: the next environment seeds again.
+    const listed = cli('env', 'seeds');
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.match(
+      listed.stdout,
+      new RegExp(`^seedy\\s+main\\s+db-data\\s+${replaced.snapshotVolume}\\s+${replaced.inputsHash.slice(0, 12)}\\s+${third.id}`, 'm'),
+    );
+    assert.equal(cli('env', 'reseed', 'other-project').stderr, 'hutch: no seed snapshots of other-project\n');
     const refreshed = await server.api<{ seeds: Seed[] }>('POST', '/v1/environment-seeds/refresh', { project: 'seedy' });
     assert.equal(refreshed.status, 200);
     assert.deepEqual(
