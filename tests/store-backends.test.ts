@@ -11,6 +11,7 @@ import { SqliteTenantStore } from '../packages/server/src/store/tenant-repo.js';
 import { SqliteSnapshotStore, SqliteVolumeStore } from '../packages/server/src/store/volume-repo.js';
 import { SqliteAuditStore } from '../packages/server/src/store/audit-repo.js';
 import { SqliteEnvironmentStore } from '../packages/server/src/store/environment-repo.js';
+import { SqliteSeedStore } from '../packages/server/src/store/environment-seed-repo.js';
 import { SqliteSecretStore } from '../packages/server/src/store/secret-repo.js';
 import { SqliteUsageStore } from '../packages/server/src/store/usage-repo.js';
 import { SqliteSandboxLogStore } from '../packages/server/src/store/log-repo.js';
@@ -353,6 +354,24 @@ for (const backend of backends) {
         (await envs.list(null)).map((e) => e.id),
         ['env1'],
       );
+    });
+
+    test('environment seeds: put replaces the key, list filters, remove', async () => {
+      const seeds = new SqliteSeedStore(store.db);
+      const key = { tenant: 'default', project: 'shop', baseRef: 'main', volume: 'db-data' };
+      await seeds.put({ ...key, inputsHash: 'h1', snapshotVolume: 'seed-a', environment: 'env1', createdAt: at(0) });
+      await seeds.put({ ...key, volume: 'cache', inputsHash: 'h9', snapshotVolume: 'seed-c', environment: null, createdAt: at(1) });
+      await seeds.put({ ...key, inputsHash: 'h2', snapshotVolume: 'seed-b', environment: 'env2', createdAt: at(2) });
+      const got = await seeds.get(key);
+      assert.deepEqual(got, { ...key, inputsHash: 'h2', snapshotVolume: 'seed-b', environment: 'env2', createdAt: new Date(NOW + 2) });
+      assert.deepEqual(
+        (await seeds.list('default', { project: 'shop', baseRef: 'main' })).map((s) => s.volume),
+        ['cache', 'db-data'],
+      );
+      assert.deepEqual(await seeds.list('other'), []);
+      await seeds.remove(key);
+      assert.equal(await seeds.get(key), null);
+      assert.equal((await seeds.list(null)).length, 1);
     });
 
     test('usage: hourly buckets add up, meters keep large counters exactly', async () => {

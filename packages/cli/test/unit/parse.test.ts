@@ -788,3 +788,29 @@ test('hooks: deliveries filters, approve, projects add with branches and variabl
   usage(['hooks', 'approve', 'bitbucket', 'o/r', '1'], /provider: "bitbucket" is not github or gitlab/);
   usage(['hooks', 'deliveries', '--provider', 'svn'], /--provider: "svn"/);
 });
+
+test('env lifecycle: keep [--off], ttl (default → null; a flag needed), seeds, reseed; server TTL and preview-domain flags', () => {
+  assert.deepEqual(inv(['env', 'keep', 'env-0123456789abcdef']), {
+    kind: 'env-update',
+    id: 'env-0123456789abcdef',
+    keep: true,
+    json: false,
+  });
+  assert.deepEqual(inv(['env', 'keep', 'e', '--off', '--json']), { kind: 'env-update', id: 'e', keep: false, json: true });
+  assert.deepEqual(inv(['env', 'ttl', 'e', '--idle', '30m', '--delete', 'default']), {
+    kind: 'env-update',
+    id: 'e',
+    ttl: { idle: '30m', delete: null },
+    json: false,
+  });
+  usage(['env', 'ttl', 'e'], /give --idle, --delete or both/);
+  assert.deepEqual(inv(['env', 'seeds', '--json']), { kind: 'env-seeds', json: true });
+  assert.deepEqual(inv(['env', 'reseed', 'shop', '--base', 'main']), { kind: 'env-reseed', project: 'shop', baseRef: 'main', json: false });
+  const server = inv(['server', '--env-idle-ttl', '30m', '--env-delete-ttl', '7d', '--env-sweep-interval', '2'], {
+    HUTCH_PREVIEW_DOMAIN: 'preview.example.com',
+  }) as Extract<Invocation, { kind: 'server' }>;
+  assert.deepEqual(
+    [server.envIdleTtl, server.envDeleteTtl, server.envSweepIntervalMs, server.previewDomain],
+    ['30m', '7d', 2000, 'preview.example.com'],
+  );
+});
