@@ -122,7 +122,9 @@ export class EnvironmentLifecycle {
       return;
     }
     const last = this.touched.get(id) ?? 0;
-    if (Date.now() - last >= TOUCH_WRITE_MS) {
+    // Written at most every 5 s, and at least twice per idle TTL (a short one must not run out under traffic).
+    const idle = this.expiry(record).idleTtlMs;
+    if (Date.now() - last >= (idle > 0 ? Math.min(TOUCH_WRITE_MS, idle / 2) : TOUCH_WRITE_MS)) {
       this.touched.set(id, Date.now());
       await this.store.update(id, { activeAt: new Date() });
     }

@@ -822,6 +822,8 @@ export class EnvironmentService {
             });
             return 'completed';
           }
+          // Its main process runs again in a fresh sandbox start: one a failed stop left running is stopped first.
+          if ((await this.sandboxes.get(state.sandboxId)).state === 'running') await this.sandboxes.stop(state.sandboxId);
           await this.sandboxes.start(state.sandboxId);
           const { pid } = await this.processes.startDetached(state.sandboxId, {
             cmd: run.cmd,
