@@ -81,9 +81,13 @@ async function sandboxState(id: string): Promise<string> {
  * GET an ingress URL (a sandbox-port URL or a per-service host) on the test server's own listener:
  * the URL's host goes in the Host header, never resolved. With the API key unless `key` is null.
  */
-function viaUrl(url: string, key: string | null = server.key): Promise<{ status: number; text: string }> {
+function viaUrl(
+  url: string,
+  key: string | null = server.key,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
   const u = new URL(url);
-  const headers: Record<string, string> = { host: u.host, ...(key ? { authorization: `Bearer ${key}` } : {}) };
+  const headers: Record<string, string> = { host: u.host, ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port: new URL(server.url).port, path: `${u.pathname}${u.search}`, headers, agent: false, timeout: 150_000 },
@@ -337,6 +341,15 @@ describe('environment lifecycle', () => {
     assert.equal(body.preview.PREVIEW_URL_API, api.url);
     assert.equal(body.preview.PREVIEW_URL, api.url);
     assert.equal((await viaUrl(api.url!, null)).status, 401, 'a private route needs a credential');
+    // The port's own credentials work on its host: a signed token (hutch url) and the access token.
+    const signed = await server.api<{ url: string; headers: Record<string, string> }>(
+      'GET',
+      `/v1/sandboxes/${api.sandboxId}/url?port=8000`,
+    );
+    assert.equal(signed.status, 200);
+    const token = new URL(signed.body.url).searchParams.get('hutch_token')!;
+    assert.equal((await viaUrl(`${api.url!}?hutch_token=${token}`, null)).status, 200, 'signed token');
+    assert.equal((await viaUrl(api.url!, null, signed.body.headers)).status, 200, 'X-Hutch-Access-Token');
     for (const host of [
       `nope--shop.${PREVIEW_DOMAIN}`,
       `api--nope.${PREVIEW_DOMAIN}`,
