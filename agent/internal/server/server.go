@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"log"
 	"net"
@@ -30,7 +29,8 @@ type Config struct {
 	Users     users.Resolver
 	// AccessToken, when not empty, must be presented in X-Access-Token on
 	// every request except /health. The unix socket is protected by its
-	// mode; a tcp listener is not, so tiers using tcp should set one.
+	// mode; a tcp listener is not, so tiers using tcp should set one. It may
+	// be replaced at run time (POST /hutch/access-token, token.go).
 	AccessToken string
 	// ReservedPorts are the agent's own TCP listen ports: /tunnel refuses
 	// them, so the agent API is never reachable through a tunnel.
@@ -58,16 +58,18 @@ func Handler(cfg Config) http.Handler {
 	if cfg.AccessToken == "" {
 		return mux
 	}
-	return requireToken(cfg.AccessToken, mux)
+	token := &accessToken{value: []byte(cfg.AccessToken)}
+	// Only where there is a token to rotate: an agent without one (unix
+	// socket) has nothing this could protect.
+	mux.Handle("/hutch/access-token", token.rotateHandler())
+	return requireToken(token, mux)
 }
 
 // requireToken rejects requests without the right X-Access-Token, answering
 // in the error format of the endpoint that was called.
-func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte(token)
+func requireToken(token *accessToken, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("X-Access-Token"))
-		if r.URL.Path == "/health" || subtle.ConstantTimeCompare(got, want) == 1 {
+		if r.URL.Path == "/health" || token.matches(r.Header.Get("X-Access-Token")) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -439,18 +439,21 @@ func TestFilesAndFilesystem(t *testing.T) {
 	}
 }
 
+// postWithToken POSTs a JSON body to the handler, with X-Access-Token when token is not empty.
+func postWithToken(h http.Handler, path, token, body string) (int, string) {
+	r := httptest.NewRequest("POST", path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		r.Header.Set("X-Access-Token", token)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String()
+}
+
 func TestAccessToken(t *testing.T) {
 	h := Handler(Config{Processes: nil, Users: users.Resolver{DB: users.System, Default: "root"}, AccessToken: "s3cret"})
-	call := func(path, token string) (int, string) {
-		r := httptest.NewRequest("POST", path, strings.NewReader(`{}`))
-		r.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			r.Header.Set("X-Access-Token", token)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w.Code, w.Body.String()
-	}
+	call := func(path, token string) (int, string) { return postWithToken(h, path, token, `{}`) }
 	if code, body := call("/filesystem.Filesystem/Stat", "wrong"); code != 401 || !strings.Contains(body, `"unauthenticated"`) {
 		t.Fatalf("rpc without token: %d %s", code, body)
 	}
@@ -489,5 +492,84 @@ func TestTunnelMounted(t *testing.T) {
 	}
 	if code, body := call("?port=49983", "s3cret"); code != 403 || !strings.Contains(body, `"permission_denied"`) {
 		t.Fatalf("agent's own port: %d %s", code, body)
+	}
+}
+
+// Rotation (POST /hutch/access-token): needs the current token; afterwards
+// the old token is refused everywhere and the new one accepted; a weak or
+// malformed new token is refused and changes nothing.
+func TestAccessTokenRotation(t *testing.T) {
+	const pool = "pool-token-0123456789abcdefghijklmnopqrstuv"
+	const fresh = "sandbox-token-0123456789abcdefghijklmnopqrst"
+	h := Handler(Config{Processes: nil, Users: users.Resolver{DB: users.System, Default: "root"}, AccessToken: pool})
+	call := func(path, token, body string) (int, string) { return postWithToken(h, path, token, body) }
+	stat := func(token string) int {
+		code, _ := call("/filesystem.Filesystem/Stat", token, `{}`)
+		return code
+	}
+	rotate := func(token, next string) (int, string) {
+		return call("/hutch/access-token", token, fmt.Sprintf(`{"token":%q}`, next))
+	}
+	// Without the current token: refused, and nothing changes.
+	if code, _ := rotate("", fresh); code != 401 {
+		t.Fatalf("rotation without a token: %d", code)
+	}
+	if code, _ := rotate("wrong-token-0123456789abcdefghijklmnop", fresh); code != 401 {
+		t.Fatalf("rotation with a wrong token: %d", code)
+	}
+	if stat(fresh) != 401 || stat(pool) != 400 { // 400: empty path, past authentication
+		t.Fatalf("a refused rotation changed the token: fresh %d, pool %d", stat(fresh), stat(pool))
+	}
+	// Weak or malformed new tokens: refused, the current one stays.
+	for _, bad := range []string{"", "short", strings.Repeat("x", 31), "has space 0123456789abcdefghijklmnopqrstu", strings.Repeat("y", 257)} {
+		if code, body := rotate(pool, bad); code != 400 || !strings.Contains(body, `"code":400`) {
+			t.Fatalf("rotation to %q: %d %s", bad, code, body)
+		}
+	}
+	if code, _ := call("/hutch/access-token", pool, `not json`); code != 400 {
+		t.Fatalf("rotation with a malformed body: %d", code)
+	}
+	if stat(pool) != 400 {
+		t.Fatal("a refused rotation changed the token")
+	}
+	// The rotation itself.
+	if code, body := rotate(pool, fresh); code != 204 {
+		t.Fatalf("rotation: %d %s", code, body)
+	}
+	if code := stat(pool); code != 401 {
+		t.Fatalf("old token after rotation: %d", code)
+	}
+	if code, _ := call("/files?path=/etc/hostname", pool, ""); code != 401 {
+		t.Fatalf("old token on /files after rotation: %d", code)
+	}
+	if code, _ := rotate(pool, "another-token-0123456789abcdefghijklmno"); code != 401 {
+		t.Fatalf("old token may rotate again: %d", code)
+	}
+	if code := stat(fresh); code != 400 {
+		t.Fatalf("new token after rotation: %d", code)
+	}
+	// The new token may rotate in turn.
+	const third = "third-token-0123456789abcdefghijklmnopqrstu"
+	if code, _ := rotate(fresh, third); code != 204 || stat(fresh) != 401 || stat(third) != 400 {
+		t.Fatal("second rotation")
+	}
+	r := httptest.NewRequest("GET", "/hutch/access-token", nil)
+	r.Header.Set("X-Access-Token", third)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 405 {
+		t.Fatalf("GET rotation: %d", w.Code)
+	}
+}
+
+// Without a token (unix socket tiers) there is no rotation endpoint: it
+// cannot be used to set a token on an agent that has none.
+func TestNoRotationWithoutToken(t *testing.T) {
+	h := Handler(Config{Processes: nil, Users: users.Resolver{DB: users.System, Default: "root"}})
+	r := httptest.NewRequest("POST", "/hutch/access-token", strings.NewReader(`{"token":"sandbox-token-0123456789abcdefghijklmnopqrst"}`))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 404 {
+		t.Fatalf("rotation without a token configured: %d", w.Code)
 	}
 }

@@ -5,6 +5,7 @@ import { HutchError } from '../src/core/errors.js';
 import { kubeError, withRetry } from '../src/runtime/kubernetes/kube-errors.js';
 import { buildNetworkPolicy } from '../src/runtime/kubernetes/network-policy.js';
 import { buildPod } from '../src/runtime/kubernetes/pod-spec.js';
+import { POD_INPUT } from './kubernetes-fixtures.js';
 import { KubeVolumes } from '../src/runtime/kubernetes/kube-volumes.js';
 import { buildVolumeSnapshot, KubeVolumeSnapshots, volumeSnapshotInfo } from '../src/runtime/kubernetes/kube-volume-snapshots.js';
 import { buildSandboxClaim, buildSandboxTemplate, buildSandboxWarmPool } from '../src/runtime/kubernetes/agent-sandbox.js';
@@ -68,25 +69,6 @@ test('NetworkPolicy: domain names are refused with a message naming the field', 
       /network\.egress\.allow\[1\]: domain names .* FQDN-capable CNI/.test(err.message),
   );
 });
-
-const POD_INPUT: Parameters<typeof buildPod>[0] = {
-  id: 'abc',
-  namespace: 'ns',
-  installation: 'inst',
-  tenant: 'team-a',
-  isolation: 'gvisor',
-  image: 'localhost/hutch/sandbox:1',
-  runtimeClassName: 'gvisor',
-  defaultUser: 'user',
-  env: { A: '1' },
-  agentToken: 'tok',
-  cpu: 2,
-  memoryMiB: 512,
-  diskMiB: 1024,
-  cpuRequestRatio: 0.1,
-  deadlineSeconds: 3900,
-  volumes: [{ claim: 'hutch-vol-data-0123456789', destination: '/data', readOnly: true }],
-};
 
 test('Pod: image, agent command, limits and requests, labels, runtime class, deadline, volumes, hardening', () => {
   const pod = buildPod(POD_INPUT);
@@ -230,14 +212,35 @@ test('VolumeSnapshot: the volume claim as the source, the configured class, labe
 
 test('agent-sandbox: the pool pod as a SandboxTemplate, its SandboxWarmPool, a SandboxClaim per create', () => {
   const pod = buildPod({ ...POD_INPUT, id: 'member1', env: {}, deadlineSeconds: null, volumes: [] });
-  const template = buildSandboxTemplate({ name: 'hutch-pool-p1', namespace: 'ns', installation: 'inst', pool: 'p1', pod });
+  const template = buildSandboxTemplate({
+    name: 'hutch-pool-p1',
+    namespace: 'ns',
+    installation: 'inst',
+    pool: 'p1',
+    pod,
+    tokenSecret: 'hutch-pool-p1',
+  });
   assert.equal(template.apiVersion, 'extensions.agents.x-k8s.io/v1alpha1');
   assert.equal(template.kind, 'SandboxTemplate');
   const spec = template.spec as {
-    podTemplate: { metadata: { labels: Record<string, string> }; spec: unknown };
+    podTemplate: { metadata: { labels: Record<string, string> }; spec: NonNullable<typeof pod.spec> };
     networkPolicyManagement: string;
   };
-  assert.equal(spec.podTemplate.spec, pod.spec, "the pool member's pod spec");
+  // The pool member's pod spec, but the agent token from the pool's Secret, not a literal.
+  const env = spec.podTemplate.spec.containers[0]!.env!;
+  const tokenVar = env.find((e) => e.name === 'HUTCH_AGENT_ACCESS_TOKEN');
+  assert.deepEqual(tokenVar, { name: 'HUTCH_AGENT_ACCESS_TOKEN', valueFrom: { secretKeyRef: { name: 'hutch-pool-p1', key: 'token' } } });
+  assert.ok(!JSON.stringify(spec.podTemplate.spec).includes('"tok"'), "the member's literal token is nowhere in the template");
+  const withoutEnv = (s: NonNullable<typeof pod.spec>) => ({
+    ...s,
+    containers: s.containers.map((c) => ({ ...c, env: c.env?.filter((e) => e.name !== 'HUTCH_AGENT_ACCESS_TOKEN') })),
+  });
+  assert.deepEqual(withoutEnv(spec.podTemplate.spec), withoutEnv(pod.spec!), "otherwise the pool member's pod spec");
+  assert.equal(
+    pod.spec!.containers[0]!.env!.find((e) => e.name === 'HUTCH_AGENT_ACCESS_TOKEN')?.value,
+    'tok',
+    'the input pod is not changed',
+  );
   assert.equal(spec.podTemplate.metadata.labels['hutch.dev/sandbox'], undefined, 'no sandbox id before a claim');
   assert.equal(spec.podTemplate.metadata.labels['hutch.dev/pool'], 'p1');
   assert.equal(spec.podTemplate.metadata.labels['hutch.dev/installation'], 'inst');

@@ -167,6 +167,14 @@ export class AgentClient {
   }
 
   /**
+   * Replaces the agent's access token (POST /hutch/access-token, authenticated by this client's
+   * token): afterwards only `next` opens the agent, and this client's token no longer does.
+   */
+  async rotateToken(next: string): Promise<void> {
+    await this.postJson('/hutch/access-token', { token: next }, 'the token rotation');
+  }
+
+  /**
    * Writes injected secret files on the sandbox's secrets tmpfs: mode 0400, owned by its default
    * user, each replaced atomically. The agent refuses paths off that tmpfs.
    */

@@ -1,17 +1,19 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
+import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
 import type { Discovery } from './discovery.js';
 import { LABELS, MANAGED_BY } from './pod-spec.js';
 
 /**
  * kubernetes-sigs/agent-sandbox: whether the cluster has it (API discovery of its four CRDs), and
  * the objects a Hutch warm pool maps to there — a SandboxTemplate (the pool's pod), a
- * SandboxWarmPool of it (the pool's size) and a SandboxClaim per create taken from the pool.
+ * SandboxWarmPool of it (the pool's size), a SandboxClaim per create taken from the pool, the
+ * Secret holding the pool's agent token and the NetworkPolicy fencing unclaimed pool pods.
  *
- * Only detection and the object shapes exist so far: warm pools still run as Hutch's own
- * pre-created pods wherever agent-sandbox is installed (docs/kubernetes.md, "agent-sandbox").
- * Claiming through SandboxClaim needs a per-claim agent token that a shared template cannot carry,
- * and none of it could be run here (no controller; k8s-local's API server crashes on
- * custom-resource writes).
+ * Pool pods start with their pool's agent token (a shared template cannot carry per-sandbox ones);
+ * a claim rotates it to the sandbox's own token through the agent before the sandbox is handed out
+ * (agent-sandbox-pools.ts, docs/security.md "Agent tokens"). The claim flow's logic is unit-tested
+ * against a stand-in client; no real agent-sandbox controller has run it (k8s-local's API server
+ * crashes on custom-resource writes): docs/kubernetes.md, "agent-sandbox".
  */
 
 export const AGENT_SANDBOX_CORE = { group: 'agents.x-k8s.io', versions: ['v1alpha1', 'v1beta1'], plural: 'sandboxes' } as const;
@@ -55,16 +57,25 @@ export async function detectAgentSandbox(discovery: Discovery): Promise<AgentSan
 
 const apiVersion = `${AGENT_SANDBOX_EXTENSIONS.group}/${AGENT_SANDBOX_EXTENSIONS.version}`;
 
+/** The label naming a pool's objects and its unclaimed pods (the object name, unique per installation). */
+export const POOL_LABEL = 'hutch.dev/pool';
+
 const labels = (installation: string, pool: string): Record<string, string> => ({
   [LABELS.managedBy]: MANAGED_BY,
   [LABELS.installation]: installation,
-  'hutch.dev/pool': pool,
+  [POOL_LABEL]: pool,
 });
+
+/** The environment variable the agent reads its token from (pod-spec.ts). */
+const TOKEN_ENV = 'HUTCH_AGENT_ACCESS_TOKEN';
+/** The key of the pool token in its Secret. */
+export const POOL_TOKEN_KEY = 'token';
 
 /**
  * The SandboxTemplate of a pool: the pool's pod (buildPod of a member, without its per-sandbox
- * name and id label), egress left to Hutch's own NetworkPolicies (Unmanaged), no env injection
- * by claims (Hutch gives a claimed sandbox its env through the agent).
+ * name and id label), its agent token read from the pool's Secret (`tokenSecret`) instead of a
+ * literal, egress left to Hutch's own NetworkPolicies (Unmanaged), no env injection by claims
+ * (Hutch gives a claimed sandbox its env through the agent).
  */
 export function buildSandboxTemplate(input: {
   name: string;
@@ -72,15 +83,26 @@ export function buildSandboxTemplate(input: {
   installation: string;
   pool: string;
   pod: V1Pod;
+  tokenSecret: string;
 }): Record<string, unknown> {
   const podLabels = { ...(input.pod.metadata?.labels ?? {}) };
   delete podLabels[LABELS.sandbox];
+  const podSpec = input.pod.spec!;
+  const spec = {
+    ...podSpec,
+    containers: podSpec.containers.map((c) => ({
+      ...c,
+      env: (c.env ?? []).map((e) =>
+        e.name === TOKEN_ENV ? { name: TOKEN_ENV, valueFrom: { secretKeyRef: { name: input.tokenSecret, key: POOL_TOKEN_KEY } } } : e,
+      ),
+    })),
+  };
   return {
     apiVersion,
     kind: 'SandboxTemplate',
     metadata: { name: input.name, namespace: input.namespace, labels: labels(input.installation, input.pool) },
     spec: {
-      podTemplate: { metadata: { labels: { ...podLabels, 'hutch.dev/pool': input.pool } }, spec: input.pod.spec },
+      podTemplate: { metadata: { labels: { ...podLabels, [POOL_LABEL]: input.pool } }, spec },
       networkPolicyManagement: 'Unmanaged',
       envVarsInjectionPolicy: 'Disallowed',
     },
@@ -132,6 +154,42 @@ export function buildSandboxClaim(input: {
       warmpool: input.warmPool,
       additionalPodMetadata: { labels: { [LABELS.sandbox]: input.id, [LABELS.tenant]: input.tenant } },
       ...(input.shutdownTime ? { lifecycle: { shutdownTime: input.shutdownTime.toISOString(), shutdownPolicy: 'Delete' } } : {}),
+    },
+  };
+}
+
+/** The Secret the template's pods read their (pool) agent token from. */
+export function buildPoolTokenSecret(input: {
+  name: string;
+  namespace: string;
+  installation: string;
+  pool: string;
+  token: string;
+}): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: { name: input.name, namespace: input.namespace, labels: labels(input.installation, input.pool) },
+    stringData: { [POOL_TOKEN_KEY]: input.token },
+  };
+}
+
+/**
+ * The NetworkPolicy of a pool's pods before any claim: no egress at all, ingress to the agent's
+ * port only (as a sandbox with egress `none`). A claimed pod gets its sandbox's own policy too
+ * (selected by the sandbox label the claim adds); policies add up, so the claim's egress applies.
+ */
+export function buildPoolNetworkPolicy(input: { name: string; namespace: string; installation: string; pool: string }): V1NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: input.name, namespace: input.namespace, labels: labels(input.installation, input.pool) },
+    spec: {
+      podSelector: { matchLabels: { [POOL_LABEL]: input.pool, [LABELS.installation]: input.installation } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ ports: [{ protocol: 'TCP', port: AGENT_TCP_PORT }] }],
+      egress: [],
     },
   };
 }
