@@ -241,10 +241,12 @@ export class ProcessService {
       }
     } catch (err) {
       // The agent went away mid-command: if the whole sandbox was OOM-killed (gVisor's sentry is
-      // one host process), answer like a killed process and let the sandbox say it is gone.
-      if (pid === 0 || (err instanceof HutchError && err.kind !== 'unavailable' && err.kind !== 'internal')) throw err;
+      // one host process), answer like a killed process and let the sandbox say it is gone. The
+      // kill can come before the start event reached us (a command that allocates at once): then
+      // only an OOM kill of the sandbox is answered that way.
+      if (err instanceof HutchError && err.kind !== 'unavailable' && err.kind !== 'internal') throw err;
       const health = await this.sandboxes.checkAlive(id, await oomBeforeRead);
-      if (health.alive) throw err;
+      if (health.alive || (pid === 0 && !health.oomKilled)) throw err;
       return result(-1, 'SIGKILL', false, health.oomKilled);
     } finally {
       output?.end();
