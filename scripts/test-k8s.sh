@@ -18,11 +18,11 @@ bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 down() { "$K8S_LOCAL/down" > /dev/null || "$K8S_LOCAL/down"; }
 trap down EXIT
 echo "== k8s-local up"
-# Two attempts: up (through import-image) checks its image imports with `ctr images ls -q | grep
+# Three attempts: up (through import-image) checks its image imports with `ctr images ls -q | grep
 # -qxF` under pipefail, which fails now and then when grep exits before ctr has written everything
-# (SIGPIPE); a second up clears the partial cluster and starts again.
+# (SIGPIPE); another up clears the partial cluster and starts again.
 up_out=
-for attempt in 1 2; do
+for attempt in 1 2 3; do
   if up_out=$("$K8S_LOCAL/up"); then break; fi
   up_out=
   echo "k8s-local up failed (attempt $attempt; logs: ${HUTCH_K8S_DIR:-/var/lib/hutch-k8s}/logs)" >&2
