@@ -79,9 +79,11 @@ const USAGE = `usage: npm run bench -- [e2b | load | k8s | env] [options]
                      uses the cluster KUBECONFIG names, else brings ../shared/k8s-local up
                      and down (--runs, --warmup and --tier apply)
   env                preview environments of the webhook sample app (postgres, a seed
-                     job, API, web, worker) from a signed GitHub delivery: cold (no
-                     seed snapshot) and warm (seed snapshot) to all services up, wake
-                     from sleep, destroy on close (--runs applies; default 3 here)
+                     job, an API built from a Dockerfile, web, worker) from a signed
+                     GitHub delivery: cold (no build cache, no seed snapshot) and warm
+                     (build cache, seed snapshot) to all services up, the build's
+                     share, wake from sleep, destroy on close (--runs applies;
+                     default 3 here)
 
   --runs N           measured runs per series (default 20; --write needs ≥ 20)
   --warmup N         discarded warm-up runs per series (default 3)
