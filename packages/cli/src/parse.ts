@@ -142,6 +142,11 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       'kubernetes: a pod ends by itself this long after its TTL if the server is down then (activeDeadlineSeconds; default 3600)',
       (v) => parseNumber(v, '--ttl-backstop', 1, 30 * 86_400, true),
     )
+    .option(
+      '--kubernetes-warm-pools <mode>',
+      "kubernetes: what warm pools are made of: pods (Hutch's own pre-created pods, the default) or agent-sandbox (kubernetes-sigs/agent-sandbox's SandboxWarmPool/SandboxClaim; refuses to start where it is not installed)",
+      parseWarmPoolMode,
+    )
     .option('--volume-storage-class <name>', "kubernetes: StorageClass of volume claims (default: the cluster's default)")
     .option(
       '--volume-snapshot-class <name>',
@@ -256,6 +261,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         volumeStorageClass?: string;
         volumeSnapshotClass?: string;
         ttlBackstop?: number;
+        kubernetesWarmPools?: 'pods' | 'agent-sandbox';
         gitAllowFileUrls?: boolean;
         envIdleTtl?: string;
         envDeleteTtl?: string;
@@ -313,6 +319,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
                   ...(o.volumeStorageClass ? { volumeStorageClass: o.volumeStorageClass } : {}),
                   ...(o.volumeSnapshotClass ? { volumeSnapshotClass: o.volumeSnapshotClass } : {}),
                   ...(o.ttlBackstop !== undefined ? { ttlBackstopSeconds: o.ttlBackstop } : {}),
+                  ...(o.kubernetesWarmPools ? { warmPools: o.kubernetesWarmPools } : {}),
                 },
               }
             : {}),
@@ -1467,6 +1474,12 @@ function limitsOf(o: LimitFlags): { limits?: ApiKeyLimits } {
 }
 
 /** `--overcommit 4` or `--overcommit cpu=100,memory=2`. */
+function parseWarmPoolMode(text: string): 'pods' | 'agent-sandbox' {
+  if (text !== 'pods' && text !== 'agent-sandbox')
+    throw new ArgumentError(`--kubernetes-warm-pools: "${text}" is not one of pods, agent-sandbox`);
+  return text;
+}
+
 function parseProvider(text: string): 'local' | 'kubernetes' {
   if (text !== 'local' && text !== 'kubernetes') throw new ArgumentError(`--provider: "${text}" is not one of local, kubernetes`);
   return text;

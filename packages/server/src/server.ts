@@ -353,7 +353,8 @@ export async function runServer(options: ServerOptions): Promise<RunningServer> 
     new SqlitePoolStore(db),
     {
       templateDigest: (t, tenant) => sandboxes.templateDigest(t, tenant),
-      bootWarm: (id, spec, tenant) => sandboxes.bootWarm(id, spec, tenant),
+      bootWarm: (id, spec, tenant, pool) => sandboxes.bootWarm(id, spec, tenant, pool),
+      poolRemoved: (tenant, pool) => sandboxes.poolRemoved(tenant, pool),
       destroyWarm: (id) => sandboxes.destroyWarm(id),
       newId: newSandboxId,
     },

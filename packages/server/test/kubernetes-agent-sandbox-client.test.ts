@@ -1,61 +1,13 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeAgentSandboxClient } from '../src/runtime/kubernetes/agent-sandbox-client.js';
+import { standInApiServer } from './kubernetes-agent-sandbox-fixtures.js';
 
-// The real AgentSandboxClient (@kubernetes/client-node underneath) against a STAND-IN API server:
-// a local HTTP server that stores objects by URL path and answers 404 Status for what it lacks,
-// as kube-apiserver does. It checks the REST paths, verbs and create-or-replace logic, not
-// agent-sandbox's validation or controller (no real API server can take custom resources here).
-
-async function standInApiServer(): Promise<{
-  url: string;
-  calls: string[];
-  objects: Map<string, Record<string, unknown>>;
-  close: () => Promise<void>;
-}> {
-  const objects = new Map<string, Record<string, unknown>>();
-  const calls: string[] = [];
-  let version = 0;
-  const notFound = (res: ServerResponse) => {
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' }));
-  };
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    let text = '';
-    req.on('data', (c: Buffer) => (text += c.toString()));
-    req.on('end', () => {
-      const path = (req.url ?? '').split('?')[0]!;
-      calls.push(`${req.method} ${path}`);
-      const reply = (code: number, body: unknown) => {
-        res.writeHead(code, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(body));
-      };
-      if (req.method === 'GET') return objects.has(path) ? reply(200, objects.get(path)) : notFound(res);
-      if (req.method === 'DELETE') return objects.delete(path) ? reply(200, { kind: 'Status', status: 'Success' }) : notFound(res);
-      const body = JSON.parse(text) as { metadata: { name: string; resourceVersion?: string } };
-      if (req.method === 'POST') {
-        const at = `${path}/${body.metadata.name}`;
-        if (objects.has(at)) return reply(409, { kind: 'Status', code: 409, message: 'exists' });
-        body.metadata.resourceVersion = String(++version);
-        objects.set(at, body);
-        return reply(201, body);
-      }
-      if (req.method === 'PUT') {
-        if (!objects.has(path)) return notFound(res);
-        body.metadata.resourceVersion = String(++version);
-        objects.set(path, body);
-        return reply(200, body);
-      }
-      reply(405, {});
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, calls, objects, close: () => new Promise((r) => server.close(() => r())) };
-}
+// The real AgentSandboxClient (@kubernetes/client-node underneath) against a STAND-IN API server
+// (kubernetes-agent-sandbox-fixtures.ts): it checks the REST paths, verbs and create-or-replace
+// logic, not agent-sandbox's validation or controller (no real API server can take custom
+// resources here).
 
 test('KubeAgentSandboxClient: REST paths, create-or-replace, missing objects as null / nothing to delete', async () => {
   const api = await standInApiServer();

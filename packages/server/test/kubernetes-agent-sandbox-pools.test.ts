@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { HutchError } from '../src/core/errors.js';
 import { AgentClient } from '../src/runtime/agent/agent-client.js';
 import { agentTokenRotation } from '../src/runtime/kubernetes/agent-sandbox-client.js';
 import {
-  type AgentSandboxClient,
   AgentSandboxPools,
-  type AgentSandboxResource,
   boundSandbox,
   poolObjectName,
   podReady,
@@ -19,62 +14,13 @@ import {
   type TokenRotation,
 } from '../src/runtime/kubernetes/agent-sandbox-pools.js';
 import { buildPod } from '../src/runtime/kubernetes/pod-spec.js';
+import { AGENT, StandInAgentSandboxClient, startAgent } from './kubernetes-agent-sandbox-fixtures.js';
 import { POD_INPUT } from './kubernetes-fixtures.js';
 
 // The agent-sandbox claim flow (runtime/kubernetes/agent-sandbox-pools.ts) against a STAND-IN for
 // the cluster: an in-memory object store whose "controller" binds claims when the test says so.
 // No API server and no agent-sandbox controller are involved (k8s-local cannot write custom
 // resources); the last test rotates a real hutch-agent's token over TCP.
-
-/** In-memory stand-in for the provider's custom-resource client; records every write in order. */
-class StandInAgentSandboxClient implements AgentSandboxClient {
-  readonly objects = new Map<string, Record<string, unknown>>();
-  readonly secrets = new Map<string, Record<string, unknown>>();
-  readonly policies = new Map<string, V1NetworkPolicy>();
-  readonly pods = new Map<string, V1Pod>();
-  readonly writes: string[] = [];
-
-  async apply(resource: AgentSandboxResource, body: Record<string, unknown>): Promise<void> {
-    const name = (body.metadata as { name: string }).name;
-    this.writes.push(`apply ${resource} ${name}`);
-    this.objects.set(`${resource}/${name}`, structuredClone(body));
-  }
-  async get(resource: AgentSandboxResource, name: string): Promise<Record<string, unknown> | null> {
-    return this.objects.get(`${resource}/${name}`) ?? null;
-  }
-  async remove(resource: AgentSandboxResource, name: string): Promise<void> {
-    this.writes.push(`remove ${resource} ${name}`);
-    this.objects.delete(`${resource}/${name}`);
-  }
-  async applySecret(body: Record<string, unknown>): Promise<void> {
-    const name = (body.metadata as { name: string }).name;
-    this.writes.push(`apply secret ${name}`);
-    this.secrets.set(name, body);
-  }
-  async removeSecret(name: string): Promise<void> {
-    this.writes.push(`remove secret ${name}`);
-    this.secrets.delete(name);
-  }
-  async applyNetworkPolicy(body: V1NetworkPolicy): Promise<void> {
-    this.writes.push(`apply networkpolicy ${body.metadata!.name!}`);
-    this.policies.set(body.metadata!.name!, body);
-  }
-  async removeNetworkPolicy(name: string): Promise<void> {
-    this.writes.push(`remove networkpolicy ${name}`);
-    this.policies.delete(name);
-  }
-  async readPod(name: string): Promise<V1Pod | null> {
-    return this.pods.get(name) ?? null;
-  }
-
-  /** What the agent-sandbox controller would do: bind the claim to a Sandbox adopted from the pool. */
-  bind(claim: string, sandbox: string, pod: string, field: 'name' | 'Name' = 'name'): void {
-    const c = this.objects.get(`sandboxclaims/${claim}`);
-    assert.ok(c, `claim ${claim} exists`);
-    c.status = { sandbox: { [field]: sandbox } };
-    this.objects.set(`sandboxes/${sandbox}`, { metadata: { name: sandbox, annotations: { 'agents.x-k8s.io/pod-name': pod } } });
-  }
-}
 
 const POOL = { tenant: 'team-a', name: 'py' };
 const NAME = poolObjectName('inst', POOL.tenant, POOL.name);
@@ -269,35 +215,17 @@ test('status readers: bound sandbox (name / Name), pod name (annotation, else th
   assert.equal(podReady(deleting), false, 'a pod being deleted is not handed out');
 });
 
-const AGENT = fileURLToPath(new URL('../../../agent/bin/hutch-agent', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 test(
   'rotation against a real hutch-agent over TCP: the pool token stops working, the sandbox token works',
   { skip: !existsSync(AGENT) && 'agent/bin/hutch-agent is not built' },
   async () => {
-    const port = await freePort();
     const pool = 'pool-token-0123456789abcdefghijklmnopqrstuv';
     const fresh = 'sandbox-token-0123456789abcdefghijklmnopqrst';
-    const child = spawn(AGENT, ['--listen', `tcp:127.0.0.1:${port}`, '--default-user', 'root'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HUTCH_AGENT_ACCESS_TOKEN: pool },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const agent = await startAgent(pool);
+    const port = agent.port;
     const asPool = new AgentClient({ host: '127.0.0.1', port, token: pool });
     const asSandbox = new AgentClient({ host: '127.0.0.1', port, token: fresh });
     try {
-      const deadline = Date.now() + 10_000;
-      while (!(await asPool.health(AbortSignal.timeout(500)).catch(() => false))) {
-        assert.ok(Date.now() < deadline, 'the agent did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const stat = (client: AgentClient) => client.unary<{ entry?: { name?: string } }>('filesystem.Filesystem/Stat', { path: '/' });
       await stat(asPool); // the pool token opens the agent before the claim
       await assert.rejects(stat(asSandbox), 'the sandbox token does not open it yet');
@@ -309,8 +237,7 @@ test(
     } finally {
       asPool.close();
       asSandbox.close();
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await agent.stop();
     }
   },
 );

@@ -16,17 +16,22 @@ import { type PoolDefinition, PoolService, type PoolSpec, type PoolStore, type W
 class StandInSandboxes implements WarmSandboxes {
   digest = 'sha256:one';
   gone = false;
-  booted: Array<{ id: string; digest: string }> = [];
+  booted: Array<{ id: string; digest: string; pool?: string }> = [];
   destroyed: string[] = [];
+  /** Pools the runtime was told were deleted, with how many members were destroyed by then. */
+  removedPools: Array<{ tenant: string; pool: string; destroyedBefore: number }> = [];
   private n = 0;
   async templateDigest(template: string): Promise<string> {
     if (this.gone) throw invalidArgument(`template: unknown template or snapshot "${template}"`);
     return this.digest;
   }
-  async bootWarm(id: string): Promise<{ digest: string }> {
+  async bootWarm(id: string, _spec: PoolSpec, _tenant: string, pool?: string): Promise<{ digest: string }> {
     await new Promise((r) => setTimeout(r, 5));
-    this.booted.push({ id, digest: this.digest });
+    this.booted.push({ id, digest: this.digest, ...(pool !== undefined ? { pool } : {}) });
     return { digest: this.digest };
+  }
+  async poolRemoved(tenant: string, pool: string): Promise<void> {
+    this.removedPools.push({ tenant, pool, destroyedBefore: this.destroyed.length });
   }
   async destroyWarm(id: string): Promise<void> {
     this.destroyed.push(id);
@@ -102,6 +107,25 @@ test('members of an older template digest are replaced by members of the new one
     // The destroyed members' capacity was given back: only live members (and the claim) hold some.
     await until('refilled', () => pools.get('t1', 'p').size === 2);
     assert.equal(capacity.allocated().cpu, 3, 'two ready members and the claimed one');
+  } finally {
+    pools.shutdown();
+  }
+});
+
+test('fills name their pool (runtime-side pools); deleting a pool destroys its members, then tells the runtime', async () => {
+  const { pools, sandboxes, capacity } = setup();
+  pools.start();
+  try {
+    await pools.put('t1', 'p', { ...spec, min: 2, target: 2, max: 4 });
+    await until('two members', () => pools.get('t1', 'p').size === 2);
+    assert.deepEqual(
+      sandboxes.booted.map((b) => b.pool),
+      ['p', 'p'],
+      'each fill says which pool it is for (agent-sandbox fills from that pool)',
+    );
+    await pools.delete('t1', 'p');
+    assert.deepEqual(sandboxes.removedPools, [{ tenant: 't1', pool: 'p', destroyedBefore: 2 }]);
+    assert.equal(capacity.allocated().cpu, 0, 'the members were released');
   } finally {
     pools.shutdown();
   }

@@ -239,6 +239,12 @@ test('server --provider kubernetes: cluster settings; local is the default and a
   assert.equal(local.provider, undefined);
   assert.equal(local.kubernetes, undefined);
   usage(['server', '--provider', 'nomad'], /--provider: "nomad" is not one of local, kubernetes/);
+  const sigs = inv(['server', '--provider', 'kubernetes', '--kubernetes-warm-pools', 'agent-sandbox']) as Extract<
+    Invocation,
+    { kind: 'server' }
+  >;
+  assert.deepEqual(sigs.kubernetes, { warmPools: 'agent-sandbox' });
+  usage(['server', '--kubernetes-warm-pools', 'sigs'], /--kubernetes-warm-pools: "sigs" is not one of pods, agent-sandbox/);
   usage(['template', 'export', 'base'], /--oci/);
 });
 

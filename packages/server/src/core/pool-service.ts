@@ -59,7 +59,9 @@ export interface WarmSandboxes {
   /** The template's (or the tenant's snapshot's) current digest (members of an older one are replaced). */
   templateDigest(template: string, tenant: string): Promise<string>;
   /** Boots a sandbox that has no record yet (admitted by the caller); resolves when its agent answers. */
-  bootWarm(id: string, spec: PoolSpec, tenant: string): Promise<{ digest: string }>;
+  bootWarm(id: string, spec: PoolSpec, tenant: string, pool?: string): Promise<{ digest: string }>;
+  /** A pool was deleted (its members are destroyed separately): runtime objects of the pool go. */
+  poolRemoved?(tenant: string, pool: string): Promise<void>;
   /** Destroys a member that was never claimed. */
   destroyWarm(id: string): Promise<void>;
   newId(): string;
@@ -245,6 +247,9 @@ export class PoolService {
     this.pools.delete(id);
     await this.store.remove(tenant, name);
     await Promise.all(p.members.splice(0).map((m) => this.destroy(m.id, 'pool deleted')));
+    await this.sandboxes
+      .poolRemoved?.(tenant, name)
+      .catch((err: unknown) => this.log.error({ pool: name, tenant, err: (err as Error).message }, 'pool cleanup in the runtime failed'));
     this.log.info({ pool: name, tenant }, 'pool deleted');
   }
 
@@ -342,7 +347,7 @@ export class PoolService {
     p.starting++;
     const started = Date.now();
     void this.queue
-      .run({ tenant: p.def.tenant, key: `pool:${p.def.name}` }, () => this.sandboxes.bootWarm(id, spec, p.def.tenant))
+      .run({ tenant: p.def.tenant, key: `pool:${p.def.name}` }, () => this.sandboxes.bootWarm(id, spec, p.def.tenant, p.def.name))
       .then(({ digest }) => {
         p.starting--;
         p.fills++;

@@ -31,6 +31,12 @@ export interface SandboxSpec extends SandboxResources {
    * whatever their egress policy, which must not be `none`; non-members never reach them.
    */
   peers?: PeerGroup | null;
+  /**
+   * Set when the sandbox is a warm-pool member being filled: its pool (tenant-scoped name) and
+   * the pool's target size. Providers with a runtime-side pool (agent-sandbox) fill from it;
+   * others ignore it.
+   */
+  warmPool?: { name: string; target: number };
 }
 
 /** A sandbox's membership of a peer group: the group (an environment's id) and its name there (a DNS label). */
@@ -154,6 +160,18 @@ export interface ClaimAwareProvider {
 
 export function isClaimAware(provider: Provider): provider is Provider & ClaimAwareProvider {
   return typeof (provider as Partial<ClaimAwareProvider>).claimed === 'function';
+}
+
+/**
+ * Optional ability of a provider that keeps runtime objects per warm pool (Kubernetes with
+ * agent-sandbox: a SandboxTemplate and SandboxWarmPool): told when a pool is deleted.
+ */
+export interface WarmPoolAwareProvider {
+  warmPoolRemoved(tenant: string, name: string): Promise<void>;
+}
+
+export function isWarmPoolAware(provider: Provider): provider is Provider & WarmPoolAwareProvider {
+  return typeof (provider as Partial<WarmPoolAwareProvider>).warmPoolRemoved === 'function';
 }
 
 export interface Provider {

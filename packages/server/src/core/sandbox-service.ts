@@ -10,7 +10,15 @@ import { isSandboxId, newSandboxId } from './ids.js';
 import { KeepAliveProcesses } from './keep-alive.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Logger } from './logger.js';
-import { type DiskUsage, isClaimAware, type PeerGroup, type Provider, type SandboxNetworkInfo, type SandboxSpec } from './provider.js';
+import {
+  type DiskUsage,
+  isClaimAware,
+  isWarmPoolAware,
+  type PeerGroup,
+  type Provider,
+  type SandboxNetworkInfo,
+  type SandboxSpec,
+} from './provider.js';
 import type { VolumeService } from './volume-service.js';
 import {
   type CreateSandboxInput,
@@ -485,7 +493,7 @@ export class SandboxService {
    * Boots a warm-pool member: a sandbox with no record (it gets one when claimed), egress none,
    * no env of its own; the template's start command runs now. Cleaned up if it fails.
    */
-  async bootWarm(id: string, spec: PoolSpec, tenant: string): Promise<{ digest: string }> {
+  async bootWarm(id: string, spec: PoolSpec, tenant: string, pool?: string): Promise<{ digest: string }> {
     const source = await this.resolveSource(spec.template, tenant);
     if (source.memory) throw invalidArgument(`template: ${spec.template} is a memory snapshot; pools boot templates and file snapshots`);
     this.defaultUsers.set(id, source.defaultUser);
@@ -503,6 +511,7 @@ export class SandboxService {
         diskMiB: spec.diskMiB,
         volumes: [],
         tenant,
+        ...(pool !== undefined ? { warmPool: { name: pool, target: spec.target } } : {}),
       });
       await this.waitForAgent(id);
       if (source.start) await this.runTemplateStart(id, source.start, source.defaultUser);
@@ -511,6 +520,11 @@ export class SandboxService {
       await this.destroyWarm(id).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A pool was deleted: the provider's objects of that pool (if it keeps any) go too. */
+  async poolRemoved(tenant: string, pool: string): Promise<void> {
+    if (isWarmPoolAware(this.provider)) await this.provider.warmPoolRemoved(tenant, pool);
   }
 
   /** Destroys a warm-pool member that was never claimed. */

@@ -14,10 +14,11 @@ import { CONTAINER_NAME } from './pod-spec.js';
 /**
  * Warm pools on kubernetes-sigs/agent-sandbox: a Hutch pool is a SandboxTemplate (the pool's pod,
  * its agent token from the pool's Secret), a SandboxWarmPool of the pool's size and a
- * NetworkPolicy fencing the unclaimed pods; a create served by the pool is a SandboxClaim, waited
- * for (bounded) until it is bound to a Sandbox whose pod is Ready, after which the pod's agent
- * token is rotated from the pool's to the sandbox's own (POST /hutch/access-token, authenticated
- * by the pool token) before the sandbox is handed out. Any failure on the way deletes the claim
+ * NetworkPolicy fencing the unclaimed pods; a pool member is a SandboxClaim (made when the pool
+ * fills, by the kubernetes provider's warm-pool hooks), waited for (bounded) until it is bound to
+ * a Sandbox whose pod is Ready, after which the pod's agent token is rotated from the pool's to
+ * the sandbox's own (POST /hutch/access-token, authenticated by the pool token) before the
+ * sandbox is handed out. Any failure on the way deletes the claim
  * (and with it the Sandbox and its pod): a pod whose token was not rotated is never handed out.
  *
  * The cluster is reached through AgentSandboxClient (agent-sandbox-client.ts in the provider; a

@@ -6,14 +6,15 @@ import { LABELS, MANAGED_BY } from './pod-spec.js';
 /**
  * kubernetes-sigs/agent-sandbox: whether the cluster has it (API discovery of its four CRDs), and
  * the objects a Hutch warm pool maps to there — a SandboxTemplate (the pool's pod), a
- * SandboxWarmPool of it (the pool's size), a SandboxClaim per create taken from the pool, the
+ * SandboxWarmPool of it (the pool's target), a SandboxClaim per pool member taken from it, the
  * Secret holding the pool's agent token and the NetworkPolicy fencing unclaimed pool pods.
  *
  * Pool pods start with their pool's agent token (a shared template cannot carry per-sandbox ones);
  * a claim rotates it to the sandbox's own token through the agent before the sandbox is handed out
- * (agent-sandbox-pools.ts, docs/security.md "Agent tokens"). The claim flow's logic is unit-tested
- * against a stand-in client; no real agent-sandbox controller has run it (k8s-local's API server
- * crashes on custom-resource writes): docs/kubernetes.md, "agent-sandbox".
+ * (agent-sandbox-pools.ts, docs/security.md "Agent tokens"). Used only with
+ * `--kubernetes-warm-pools agent-sandbox` (the provider's warm-pool hooks). The claim flow and
+ * the wiring are unit-tested against stand-ins; no real agent-sandbox controller has run them
+ * (k8s-local's API server crashes on custom-resource writes): docs/kubernetes.md, "agent-sandbox".
  */
 
 export const AGENT_SANDBOX_CORE = { group: 'agents.x-k8s.io', versions: ['v1alpha1', 'v1beta1'], plural: 'sandboxes' } as const;
@@ -28,9 +29,34 @@ export interface AgentSandboxStatus {
   installed: boolean;
   /** The resources not served (`plural.group`). */
   missing: string[];
-  /** What Hutch's warm pools use on this cluster. */
-  warmPools: 'pods';
+  /** The served version of agents.x-k8s.io (Sandboxes), null when not served. */
+  coreVersion: string | null;
+  /** What Hutch's warm pools use on this cluster (`hutch server --kubernetes-warm-pools`). */
+  warmPools: WarmPoolMode;
   note: string;
+}
+
+/** How warm pools are kept on Kubernetes: Hutch's own pre-created pods, or agent-sandbox's objects. */
+export type WarmPoolMode = 'pods' | 'agent-sandbox';
+
+/**
+ * The served version of agents.x-k8s.io to fill warm pools with (`--kubernetes-warm-pools
+ * agent-sandbox`), or an error naming what discovery did not find: the server does not start then.
+ */
+export function requireAgentSandbox(status: AgentSandboxStatus): string {
+  if (status.installed && status.coreVersion !== null) return status.coreVersion;
+  throw new Error(
+    `--kubernetes-warm-pools agent-sandbox: kubernetes-sigs/agent-sandbox is not installed on this cluster (API discovery does not find ${status.missing.join(', ')}); install it or use --kubernetes-warm-pools pods`,
+  );
+}
+
+/** The status as reported when warm pools run on agent-sandbox (`--kubernetes-warm-pools agent-sandbox`). */
+export function usingAgentSandbox(status: AgentSandboxStatus): AgentSandboxStatus {
+  return {
+    ...status,
+    warmPools: 'agent-sandbox',
+    note: "warm pools run on agent-sandbox: a pool is a SandboxTemplate and SandboxWarmPool, each member a SandboxClaim taken from it when the pool fills, its agent token rotated to the sandbox's own",
+  };
 }
 
 /** Asks discovery for the four resources (a failure to ask counts as missing, with the reason). */
@@ -38,9 +64,10 @@ export async function detectAgentSandbox(discovery: Discovery): Promise<AgentSan
   const missing: string[] = [];
   const serves = (group: string, version: string, plural: string): Promise<boolean> =>
     discovery.serves(group, version, plural).catch(() => false);
-  let core = false;
-  for (const version of AGENT_SANDBOX_CORE.versions) core ||= await serves(AGENT_SANDBOX_CORE.group, version, AGENT_SANDBOX_CORE.plural);
-  if (!core) missing.push(`${AGENT_SANDBOX_CORE.plural}.${AGENT_SANDBOX_CORE.group}`);
+  let coreVersion: string | null = null;
+  for (const version of AGENT_SANDBOX_CORE.versions)
+    if (coreVersion === null && (await serves(AGENT_SANDBOX_CORE.group, version, AGENT_SANDBOX_CORE.plural))) coreVersion = version;
+  if (coreVersion === null) missing.push(`${AGENT_SANDBOX_CORE.plural}.${AGENT_SANDBOX_CORE.group}`);
   for (const plural of AGENT_SANDBOX_EXTENSIONS.plurals)
     if (!(await serves(AGENT_SANDBOX_EXTENSIONS.group, AGENT_SANDBOX_EXTENSIONS.version, plural)))
       missing.push(`${plural}.${AGENT_SANDBOX_EXTENSIONS.group}`);
@@ -48,9 +75,10 @@ export async function detectAgentSandbox(discovery: Discovery): Promise<AgentSan
   return {
     installed,
     missing,
+    coreVersion,
     warmPools: 'pods',
     note: installed
-      ? 'agent-sandbox is installed; Hutch warm pools still use their own pre-created pods (SandboxWarmPool/SandboxClaim are not used yet)'
+      ? 'agent-sandbox is installed; Hutch warm pools use their own pre-created pods (start the server with --kubernetes-warm-pools agent-sandbox to use SandboxWarmPool/SandboxClaim)'
       : 'agent-sandbox is not installed: warm pools are pre-created pods',
   };
 }

@@ -25,14 +25,16 @@ import type {
   SandboxNetworkInfo,
   SandboxSpec,
   TierStatus,
+  WarmPoolAwareProvider,
 } from '../../core/provider.js';
 import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sandbox.js';
 import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
 import { AgentClient } from '../agent/agent-client.js';
+import type { AgentSandboxPools } from './agent-sandbox-pools.js';
 import { kubeError, withRetry } from './kube-errors.js';
 import type { PodImages } from './pod-images.js';
 import { buildPod, CONTAINER_NAME, installationSelector, LABELS, podName } from './pod-spec.js';
-import { PodWatch } from './pod-watch.js';
+import { type PodCache, PodWatch } from './pod-watch.js';
 import { buildNetworkPolicy, policyName } from './network-policy.js';
 import { PVC_SOURCE_PREFIX } from './kube-volumes.js';
 import { quantity } from './quantity.js';
@@ -66,6 +68,16 @@ export interface KubernetesProviderOptions {
   createTimeoutMs?: number;
   /** How long a pod may stay unschedulable before the create fails with resource_exhausted. */
   unschedulableMs?: number;
+  /**
+   * Warm pools on kubernetes-sigs/agent-sandbox (`--kubernetes-warm-pools agent-sandbox`): a
+   * member is filled by a SandboxClaim from the pool's SandboxWarmPool instead of a pod of its own,
+   * and deleting it deletes the claim. Absent: members are Hutch's own pods.
+   */
+  agentSandbox?: AgentSandboxPools;
+  /** How long a claimed pod may take to show in the pod watch (default 30 s). */
+  claimVisibleMs?: number;
+  /** The pod cache (default: one watch over the namespace); unit tests pass a stand-in. */
+  podCache?: PodCache;
   log: Logger;
 }
 
@@ -85,10 +97,14 @@ const UNSUPPORTED = (what: string): HutchError => new HutchError('tier_unavailab
 
 type StartResult = { ok: true } | { ok: false; error: HutchError };
 
-export class KubernetesProvider implements Provider, ClaimAwareProvider {
+export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoolAwareProvider {
   private readonly core: CoreV1Api;
   private readonly networking: NetworkingV1Api;
-  private readonly watch: PodWatch;
+  private readonly watch: PodCache;
+  /** Warm pools on agent-sandbox (options.agentSandbox, or useAgentSandbox after discovery); null: Hutch pods. */
+  private agentSandbox: AgentSandboxPools | null;
+  /** agent-sandbox pools written by this process, with what they were written with (no rewrite per fill). */
+  private readonly warmPoolsWritten = new Map<string, string>();
   private readonly tierStatus: Record<Isolation, TierStatus>;
   private serverVersion: string | null = null;
   /** One keep-alive client per sandbox for the usage samples (every few seconds). */
@@ -97,11 +113,19 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
   constructor(private readonly options: KubernetesProviderOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.networking = options.kubeConfig.makeApiClient(NetworkingV1Api);
-    this.watch = new PodWatch(options.kubeConfig, this.core, options.namespace, installationSelector(options.installation), options.log);
+    this.watch =
+      options.podCache ??
+      new PodWatch(options.kubeConfig, this.core, options.namespace, installationSelector(options.installation), options.log);
+    this.agentSandbox = options.agentSandbox ?? null;
     this.tierStatus = {
       container: this.tier('container', true),
       gvisor: this.tier('gvisor', false, 'not checked yet'),
     };
+  }
+
+  /** Fills warm pools from agent-sandbox from now on (`--kubernetes-warm-pools agent-sandbox`, after discovery found it). */
+  useAgentSandbox(pools: AgentSandboxPools): void {
+    this.agentSandbox = pools;
   }
 
   get namespace(): string {
@@ -245,6 +269,8 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
       volumes,
       deadlineSeconds: ttl === null ? null : ttl + (this.options.ttlBackstopSeconds ?? 3600),
     });
+    if (this.agentSandbox && spec.warmPool && volumes.length === 0)
+      return this.fillFromWarmPool(this.agentSandbox, spec, spec.warmPool, body, policy);
     // The policy first: the pod never runs without it.
     await this.applyPolicy(spec.id, spec.egress, policy);
     try {
@@ -268,6 +294,60 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
       await this.destroy(spec.id).catch(() => undefined);
       throw result.error;
     }
+  }
+
+  /**
+   * A warm-pool member on agent-sandbox: the sandbox's own NetworkPolicy (egress none) first, the
+   * pool's objects written when new or changed (SandboxTemplate of `pod`, SandboxWarmPool of the
+   * pool's target), then a SandboxClaim `hutch-<id>` taken from the warm pool, bound, its pod
+   * Ready and its agent token rotated to this sandbox's own (AgentSandboxPools.claim), and the
+   * claimed pod seen in the watch by its sandbox label. Any failure deletes the claim.
+   */
+  private async fillFromWarmPool(
+    agentSandbox: AgentSandboxPools,
+    spec: SandboxSpec,
+    pool: { name: string; target: number },
+    pod: V1Pod,
+    policy: V1NetworkPolicy,
+  ): Promise<void> {
+    const tenant = spec.tenant ?? 'default';
+    const key = `${tenant}/${pool.name}`;
+    await this.applyPolicy(spec.id, spec.egress, policy);
+    try {
+      const input = { tenant, name: pool.name, pod, replicas: pool.target };
+      // What the pool's objects are written from, without what is the member's own (its id, name
+      // and token are not in the template): rewritten only when that changes (a resize, a new image).
+      const shape = JSON.stringify(input).split(this.token(spec.id)).join('').split(spec.id).join('');
+      if (this.warmPoolsWritten.get(key) !== shape) {
+        await agentSandbox.ensurePool(input);
+        this.warmPoolsWritten.set(key, shape);
+      }
+      await agentSandbox.claim({
+        id: spec.id,
+        tenant,
+        pool: { tenant, name: pool.name },
+        sandboxToken: this.token(spec.id),
+        shutdownTime: null,
+      });
+      const timeoutMs = this.options.claimVisibleMs ?? 30_000;
+      const seen = await this.watch.until(() => (this.watch.pod(spec.id)?.status?.podIP ? true : undefined), timeoutMs);
+      if (!seen)
+        throw new HutchError(
+          'internal',
+          `the pod claimed by SandboxClaim hutch-${spec.id} did not show with its sandbox label within ${timeoutMs / 1000} s`,
+        );
+    } catch (err) {
+      this.warmPoolsWritten.delete(key); // written again at the next fill, in case they went
+      await this.destroy(spec.id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Deletes what agent-sandbox keeps of a pool (warm pool, template, token Secret, fencing policy). */
+  async warmPoolRemoved(tenant: string, name: string): Promise<void> {
+    if (!this.agentSandbox) return;
+    this.warmPoolsWritten.delete(`${tenant}/${name}`);
+    await this.agentSandbox.removePool(tenant, name);
   }
 
   private async readPod(id: string): Promise<V1Pod | null> {
@@ -305,7 +385,8 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
    * counts activeDeadlineSeconds from the pod's start, and lets it be set on a running pod).
    */
   async claimed(id: string, owner: { tenant: string; timeoutSeconds: number | null }): Promise<void> {
-    const started = this.watch.pod(id)?.status?.startTime;
+    const pod = this.watch.pod(id);
+    const started = pod?.status?.startTime;
     const age = started ? Math.ceil((Date.now() - new Date(started).getTime()) / 1000) : 0;
     const body = {
       metadata: { labels: { [LABELS.tenant]: owner.tenant } },
@@ -315,7 +396,8 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
     };
     await withRetry('label claimed pod', () =>
       this.core.patchNamespacedPod(
-        { name: podName(id), namespace: this.options.namespace, body },
+        // A pod claimed from an agent-sandbox warm pool keeps the name the controller gave it.
+        { name: pod?.metadata?.name ?? podName(id), namespace: this.options.namespace, body },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),
     );
@@ -339,13 +421,24 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider {
     }
   }
 
+  /**
+   * On agent-sandbox, a claimed sandbox goes by deleting its SandboxClaim (the controller deletes
+   * its Sandbox and pod; deleting the pod alone would have it re-created). Nothing to delete is
+   * not an error, so this runs for every id.
+   */
+  private async releaseClaim(id: string): Promise<void> {
+    await this.agentSandbox?.release(id);
+  }
+
   async kill(id: string): Promise<void> {
+    await this.releaseClaim(id);
     await this.deletePod(id);
   }
 
   async destroy(id: string): Promise<void> {
     this.statsClients.get(id)?.close();
     this.statsClients.delete(id);
+    await this.releaseClaim(id);
     await this.deletePod(id);
     await this.deletePolicy(id);
     // Gone from the API at once; the cache follows within the watch's latency.

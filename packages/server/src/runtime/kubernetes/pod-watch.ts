@@ -2,12 +2,22 @@ import { type CoreV1Api, type Informer, type KubeConfig, makeInformer, type Obje
 import type { Logger } from '../../core/logger.js';
 import { LABELS } from './pod-spec.js';
 
+/** What the provider reads pod state from (PodWatch; a stand-in in unit tests). */
+export interface PodCache {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The pod labelled with sandbox `id`. */
+  pod(id: string): V1Pod | undefined;
+  pods(): readonly V1Pod[];
+  until<T>(test: () => T | undefined, timeoutMs: number): Promise<T | undefined>;
+}
+
 /**
  * One watch (informer) over the installation's sandbox pods in a namespace: the provider reads
  * pod state from its cache and waits on its events, never polling or watching per sandbox. A
  * broken watch is restarted (list + watch again) after a short pause.
  */
-export class PodWatch {
+export class PodWatch implements PodCache {
   private readonly informer: Informer<V1Pod> & ObjectCache<V1Pod>;
   private readonly waiters = new Set<() => void>();
   private stopped = false;

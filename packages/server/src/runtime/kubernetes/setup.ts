@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -7,7 +7,10 @@ import type { Logger } from '../../core/logger.js';
 import type { Isolation } from '../../core/sandbox.js';
 import type { MetaStore } from '../../core/stores.js';
 import type { VolumeBackend } from '../../core/provider.js';
-import { detectAgentSandbox } from './agent-sandbox.js';
+import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
+import { detectAgentSandbox, requireAgentSandbox, usingAgentSandbox, type WarmPoolMode } from './agent-sandbox.js';
+import { agentTokenRotation, KubeAgentSandboxClient } from './agent-sandbox-client.js';
+import { AgentSandboxPools } from './agent-sandbox-pools.js';
 import { Discovery } from './discovery.js';
 import { KubeVolumeSnapshots } from './kube-volume-snapshots.js';
 import { KubeVolumes } from './kube-volumes.js';
@@ -34,6 +37,12 @@ export interface KubernetesSettings {
   volumeSnapshotClass?: string;
   /** activeDeadlineSeconds = TTL + this (default 3600): ends pods whose TTL passed while the server was down. */
   ttlBackstopSeconds?: number;
+  /**
+   * What warm pools are made of (default "pods": Hutch's own pre-created pods); "agent-sandbox":
+   * kubernetes-sigs/agent-sandbox's SandboxWarmPool/SandboxClaim (the server refuses to start
+   * when discovery does not find its CRDs).
+   */
+  warmPools?: WarmPoolMode;
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -101,9 +110,31 @@ export async function setupKubernetes(options: {
     log,
   });
   await provider.connect();
-  // agent-sandbox (kubernetes-sigs): detected at start and reported; warm pools stay pods.
+  // agent-sandbox (kubernetes-sigs): detected at start and reported; warm pools use it only when
+  // asked to (--kubernetes-warm-pools agent-sandbox), and then it must be there.
   const discovery = new Discovery(config);
-  const agentSandbox = await detectAgentSandbox(discovery);
+  let agentSandbox = await detectAgentSandbox(discovery);
+  if (settings.warmPools === 'agent-sandbox') {
+    let coreVersion: string;
+    try {
+      coreVersion = requireAgentSandbox(agentSandbox);
+    } catch (err) {
+      await provider.close();
+      throw err;
+    }
+    const key = tokenKey;
+    provider.useAgentSandbox(
+      new AgentSandboxPools({
+        client: new KubeAgentSandboxClient(config, namespace, coreVersion),
+        rotation: agentTokenRotation,
+        namespace,
+        installation: options.installation,
+        agentPort: AGENT_TCP_PORT,
+        poolToken: (objectName) => createHmac('sha256', key).update(`agent-pool:${objectName}`).digest('base64url'),
+      }),
+    );
+    agentSandbox = usingAgentSandbox(agentSandbox);
+  }
   log.info({ agentSandbox }, 'agent-sandbox detection');
   // Admission: the cluster's allocatable resources (the scheduler has the last word: a pod that
   // fits no node fails its create with resource_exhausted). cpu is requested at `cpuRequestRatio`
