@@ -320,6 +320,8 @@ test('the opt-in needs the CRDs: refused with what is missing; accepted with the
   assert.throws(() => requireAgentSandbox(partial), /sandboxtemplates\.extensions.*sandboxclaims.*sandboxwarmpools/);
   const installed = await detectAgentSandbox(discovery(['sandboxes.agents.x-k8s.io/v1beta1', ...extensions]));
   assert.equal(installed.warmPools, 'pods', 'detected is not enabled: the default stays pods');
+  // tests-k8s/agent-sandbox.test.ts reads this note on a cluster with stand-in CRDs.
+  assert.match(installed.note, /SandboxWarmPool\/SandboxClaim are not used yet/);
   assert.equal(requireAgentSandbox(installed), 'v1beta1');
   assert.equal(usingAgentSandbox(installed).warmPools, 'agent-sandbox');
 });

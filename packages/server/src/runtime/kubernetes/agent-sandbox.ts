@@ -78,7 +78,7 @@ export async function detectAgentSandbox(discovery: Discovery): Promise<AgentSan
     coreVersion,
     warmPools: 'pods',
     note: installed
-      ? 'agent-sandbox is installed; Hutch warm pools use their own pre-created pods (start the server with --kubernetes-warm-pools agent-sandbox to use SandboxWarmPool/SandboxClaim)'
+      ? 'agent-sandbox is installed; Hutch warm pools use their own pre-created pods (SandboxWarmPool/SandboxClaim are not used yet: hutch server --kubernetes-warm-pools agent-sandbox turns them on)'
       : 'agent-sandbox is not installed: warm pools are pre-created pods',
   };
 }
