@@ -241,12 +241,18 @@ export class ProcessService {
       }
     } catch (err) {
       // The agent went away mid-command: if the whole sandbox was OOM-killed (gVisor's sentry is
-      // one host process), answer like a killed process and let the sandbox say it is gone. The
-      // kill can come before the start event reached us (a command that allocates at once): then
-      // only an OOM kill of the sandbox is answered that way.
+      // one host process), answer like a killed process and let the sandbox say it is gone.
       if (err instanceof HutchError && err.kind !== 'unavailable' && err.kind !== 'internal') throw err;
-      const health = await this.sandboxes.checkAlive(id, await oomBeforeRead);
-      if (health.alive || (pid === 0 && !health.oomKilled)) throw err;
+      const oomBefore = await oomBeforeRead;
+      if (pid === 0) {
+        // No start event yet: the kill may have come first (a command that allocates at once), or
+        // the agent never answered (frozen, gone). Only a new OOM kill is worth the liveness check
+        // (which waits for an unresponsive agent); anything else is the error it is, at once.
+        const oomNow = await this.sandboxes.oomKills(id);
+        if (oomBefore === null || oomNow === null || oomNow <= oomBefore) throw err;
+      }
+      const health = await this.sandboxes.checkAlive(id, oomBefore);
+      if (health.alive) throw err;
       return result(-1, 'SIGKILL', false, health.oomKilled);
     } finally {
       output?.end();
