@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -102,3 +104,78 @@ export function k8sServerForFile(
   });
   return namespace;
 }
+
+/**
+ * Applies deploy/kubernetes/rbac.yaml for `namespace` (which must exist) and writes a kubeconfig
+ * holding only its ServiceAccount's token (as a server in a pod would have) to `dir`; returns its
+ * path. removeRbac deletes the cluster-scoped part afterwards (the rest goes with the namespace).
+ */
+async function rbacKubeconfig(namespace: string, dir: string): Promise<string> {
+  const manifest = readFileSync(join(REPO, 'deploy/kubernetes/rbac.yaml'), 'utf8').replaceAll('NAMESPACE', namespace);
+  kubectl(['apply', '-f', '-'], manifest);
+  // Kubernetes 1.20 makes a token Secret for every ServiceAccount.
+  const secretName = await waitFor(
+    async () => (await core().readNamespacedServiceAccount({ name: 'hutch-server', namespace })).secrets?.[0]?.name,
+    30_000,
+    250,
+  );
+  assert.ok(secretName, 'the ServiceAccount has its token');
+  const secret = await core().readNamespacedSecret({ name: secretName, namespace });
+  const admin = new KubeConfig();
+  admin.loadFromFile(kubeconfigPath());
+  const limited = new KubeConfig();
+  limited.loadFromOptions({
+    clusters: [{ name: 'k8s', server: admin.getCurrentCluster()!.server, caData: secret.data!['ca.crt']! }],
+    users: [{ name: 'hutch-server', token: Buffer.from(secret.data!.token!, 'base64').toString() }],
+    contexts: [{ name: 'hutch', cluster: 'k8s', user: 'hutch-server', namespace }],
+    currentContext: 'hutch',
+  });
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(file, limited.exportConfig(), { mode: 0o600 });
+  return file;
+}
+
+function removeRbac(namespace: string): void {
+  kubectl(['delete', 'clusterrole,clusterrolebinding', `hutch-server-${namespace}`, '--ignore-not-found']);
+}
+
+/**
+ * Like k8sServerForFile, for a server holding only deploy/kubernetes/rbac.yaml's permissions (a
+ * ServiceAccount token): `started` gets the server and that kubeconfig. Afterwards the server is
+ * stopped, no pod may be left, and the namespace and the RBAC objects are removed.
+ */
+export function rbacServerForFile(
+  prefix: string,
+  started: (server: TestServer, kubeconfig: string) => void,
+  settings: KubernetesTestSettings = {},
+): string {
+  const namespace = uniqueNamespace(prefix);
+  const tmp = mkdtempSync(`/var/tmp/${prefix}-`);
+  let server: TestServer | undefined;
+  before(async () => {
+    await core().createNamespace({ body: { metadata: { name: namespace } } });
+    const kubeconfig = await rbacKubeconfig(namespace, tmp);
+    server = await startServer({ provider: 'kubernetes', kubernetes: { kubeconfig, namespace, imageImport: [IMPORT_IMAGE], ...settings } });
+    started(server, kubeconfig);
+  });
+  after(async () => {
+    await server?.stop();
+    const left = await pods(namespace).catch(() => []);
+    await removeNamespace(namespace);
+    removeRbac(namespace);
+    rmSync(tmp, { recursive: true, force: true });
+    assert.deepEqual(
+      left.map((p) => p.metadata?.name),
+      [],
+      'no sandbox pod is left after the server deleted its sandboxes',
+    );
+  });
+  return namespace;
+}
+
+const kubectl = (args: string[], input?: string): string =>
+  execFileSync(`${K8S_LOCAL}/kubectl`, args, {
+    encoding: 'utf8',
+    ...(input ? { input } : {}),
+    env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+  });

@@ -69,6 +69,7 @@ export interface ExtraServerOptions {
     volumeStorageClass?: string;
     volumeSnapshotClass?: string;
     ttlBackstopSeconds?: number;
+    agentAccess?: 'pod-ip' | 'api-server' | 'auto';
     imageRepository?: string;
   };
   gitAllowFileUrls?: boolean;

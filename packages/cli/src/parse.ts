@@ -147,6 +147,11 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
       "kubernetes: what warm pools are made of: pods (Hutch's own pre-created pods, the default) or agent-sandbox (kubernetes-sigs/agent-sandbox's SandboxWarmPool/SandboxClaim; refuses to start where it is not installed)",
       parseWarmPoolMode,
     )
+    .option(
+      '--kubernetes-agent-access <mode>',
+      "kubernetes: how the server reaches sandbox agents: pod-ip (TCP to the pod IP), api-server (through the API server's port-forward, for a server outside the pod network) or auto (pod IP when the first pod answers there, else the API server; the default)",
+      parseAgentAccess,
+    )
     .option('--volume-storage-class <name>', "kubernetes: StorageClass of volume claims (default: the cluster's default)")
     .option(
       '--volume-snapshot-class <name>',
@@ -262,6 +267,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
         volumeSnapshotClass?: string;
         ttlBackstop?: number;
         kubernetesWarmPools?: 'pods' | 'agent-sandbox';
+        kubernetesAgentAccess?: 'pod-ip' | 'api-server' | 'auto';
         gitAllowFileUrls?: boolean;
         envIdleTtl?: string;
         envDeleteTtl?: string;
@@ -320,6 +326,7 @@ function buildProgram(set: (inv: Invocation) => void, env: Record<string, string
                   ...(o.volumeSnapshotClass ? { volumeSnapshotClass: o.volumeSnapshotClass } : {}),
                   ...(o.ttlBackstop !== undefined ? { ttlBackstopSeconds: o.ttlBackstop } : {}),
                   ...(o.kubernetesWarmPools ? { warmPools: o.kubernetesWarmPools } : {}),
+                  ...(o.kubernetesAgentAccess ? { agentAccess: o.kubernetesAgentAccess } : {}),
                 },
               }
             : {}),
@@ -1623,6 +1630,11 @@ function commandSpec(words: string[], o: ExecFlags, env?: Record<string, string>
   if (o.stdin !== undefined) spec.stdin = o.stdin;
   if (o.keepAlive) spec.keepAlive = true;
   return spec;
+}
+
+function parseAgentAccess(value: string): 'pod-ip' | 'api-server' | 'auto' {
+  if (value === 'pod-ip' || value === 'api-server' || value === 'auto') return value;
+  throw new ArgumentError(`--kubernetes-agent-access: expected pod-ip, api-server or auto, got "${value}"`);
 }
 
 function parseContainerRuntime(value: string): 'auto' | 'runc' | 'crun' {

@@ -151,7 +151,8 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 /** The agent binary (`cd agent && go build …`); tests using it are skipped without it. */
 export const AGENT = fileURLToPath(new URL('../../../agent/bin/hutch-agent', import.meta.url));
 
-async function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 free at the time of asking. */
+export async function freePort(): Promise<number> {
   const server = createTcpServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;

@@ -224,6 +224,8 @@ test('server --provider kubernetes: cluster settings; local is the default and a
     'fast',
     '--cpu-request-ratio',
     '0.5',
+    '--kubernetes-agent-access',
+    'api-server',
   ]) as Extract<Invocation, { kind: 'server' }>;
   assert.equal(k8s.provider, 'kubernetes');
   assert.deepEqual(k8s.kubernetes, {
@@ -234,6 +236,7 @@ test('server --provider kubernetes: cluster settings; local is the default and a
     imageImport: ['/usr/local/bin/import', '--node', 'a'],
     volumeStorageClass: 'fast',
     cpuRequestRatio: 0.5,
+    agentAccess: 'api-server',
   });
   const local = inv(['server', '--provider', 'local']) as Extract<Invocation, { kind: 'server' }>;
   assert.equal(local.provider, undefined);
@@ -245,6 +248,10 @@ test('server --provider kubernetes: cluster settings; local is the default and a
   >;
   assert.deepEqual(sigs.kubernetes, { warmPools: 'agent-sandbox' });
   usage(['server', '--kubernetes-warm-pools', 'sigs'], /--kubernetes-warm-pools: "sigs" is not one of pods, agent-sandbox/);
+  usage(
+    ['server', '--provider', 'kubernetes', '--kubernetes-agent-access', 'ssh'],
+    /--kubernetes-agent-access: expected pod-ip, api-server or auto, got "ssh"/,
+  );
   usage(['template', 'export', 'base'], /--oci/);
 });
 

@@ -76,8 +76,28 @@ export class AgentClient {
     return 'token' in this.endpoint && this.endpoint.token ? { 'x-access-token': this.endpoint.token } : {};
   }
 
-  private target(): { socketPath: string } | { host: string; port: number } {
-    return 'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+  /**
+   * Where node:http connects, and through which agent. A stream endpoint gets a new stream per
+   * request (no pool: the http.Agent would create plain sockets) and asks the agent to close it
+   * after the response (`connection: close`), so no stream outlives its request.
+   */
+  private target(pooled: boolean): http.RequestOptions {
+    const endpoint = this.endpoint;
+    if ('open' in endpoint) {
+      return {
+        agent: undefined,
+        // Asynchronous: node:http waits for `done` when nothing is returned.
+        createConnection: (_options, done) => {
+          endpoint.open().then(
+            (stream) => done(null, stream),
+            (err: Error) => done(err, null as unknown as Duplex),
+          );
+          return undefined;
+        },
+      };
+    }
+    const agent = pooled ? this.httpAgent : false;
+    return 'socketPath' in endpoint ? { socketPath: endpoint.socketPath, agent } : { host: endpoint.host, port: endpoint.port, agent };
   }
 
   /** Opens a raw HTTP request to the agent; the caller writes the body and reads the response. */
@@ -90,7 +110,8 @@ export class AgentClient {
     const allHeaders: Record<string, string> = { ...headers, ...this.tokenHeader() };
     if (options.user !== undefined) allHeaders.authorization = `Basic ${Buffer.from(`${options.user}:`).toString('base64')}`;
     if (options.connectTimeoutMs !== undefined) allHeaders['connect-timeout-ms'] = String(options.connectTimeoutMs);
-    const req = http.request({ ...this.target(), method, path, headers: allHeaders, agent: this.httpAgent, signal: options.signal });
+    if ('open' in this.endpoint) allHeaders.connection = 'close';
+    const req = http.request({ ...this.target(true), method, path, headers: allHeaders, signal: options.signal });
     const response = new Promise<http.IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
       req.once('error', (err) => reject(err.name === 'AbortError' ? err : this.unreachable(err)));
@@ -106,11 +127,10 @@ export class AgentClient {
   openTunnel(port: number, timeoutMs = 10_000): Promise<Duplex> {
     return new Promise((resolve, reject) => {
       const req = http.request({
-        ...this.target(),
+        ...this.target(false),
         method: 'GET',
         path: `/tunnel?port=${port}`,
         headers: { connection: 'Upgrade', upgrade: 'hutch-tcp', ...this.tokenHeader() },
-        agent: false,
         timeout: timeoutMs,
       });
       req.once('upgrade', (res, socket, head) => {

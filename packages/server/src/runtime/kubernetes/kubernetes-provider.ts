@@ -31,6 +31,7 @@ import { type Isolation, ISOLATION_TIERS, type PauseMode } from '../../core/sand
 import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
 import { AgentClient } from '../agent/agent-client.js';
 import type { AgentSandboxPools } from './agent-sandbox-pools.js';
+import { AgentAccess, type AgentAccessMode } from './agent-access.js';
 import { kubeError, withRetry } from './kube-errors.js';
 import type { PodImages } from './pod-images.js';
 import { buildPod, CONTAINER_NAME, installationSelector, LABELS, podName } from './pod-spec.js';
@@ -42,7 +43,8 @@ import { quantity } from './quantity.js';
 /**
  * The Kubernetes provider: a sandbox is a Pod in one namespace (pod-spec.ts), its image the
  * template's layers plus the agent (pod-images.ts), its tier a RuntimeClass. The agent is reached
- * by pod IP over TCP with a per-sandbox token (an HMAC of the sandbox id under the server's key,
+ * by pod IP over TCP, or through the API server's port-forward where pod IPs are not routable
+ * (agent-access.ts), with a per-sandbox token (an HMAC of the sandbox id under the server's key,
  * so a restarted server knows every token without storing them). Its egress policy is a
  * NetworkPolicy of its own (network-policy.ts), made before the pod. Pod state comes from one watch
  * per namespace (pod-watch.ts). What has no mapping on Kubernetes yet (stop/start, pause,
@@ -60,6 +62,8 @@ export interface KubernetesProviderOptions {
   images: PodImages;
   /** Key of the per-sandbox agent tokens. */
   tokenKey: string;
+  /** How agents are reached (agent-access.ts; default auto). */
+  agentAccess?: AgentAccessMode;
   /** cpu request as a fraction of the sandbox's cpu limit (default 0.1, like the local overcommit). */
   cpuRequestRatio?: number;
   /** activeDeadlineSeconds = TTL + this (the backstop if the server is down when the TTL passes). */
@@ -109,6 +113,7 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
   private serverVersion: string | null = null;
   /** One keep-alive client per sandbox for the usage samples (every few seconds). */
   private readonly statsClients = new Map<string, AgentClient>();
+  private readonly access: AgentAccess;
 
   constructor(private readonly options: KubernetesProviderOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
@@ -117,6 +122,12 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
       options.podCache ??
       new PodWatch(options.kubeConfig, this.core, options.namespace, installationSelector(options.installation), options.log);
     this.agentSandbox = options.agentSandbox ?? null;
+    this.access = new AgentAccess({
+      mode: options.agentAccess ?? 'auto',
+      kubeConfig: options.kubeConfig,
+      namespace: options.namespace,
+      log: options.log,
+    });
     this.tierStatus = {
       container: this.tier('container', true),
       gvisor: this.tier('gvisor', false, 'not checked yet'),
@@ -130,6 +141,11 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
 
   get namespace(): string {
     return this.options.namespace;
+  }
+
+  /** The agent-access mode and the path in use, for /v1/info. */
+  agentAccess(): ReturnType<AgentAccess['posture']> {
+    return this.access.posture();
   }
 
   private tier(isolation: Isolation, available: boolean, reason?: string): TierStatus {
@@ -205,6 +221,9 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
       }
     }
     await this.watch.start();
+    // auto: a running pod (after a restart) decides now; otherwise the first create does.
+    const running = this.watch.pods().find((p) => p.status?.phase === 'Running' && p.status.podIP);
+    if (running?.status?.podIP) await this.access.decide(running.status.podIP, AGENT_TCP_PORT);
   }
 
   /** Stops the pod watch (server shutdown; the pods keep running). */
@@ -269,8 +288,10 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
       volumes,
       deadlineSeconds: ttl === null ? null : ttl + (this.options.ttlBackstopSeconds ?? 3600),
     });
-    if (this.agentSandbox && spec.warmPool && volumes.length === 0)
-      return this.fillFromWarmPool(this.agentSandbox, spec, spec.warmPool, body, policy);
+    if (this.agentSandbox && spec.warmPool && volumes.length === 0) {
+      await this.fillFromWarmPool(this.agentSandbox, spec, spec.warmPool, body, policy);
+      return this.decideAccess(spec.id);
+    }
     // The policy first: the pod never runs without it.
     await this.applyPolicy(spec.id, spec.egress, policy);
     try {
@@ -294,6 +315,13 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
       await this.destroy(spec.id).catch(() => undefined);
       throw result.error;
     }
+    await this.decideAccess(spec.id);
+  }
+
+  /** auto: the first running pod decides how agents are reached (bounded; once per server). */
+  private async decideAccess(id: string): Promise<void> {
+    const ip = this.watch.pod(id)?.status?.podIP;
+    if (ip) await this.access.decide(ip, AGENT_TCP_PORT);
   }
 
   /**
@@ -406,7 +434,7 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
   agentEndpoint(id: string): AgentEndpoint {
     const ip = this.watch.pod(id)?.status?.podIP;
     if (!ip) throw new HutchError('unavailable', `sandbox ${id} has no pod IP (its pod is not running)`);
-    return { host: ip, port: AGENT_TCP_PORT, token: this.token(id) };
+    return this.access.endpoint(podName(id), ip, AGENT_TCP_PORT, this.token(id));
   }
 
   /** Deletes the pod at once (grace 0: the kubelet kills its containers); idempotent. */

@@ -8,6 +8,7 @@ import type { Isolation } from '../../core/sandbox.js';
 import type { MetaStore } from '../../core/stores.js';
 import type { VolumeBackend } from '../../core/provider.js';
 import { AGENT_TCP_PORT } from '../../templates/oci-image.js';
+import { AGENT_ACCESS_MODES, type AgentAccessMode } from './agent-access.js';
 import { detectAgentSandbox, requireAgentSandbox, usingAgentSandbox, type WarmPoolMode } from './agent-sandbox.js';
 import { agentTokenRotation, KubeAgentSandboxClient } from './agent-sandbox-client.js';
 import { AgentSandboxPools } from './agent-sandbox-pools.js';
@@ -43,6 +44,8 @@ export interface KubernetesSettings {
    * when discovery does not find its CRDs).
    */
   warmPools?: WarmPoolMode;
+  /** How agents are reached: pod-ip, api-server (port-forward) or auto (default; agent-access.ts). */
+  agentAccess?: AgentAccessMode;
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -81,6 +84,10 @@ export async function setupKubernetes(options: {
   posture: Record<string, unknown>;
 }> {
   const { settings, log } = options;
+  if (settings.agentAccess !== undefined && !AGENT_ACCESS_MODES.includes(settings.agentAccess))
+    throw new Error(
+      `kubernetes.agentAccess: expected one of ${AGENT_ACCESS_MODES.join(', ')}, got ${JSON.stringify(settings.agentAccess)}`,
+    );
   const { config, inCluster } = loadKubeConfig(settings.kubeconfig);
   const ownNamespace = inCluster ? readFileSync(join(SERVICE_ACCOUNT_DIR, 'namespace'), 'utf8').trim() : null;
   const namespace = settings.namespace ?? ownNamespace ?? 'hutch';
@@ -107,6 +114,7 @@ export async function setupKubernetes(options: {
     tokenKey,
     cpuRequestRatio,
     ...(settings.ttlBackstopSeconds !== undefined ? { ttlBackstopSeconds: settings.ttlBackstopSeconds } : {}),
+    ...(settings.agentAccess ? { agentAccess: settings.agentAccess } : {}),
     log,
   });
   await provider.connect();
@@ -160,6 +168,10 @@ export async function setupKubernetes(options: {
       volumeSnapshotClass: settings.volumeSnapshotClass ?? null,
       agentSandbox,
       ttlBackstopSeconds: settings.ttlBackstopSeconds ?? 3600,
+      // A getter: under auto, `using` is known after the first pod (read at each /v1/info).
+      get agentAccess() {
+        return provider.agentAccess();
+      },
     },
   };
   const snapshots = new KubeVolumeSnapshots(config, discovery, namespace, options.installation, settings.volumeSnapshotClass ?? null);
