@@ -12,7 +12,7 @@ k8s_local=${HUTCH_K8S_LOCAL:-$(realpath "$(dirname "$0")/../../shared/k8s-local"
 sock=${HUTCH_K8S_DIR:-/var/lib/hutch-k8s}/run/containerd.sock
 registered() {
   local list
-  list=$(ctr --address "$sock" --namespace k8s.io images ls -q 2> /dev/null) || return 1
+  list=$(timeout 30 ctr --address "$sock" --namespace k8s.io images ls -q 2> /dev/null) || return 1
   grep -qxF "$1" <<< "$list"
 }
 err=
