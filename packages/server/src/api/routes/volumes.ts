@@ -111,7 +111,9 @@ export function volumeRoutes(services: Services): FastifyPluginAsyncZod {
       async (req, reply) =>
         reply
           .status(201)
-          .send(snapshotJson(await services.volumeSnapshots.create(namespaceOf(callerOf(req), req.query.tenant), req.params.name, req.body))),
+          .send(
+            snapshotJson(await services.volumeSnapshots.create(namespaceOf(callerOf(req), req.query.tenant), req.params.name, req.body)),
+          ),
     );
     app.get(
       '/v1/volumes/:name/snapshots',
@@ -140,7 +142,9 @@ export function volumeRoutes(services: Services): FastifyPluginAsyncZod {
         },
       },
       async (req) =>
-        snapshotJson(await services.volumeSnapshots.get(namespaceOf(callerOf(req), req.query.tenant), req.params.name, req.params.snapshot)),
+        snapshotJson(
+          await services.volumeSnapshots.get(namespaceOf(callerOf(req), req.query.tenant), req.params.name, req.params.snapshot),
+        ),
     );
     app.delete(
       '/v1/volumes/:name/snapshots/:snapshot',
