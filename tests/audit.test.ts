@@ -70,7 +70,7 @@ let SA: Sb; // ta's sandbox
 const SMALL = { template: 'minimal', isolation: 'container', cpu: 1, memoryMiB: 48, pids: 64, diskMiB: 128, timeoutSeconds: 600 };
 
 const client = tenantClient(() => server, SMALL);
-const { bearer, as, exec } = client;
+const { bearer, as, exec, openWs } = client;
 const newKey = (body: Record<string, unknown>, by?: Key): Promise<Key> => client.newKey<Key>(body, by);
 const make = (k: Key): Promise<Sb> => client.make<Sb>(k);
 
@@ -89,20 +89,6 @@ async function entries(k: Key | null, query: Record<string, string | number> = {
 
 async function logs(k: Key, id: string, query = ''): Promise<{ status: number; body: Logs & ApiError }> {
   return as<Logs>(k, 'GET', `/v1/sandboxes/${id}/logs${query}`);
-}
-
-/** Opens a WebSocket; resolves with it once open, or with the HTTP status that refused the upgrade. */
-function openWs(path: string, k: Key): Promise<{ ws: WebSocket | null; status: number }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${server.url.replace('http:', 'ws:')}${path}`, { headers: bearer(k) });
-    ws.once('open', () => resolve({ ws, status: 101 }));
-    ws.once('unexpected-response', (_req, res) => {
-      resolve({ ws: null, status: res.statusCode ?? 0 });
-      res.resume();
-      ws.terminate();
-    });
-    ws.once('error', (err) => reject(err));
-  });
 }
 
 /** An NDJSON stream read line by line. */

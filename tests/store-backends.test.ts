@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { openStore, type OpenedStore } from '../packages/server/src/store/database.js';
 import { parseStoreUrl, redactStoreUrl } from '../packages/server/src/store/store-url.js';
+import { storeError } from '../packages/server/src/store/postgres.js';
 import { SqliteSandboxStore } from '../packages/server/src/store/sandbox-repo.js';
 import { SqliteApiKeyStore, SqliteMetaStore } from '../packages/server/src/store/key-repo.js';
 import { SqliteTenantStore } from '../packages/server/src/store/tenant-repo.js';
@@ -107,6 +108,10 @@ test('store URLs: sqlite paths and URLs, postgres URLs; passwords never shown', 
     'postgres://hutch:***@db:5432/hutch?sslmode=require',
   );
   assert.equal(redactStoreUrl('postgres://db/hutch?user=h&password=x1'), 'postgres://db/hutch?user=h&password=***');
+  // A driver message quoting the password (with '@' and '/' in it) shows it nowhere.
+  const err = storeError('postgres://hutch:p@ss/w:rd@db:5432/hutch', 'cannot open the store', new Error('auth failed for "p@ss/w:rd"'));
+  assert.doesNotMatch(err.message, /p@ss|ss\/w|w:rd/);
+  assert.match(err.message, /auth failed for "\*\*\*"/);
 });
 
 test('PostgreSQL: a wrong password is a clear error that does not show it', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
 import type { TestServer } from './harness.js';
 import type { ApiError } from './hostile-lib.js';
 
@@ -34,6 +35,8 @@ export interface TenantClient {
     cmd: string,
     timeoutMs?: number,
   ): Promise<{ pid: number; exitCode: number; stdout: string; stderr: string }>;
+  /** Opens a WebSocket as `k`; resolves with it once open, or with the HTTP status that refused the upgrade. */
+  openWs(path: string, k: TenantKey): Promise<{ ws: WebSocket | null; status: number }>;
 }
 
 /** `server` is read at each call: tests assign it in `before`. */
@@ -61,6 +64,18 @@ export function tenantClient(server: () => TestServer, sandboxDefaults: Record<s
       });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       return res.body;
+    },
+    openWs(path: string, k: TenantKey): Promise<{ ws: WebSocket | null; status: number }> {
+      return new Promise((resolve, reject) => {
+        const ws = new WebSocket(`${server().url.replace('http:', 'ws:')}${path}`, { headers: bearer(k) });
+        ws.once('open', () => resolve({ ws, status: 101 }));
+        ws.once('unexpected-response', (_req, res) => {
+          resolve({ ws: null, status: res.statusCode ?? 0 });
+          res.resume();
+          ws.terminate();
+        });
+        ws.once('error', (err) => reject(err));
+      });
     },
   };
 }

@@ -6,7 +6,6 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Sandbox as E2bSandbox } from 'e2b';
 import { Kysely, Migrator, SqliteDialect, type Migration } from 'kysely';
-import WebSocket from 'ws';
 import { migrations } from '../packages/server/src/store/migrations.js';
 import { startServer, type TestServer } from './harness.js';
 import { tenantClient } from './tenant-client.js';
@@ -48,7 +47,7 @@ const MARKER = 'tenant-a-only\n';
 const SMALL = { template: 'minimal', isolation: 'container', cpu: 0.25, memoryMiB: 48, pids: 64, diskMiB: 128, timeoutSeconds: 600 };
 
 const client = tenantClient(() => server, SMALL);
-const { bearer, as, exec } = client;
+const { bearer, as, exec, openWs } = client;
 const newKey = (body: Record<string, unknown>, by?: Key): Promise<Key> => client.newKey<Key>(body, by);
 const make = (k: Key, body?: Record<string, unknown>): Promise<Sb> => client.make<Sb>(k, body);
 
@@ -61,20 +60,6 @@ async function e2b(k: Key, method: string, path: string, body?: unknown): Promis
   });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
-
-/** Opens a WebSocket; resolves with it once open, or with the HTTP status that refused the upgrade. */
-function openWs(path: string, k: Key): Promise<{ ws: WebSocket | null; status: number }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${server.url.replace('http:', 'ws:')}${path}`, { headers: bearer(k) });
-    ws.once('open', () => resolve({ ws, status: 101 }));
-    ws.once('unexpected-response', (_req, res) => {
-      resolve({ ws: null, status: res.statusCode ?? 0 });
-      res.resume();
-      ws.terminate();
-    });
-    ws.once('error', (err) => reject(err));
-  });
 }
 
 before(async () => {

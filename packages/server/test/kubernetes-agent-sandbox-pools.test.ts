@@ -215,29 +215,26 @@ test('status readers: bound sandbox (name / Name), pod name (annotation, else th
   assert.equal(podReady(deleting), false, 'a pod being deleted is not handed out');
 });
 
-test(
-  'rotation against a real hutch-agent over TCP: the pool token stops working, the sandbox token works',
-  { skip: !existsSync(AGENT) && 'agent/bin/hutch-agent is not built' },
-  async () => {
-    const pool = 'pool-token-0123456789abcdefghijklmnopqrstuv';
-    const fresh = 'sandbox-token-0123456789abcdefghijklmnopqrst';
-    const agent = await startAgent(pool);
-    const port = agent.port;
-    const asPool = new AgentClient({ host: '127.0.0.1', port, token: pool });
-    const asSandbox = new AgentClient({ host: '127.0.0.1', port, token: fresh });
-    try {
-      const stat = (client: AgentClient) => client.unary<{ entry?: { name?: string } }>('filesystem.Filesystem/Stat', { path: '/' });
-      await stat(asPool); // the pool token opens the agent before the claim
-      await assert.rejects(stat(asSandbox), 'the sandbox token does not open it yet');
-      await agentTokenRotation.rotate({ host: '127.0.0.1', port }, pool, fresh);
-      await assert.rejects(stat(asPool), /invalid access token/);
-      await assert.rejects(asPool.rotateToken('attempt-to-take-back-0123456789abcdefgh'), /refused the token rotation \(401\)/);
-      const entry = await stat(asSandbox);
-      assert.ok(entry.entry, 'the sandbox token opens it after the rotation');
-    } finally {
-      asPool.close();
-      asSandbox.close();
-      await agent.stop();
-    }
-  },
-);
+test('rotation against a real hutch-agent over TCP: the pool token stops working, the sandbox token works', async () => {
+  assert.ok(existsSync(AGENT), 'agent/bin/hutch-agent is not built: run `bash scripts/setup.sh` (or go build in agent/)');
+  const pool = 'pool-token-0123456789abcdefghijklmnopqrstuv';
+  const fresh = 'sandbox-token-0123456789abcdefghijklmnopqrst';
+  const agent = await startAgent(pool);
+  const port = agent.port;
+  const asPool = new AgentClient({ host: '127.0.0.1', port, token: pool });
+  const asSandbox = new AgentClient({ host: '127.0.0.1', port, token: fresh });
+  try {
+    const stat = (client: AgentClient) => client.unary<{ entry?: { name?: string } }>('filesystem.Filesystem/Stat', { path: '/' });
+    await stat(asPool); // the pool token opens the agent before the claim
+    await assert.rejects(stat(asSandbox), 'the sandbox token does not open it yet');
+    await agentTokenRotation.rotate({ host: '127.0.0.1', port }, pool, fresh);
+    await assert.rejects(stat(asPool), /invalid access token/);
+    await assert.rejects(asPool.rotateToken('attempt-to-take-back-0123456789abcdefgh'), /refused the token rotation \(401\)/);
+    const entry = await stat(asSandbox);
+    assert.ok(entry.entry, 'the sandbox token opens it after the rotation');
+  } finally {
+    asPool.close();
+    asSandbox.close();
+    await agent.stop();
+  }
+});

@@ -178,69 +178,66 @@ function tcp(endpoint: AgentEndpoint): { host: string; port: number; token: stri
   return { host: endpoint.host, port: endpoint.port, token: endpoint.token };
 }
 
-test(
-  'wired: fill claims from the warm pool and rotates a real agent to the sandbox token; claim labels the adopted pod; delete and the restart sweep delete the claim',
-  { skip: !existsSync(AGENT) && 'agent/bin/hutch-agent is not built' },
-  async () => {
-    const agent = await startAgent(POOL_TOKEN);
-    const port = agent.port;
-    const { api, cluster, provider } = await harness({ podIP: '127.0.0.1', agentPort: port, rotation: agentTokenRotation });
-    const asPool = new AgentClient({ host: '127.0.0.1', port, token: POOL_TOKEN });
+test('wired: fill claims from the warm pool and rotates a real agent to the sandbox token; claim labels the adopted pod; delete and the restart sweep delete the claim', async () => {
+  assert.ok(existsSync(AGENT), 'agent/bin/hutch-agent is not built: run `bash scripts/setup.sh` (or go build in agent/)');
+  const agent = await startAgent(POOL_TOKEN);
+  const port = agent.port;
+  const { api, cluster, provider } = await harness({ podIP: '127.0.0.1', agentPort: port, rotation: agentTokenRotation });
+  const asPool = new AgentClient({ host: '127.0.0.1', port, token: POOL_TOKEN });
+  try {
+    const first = provider();
+    await first.create(fill('sbxw1'));
+
+    // The pool's objects, then the claim; no pod of Hutch's own.
+    assert.deepEqual(cluster.writes.slice(0, 5), [
+      `apply secret ${OBJECT}`,
+      `apply networkpolicy ${OBJECT}`,
+      `apply sandboxtemplates ${OBJECT}`,
+      `apply sandboxwarmpools ${OBJECT}`,
+      'apply sandboxclaims hutch-sbxw1',
+    ]);
+    assert.deepEqual((cluster.objects.get(`sandboxwarmpools/${OBJECT}`) as { spec: { replicas: number } }).spec.replicas, 2);
+    assert.ok(!api.calls.some((c) => c.startsWith('POST /api/v1/namespaces/ns/pods')), 'no pod created by Hutch');
+    assert.ok(
+      api.objects.has('/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/hutch-sbxw1'),
+      "the sandbox's own NetworkPolicy (egress none) exists",
+    );
+
+    // Exec-ready with the sandbox's own token: the endpoint's token opens the agent, the pool's no longer does.
+    const endpoint = tcp(first.agentEndpoint('sbxw1'));
+    assert.equal(endpoint.host, '127.0.0.1');
+    assert.notEqual(endpoint.token, POOL_TOKEN);
+    const asSandbox = new AgentClient({ host: endpoint.host, port, token: endpoint.token });
     try {
-      const first = provider();
-      await first.create(fill('sbxw1'));
-
-      // The pool's objects, then the claim; no pod of Hutch's own.
-      assert.deepEqual(cluster.writes.slice(0, 5), [
-        `apply secret ${OBJECT}`,
-        `apply networkpolicy ${OBJECT}`,
-        `apply sandboxtemplates ${OBJECT}`,
-        `apply sandboxwarmpools ${OBJECT}`,
-        'apply sandboxclaims hutch-sbxw1',
-      ]);
-      assert.deepEqual((cluster.objects.get(`sandboxwarmpools/${OBJECT}`) as { spec: { replicas: number } }).spec.replicas, 2);
-      assert.ok(!api.calls.some((c) => c.startsWith('POST /api/v1/namespaces/ns/pods')), 'no pod created by Hutch');
-      assert.ok(
-        api.objects.has('/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/hutch-sbxw1'),
-        "the sandbox's own NetworkPolicy (egress none) exists",
-      );
-
-      // Exec-ready with the sandbox's own token: the endpoint's token opens the agent, the pool's no longer does.
-      const endpoint = tcp(first.agentEndpoint('sbxw1'));
-      assert.equal(endpoint.host, '127.0.0.1');
-      assert.notEqual(endpoint.token, POOL_TOKEN);
-      const asSandbox = new AgentClient({ host: endpoint.host, port, token: endpoint.token });
-      try {
-        const stat = (client: AgentClient) => client.unary<{ entry?: { name?: string } }>('filesystem.Filesystem/Stat', { path: '/' });
-        assert.ok((await stat(asSandbox)).entry, "the sandbox's token opens its agent");
-        await assert.rejects(stat(asPool), /invalid access token/);
-      } finally {
-        asSandbox.close();
-      }
-
-      // The claim hook (a create took the member): tenant label and TTL backstop on the adopted pod, by its own name.
-      await first.claimed('sbxw1', { tenant: 'team-a', timeoutSeconds: 600 });
-      const patched = api.objects.get('/api/v1/namespaces/ns/pods/warm-1') as V1Pod;
-      assert.equal(patched.metadata?.labels?.[LABELS.tenant], 'team-a');
-      assert.ok((patched.spec?.activeDeadlineSeconds ?? 0) >= 600 + 3600);
-
-      // A restarted server finds the claimed sandbox by its label, with the same (derived) token.
-      const second = provider();
-      assert.deepEqual(await second.list(), [{ id: 'sbxw1', isolation: 'container', status: 'running' }]);
-      assert.equal(tcp(second.agentEndpoint('sbxw1')).token, endpoint.token);
-      // Its sweep (no record kept it) deletes the claim, the controller its pod; Hutch never deletes the pod itself.
-      assert.deepEqual(await second.sweep(new Set()), ['sbxw1']);
-      assert.equal(cluster.objects.has('sandboxclaims/hutch-sbxw1'), false, 'the claim is deleted');
-      assert.equal(cluster.pods.has('warm-1'), false, 'its pod went with it');
-      assert.ok(!api.calls.includes('DELETE /api/v1/namespaces/ns/pods/warm-1'), 'the adopted pod is not deleted directly');
-      assert.equal(api.objects.has('/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/hutch-sbxw1'), false);
+      const stat = (client: AgentClient) => client.unary<{ entry?: { name?: string } }>('filesystem.Filesystem/Stat', { path: '/' });
+      assert.ok((await stat(asSandbox)).entry, "the sandbox's token opens its agent");
+      await assert.rejects(stat(asPool), /invalid access token/);
     } finally {
-      asPool.close();
-      await api.close();
-      await agent.stop();
+      asSandbox.close();
     }
-  },
-);
+
+    // The claim hook (a create took the member): tenant label and TTL backstop on the adopted pod, by its own name.
+    await first.claimed('sbxw1', { tenant: 'team-a', timeoutSeconds: 600 });
+    const patched = api.objects.get('/api/v1/namespaces/ns/pods/warm-1') as V1Pod;
+    assert.equal(patched.metadata?.labels?.[LABELS.tenant], 'team-a');
+    assert.ok((patched.spec?.activeDeadlineSeconds ?? 0) >= 600 + 3600);
+
+    // A restarted server finds the claimed sandbox by its label, with the same (derived) token.
+    const second = provider();
+    assert.deepEqual(await second.list(), [{ id: 'sbxw1', isolation: 'container', status: 'running' }]);
+    assert.equal(tcp(second.agentEndpoint('sbxw1')).token, endpoint.token);
+    // Its sweep (no record kept it) deletes the claim, the controller its pod; Hutch never deletes the pod itself.
+    assert.deepEqual(await second.sweep(new Set()), ['sbxw1']);
+    assert.equal(cluster.objects.has('sandboxclaims/hutch-sbxw1'), false, 'the claim is deleted');
+    assert.equal(cluster.pods.has('warm-1'), false, 'its pod went with it');
+    assert.ok(!api.calls.includes('DELETE /api/v1/namespaces/ns/pods/warm-1'), 'the adopted pod is not deleted directly');
+    assert.equal(api.objects.has('/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/hutch-sbxw1'), false);
+  } finally {
+    asPool.close();
+    await api.close();
+    await agent.stop();
+  }
+});
 
 test('wired: pool objects written once per shape; destroy deletes the claim; a claim never bound fails the fill and leaves nothing; pool removal', async () => {
   const rotations: string[] = [];

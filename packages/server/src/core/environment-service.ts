@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { loadComposeProject } from '../environments/load.js';
 import type { DependencySpec, EnvironmentModel, HealthcheckSpec, ServiceSpec } from '../environments/model.js';
 import { planService, type ServicePlan } from '../environments/service-plan.js';
-import { extractArchive, fetchGit, insideProject } from '../environments/workspace.js';
+import { checkEnvironmentVariables, extractArchive, fetchGit, insideProject, redactUrlCredentials } from '../environments/workspace.js';
 import { environmentSlug, hasServiceHost, serviceLabel } from '../environments/preview-host.js';
 import type { SandboxCopier } from './sandbox-copy.js';
 import type { EnvironmentSeeds, SeedPlan } from './environment-seeds.js';
@@ -154,8 +154,7 @@ export class EnvironmentService {
   }
 
   async create(input: CreateEnvironmentInput, caller: Caller = SYSTEM_CALLER): Promise<EnvironmentRecord> {
-    for (const key of Object.keys(input.variables ?? {}))
-      if (key.startsWith('PREVIEW_')) throw invalidArgument(`variables.${key}: PREVIEW_* variables are set by Hutch`);
+    checkEnvironmentVariables(input.variables);
     const peers = this.sandboxes.peerGroups();
     if (!peers.available)
       throw new HutchError(
@@ -304,7 +303,9 @@ export class EnvironmentService {
       state: 'creating',
       error: null,
       source:
-        'archive' in input.source ? { kind: 'archive' } : { kind: 'git', url: redact(input.source.git.url), ref: input.source.git.ref },
+        'archive' in input.source
+          ? { kind: 'archive' }
+          : { kind: 'git', url: redactUrlCredentials(input.source.git.url), ref: input.source.git.ref },
       gitSha,
       prNumber: input.prNumber ?? null,
       profiles: input.profiles ?? [],
@@ -392,8 +393,7 @@ export class EnvironmentService {
     caller: Caller,
   ): Promise<EnvironmentRecord> {
     if (!ENVIRONMENT_ID_PATTERN.test(id)) throw invalidArgument(`id: "${id.slice(0, 40)}" is not an environment id`);
-    for (const key of Object.keys(input.variables ?? {}))
-      if (key.startsWith('PREVIEW_')) throw invalidArgument(`variables.${key}: PREVIEW_* variables are set by Hutch`);
+    checkEnvironmentVariables(input.variables);
     return this.locks.run(id, async () => {
       const old = await this.store.get(id);
       if (!old || old.state === 'deleted' || old.state === 'deleting') throw notFound(`environment ${id} not found`);
@@ -1067,9 +1067,4 @@ function repositoryName(url: string): string | null {
       .split(/[/:]/)
       .pop() ?? '';
   return last.replace(/\.git$/, '') || null;
-}
-
-/** A URL without its credentials, for records and messages. */
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

@@ -6,6 +6,7 @@ import { newProjectId, PROJECT_ID_PATTERN } from './ids.js';
 import type { Logger } from './logger.js';
 import type { PreviewService } from './preview-service.js';
 import { type Caller, requireVisible } from './tenancy.js';
+import { checkEnvironmentVariables } from '../environments/workspace.js';
 
 /**
  * Webhook deliveries from git hosts: authenticated by signature (GitHub) or token (GitLab)
@@ -220,8 +221,7 @@ export class HookService {
     for (const b of input.branches ?? [])
       if (!/^[A-Za-z0-9._/-]{1,200}$/.test(b) || b.startsWith('-') || b.includes('..'))
         throw invalidArgument(`branches: "${b.slice(0, 80)}" is not a branch name`);
-    for (const key of Object.keys(input.variables ?? {}))
-      if (key.startsWith('PREVIEW_')) throw invalidArgument(`variables.${key}: PREVIEW_* variables are set by Hutch`);
+    checkEnvironmentVariables(input.variables);
     const repository = input.repository.toLowerCase();
     if (await this.projects.find(input.provider, repository))
       throw conflict(`repository: ${input.provider} ${repository} is already a project (DELETE it first)`);

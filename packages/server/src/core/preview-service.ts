@@ -488,7 +488,7 @@ export class PreviewService {
       await this.deliveries.prune(new Date(Date.now() - this.options.deliveryRetentionMs));
       for (const p of await this.store.list(null)) {
         if (this.closed) return;
-        if (p.number === null || !this.host.configured(p.provider) || (await this.kept(p))) continue;
+        if (p.number === null || this.queue.busy(p.key) || !this.host.configured(p.provider) || (await this.kept(p))) continue;
         const state = await this.host
           .pullState({ provider: p.provider, repoId: p.repoId, repository: p.repository }, p.number)
           .catch((err: unknown) => {
@@ -497,6 +497,8 @@ export class PreviewService {
           });
         if (state === 'open') continue;
         const reason = state === 'closed' ? `janitor: #${p.number} is closed` : `janitor: #${p.number} is unknown to ${p.provider}`;
+        // Recorded first, as for a close delivery: a restart before it is done destroys it at the next start.
+        await this.store.update(p.key, { state: 'destroying', error: reason });
         this.queue.push(p.key, this.destroyTask(p.key, reason, null));
       }
     } catch (err) {

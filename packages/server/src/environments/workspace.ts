@@ -8,6 +8,17 @@ import { promisify } from 'node:util';
 import { create as tarCreate, extract as tarExtract, type ReadEntry } from 'tar';
 import { invalidArgument } from '../core/errors.js';
 
+/** A URL without its credentials (`https://user:token@host/…` → `https://***@host/…`), for records and messages. */
+export function redactUrlCredentials(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** Interpolation variables a caller may set: PREVIEW_* are Hutch's own. */
+export function checkEnvironmentVariables(variables: Record<string, string> | undefined): void {
+  for (const key of Object.keys(variables ?? {}))
+    if (key.startsWith('PREVIEW_')) throw invalidArgument(`variables.${key}: PREVIEW_* variables are set by Hutch`);
+}
+
 /**
  * An environment's source tree on the server (`<dataDir>/environments/<id>/src`): an uploaded
  * archive extracted, or a git checkout. Only what the Compose project needs is read from it (the
@@ -110,7 +121,7 @@ export async function fetchGit(url: string, ref: string, dir: string, options: G
     return { sha: (await git('rev-parse', 'HEAD')).trim() };
   } catch (err) {
     const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-2).join(' ');
-    throw invalidArgument(`source.git: could not fetch ${ref} from ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${detail}`);
+    throw invalidArgument(`source.git: could not fetch ${ref} from ${redactUrlCredentials(url)}: ${detail}`);
   }
 }
 

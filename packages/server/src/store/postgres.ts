@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import { postgresTextPlugin } from './dialect.js';
-import { redactStoreUrl } from './store-url.js';
+import { redactStoreUrl, storeUrlPassword } from './store-url.js';
 import type { Schema } from './database.js';
 
 /** Where the store reports connection trouble (a pino logger fits). */
@@ -31,7 +31,7 @@ export function connectionConfig(url: string, applicationName = 'hutch'): pg.Cli
 
 /** An error that talked to PostgreSQL, with the URL's password redacted wherever it appears. */
 export function storeError(url: string, what: string, err: unknown): Error {
-  const secret = /:\/\/[^:@/]*:([^@]*)@/.exec(url)?.[1];
+  const secret = storeUrlPassword(url);
   let message = err instanceof Error ? err.message : String(err);
   if (secret) message = message.split(secret).join('***');
   return new Error(`${what} (${redactStoreUrl(url)}): ${message}`, { cause: err });

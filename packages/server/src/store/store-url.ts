@@ -35,6 +35,15 @@ export function parseStoreUrl(text: string, field = '--store'): StoreLocation {
   throw new Error(`${field}: unsupported scheme "${scheme}://" (sqlite:// or postgres://)`);
 }
 
+/** The password in `user:password@` of a store URL (up to the last '@', as redactStoreUrl cuts it), or null. */
+export function storeUrlPassword(text: string): string | null {
+  const start = text.indexOf('://');
+  const at = text.lastIndexOf('@');
+  if (start < 0 || at <= start) return null;
+  const colon = text.indexOf(':', start + 3);
+  return colon >= 0 && colon < at && at > colon + 1 ? text.slice(colon + 1, at) : null;
+}
+
 /**
  * The URL with its password (and any `password=` query parameter) replaced by `***`: what logs,
  * errors and /v1/info show.

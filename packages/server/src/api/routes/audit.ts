@@ -85,6 +85,12 @@ export function parseTime(text: string, field: string, now = Date.now()): Date {
   return new Date(t);
 }
 
+/** A list cursor as the server issued it (`nextCursor`: an entry id). */
+export function parseCursor(text: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(text)) throw invalidArgument('cursor: not a cursor this server issued (use nextCursor)');
+  return Number(text);
+}
+
 /** `ok`, `error`, a status (`404`) or an error code (`not_found`). */
 export function parseOutcome(text: string): AuditOutcome {
   if (text === 'ok' || text === 'success') return { kind: 'ok' };
@@ -153,11 +159,7 @@ export function auditRoutes(services: Services): FastifyPluginAsyncZod {
           const { cursor: _c, format: _f, ...rest } = q;
           return exportLines(services, req, reply, rest);
         }
-        let before: number | undefined;
-        if (q.cursor !== undefined) {
-          if (!/^[1-9]\d{0,15}$/.test(q.cursor)) throw invalidArgument('cursor: not a cursor this server issued (use nextCursor)');
-          before = Number(q.cursor);
-        }
+        const before = q.cursor !== undefined ? parseCursor(q.cursor) : undefined;
         const limit = q.limit ?? 100;
         const entries = await services.audit.list(callerOf(req), filterOf(q), { limit, ...(before !== undefined ? { before } : {}) });
         const last = entries[entries.length - 1];

@@ -1,13 +1,13 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DELIVERY_OUTCOMES, type DeliveryRecord, type PreviewRecord, type ProjectRecord } from '../../core/hooks.js';
-import { invalidArgument } from '../../core/errors.js';
 import { listScope } from '../../core/tenancy.js';
 import { callerOf } from '../caller.js';
 import { auditTarget } from '../audit.js';
 import { ErrorBody } from '../schemas.js';
 import type { Services } from '../services.js';
-import { parseTime } from './audit.js';
+import { parseCursor, parseTime } from './audit.js';
+import { redactUrlCredentials } from '../../environments/workspace.js';
 
 /**
  * Git hosting webhooks (core/hook-service.ts, core/preview-service.ts). The receivers
@@ -59,7 +59,7 @@ const ProjectJson = z.object({
 function projectJson(p: ProjectRecord): z.infer<typeof ProjectJson> {
   return {
     ...p,
-    cloneUrl: p.cloneUrl?.replace(/\/\/[^@/]*@/, '//***@') ?? null,
+    cloneUrl: p.cloneUrl === null ? null : redactUrlCredentials(p.cloneUrl),
     variables: Object.keys(p.variables),
     createdAt: p.createdAt.toISOString(),
   };
@@ -207,11 +207,7 @@ export function hookRoutes(services: Services): FastifyPluginAsyncZod {
       },
       async (req) => {
         const q = req.query;
-        let before: number | undefined;
-        if (q.cursor !== undefined) {
-          if (!/^[1-9]\d{0,15}$/.test(q.cursor)) throw invalidArgument('cursor: not a cursor this server issued (use nextCursor)');
-          before = Number(q.cursor);
-        }
+        const before = q.cursor !== undefined ? parseCursor(q.cursor) : undefined;
         const limit = q.limit ?? 100;
         const deliveries = await services.hooks.listDeliveries({
           tenant: listScope(callerOf(req), q.tenant),

@@ -432,9 +432,11 @@ export class KubernetesProvider implements Provider, ClaimAwareProvider, WarmPoo
   }
 
   agentEndpoint(id: string): AgentEndpoint {
-    const ip = this.watch.pod(id)?.status?.podIP;
+    const pod = this.watch.pod(id);
+    const ip = pod?.status?.podIP;
     if (!ip) throw new HutchError('unavailable', `sandbox ${id} has no pod IP (its pod is not running)`);
-    return this.access.endpoint(podName(id), ip, AGENT_TCP_PORT, this.token(id));
+    // A pod claimed from an agent-sandbox warm pool keeps the name the controller gave it.
+    return this.access.endpoint(pod?.metadata?.name ?? podName(id), ip, AGENT_TCP_PORT, this.token(id));
   }
 
   /** Deletes the pod at once (grace 0: the kubelet kills its containers); idempotent. */
